@@ -1,0 +1,1 @@
+/* app.c - placeholder until implemented. */

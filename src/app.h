@@ -1,0 +1,43 @@
+/* app.h - the loop's context: everything the daemon owns, in one place.
+ * There is no other mutable global state. */
+#ifndef WR_APP_H
+#define WR_APP_H
+
+#include <stdbool.h>
+#include <uv.h>
+#include "config.h"
+#include "dns.h"
+#include "docker_watch.h"
+#include "forward.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "log.h"
+#include "routes.h"
+
+struct app {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct logger log;
+    struct dns *dns;
+    struct http_client *http;
+    struct route_table *routes;
+    struct forwarder *fwd;
+    struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
+    size_t nwatchers;
+    struct http_server *server;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool stopping;
+    int exit_code;
+};
+
+/* Builds every part and starts listening / watching. Returns 0 or a negative
+ * errno (already logged). */
+int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg);
+/* Graceful stop: stop accepting, drain forwards, close everything. The loop
+ * then runs out and uv_run returns. */
+void app_stop(struct app *a);
+/* Frees what is left after uv_run returned. */
+void app_free(struct app *a);
+
+#endif

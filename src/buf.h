@@ -1,0 +1,37 @@
+/* buf.h - a growable byte buffer, always NUL-terminated.
+ *
+ * Memory exhaustion aborts the process (see xmalloc): a daemon that cannot
+ * allocate a few hundred bytes cannot do anything useful, and failing loudly
+ * keeps every caller free of error paths that would never be tested. */
+#ifndef WR_BUF_H
+#define WR_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+    char *data;   /* NULL until the first append; then always NUL-terminated */
+    size_t len;
+    size_t cap;
+};
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);                 /* len = 0, keeps memory */
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_putc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_consume(struct buf *b, size_t n);     /* drop the first n bytes */
+const char *buf_cstr(const struct buf *b);     /* "" when empty */
+char *buf_steal(struct buf *b);                /* caller frees; b is reset to empty */
+
+#endif

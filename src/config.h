@@ -1,0 +1,48 @@
+/* config.h - settings from the environment and command-line flags.
+ *
+ * Every SPEC variable is also a flag: LISTEN_PORT <-> --listen-port VALUE
+ * (or --listen-port=VALUE). Flags win over the environment. Parsing is pure:
+ * the environment is passed in, nothing is read behind the caller's back. */
+#ifndef WR_CONFIG_H
+#define WR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "log.h"
+
+struct config {
+    char *listen_addr;
+    int listen_port;
+    char *docker_host;          /* comma-separated list, as given */
+    char *label_prefix;
+    int cache_ttl_secs;
+    enum log_level log_level;
+    enum log_format log_format;
+    char *webhook_token;        /* NULL when unset */
+    char *webhook_hmac_secret;  /* NULL when unset */
+    int forward_timeout_secs;
+    int forward_retries;
+    int forward_concurrency;
+    int forward_queue_max;
+    int debounce_ms;
+    char *tls_ca_file;          /* NULL: system bundle */
+    bool tls_insecure;
+    size_t max_body_bytes;
+};
+
+enum config_action {
+    CONFIG_RUN,          /* start the daemon */
+    CONFIG_HEALTHCHECK,  /* `webhook-router healthcheck` */
+    CONFIG_EXIT_OK,      /* --help / --version printed */
+    CONFIG_ERROR,        /* err holds one line naming the variable */
+};
+
+void config_defaults(struct config *c);
+/* envp: NULL-terminated "NAME=value" array (main passes environ).
+ * out receives --help / --version text. */
+enum config_action config_parse(struct config *c, int argc, char **argv, char *const *envp,
+                                FILE *out, char *err, size_t errlen);
+void config_free(struct config *c);
+
+#endif

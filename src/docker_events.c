@@ -1,0 +1,1 @@
+/* docker_events.c - placeholder until implemented. */

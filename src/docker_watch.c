@@ -1,0 +1,1 @@
+/* docker_watch.c - placeholder until implemented. */

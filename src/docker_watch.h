@@ -1,0 +1,45 @@
+/* docker_watch.h - keeps the route table exact for one Docker engine.
+ *
+ * Start-up and every reconnect: GET /version (negotiate the API version),
+ * subscribe to /events, and once the subscription is live list
+ * /containers/json?all=1 with a label filter; events that arrive while the
+ * list is in flight are buffered and replayed on top of it, so no change in
+ * between is lost. Then container create/destroy events update the table.
+ * On EOF or error the last map is kept and the watcher reconnects with
+ * backoff (0.5 s doubling to 30 s), then resyncs completely.
+ * Only GET requests, ever. */
+#ifndef WR_DOCKER_WATCH_H
+#define WR_DOCKER_WATCH_H
+
+#include <stdbool.h>
+#include <uv.h>
+#include "http_client.h"
+#include "log.h"
+#include "routes.h"
+
+struct docker_watch_opts {
+    const char *docker_host;      /* one entry: "unix:///…" or "tcp://host:port" */
+    const char *label_prefix;
+    int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
+    struct route_table *routes;
+    struct http_client *http;
+    const struct logger *log;
+};
+
+struct docker_watch;
+
+struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch_opts *opts);
+/* Begins connecting; failures are retried forever with backoff. Returns 0
+ * or -EINVAL for an unusable docker_host. */
+int docker_watch_start(struct docker_watch *w);
+/* true once the first full sync completed (stays true across reconnects). */
+bool docker_watch_synced(const struct docker_watch *w);
+/* "connecting", "syncing", "live", "reconnecting" */
+const char *docker_watch_state(const struct docker_watch *w);
+/* Last connection problem, e.g. "connect unix:///var/run/docker.sock: no such file or directory"; NULL if none. */
+const char *docker_watch_last_error(const struct docker_watch *w);
+const char *docker_watch_host(const struct docker_watch *w);
+/* Stops and frees (asynchronously; handles are closed by the loop). */
+void docker_watch_close(struct docker_watch *w);
+
+#endif

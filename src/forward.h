@@ -1,0 +1,46 @@
+/* forward.h - delivering redeploy POSTs to route URLs.
+ *
+ * The webhook handler hands each (event, url) pair to forward_submit and
+ * answers the registry at once; from then on delivery is this module's
+ * responsibility. Bounded: FORWARD_CONCURRENCY in flight, FORWARD_QUEUE_MAX
+ * waiting. One log line per outcome (target redacted, status, duration). */
+#ifndef WR_FORWARD_H
+#define WR_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+#include "http_client.h"
+#include "log.h"
+#include "payload.h"
+
+struct forward_opts {
+    int timeout_secs;      /* per attempt */
+    int retries;           /* attempts after the first (issue 3) */
+    int concurrency;
+    int queue_max;
+    int debounce_ms;       /* issue 3 */
+};
+
+struct forwarder;
+
+struct forwarder *forward_new(uv_loop_t *loop, struct http_client *http, const struct logger *lg,
+                              const struct forward_opts *opts);
+/* true if n more submissions would be accepted right now. The webhook
+ * handler checks this before accepting, so nothing accepted is dropped. */
+bool forward_has_room(const struct forwarder *f, size_t n);
+/* Queues a POST of the event to url. Returns 0, -EAGAIN when the queue is
+ * full, -EINVAL when the url cannot be used (logged). Copies what it needs. */
+int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev);
+size_t forward_queued(const struct forwarder *f);
+size_t forward_in_flight(const struct forwarder *f);
+/* Shutdown: accept nothing more, let queued and in-flight forwards finish
+ * (each bounded by its timeout), then call done once. */
+void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud);
+void forward_free(struct forwarder *f);   /* only after drain completed or loop stopped */
+
+/* The JSON body of a forward (pure; exposed for tests):
+ * {"repository":…,"tag":…,"digest":…,"registry":…,"event_id":…} */
+void forward_build_body(struct buf *out, const struct push_event *ev);
+
+#endif

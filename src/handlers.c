@@ -1,0 +1,1 @@
+/* handlers.c - placeholder until implemented. */

@@ -1,0 +1,68 @@
+/* http_client.h - non-blocking HTTP/1.1 client over TCP or a unix socket.
+ *
+ * One code path serves both the Docker watcher (GET over the Docker socket,
+ * including the endless chunked /events stream) and the forwarder (POST to
+ * webhook URLs). The response is parsed with llhttp, so chunked and
+ * content-length bodies arrive de-framed. */
+#ifndef WR_HTTP_CLIENT_H
+#define WR_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "dns.h"
+#include "log.h"
+
+struct http_endpoint {
+    char *unix_path;      /* non-NULL: connect to this unix socket */
+    char *host;           /* else: DNS name or numeric address */
+    uint16_t port;
+    bool tls;             /* https (not yet supported: fails with -EPROTONOSUPPORT) */
+};
+
+struct http_client_opts {
+    const char *method;         /* "GET", "POST" */
+    const char *host_header;    /* value of Host: */
+    const char *path;           /* request target, e.g. "/v1.41/events?..." */
+    const char *headers;        /* extra raw header lines "Name: value\r\n", or NULL */
+    const char *body;           /* NULL for none */
+    size_t body_len;
+    uint64_t connect_timeout_ms;  /* DNS + connect; 0 = none */
+    uint64_t response_timeout_ms; /* from connect until the whole response; 0 = none (streams) */
+    /* Called once with the status when the response head is complete;
+     * optional. get_header looks a response header up (case-insensitive). */
+    void (*on_head)(void *ud, int status, const char *(*get_header)(void *ctx, const char *name),
+                    void *ctx);
+    /* Called with de-framed body bytes as they arrive. When NULL the body is
+     * collected (up to max_body bytes, else the call fails with -E2BIG) and
+     * handed to on_done. */
+    void (*on_body)(void *ud, const char *data, size_t len);
+    size_t max_body;
+    /* Called exactly once, unless the call was cancelled: err is 0 when a
+     * complete response was read, else a negative errno (-ECONNREFUSED,
+     * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for
+     * an unknown host, ...). status is 0 when no response head arrived. */
+    void (*on_done)(void *ud, int err, int status, const char *body, size_t body_len);
+    void *ud;
+};
+
+struct http_client;
+struct http_call;
+
+struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const struct logger *lg);
+/* Starts a request. Never calls on_done re-entrantly from inside this call.
+ * The opts strings are copied. */
+struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
+                                      const struct http_client_opts *opts);
+/* on_done will not be called; resources are released asynchronously. */
+void http_call_cancel(struct http_call *call);
+/* Cancels every call; frees itself once all handles are closed. */
+void http_client_close(struct http_client *c);
+
+/* "unix:///var/run/docker.sock" or "tcp://host:port" -> endpoint.
+ * Returns 0 or -EINVAL (err says why). Pure. */
+int http_endpoint_parse_docker_host(const char *s, struct http_endpoint *ep, const char **err);
+void http_endpoint_free(struct http_endpoint *ep);
+
+#endif

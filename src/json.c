@@ -1,0 +1,86 @@
+/* json.c - JSON string escaping. */
+#include "json.h"
+
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence starting at s (at most n bytes), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned int cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* Reject overlong forms, surrogates and values past U+10FFFF. */
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+void json_put_strn(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    buf_reserve(b, n + 2);
+    buf_putc(b, '"');
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        /* Copy plain ASCII in one go: it is by far the common case. */
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            buf_append(b, p + i, run - i);
+            i = run;
+            continue;
+        }
+        unsigned char c = p[i];
+        if (c == '"') { buf_puts(b, "\\\""); i++; }
+        else if (c == '\\') { buf_puts(b, "\\\\"); i++; }
+        else if (c == '\n') { buf_puts(b, "\\n"); i++; }
+        else if (c == '\r') { buf_puts(b, "\\r"); i++; }
+        else if (c == '\t') { buf_puts(b, "\\t"); i++; }
+        else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, esc, sizeof esc);
+            i++;
+        } else {
+            size_t len = utf8_seq_len(p + i, n - i);
+            if (len == 0) {
+                buf_puts(b, "\\ufffd");
+                i++;
+            } else {
+                buf_append(b, p + i, len);
+                i += len;
+            }
+        }
+    }
+    buf_putc(b, '"');
+}
+
+void json_put_str(struct buf *b, const char *s)
+{
+    if (!s) {
+        buf_puts(b, "null");
+        return;
+    }
+    json_put_strn(b, s, strlen(s));
+}
+
+void json_put_key(struct buf *b, const char *key, int *first)
+{
+    if (*first) *first = 0;
+    else buf_putc(b, ',');
+    buf_putc(b, '"');
+    buf_puts(b, key);
+    buf_puts(b, "\":");
+}

@@ -1,0 +1,19 @@
+/* json.h - writing JSON text. Parsing is jansson's job; building our small
+ * responses and log lines by hand is faster and keeps key order stable. */
+#ifndef WR_JSON_H
+#define WR_JSON_H
+
+#include <stddef.h>
+#include "buf.h"
+
+/* Appends s (n bytes) as a quoted JSON string. Control characters, quotes and
+ * backslashes are escaped; invalid UTF-8 bytes become U+FFFD so the output is
+ * always valid JSON whatever the input. */
+void json_put_strn(struct buf *b, const char *s, size_t n);
+void json_put_str(struct buf *b, const char *s);   /* NULL writes null */
+
+/* Appends `"key":` (key is trusted, not escaped) - with a leading comma
+ * unless *first is set, which it then clears. */
+void json_put_key(struct buf *b, const char *key, int *first);
+
+#endif

@@ -1,0 +1,114 @@
+/* log.c - JSON-lines / text logging with URL redaction. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "json.h"
+#include "url.h"
+
+static const char *const level_names[] = {"trace", "debug", "info", "warn", "error"};
+
+void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd)
+{
+    lg->level = level;
+    lg->format = format;
+    lg->fd = fd;
+}
+
+int log_enabled(const struct logger *lg, enum log_level level)
+{
+    return lg && level >= lg->level;
+}
+
+const char *log_level_name(enum log_level level)
+{
+    return level_names[level];
+}
+
+static void put_ts(struct buf *out, long long ts_ms)
+{
+    time_t secs = (time_t)(ts_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    buf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts_ms % 1000));
+}
+
+/* Text values are quoted only when they would be ambiguous to a reader. */
+static void put_text_value(struct buf *out, const char *s)
+{
+    int plain = *s != '\0';
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20) plain = 0;
+    if (plain) buf_puts(out, s);
+    else json_put_str(out, s);
+}
+
+void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
+                     enum log_level level, const char *msg,
+                     const struct log_field *fields, size_t nfields)
+{
+    struct buf tmp;
+    buf_init(&tmp);
+    if (format == LOG_FORMAT_JSON) {
+        buf_puts(out, "{\"ts\":\"");
+        put_ts(out, ts_ms);
+        buf_printf(out, "\",\"level\":\"%s\",\"msg\":", level_names[level]);
+        json_put_str(out, msg);
+    } else {
+        put_ts(out, ts_ms);
+        buf_printf(out, " %-5s %s", level_names[level], msg);
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        const struct log_field *f = &fields[i];
+        const char *sval = NULL;
+        char num[32];
+        if ((f->type == LF_STR || f->type == LF_URL) && !f->s) continue;
+        switch (f->type) {
+        case LF_STR: sval = f->s; break;
+        case LF_URL:
+            buf_reset(&tmp);
+            url_redact(&tmp, f->s);
+            sval = buf_cstr(&tmp);
+            break;
+        case LF_INT: snprintf(num, sizeof num, "%lld", f->i); break;
+        case LF_BOOL: snprintf(num, sizeof num, "%s", f->i ? "true" : "false"); break;
+        }
+        if (format == LOG_FORMAT_JSON) {
+            buf_putc(out, ',');
+            json_put_str(out, f->key);
+            buf_putc(out, ':');
+            if (sval) json_put_str(out, sval);
+            else buf_puts(out, num);
+        } else {
+            buf_printf(out, " %s=", f->key);
+            put_text_value(out, sval ? sval : num);
+        }
+    }
+    if (format == LOG_FORMAT_JSON) buf_putc(out, '}');
+    buf_putc(out, '\n');
+    buf_free(&tmp);
+}
+
+void log_write(const struct logger *lg, enum log_level level, const char *msg,
+               const struct log_field *fields, size_t nfields)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    struct buf line;
+    buf_init(&line);
+    log_format_line(&line, lg->format, ms, level, msg, fields, nfields);
+    size_t off = 0;
+    while (off < line.len) {
+        ssize_t n = write(lg->fd, line.data + off, line.len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   /* nowhere to report a failing log sink */
+        off += (size_t)n;
+    }
+    buf_free(&line);
+}

@@ -1,0 +1,1 @@
+/* payload.c - placeholder until implemented. */

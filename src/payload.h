@@ -1,0 +1,44 @@
+/* payload.h - turning a webhook body into push events.
+ *
+ * payload.c detects the format and dispatches to one payload_<format>.c per
+ * source; each produces the same struct push_event. Pure: no I/O. */
+#ifndef WR_PAYLOAD_H
+#define WR_PAYLOAD_H
+
+#include <stddef.h>
+#include "buf.h"
+
+struct push_event {
+    const char *format;   /* static string: "distribution", ... */
+    char *id;             /* registry's event id; NULL when it has none */
+    char *registry;       /* "host[:port]" as the registry named itself; NULL if unknown */
+    char *repository;
+    char *tag;
+    char *digest;
+    char *ignored;        /* NULL: a push to route. Else why it is ignored. */
+};
+
+struct payload {
+    const char *format;
+    struct push_event *events;
+    size_t n;
+};
+
+/* Header values that help detection; any may be NULL. */
+struct payload_hints {
+    const char *content_type;
+    const char *github_event;
+    const char *gitea_event;
+    const char *gitlab_event;
+};
+
+/* Returns 0, or -EINVAL with a message in err (e.g. "body is not valid JSON:
+ * ...", "unknown payload format: ..."). out is always safe to payload_free. */
+int payload_parse(const char *body, size_t len, const struct payload_hints *hints,
+                  struct payload *out, struct buf *err);
+void payload_free(struct payload *p);
+
+/* Helpers for the per-format parsers. */
+struct push_event *payload_add_event(struct payload *p, const char *format);
+
+#endif

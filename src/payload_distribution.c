@@ -1,0 +1,1 @@
+/* payload_distribution.c - placeholder until implemented. */

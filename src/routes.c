@@ -1,0 +1,1 @@
+/* routes.c - placeholder until implemented. */

@@ -1,0 +1,74 @@
+/* routes.h - the label map: which webhook URLs want which image.
+ *
+ * Sources (a container or a service on an engine) carry labels; each source
+ * yields zero or more routes (image x url x tag glob). The table is keyed by
+ * (engine, source id) so create/destroy events and full resyncs update it
+ * exactly. Identical routes from many sources (replicas) match once. */
+#ifndef WR_ROUTES_H
+#define WR_ROUTES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "log.h"
+#include "match.h"
+#include "payload.h"
+
+struct route {
+    char *image;          /* as written in the label */
+    struct repo_ref ref;
+    char *url;            /* secret: never log it without F_URL */
+    char *tag_glob;       /* NULL: every tag */
+};
+
+/* Parses one source's labels (a JSON object of string values; other keys are
+ * ignored). Returns the number of routes written to *out (caller frees with
+ * route_list_free), 0 when the source has no `<prefix>.image` label, or
+ * -EINVAL with a reason in err (never containing the URL). Pure. */
+int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
+                       char *err, size_t errlen);
+void route_list_free(struct route *r, size_t n);
+
+struct route_source {
+    const char *engine;   /* DOCKER_HOST entry it came from */
+    const char *kind;     /* "container" or "service" */
+    const char *id;
+    const char *name;     /* may be NULL */
+    const char *stack;    /* compose project / stack namespace; may be NULL */
+};
+
+struct route_table;
+
+struct route_table *routes_new(void);
+void routes_free(struct route_table *t);
+
+/* Sets the routes of a source from its labels, replacing what it had.
+ * Malformed labels: the source keeps no routes and one warn is logged (once
+ * per distinct problem, so resyncs do not repeat it). Returns the number of
+ * routes the source now has, or -EINVAL. */
+int routes_put(struct route_table *t, const struct route_source *src, json_t *labels,
+               const char *prefix, const struct logger *lg);
+/* Returns true if the source existed. */
+bool routes_remove(struct route_table *t, const char *engine, const char *id);
+
+/* Full resync of one engine without a window where a route is missing:
+ * routes_mark(engine), then routes_put every listed source, then
+ * routes_sweep(engine) drops the sources that were not put since the mark. */
+void routes_mark(struct route_table *t, const char *engine);
+size_t routes_sweep(struct route_table *t, const char *engine);
+
+/* Distinct target URLs of every route matching the event. The strings stay
+ * valid until the table is next modified. Returns how many (capped at max). */
+size_t routes_match(struct route_table *t, const struct push_event *ev,
+                    const char **urls, size_t max);
+
+size_t routes_count(const struct route_table *t);        /* distinct routes */
+size_t routes_source_count(const struct route_table *t);
+
+/* Iteration for /routes and tests: calls fn for every distinct route with
+ * the sources that carry it. */
+typedef void (*routes_visit_fn)(void *ud, const struct route *r,
+                                const struct route_source *const *sources, size_t nsources);
+void routes_foreach(struct route_table *t, routes_visit_fn fn, void *ud);
+
+#endif

@@ -1,0 +1,1 @@
+/* url.c - placeholder until implemented. */

@@ -1,0 +1,31 @@
+/* url.h - parsing and redacting http(s) URLs. Pure functions, no I/O. */
+#ifndef WR_URL_H
+#define WR_URL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "buf.h"
+
+struct url {
+    bool tls;            /* https */
+    char *host;          /* lower-cased; IPv6 without brackets */
+    uint16_t port;       /* explicit or the scheme's default */
+    char *path;          /* path and query, starting with '/'; "/" when absent */
+    char *authority;     /* what goes into the Host header, e.g. "host:8080" or "[::1]:80" */
+};
+
+/* Parses an absolute http:// or https:// URL. Userinfo is refused (a token
+ * belongs in the path, where redaction hides it). Returns 0 or -EINVAL and,
+ * when err is not NULL, a short reason. */
+int url_parse(const char *s, struct url *u, const char **err);
+void url_free(struct url *u);
+
+/* Appends s to out with its secrets hidden: userinfo, the last path segment
+ * and the query string become "***". Works on anything (even non-URLs), so a
+ * malformed label value is redacted too. */
+void url_redact(struct buf *out, const char *s);
+
+/* Appends s percent-encoded (RFC 3986 unreserved characters kept). */
+void url_encode(struct buf *out, const char *s);
+
+#endif

@@ -1,1 +1,159 @@
-/* app.c - placeholder until implemented. */
+/* app.c - building, starting and stopping the daemon's parts.
+ *
+ * Shutdown order matters: stop accepting webhooks, let the forwarder drain
+ * what was already accepted (each forward bounded by its timeout), then close
+ * the watchers, the HTTP client and the resolver. When the last handle is
+ * closed uv_run returns. */
+#include "app.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+
+/* Limits of the listener that the SPEC leaves to us. */
+#define MAX_HEADER_BYTES (16 * 1024)
+#define REQUEST_TIMEOUT_MS (10 * 1000)
+#define IDLE_TIMEOUT_MS (60 * 1000)
+#define MAX_CONNECTIONS 8192
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct app *a = h->data;
+    LOG(&a->log, LOG_INFO, "shutting down", F_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
+        F_INT("queued", forward_queued(a->fwd)), F_INT("in_flight", forward_in_flight(a->fwd)));
+    app_stop(a);
+}
+
+static int start_watchers(struct app *a)
+{
+    const struct config *c = a->cfg;
+    char *list = xstrdup(c->docker_host);
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        struct docker_watch_opts o = {
+            .docker_host = tok,
+            .label_prefix = c->label_prefix,
+            .cache_ttl_secs = c->cache_ttl_secs,
+            .routes = a->routes,
+            .http = a->http,
+            .log = &a->log,
+        };
+        struct docker_watch *w = docker_watch_new(a->loop, &o);
+        a->watchers = xrealloc(a->watchers, (a->nwatchers + 1) * sizeof *a->watchers);
+        a->watchers[a->nwatchers++] = w;
+        int rc = docker_watch_start(w);
+        if (rc < 0) {
+            LOG(&a->log, LOG_ERROR, "invalid DOCKER_HOST entry", F_STR("engine", tok));
+            free(list);
+            return rc;
+        }
+    }
+    free(list);
+    return 0;
+}
+
+int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
+{
+    memset(a, 0, sizeof *a);
+    a->loop = loop;
+    a->cfg = cfg;
+    logger_init(&a->log, cfg->log_level, cfg->log_format, 1);
+
+    LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
+        F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
+        F_STR("docker_host", cfg->docker_host), F_STR("label_prefix", cfg->label_prefix));
+    if (!cfg->webhook_token && !cfg->webhook_hmac_secret)
+        LOG(&a->log, LOG_WARN,
+            "webhook authentication is off: anyone who can reach the port can trigger "
+            "redeploys; set WEBHOOK_TOKEN or WEBHOOK_HMAC_SECRET");
+
+    a->dns = dns_new(loop, &a->log);
+    a->http = http_client_new(loop, a->dns, &a->log);
+    a->routes = routes_new();
+    struct forward_opts fo = {
+        .timeout_secs = cfg->forward_timeout_secs,
+        .retries = cfg->forward_retries,
+        .concurrency = cfg->forward_concurrency,
+        .queue_max = cfg->forward_queue_max,
+        .debounce_ms = cfg->debounce_ms,
+    };
+    a->fwd = forward_new(loop, a->http, &a->log, &fo);
+
+    struct http_server_opts so = {
+        .addr = cfg->listen_addr,
+        .port = cfg->listen_port,
+        .max_header_bytes = MAX_HEADER_BYTES,
+        .max_body_bytes = cfg->max_body_bytes,
+        .request_timeout_ms = REQUEST_TIMEOUT_MS,
+        .idle_timeout_ms = IDLE_TIMEOUT_MS,
+        .max_connections = MAX_CONNECTIONS,
+        .handler = handlers_dispatch,
+        .ud = a,
+        .log = &a->log,
+    };
+    a->server = http_server_new(loop, &so);
+    int rc = http_server_listen(a->server);
+    if (rc < 0) {
+        LOG(&a->log, LOG_ERROR, "cannot listen", F_STR("listen_addr", cfg->listen_addr),
+            F_INT("listen_port", cfg->listen_port), F_STR("error", uv_strerror(rc)));
+        return rc;
+    }
+    LOG(&a->log, LOG_INFO, "listening", F_STR("listen_addr", cfg->listen_addr),
+        F_INT("listen_port", http_server_port(a->server)));
+
+    rc = start_watchers(a);
+    if (rc < 0) return rc;
+
+    uv_signal_init(loop, &a->sigterm);
+    uv_signal_init(loop, &a->sigint);
+    a->sigterm.data = a;
+    a->sigint.data = a;
+    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+static void close_rest(struct app *a)
+{
+    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i]);
+    a->nwatchers = 0;
+    if (a->server) http_server_close(a->server, NULL, NULL);
+    a->server = NULL;
+    if (a->http) http_client_close(a->http);
+    a->http = NULL;
+    if (a->dns) dns_close(a->dns);
+    a->dns = NULL;
+    if (uv_is_active((uv_handle_t *)&a->sigterm) || a->sigterm.data) {
+        uv_close((uv_handle_t *)&a->sigterm, NULL);
+        uv_close((uv_handle_t *)&a->sigint, NULL);
+        a->sigterm.data = NULL;
+    }
+}
+
+static void on_drained(void *ud)
+{
+    struct app *a = ud;
+    LOG(&a->log, LOG_INFO, "stopped");
+    close_rest(a);
+}
+
+void app_stop(struct app *a)
+{
+    if (a->stopping) return;
+    a->stopping = true;
+    if (a->server) http_server_stop(a->server);
+    if (a->fwd) forward_drain(a->fwd, on_drained, a);
+    else on_drained(a);
+}
+
+void app_free(struct app *a)
+{
+    if (a->fwd) forward_free(a->fwd);
+    routes_free(a->routes);
+    free(a->watchers);
+    memset(a, 0, sizeof *a);
+}

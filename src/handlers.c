@@ -1,1 +1,233 @@
-/* handlers.c - placeholder until implemented. */
+/* handlers.c - the routing layer: paths to handlers.
+ *
+ * The webhook handler is the one place where the data flow meets:
+ * payload -> push events -> route lookup -> forward queue. It answers before
+ * any forward happens; from the 202 on, delivery is the forwarder's job. */
+#include "handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "auth.h"
+#include "json.h"
+#include "payload.h"
+
+/* Targets looked up per event; more distinct URLs for one image is not a
+ * deployment, it is a mistake, and the summary says how many were cut. */
+#define MAX_TARGETS 64
+
+static void method_not_allowed(struct http_response *res, const char *allow)
+{
+    http_response_error(res, 405, "method not allowed");
+    buf_printf(&res->headers, "Allow: %s\r\n", allow);
+}
+
+static void handle_health(struct app *a, struct http_response *res)
+{
+    (void)a;
+    res->status = 200;
+    buf_puts(&res->body, "{\"status\":\"ok\"}");
+}
+
+static void handle_ready(struct app *a, struct http_response *res)
+{
+    bool ready = a->nwatchers > 0;
+    const char *reason = NULL;
+    struct buf engines;
+    buf_init(&engines);
+    for (size_t i = 0; i < a->nwatchers; i++) {
+        struct docker_watch *w = a->watchers[i];
+        int first = 1;
+        buf_puts(&engines, i ? ",{" : "{");
+        json_put_key(&engines, "engine", &first);
+        json_put_str(&engines, docker_watch_host(w));
+        json_put_key(&engines, "state", &first);
+        json_put_str(&engines, docker_watch_state(w));
+        json_put_key(&engines, "synced", &first);
+        buf_puts(&engines, docker_watch_synced(w) ? "true" : "false");
+        if (docker_watch_last_error(w)) {
+            json_put_key(&engines, "error", &first);
+            json_put_str(&engines, docker_watch_last_error(w));
+        }
+        buf_putc(&engines, '}');
+        if (!docker_watch_synced(w)) {
+            ready = false;
+            if (!reason) reason = docker_watch_last_error(w);
+        }
+    }
+    res->status = ready ? 200 : 503;
+    int first = 1;
+    buf_putc(&res->body, '{');
+    json_put_key(&res->body, "status", &first);
+    json_put_str(&res->body, ready ? "ready" : "not ready");
+    if (!ready) {
+        char why[512];
+        snprintf(why, sizeof why, "docker not synced yet%s%s", reason ? ": " : "",
+                 reason ? reason : "");
+        json_put_key(&res->body, "reason", &first);
+        json_put_str(&res->body, why);
+    }
+    json_put_key(&res->body, "docker", &first);
+    buf_putc(&res->body, '[');
+    buf_append(&res->body, engines.data, engines.len);
+    buf_puts(&res->body, "]}");
+    buf_free(&engines);
+}
+
+static int check_auth(struct app *a, const struct http_request *req, const char *path_token,
+                      struct http_response *res)
+{
+    const char *why;
+    struct auth_input in = {
+        .authorization = http_request_header(req, "authorization"),
+        .path_token = path_token,
+        .hub_signature = http_request_header(req, "x-hub-signature-256"),
+        .gitea_signature = http_request_header(req, "x-gitea-signature"),
+        .body = req->body,
+        .body_len = req->body_len,
+    };
+    if (auth_check(a->cfg->webhook_token, a->cfg->webhook_hmac_secret, &in, &why) == 0) return 0;
+    LOG(&a->log, LOG_WARN, "webhook unauthorized", F_STR("peer", req->peer), F_STR("error", why));
+    http_response_error(res, 401, why);
+    return -1;
+}
+
+static void put_event_head(struct buf *b, const struct push_event *ev, int *first)
+{
+    json_put_key(b, "id", first);
+    json_put_str(b, ev->id);
+    json_put_key(b, "repository", first);
+    json_put_str(b, ev->repository);
+    json_put_key(b, "tag", first);
+    json_put_str(b, ev->tag);
+}
+
+static void handle_webhook(struct app *a, const struct http_request *req, const char *path_token,
+                           struct http_response *res)
+{
+    if (check_auth(a, req, path_token, res) < 0) return;
+
+    struct payload_hints hints = {
+        .content_type = http_request_header(req, "content-type"),
+        .github_event = http_request_header(req, "x-github-event"),
+        .gitea_event = http_request_header(req, "x-gitea-event"),
+        .gitlab_event = http_request_header(req, "x-gitlab-event"),
+    };
+    struct payload p;
+    struct buf err;
+    buf_init(&err);
+    if (payload_parse(req->body, req->body_len, &hints, &p, &err) < 0) {
+        LOG(&a->log, LOG_WARN, "webhook rejected", F_STR("peer", req->peer),
+            F_STR("error", buf_cstr(&err)));
+        http_response_error(res, 400, buf_cstr(&err));
+        buf_free(&err);
+        return;
+    }
+    buf_free(&err);
+
+    /* Look every event up first: if the queue cannot take all of this
+     * request's forwards, take none and let the registry retry (503), so
+     * nothing that was answered 202 is ever dropped. */
+    size_t *first_target = xcalloc(p.n + 1, sizeof *first_target);
+    const char **targets = NULL;
+    size_t total = 0;
+    const char *urls[MAX_TARGETS];
+    for (size_t i = 0; i < p.n; i++) {
+        first_target[i] = total;
+        if (p.events[i].ignored) continue;
+        size_t n = routes_match(a->routes, &p.events[i], urls, MAX_TARGETS);
+        if (!n) continue;
+        targets = xrealloc(targets, (total + n) * sizeof *targets);
+        memcpy(targets + total, urls, n * sizeof *urls);
+        total += n;
+    }
+    first_target[p.n] = total;
+    if (total && (a->stopping || !forward_has_room(a->fwd, total))) {
+        LOG(&a->log, LOG_WARN, "webhook deferred: forward queue full", F_INT("targets", total),
+            F_INT("queued", forward_queued(a->fwd)));
+        http_response_error(res, 503, a->stopping ? "shutting down, retry later"
+                                                  : "forward queue full, retry later");
+        free(first_target);
+        free(targets);
+        payload_free(&p);
+        return;
+    }
+
+    struct buf *b = &res->body;
+    int top = 1;
+    buf_putc(b, '{');
+    json_put_key(b, "format", &top);
+    json_put_str(b, p.format);
+    json_put_key(b, "accepted", &top);
+    buf_printf(b, "%zu", p.n);
+    json_put_key(b, "events", &top);
+    buf_putc(b, '[');
+    for (size_t i = 0; i < p.n; i++) {
+        struct push_event *ev = &p.events[i];
+        int first = 1;
+        buf_puts(b, i ? ",{" : "{");
+        put_event_head(b, ev, &first);
+        json_put_key(b, "decision", &first);
+        if (ev->ignored) {
+            json_put_str(b, "ignored");
+            json_put_key(b, "reason", &first);
+            json_put_str(b, ev->ignored);
+            LOG(&a->log, LOG_DEBUG, "event ignored", F_STR("repository", ev->repository),
+                F_STR("event_id", ev->id), F_STR("reason", ev->ignored));
+        } else if (first_target[i + 1] == first_target[i]) {
+            json_put_str(b, "ignored");
+            json_put_key(b, "reason", &first);
+            json_put_str(b, "no route matches");
+            LOG(&a->log, LOG_INFO, "push without route", F_STR("registry", ev->registry),
+                F_STR("repository", ev->repository), F_STR("tag", ev->tag),
+                F_STR("event_id", ev->id));
+        } else {
+            size_t n = first_target[i + 1] - first_target[i];
+            for (size_t k = first_target[i]; k < first_target[i + 1]; k++)
+                forward_submit(a->fwd, targets[k], ev);
+            json_put_str(b, "forwarded");
+            json_put_key(b, "targets", &first);
+            buf_printf(b, "%zu", n);
+            LOG(&a->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
+                F_STR("repository", ev->repository), F_STR("tag", ev->tag),
+                F_STR("event_id", ev->id), F_INT("targets", n));
+        }
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]}");
+    res->status = 202;
+    free(first_target);
+    free(targets);
+    payload_free(&p);
+}
+
+void handlers_dispatch(void *ud, const struct http_request *req, struct http_response *res)
+{
+    struct app *a = ud;
+    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    bool post = strcmp(req->method, "POST") == 0;
+
+    if (strcmp(req->path, "/webhook") == 0 || strncmp(req->path, "/webhook/", 9) == 0) {
+        const char *token = req->path[8] == '/' ? req->path + 9 : NULL;
+        /* /webhook/<token> exists only when a token is configured; a stray
+         * path segment must not look like an accepted endpoint. */
+        if (token && (!a->cfg->webhook_token || !*token || strchr(token, '/'))) {
+            http_response_error(res, 404, "not found");
+            return;
+        }
+        if (!post) {
+            method_not_allowed(res, "POST");
+            return;
+        }
+        handle_webhook(a, req, token, res);
+    } else if (strcmp(req->path, "/health") == 0) {
+        if (get) handle_health(a, res);
+        else method_not_allowed(res, "GET, HEAD");
+    } else if (strcmp(req->path, "/ready") == 0) {
+        if (get) handle_ready(a, res);
+        else method_not_allowed(res, "GET, HEAD");
+    } else {
+        http_response_error(res, 404, "not found");
+    }
+}

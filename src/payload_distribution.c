@@ -1,1 +1,101 @@
-/* payload_distribution.c - placeholder until implemented. */
+/* payload_distribution.c - the CNCF distribution registry's notification
+ * envelope {"events":[...]} (also what GitLab's registry and ACR send).
+ *
+ * Only manifest pushes with a tag are pushes worth a redeploy. A docker push
+ * also notifies every blob upload and the HEAD/GET checks around them, which
+ * is most of the traffic: those are recognised and ignored cheaply. */
+#include <errno.h>
+#include <string.h>
+
+#include "payload_formats.h"
+
+static bool detect(json_t *root, const struct payload_hints *hints)
+{
+    (void)hints;
+    return json_is_object(root) && json_is_array(json_object_get(root, "events"));
+}
+
+/* "http://127.0.0.1:5000/v2/..." -> "127.0.0.1:5000" */
+static char *host_of_url(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p) return NULL;
+    p += 3;
+    size_t n = strcspn(p, "/?#");
+    return n ? xstrndup(p, n) : NULL;
+}
+
+static bool is_manifest_type(const char *media_type)
+{
+    return media_type && (strstr(media_type, "manifest") || strstr(media_type, "image.index"));
+}
+
+static int parse_event(json_t *e, size_t i, struct payload *out, struct buf *err)
+{
+    const char *id, *action, *repo, *tag, *digest, *media, *turl, *host = NULL;
+    json_t *target = json_object_get(e, "target");
+    json_t *request = json_object_get(e, "request");
+
+    if (!json_is_object(e)) {
+        buf_printf(err, "event %zu: not an object", i + 1);
+        return -EINVAL;
+    }
+    if (payload_get_str(e, "action", &action) < 0 || !action) {
+        buf_printf(err, "event %zu: action missing or not a string", i + 1);
+        return -EINVAL;
+    }
+    if (!json_is_object(target)) {
+        buf_printf(err, "event %zu: target missing or not an object", i + 1);
+        return -EINVAL;
+    }
+    if (payload_get_str(target, "repository", &repo) < 0 || !repo || !*repo) {
+        buf_printf(err, "event %zu: target.repository missing or not a string", i + 1);
+        return -EINVAL;
+    }
+    if (payload_get_str(e, "id", &id) < 0 || payload_get_str(target, "tag", &tag) < 0 ||
+        payload_get_str(target, "digest", &digest) < 0 ||
+        payload_get_str(target, "mediaType", &media) < 0 ||
+        payload_get_str(target, "url", &turl) < 0 ||
+        (json_is_object(request) && payload_get_str(request, "host", &host) < 0)) {
+        buf_printf(err, "event %zu: id, target.tag, target.digest, target.mediaType, "
+                        "target.url and request.host must be strings", i + 1);
+        return -EINVAL;
+    }
+
+    struct push_event *ev = payload_add_event(out, payload_format_distribution.name);
+    ev->id = payload_dup(id);
+    ev->repository = xstrdup(repo);
+    ev->tag = tag && *tag ? xstrdup(tag) : NULL;
+    ev->digest = payload_dup(digest);
+    /* request.host is the name the pusher used for the registry: that is
+     * what a host-qualified label is written with. */
+    ev->registry = host && *host ? xstrdup(host) : host_of_url(turl);
+
+    struct buf why;
+    buf_init(&why);
+    if (strcmp(action, "push") != 0)
+        buf_printf(&why, "action is %s, not push", action);
+    else if (!ev->tag)
+        buf_puts(&why, is_manifest_type(media) ? "manifest push without a tag" : "blob push");
+    if (why.len) ev->ignored = buf_steal(&why);
+    buf_free(&why);
+    return 0;
+}
+
+static int parse(json_t *root, struct payload *out, struct buf *err)
+{
+    json_t *events = json_object_get(root, "events");
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) {
+        if (parse_event(e, i, out, err) < 0) return -EINVAL;
+    }
+    return 0;
+}
+
+const struct payload_format payload_format_distribution = {
+    .name = "distribution",
+    .describe = "distribution envelope {\"events\":[...]}",
+    .detect = detect,
+    .parse = parse,
+};

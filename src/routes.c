@@ -1,1 +1,460 @@
-/* routes.c - placeholder until implemented. */
+/* routes.c - the label map.
+ *
+ * Sources live in a hash table keyed by (engine, id); that is what events
+ * and resyncs update. Matching works on a second structure, the index: every
+ * distinct route (ref, url, glob) once, sorted by repository path, with the
+ * sources that carry it. The index is rebuilt lazily on the first lookup
+ * after a change, so a burst of container events costs one rebuild. */
+#include "routes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "url.h"
+
+struct source {
+    struct route_source info;     /* strings owned */
+    struct route *routes;
+    size_t nroutes;
+    char *problem;                /* last malformed-label reason, to warn once */
+    unsigned mark;                /* resync generation it was last seen in */
+    struct source *next;          /* hash chain */
+};
+
+struct index_entry {
+    const struct route *route;
+    const struct route_source **sources;
+    size_t nsources;
+};
+
+struct route_table {
+    struct source **buckets;
+    size_t nbuckets;
+    size_t nsources;
+    unsigned mark;                /* current resync generation */
+
+    bool index_dirty;
+    struct index_entry *index;
+    size_t nindex;
+    const struct route_source **index_sources;   /* one allocation for all entries */
+};
+
+/* ---- label parsing (pure) ---------------------------------------------- */
+
+void route_list_free(struct route *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].image);
+        free(r[i].url);
+        free(r[i].tag_glob);
+    }
+    free(r);
+}
+
+static const char *label_str(json_t *labels, const char *prefix, const char *name, bool *bad)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", prefix, name);
+    json_t *v = json_object_get(labels, key);
+    if (!v) return NULL;
+    if (!json_is_string(v)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static bool has_prefixed_key(json_t *labels, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    const char *key;
+    json_t *v;
+    json_object_foreach(labels, key, v) {
+        if (strncmp(key, prefix, plen) == 0 && key[plen] == '.') return true;
+    }
+    return false;
+}
+
+int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!json_is_object(labels) || !has_prefixed_key(labels, prefix)) return 0;
+
+    bool bad = false;
+    const char *image = label_str(labels, prefix, "image", &bad);
+    const char *url = label_str(labels, prefix, "url", &bad);
+    const char *tag = label_str(labels, prefix, "tag", &bad);
+    const char *why;
+
+    if (bad) {
+        snprintf(err, errlen, "%s.* labels must be strings", prefix);
+        return -EINVAL;
+    }
+    if (!image) {
+        snprintf(err, errlen, "%s.image is missing", prefix);
+        return -EINVAL;
+    }
+    if (!url) {
+        snprintf(err, errlen, "%s.url is missing", prefix);
+        return -EINVAL;
+    }
+    struct url parsed;
+    if (url_parse(url, &parsed, &why) < 0) {
+        /* The reason only: the URL itself is a secret. */
+        snprintf(err, errlen, "%s.url is invalid: %s", prefix, why ? why : "not a URL");
+        return -EINVAL;
+    }
+    url_free(&parsed);
+    if (tag && !tag_glob_valid(tag)) {
+        snprintf(err, errlen, "%s.tag is not a valid tag glob: \"%.64s\"", prefix, tag);
+        return -EINVAL;
+    }
+
+    struct route *routes = NULL;
+    size_t n = 0;
+    const char *p = image;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char *one = xstrndup(p, len);
+        struct repo_ref ref;
+        bool blank = strspn(one, " \t") == len;
+        if (!blank && repo_ref_parse(one, &ref) < 0) {
+            snprintf(err, errlen, "%s.image has an invalid repository: \"%.128s\"", prefix, one);
+            free(one);
+            route_list_free(routes, n);
+            return -EINVAL;
+        }
+        if (blank) {
+            free(one);
+        } else {
+            routes = xrealloc(routes, (n + 1) * sizeof *routes);
+            routes[n].image = one;
+            routes[n].ref = ref;
+            routes[n].url = xstrdup(url);
+            routes[n].tag_glob = tag ? xstrdup(tag) : NULL;
+            n++;
+        }
+        p += len + (comma ? 1 : 0);
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "%s.image is empty", prefix);
+        return -EINVAL;
+    }
+    *out = routes;
+    return (int)n;
+}
+
+/* ---- the source table -------------------------------------------------- */
+
+static size_t hash_key(const char *engine, const char *id)
+{
+    /* FNV-1a over engine, a separator, and id. */
+    size_t h = 1469598103934665603ULL;
+    for (const char *p = engine; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static struct source **find_slot(struct route_table *t, const char *engine, const char *id)
+{
+    struct source **slot = &t->buckets[hash_key(engine, id) & (t->nbuckets - 1)];
+    while (*slot && (strcmp((*slot)->info.id, id) != 0 || strcmp((*slot)->info.engine, engine) != 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static void grow(struct route_table *t)
+{
+    size_t nb = t->nbuckets * 2;
+    struct source **b = xcalloc(nb, sizeof *b);
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct source *s = t->buckets[i];
+        while (s) {
+            struct source *next = s->next;
+            size_t k = hash_key(s->info.engine, s->info.id) & (nb - 1);
+            s->next = b[k];
+            b[k] = s;
+            s = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = nb;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static void source_free(struct source *s)
+{
+    free((char *)s->info.engine);
+    free((char *)s->info.kind);
+    free((char *)s->info.id);
+    free((char *)s->info.name);
+    free((char *)s->info.stack);
+    route_list_free(s->routes, s->nroutes);
+    free(s->problem);
+    free(s);
+}
+
+static void index_clear(struct route_table *t)
+{
+    free(t->index);
+    free(t->index_sources);
+    t->index = NULL;
+    t->index_sources = NULL;
+    t->nindex = 0;
+}
+
+struct route_table *routes_new(void)
+{
+    struct route_table *t = xcalloc(1, sizeof *t);
+    t->nbuckets = 64;
+    t->buckets = xcalloc(t->nbuckets, sizeof *t->buckets);
+    return t;
+}
+
+void routes_free(struct route_table *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct source *s = t->buckets[i];
+        while (s) {
+            struct source *next = s->next;
+            source_free(s);
+            s = next;
+        }
+    }
+    free(t->buckets);
+    index_clear(t);
+    free(t);
+}
+
+static const char *source_label(const struct route_source *src)
+{
+    return src->name ? src->name : src->id;
+}
+
+int routes_put(struct route_table *t, const struct route_source *src, json_t *labels,
+               const char *prefix, const struct logger *lg)
+{
+    char err[256] = "";
+    struct route *routes;
+    int n = route_parse_labels(prefix, labels, &routes, err, sizeof err);
+
+    struct source **slot = find_slot(t, src->engine, src->id);
+    struct source *s = *slot;
+    if (n == 0) {
+        /* Not ours (any more): forget it. */
+        routes_remove(t, src->engine, src->id);
+        return 0;
+    }
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        s->info.engine = xstrdup(src->engine);
+        s->info.id = xstrdup(src->id);
+        s->next = NULL;
+        *slot = s;
+        t->nsources++;
+        if (t->nsources > t->nbuckets) grow(t);
+    }
+    free((char *)s->info.kind);
+    free((char *)s->info.name);
+    free((char *)s->info.stack);
+    s->info.kind = xstrdup(src->kind ? src->kind : "container");
+    s->info.name = dup_or_null(src->name);
+    s->info.stack = dup_or_null(src->stack);
+    s->mark = t->mark;
+    route_list_free(s->routes, s->nroutes);
+    s->routes = NULL;
+    s->nroutes = 0;
+    t->index_dirty = true;
+
+    if (n < 0) {
+        /* Warn once per distinct problem: resyncs would otherwise repeat it. */
+        if (!s->problem || strcmp(s->problem, err) != 0) {
+            LOG(lg, LOG_WARN, "labels ignored", F_STR(s->info.kind, source_label(src)),
+                F_STR("id", src->id), F_STR("stack", src->stack), F_STR("engine", src->engine),
+                F_STR("error", err));
+            free(s->problem);
+            s->problem = xstrdup(err);
+        }
+        return -EINVAL;
+    }
+    free(s->problem);
+    s->problem = NULL;
+    s->routes = routes;
+    s->nroutes = (size_t)n;
+    return n;
+}
+
+bool routes_remove(struct route_table *t, const char *engine, const char *id)
+{
+    struct source **slot = find_slot(t, engine, id);
+    struct source *s = *slot;
+    if (!s) return false;
+    *slot = s->next;
+    source_free(s);
+    t->nsources--;
+    t->index_dirty = true;
+    return true;
+}
+
+void routes_mark(struct route_table *t, const char *engine)
+{
+    (void)engine;   /* sweep filters by engine; the generation is shared */
+    t->mark++;
+}
+
+size_t routes_sweep(struct route_table *t, const char *engine)
+{
+    size_t removed = 0;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct source **slot = &t->buckets[i];
+        while (*slot) {
+            struct source *s = *slot;
+            if (strcmp(s->info.engine, engine) == 0 && s->mark != t->mark) {
+                *slot = s->next;
+                source_free(s);
+                t->nsources--;
+                removed++;
+            } else {
+                slot = &s->next;
+            }
+        }
+    }
+    if (removed) t->index_dirty = true;
+    return removed;
+}
+
+/* ---- the match index --------------------------------------------------- */
+
+struct pair {
+    const struct route *route;
+    const struct route_source *source;
+};
+
+static int route_cmp(const struct route *a, const struct route *b)
+{
+    int c = strcmp(a->ref.path, b->ref.path);
+    if (!c) c = strcmp(a->ref.host, b->ref.host);
+    if (!c) c = strcmp(a->url, b->url);
+    if (!c) c = strcmp(a->tag_glob ? a->tag_glob : "", b->tag_glob ? b->tag_glob : "");
+    return c;
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const struct pair *x = a, *y = b;
+    int c = route_cmp(x->route, y->route);
+    if (!c) c = strcmp(x->source->id, y->source->id);
+    return c;
+}
+
+static void index_build(struct route_table *t)
+{
+    index_clear(t);
+    t->index_dirty = false;
+    size_t npairs = 0;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct source *s = t->buckets[i]; s; s = s->next) npairs += s->nroutes;
+    if (npairs == 0) return;
+
+    struct pair *pairs = xmalloc(npairs * sizeof *pairs);
+    size_t k = 0;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct source *s = t->buckets[i]; s; s = s->next)
+            for (size_t r = 0; r < s->nroutes; r++)
+                pairs[k++] = (struct pair){&s->routes[r], &s->info};
+    qsort(pairs, npairs, sizeof *pairs, pair_cmp);
+
+    t->index = xmalloc(npairs * sizeof *t->index);
+    t->index_sources = xmalloc(npairs * sizeof *t->index_sources);
+    for (size_t i = 0; i < npairs; i++) {
+        t->index_sources[i] = pairs[i].source;
+        if (t->nindex && route_cmp(t->index[t->nindex - 1].route, pairs[i].route) == 0) {
+            t->index[t->nindex - 1].nsources++;
+            continue;
+        }
+        t->index[t->nindex++] = (struct index_entry){pairs[i].route, &t->index_sources[i], 1};
+    }
+    free(pairs);
+}
+
+static void index_ensure(struct route_table *t)
+{
+    if (t->index_dirty) index_build(t);
+}
+
+/* First index entry whose path is >= path. */
+static size_t lower_bound(const struct route_table *t, const char *path)
+{
+    size_t lo = 0, hi = t->nindex;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->index[mid].route->ref.path, path) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static size_t add_url(const char **urls, size_t n, size_t max, const char *url)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(urls[i], url) == 0) return n;
+    if (n < max) urls[n++] = url;
+    return n;
+}
+
+static size_t match_path(struct route_table *t, const char *path, const struct repo_ref *ev,
+                         const char *tag, const char **urls, size_t n, size_t max)
+{
+    for (size_t i = lower_bound(t, path); i < t->nindex; i++) {
+        const struct route *r = t->index[i].route;
+        if (strcmp(r->ref.path, path) != 0) break;
+        if (!repo_ref_match(&r->ref, ev)) continue;
+        if (r->tag_glob && !tag_glob_match(r->tag_glob, tag)) continue;
+        n = add_url(urls, n, max, r->url);
+    }
+    return n;
+}
+
+size_t routes_match(struct route_table *t, const struct push_event *ev, const char **urls,
+                    size_t max)
+{
+    struct repo_ref ref;
+    if (!ev->repository || !ev->tag || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0)
+        return 0;
+    index_ensure(t);
+    size_t n = match_path(t, ref.path, &ref, ev->tag, urls, 0, max);
+    /* A host-less "nginx" label also wants Docker Hub's "library/nginx". */
+    if (registry_host_is_docker_hub(ref.host) && strncmp(ref.path, "library/", 8) == 0)
+        n = match_path(t, ref.path + 8, &ref, ev->tag, urls, n, max);
+    return n;
+}
+
+size_t routes_count(struct route_table *t)
+{
+    index_ensure(t);
+    return t->nindex;
+}
+
+size_t routes_source_count(const struct route_table *t)
+{
+    return t->nsources;
+}
+
+void routes_foreach(struct route_table *t, routes_visit_fn fn, void *ud)
+{
+    index_ensure(t);
+    for (size_t i = 0; i < t->nindex; i++)
+        fn(ud, t->index[i].route, t->index[i].sources, t->index[i].nsources);
+}

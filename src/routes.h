@@ -62,7 +62,7 @@ size_t routes_sweep(struct route_table *t, const char *engine);
 size_t routes_match(struct route_table *t, const struct push_event *ev,
                     const char **urls, size_t max);
 
-size_t routes_count(const struct route_table *t);        /* distinct routes */
+size_t routes_count(struct route_table *t);   /* distinct routes (may rebuild the index) */
 size_t routes_source_count(const struct route_table *t);
 
 /* Iteration for /routes and tests: calls fn for every distinct route with

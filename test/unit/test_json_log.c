@@ -1,0 +1,112 @@
+/* JSON escaping, log line format and redaction in logs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+
+static char *escape(const char *s, size_t n)
+{
+    struct buf b;
+    buf_init(&b);
+    json_put_strn(&b, s, n);
+    return buf_steal(&b);
+}
+
+static void test_escape(void **state)
+{
+    (void)state;
+    char *s = escape("plain", 5);
+    assert_string_equal(s, "\"plain\"");
+    free(s);
+    s = escape("q\"b\\n\n\r\t\x01", 10);
+    assert_string_equal(s, "\"q\\\"b\\\\n\\n\\r\\t\\u0001\"");
+    free(s);
+    s = escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3", 14);
+    assert_string_equal(s, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3\"");
+    free(s);
+    /* Invalid UTF-8 (lone continuation, overlong, truncated, surrogate) and NUL. */
+    s = escape("a\x80" "b\xc0\xaf" "c\xe2\x82" "d\xed\xa0\x80" "e\0f", 16);
+    assert_string_equal(s, "\"a\\ufffdb\\ufffd\\ufffdc\\ufffd\\ufffdd\\ufffd\\ufffd\\ufffde\\u0000f\"");
+    free(s);
+    struct buf b;
+    buf_init(&b);
+    json_put_str(&b, NULL);
+    assert_string_equal(buf_cstr(&b), "null");
+    buf_free(&b);
+}
+
+static void test_escape_roundtrip_all_bytes(void **state)
+{
+    (void)state;
+    char in[256];
+    for (int i = 0; i < 256; i++) in[i] = (char)i;
+    char *s = escape(in, sizeof in);
+    json_error_t e;
+    json_t *j = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    assert_non_null(j);  /* always valid JSON whatever the bytes */
+    assert_true(json_is_string(j));
+    json_decref(j);
+    free(s);
+}
+
+static void test_log_line(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    const struct log_field f[] = {
+        F_STR("repository", "team/\"app\""), F_INT("status", 202),
+        F_URL("target", "https://portainer:9443/api/stacks/webhooks/638e6967?tag=latest"),
+        F_STR("skipped", NULL), F_BOOL("ok", 1),
+    };
+    log_format_line(&b, LOG_FORMAT_JSON, 1795345013123LL, LOG_WARN, "forward \"done\"", f, 5);
+    json_error_t e;
+    json_t *j = json_loads(buf_cstr(&b), 0, &e);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "ts")), "2026-11-22T10:56:53.123Z");
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "warn");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "forward \"done\"");
+    assert_string_equal(json_string_value(json_object_get(j, "repository")), "team/\"app\"");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_null(json_object_get(j, "skipped"));
+    assert_null(strstr(buf_cstr(&b), "638e6967"));
+    assert_null(strstr(buf_cstr(&b), "latest"));
+    assert_non_null(strstr(buf_cstr(&b), "webhooks/***"));
+    assert_int_equal(b.data[b.len - 1], '\n');
+    json_decref(j);
+
+    buf_reset(&b);
+    log_format_line(&b, LOG_FORMAT_TEXT, 0, LOG_INFO, "hello", f, 3);
+    assert_non_null(strstr(buf_cstr(&b), "1970-01-01T00:00:00.000Z info  hello"));
+    assert_non_null(strstr(buf_cstr(&b), "status=202"));
+    assert_null(strstr(buf_cstr(&b), "638e6967"));
+    buf_free(&b);
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    struct logger lg;
+    logger_init(&lg, LOG_WARN, LOG_FORMAT_JSON, -1);
+    assert_false(log_enabled(&lg, LOG_INFO));
+    assert_true(log_enabled(&lg, LOG_WARN));
+    assert_true(log_enabled(&lg, LOG_ERROR));
+    assert_false(log_enabled(NULL, LOG_ERROR));
+    assert_string_equal(log_level_name(LOG_TRACE), "trace");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_roundtrip_all_bytes),
+        cmocka_unit_test(test_log_line), cmocka_unit_test(test_levels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,142 @@
+/* Repository normalisation, matching and tag globs (SPEC: Matching). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "match.h"
+
+static bool matches(const char *label, const char *registry, const char *repository)
+{
+    struct repo_ref r, e;
+    assert_int_equal(repo_ref_parse(label, &r), 0);
+    assert_int_equal(repo_ref_from_event(registry, repository, &e), 0);
+    return repo_ref_match(&r, &e);
+}
+
+static void test_parse_forms(void **state)
+{
+    (void)state;
+    struct repo_ref r;
+    assert_int_equal(repo_ref_parse("myapp", &r), 0);
+    assert_string_equal(r.host, "");
+    assert_string_equal(r.path, "myapp");
+    assert_int_equal(repo_ref_parse("team/myapp", &r), 0);
+    assert_string_equal(r.host, "");
+    assert_string_equal(r.path, "team/myapp");
+    assert_int_equal(repo_ref_parse("Registry.Local:5000/team/myapp", &r), 0);
+    assert_string_equal(r.host, "registry.local:5000");
+    assert_string_equal(r.path, "team/myapp");
+    assert_int_equal(repo_ref_parse("localhost/app", &r), 0);
+    assert_string_equal(r.host, "localhost");
+    assert_int_equal(repo_ref_parse("  spaced/app ", &r), 0);
+    assert_string_equal(r.path, "spaced/app");
+}
+
+static void test_docker_hub_aliases(void **state)
+{
+    (void)state;
+    const char *aliases[] = {"docker.io", "index.docker.io", "registry-1.docker.io",
+                             "registry.hub.docker.com", "DOCKER.IO"};
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        char label[128];
+        struct repo_ref r;
+        snprintf(label, sizeof label, "%s/nginx", aliases[i]);
+        assert_int_equal(repo_ref_parse(label, &r), 0);
+        assert_string_equal(r.host, "docker.io");
+        assert_string_equal(r.path, "library/nginx");
+    }
+    assert_true(matches("docker.io/nginx", "index.docker.io", "library/nginx"));
+    assert_true(matches("index.docker.io/library/nginx", "docker.io", "nginx"));
+    assert_true(matches("nginx", "docker.io", "nginx"));
+    assert_true(matches("nginx", "registry-1.docker.io", "library/nginx"));
+    assert_true(matches("library/nginx", "docker.io", "nginx"));
+}
+
+static void test_host_rules(void **state)
+{
+    (void)state;
+    /* No host in the label: any registry. */
+    assert_true(matches("team/myapp", "127.0.0.1:5000", "team/myapp"));
+    assert_true(matches("team/myapp", NULL, "team/myapp"));
+    assert_true(matches("myapp", "registry.local", "myapp"));
+    /* A host in the label: that registry only. */
+    assert_true(matches("127.0.0.1:5000/team/myapp", "127.0.0.1:5000", "team/myapp"));
+    assert_true(matches("REG.example:5000/team/myapp", "reg.EXAMPLE:5000", "team/myapp"));
+    assert_false(matches("127.0.0.1:5000/team/myapp", "127.0.0.1:5001", "team/myapp"));
+    assert_false(matches("127.0.0.1:5000/team/myapp", NULL, "team/myapp"));
+    assert_false(matches("docker.io/team/myapp", "ghcr.io", "team/myapp"));
+    /* library/ only for Docker Hub. */
+    assert_false(matches("nginx", "ghcr.io", "library/nginx"));
+}
+
+static void test_exact_only(void **state)
+{
+    (void)state;
+    assert_false(matches("team/myapp", NULL, "team/myapp2"));
+    assert_false(matches("team/myapp", NULL, "team/my"));
+    assert_false(matches("myapp", NULL, "team/myapp"));
+    assert_false(matches("team/myapp", NULL, "other/team/myapp"));
+}
+
+static void test_parse_rejects(void **state)
+{
+    (void)state;
+    struct repo_ref r;
+    const char *bad[] = {"", "   ", "/app", "app/", "team//app", "app:latest", "app@sha256:00",
+                         "te am/app", "reg:5000/", "-app", "app/-x", "a\"b", "reg.io/a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_not_equal(repo_ref_parse(bad[i], &r), 0);
+    assert_int_not_equal(repo_ref_parse(NULL, &r), 0);
+    char huge[2000];
+    memset(huge, 'a', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    assert_int_not_equal(repo_ref_parse(huge, &r), 0);
+    assert_int_not_equal(repo_ref_from_event(NULL, "", &r), 0);
+    assert_int_not_equal(repo_ref_from_event(huge, "app", &r), 0);
+}
+
+static void test_globs(void **state)
+{
+    (void)state;
+    assert_true(tag_glob_match("latest", "latest"));
+    assert_false(tag_glob_match("latest", "latest2"));
+    assert_true(tag_glob_match("v*", "v1.2.3"));
+    assert_true(tag_glob_match("v*", "v"));
+    assert_false(tag_glob_match("v*", "1.0"));
+    assert_true(tag_glob_match("release-*", "release-2026.11"));
+    assert_true(tag_glob_match("*", "anything"));
+    assert_true(tag_glob_match("v?.?", "v1.2"));
+    assert_false(tag_glob_match("v?.?", "v1.22"));
+    assert_true(tag_glob_match("v[0-9]*", "v3-rc"));
+    assert_false(tag_glob_match("v[0-9]*", "vx"));
+    assert_true(tag_glob_match("[!d]*", "prod"));
+    assert_false(tag_glob_match("[!d]*", "dev"));
+    assert_true(tag_glob_match("*-rc*", "v1-rc2"));
+    assert_true(tag_glob_match("\\v1", "v1"));
+    /* Pathological pattern stays fast and correct. */
+    assert_false(tag_glob_match("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+
+static void test_glob_validity(void **state)
+{
+    (void)state;
+    const char *good[] = {"latest", "v*", "release-*", "?", "[a-z]*", "[!x]", "\\v", "*.*"};
+    const char *bad[] = {"", "[abc", "v[", "a b", "a/b", "tag\\", "[z-a]", "a,b", "é*", "a]"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) assert_true(tag_glob_valid(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(tag_glob_valid(bad[i]));
+    assert_false(tag_glob_valid(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_forms),     cmocka_unit_test(test_docker_hub_aliases),
+        cmocka_unit_test(test_host_rules),      cmocka_unit_test(test_exact_only),
+        cmocka_unit_test(test_parse_rejects),   cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_glob_validity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,290 @@
+/* Label parsing, the source table, resync and matching. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "routes.h"
+#include "testutil.h"
+
+#define URL_A "http://127.0.0.1:5099/hook/secret-a"
+#define URL_B "https://portainer:9443/api/stacks/webhooks/638e6967-ef77"
+
+/* The logger writes to a temp file so tests can read what was warned. */
+struct fixture {
+    struct logger lg;
+    FILE *logf;
+    struct route_table *t;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->logf = tmpfile();
+    logger_init(&f->lg, LOG_DEBUG, LOG_FORMAT_JSON, fileno(f->logf));
+    f->t = routes_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    routes_free(f->t);
+    fclose(f->logf);
+    free(f);
+    return 0;
+}
+
+static char *log_text(struct fixture *f)
+{
+    fflush(f->logf);
+    long n = lseek(fileno(f->logf), 0, SEEK_END);
+    char *s = calloc(1, (size_t)n + 1);
+    pread(fileno(f->logf), s, (size_t)n, 0);
+    return s;
+}
+
+static json_t *labels(const char *json)
+{
+    json_error_t e;
+    json_t *j = json_loads(json, 0, &e);
+    assert_non_null(j);
+    return j;
+}
+
+static int put(struct fixture *f, const char *engine, const char *id, const char *json)
+{
+    json_t *l = labels(json);
+    struct route_source src = {.engine = engine, .kind = "container", .id = id, .name = id};
+    int rc = routes_put(f->t, &src, l, "webhook-router", &f->lg);
+    json_decref(l);
+    return rc;
+}
+
+static size_t match(struct fixture *f, const char *registry, const char *repo, const char *tag,
+                    const char **urls)
+{
+    struct push_event ev = {.registry = (char *)registry, .repository = (char *)repo,
+                            .tag = (char *)tag};
+    return routes_match(f->t, &ev, urls, 16);
+}
+
+static void test_parse_labels(void **state)
+{
+    (void)state;
+    struct route *r;
+    char err[256];
+    json_t *l = labels("{\"webhook-router.image\":\"team/a, reg.io:5000/b ,c\","
+                       "\"webhook-router.url\":\"" URL_A "\",\"webhook-router.tag\":\"v*\","
+                       "\"other\":\"x\"}");
+    int n = route_parse_labels("webhook-router", l, &r, err, sizeof err);
+    assert_int_equal(n, 3);
+    assert_string_equal(r[0].ref.path, "team/a");
+    assert_string_equal(r[1].ref.host, "reg.io:5000");
+    assert_string_equal(r[1].ref.path, "b");
+    assert_string_equal(r[2].image, "c");
+    assert_string_equal(r[2].tag_glob, "v*");
+    route_list_free(r, (size_t)n);
+    json_decref(l);
+
+    /* Not ours. */
+    l = labels("{\"com.docker.compose.project\":\"shop\"}");
+    assert_int_equal(route_parse_labels("webhook-router", l, &r, err, sizeof err), 0);
+    json_decref(l);
+    /* Another prefix. */
+    l = labels("{\"wr.image\":\"a\",\"wr.url\":\"http://h/x\"}");
+    assert_int_equal(route_parse_labels("wr", l, &r, err, sizeof err), 1);
+    route_list_free(r, 1);
+    json_decref(l);
+}
+
+static void test_parse_malformed(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"{\"webhook-router.image\":\"a\"}", "url is missing"},
+        {"{\"webhook-router.url\":\"" URL_A "\"}", "image is missing"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"ftp://h/secret\"}", "url is invalid"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\","
+         "\"webhook-router.tag\":\"v[\"}", "tag is not a valid"},
+        {"{\"webhook-router.image\":\"a b\",\"webhook-router.url\":\"" URL_A "\"}", "invalid repository"},
+        {"{\"webhook-router.image\":\" , \",\"webhook-router.url\":\"" URL_A "\"}", "image is empty"},
+        {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct route *r;
+        char err[256] = "";
+        json_t *l = labels(cases[i][0]);
+        assert_int_equal(route_parse_labels("webhook-router", l, &r, err, sizeof err), -EINVAL);
+        assert_non_null(strstr(err, cases[i][1]));
+        assert_null(strstr(err, "secret"));
+        json_decref(l);
+    }
+}
+
+static void test_match_and_fanout(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    assert_int_equal(put(f, "e1", "c1", "{\"webhook-router.image\":\"team/myapp\","
+                                        "\"webhook-router.url\":\"" URL_A "\"}"), 1);
+    assert_int_equal(put(f, "e1", "c2", "{\"webhook-router.image\":\"team/myapp\","
+                                        "\"webhook-router.url\":\"" URL_B "\","
+                                        "\"webhook-router.tag\":\"v*\"}"), 1);
+    assert_int_equal(match(f, "127.0.0.1:5000", "team/myapp", "latest", urls), 1);
+    assert_string_equal(urls[0], URL_A);
+    assert_int_equal(match(f, "127.0.0.1:5000", "team/myapp", "v2", urls), 2);
+    assert_int_equal(match(f, "127.0.0.1:5000", "team/other", "v2", urls), 0);
+    assert_int_equal(routes_count(f->t), 2);
+}
+
+static void test_replicas_merge(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    const char *l = "{\"webhook-router.image\":\"team/myapp\",\"webhook-router.url\":\"" URL_A "\"}";
+    put(f, "e1", "r1", l);
+    put(f, "e1", "r2", l);
+    put(f, "e1", "r3", l);
+    /* Two images on one URL: still one POST per event. */
+    put(f, "e1", "r4", "{\"webhook-router.image\":\"team/myapp,myapp\",\"webhook-router.url\":\"" URL_A "\"}");
+    assert_int_equal(routes_source_count(f->t), 4);
+    assert_int_equal(routes_count(f->t), 2);
+    assert_int_equal(match(f, NULL, "team/myapp", "latest", urls), 1);
+    assert_true(routes_remove(f->t, "e1", "r1"));
+    assert_false(routes_remove(f->t, "e1", "r1"));
+    assert_int_equal(match(f, NULL, "team/myapp", "latest", urls), 1);
+}
+
+static void test_remove_and_replace(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    put(f, "e1", "c1", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+    assert_int_equal(match(f, NULL, "a", "t", urls), 1);
+    /* Same source, new labels: the old route is gone. */
+    put(f, "e1", "c1", "{\"webhook-router.image\":\"b\",\"webhook-router.url\":\"" URL_A "\"}");
+    assert_int_equal(match(f, NULL, "a", "t", urls), 0);
+    assert_int_equal(match(f, NULL, "b", "t", urls), 1);
+    /* Labels removed entirely: the source is forgotten. */
+    assert_int_equal(put(f, "e1", "c1", "{}"), 0);
+    assert_int_equal(routes_source_count(f->t), 0);
+    assert_int_equal(match(f, NULL, "b", "t", urls), 0);
+}
+
+static void test_resync_sweep(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    const char *l = "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}";
+    put(f, "e1", "c1", l);
+    put(f, "e1", "c2", l);
+    put(f, "e2", "x1", "{\"webhook-router.image\":\"z\",\"webhook-router.url\":\"" URL_B "\"}");
+    routes_mark(f->t, "e1");
+    put(f, "e1", "c2", l);
+    put(f, "e1", "c3", l);
+    assert_int_equal(routes_sweep(f->t, "e1"), 1);  /* c1 */
+    assert_int_equal(routes_source_count(f->t), 3);
+    /* The other engine is untouched by e1's resync. */
+    assert_int_equal(match(f, NULL, "z", "t", urls), 1);
+    routes_mark(f->t, "e1");
+    assert_int_equal(routes_sweep(f->t, "e1"), 2);
+    assert_int_equal(match(f, NULL, "a", "t", urls), 0);
+    assert_int_equal(match(f, NULL, "z", "t", urls), 1);
+}
+
+static void test_malformed_warns_once(void **state)
+{
+    struct fixture *f = *state;
+    const char *l = "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"ftp://h/tok3n\"}";
+    assert_int_equal(put(f, "e1", "broken", l), -EINVAL);
+    assert_int_equal(put(f, "e1", "broken", l), -EINVAL);
+    put(f, "e1", "fine", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+    char *log = log_text(f);
+    char *first = strstr(log, "labels ignored");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "labels ignored"));
+    assert_non_null(strstr(log, "\"container\":\"broken\""));
+    assert_null(strstr(log, "tok3n"));
+    free(log);
+    const char *urls[16];
+    assert_int_equal(match(f, NULL, "a", "t", urls), 1);
+}
+
+static void test_fixture_containers(void **state)
+{
+    struct fixture *f = *state;
+    size_t len;
+    char *text = tu_shared_fixture("docker/containers-json.json", &len);
+    json_error_t e;
+    json_t *arr = json_loadb(text, len, 0, &e);
+    assert_true(json_is_array(arr));
+    size_t i;
+    json_t *c;
+    json_array_foreach(arr, i, c) {
+        struct route_source src = {.engine = "e", .kind = "container",
+                                   .id = json_string_value(json_object_get(c, "Id"))};
+        routes_put(f->t, &src, json_object_get(c, "Labels"), "webhook-router", &f->lg);
+    }
+    const char *urls[16];
+    assert_true(routes_source_count(f->t) >= 2);
+    assert_int_equal(match(f, "127.0.0.1:5000", "team/myapp", "latest", urls), 1);
+    assert_string_equal(urls[0], "http://127.0.0.1:5099/hook");
+    json_decref(arr);
+    free(text);
+}
+
+static void visit(void *ud, const struct route *r, const struct route_source *const *s, size_t n)
+{
+    (void)r;
+    (void)s;
+    *(size_t *)ud += n;
+}
+
+static void test_many_sources(void **state)
+{
+    struct fixture *f = *state;
+    char id[32], l[256];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        snprintf(l, sizeof l, "{\"webhook-router.image\":\"app%d\",\"webhook-router.url\":\"http://h/%d\"}",
+                 i % 500, i % 7);
+        put(f, "e", id, l);
+    }
+    assert_int_equal(routes_source_count(f->t), 3000);
+    size_t total = 0;
+    routes_foreach(f->t, visit, &total);
+    assert_int_equal(total, 3000);
+    const char *urls[16];
+    assert_true(match(f, NULL, "app42", "x", urls) >= 1);
+    for (int i = 0; i < 3000; i += 2) {
+        snprintf(id, sizeof id, "c%d", i);
+        assert_true(routes_remove(f->t, "e", id));
+    }
+    assert_int_equal(routes_source_count(f->t), 1500);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_labels),
+        cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test_setup_teardown(test_match_and_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resync_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_warns_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fixture_containers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_sources, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -24,14 +24,14 @@ static void test_escape(void **state)
     char *s = escape("plain", 5);
     assert_string_equal(s, "\"plain\"");
     free(s);
-    s = escape("q\"b\\n\n\r\t\x01", 10);
+    s = escape("q\"b\\n\n\r\t\x01", 9);
     assert_string_equal(s, "\"q\\\"b\\\\n\\n\\r\\t\\u0001\"");
     free(s);
     s = escape("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3", 14);
     assert_string_equal(s, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3\"");
     free(s);
     /* Invalid UTF-8 (lone continuation, overlong, truncated, surrogate) and NUL. */
-    s = escape("a\x80" "b\xc0\xaf" "c\xe2\x82" "d\xed\xa0\x80" "e\0f", 16);
+    s = escape("a\x80" "b\xc0\xaf" "c\xe2\x82" "d\xed\xa0\x80" "e\0f", 15);
     assert_string_equal(s, "\"a\\ufffdb\\ufffd\\ufffdc\\ufffd\\ufffdd\\ufffd\\ufffd\\ufffde\\u0000f\"");
     free(s);
     struct buf b;

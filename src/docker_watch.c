@@ -1,1 +1,471 @@
-/* docker_watch.c - placeholder until implemented. */
+/* docker_watch.c - one Docker engine's labels, kept exact.
+ *
+ * States: connecting -> syncing -> live, and reconnecting after any failure.
+ * A sync is: GET /version (pick the API version), GET /events (the stream
+ * stays open), and once the stream is live GET /containers/json. Events that
+ * arrive while the list is in flight are kept and replayed on top of it:
+ * create and destroy are idempotent against a list taken before or after
+ * them, so replaying in order converges on the engine's state. */
+#include "docker_watch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "docker_events.h"
+#include "url.h"
+
+#define MAX_API "1.45"               /* newest API this code was written against */
+#define MIN_API "1.24"
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define REQUEST_TIMEOUT_MS 30000
+#define MAX_EVENT_LINE (1024 * 1024)
+#define MAX_BUFFERED_EVENTS 10000
+#define MAX_LIST_BYTES (256 * 1024 * 1024)
+
+enum state { ST_CONNECTING, ST_SYNCING, ST_LIVE, ST_RECONNECTING };
+static const char *const state_names[] = {"connecting", "syncing", "live", "reconnecting"};
+
+struct docker_watch {
+    uv_loop_t *loop;
+    char *host;                      /* the DOCKER_HOST entry; names this engine */
+    char *prefix;
+    int cache_ttl_secs;
+    struct route_table *routes;
+    struct http_client *http;
+    const struct logger *log;
+
+    struct http_endpoint ep;
+    char *host_header;
+    char api[16];
+
+    enum state state;
+    bool synced;
+    char *last_error;
+    uint64_t backoff_ms;
+    uint64_t sync_started_ms;
+    bool resync;                     /* the list in flight is a background resync */
+
+    struct http_call *version_call, *events_call, *list_call;
+    struct line_splitter lines;
+    char **pending;                  /* event lines received while listing */
+    size_t npending;
+    bool listing;
+
+    uv_timer_t retry_timer;
+    uv_timer_t resync_timer;
+    int open_handles;
+    bool closing;
+};
+
+static void connect_engine(struct docker_watch *w);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void clear_pending(struct docker_watch *w)
+{
+    for (size_t i = 0; i < w->npending; i++) free(w->pending[i]);
+    free(w->pending);
+    w->pending = NULL;
+    w->npending = 0;
+}
+
+static void cancel_calls(struct docker_watch *w)
+{
+    http_call_cancel(w->version_call);
+    http_call_cancel(w->events_call);
+    http_call_cancel(w->list_call);
+    w->version_call = w->events_call = w->list_call = NULL;
+}
+
+static void start_get(struct docker_watch *w, struct http_call **slot, const char *path,
+                      uint64_t response_timeout_ms, size_t max_body,
+                      void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
+                      void (*on_body)(void *, const char *, size_t),
+                      void (*on_done)(void *, int, int, const char *, size_t))
+{
+    struct http_client_opts o = {
+        .method = "GET",   /* only ever GET: the router never changes the engine */
+        .host_header = w->host_header,
+        .path = path,
+        .headers = "Accept: application/json\r\n",
+        .connect_timeout_ms = REQUEST_TIMEOUT_MS,
+        .response_timeout_ms = response_timeout_ms,
+        .on_head = on_head,
+        .on_body = on_body,
+        .max_body = max_body,
+        .on_done = on_done,
+        .ud = w,
+    };
+    *slot = http_client_request(w->http, &w->ep, &o);
+}
+
+/* "1.41" < "1.45"? Compares major.minor numerically. */
+static int api_cmp(const char *a, const char *b)
+{
+    int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
+    sscanf(a, "%d.%d", &amaj, &amin);
+    sscanf(b, "%d.%d", &bmaj, &bmin);
+    return amaj != bmaj ? amaj - bmaj : amin - bmin;
+}
+
+/* ---- failure and reconnect ---------------------------------------------- */
+
+static void on_retry(uv_timer_t *t)
+{
+    connect_engine(t->data);
+}
+
+static void fail(struct docker_watch *w, const char *what, const char *detail)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s %s: %s", what, w->host, detail);
+    /* Say it plainly once; repeats of the same problem go to debug. */
+    bool repeat = w->last_error && strcmp(w->last_error, msg) == 0;
+    LOG(w->log, repeat ? LOG_DEBUG : LOG_WARN,
+        w->synced ? "docker connection lost" : "docker unreachable", F_STR("engine", w->host),
+        F_STR("error", msg), F_INT("retry_ms", w->backoff_ms),
+        F_STR("note", w->synced ? "routing continues with the last known labels" : NULL));
+    free(w->last_error);
+    w->last_error = xstrdup(msg);
+    cancel_calls(w);
+    clear_pending(w);
+    w->listing = false;
+    w->resync = false;
+    w->state = ST_RECONNECTING;
+    uv_timer_stop(&w->resync_timer);
+    uv_timer_start(&w->retry_timer, on_retry, w->backoff_ms, 0);
+    w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+}
+
+static void fail_errno(struct docker_watch *w, const char *what, int err, int status)
+{
+    char detail[96];
+    if (err) snprintf(detail, sizeof detail, "%s", uv_strerror(err));
+    else snprintf(detail, sizeof detail, "HTTP %d", status);
+    fail(w, what, detail);
+}
+
+/* ---- applying state ----------------------------------------------------- */
+
+static const char *attr(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *stack_of(json_t *labels)
+{
+    const char *s = attr(labels, "com.docker.compose.project");
+    return s ? s : attr(labels, "com.docker.stack.namespace");
+}
+
+static void apply_event(struct docker_watch *w, struct docker_event *ev)
+{
+    if (ev->type != DOCKER_EVENT_CONTAINER) return;
+    const char *name = attr(ev->attributes, "name");
+    char key[128];
+    snprintf(key, sizeof key, "%s.image", w->prefix);
+    if (strcmp(ev->action, "create") == 0) {
+        struct route_source src = {.engine = w->host, .kind = "container", .id = ev->id,
+                                   .name = name, .stack = stack_of(ev->attributes)};
+        int n = routes_put(w->routes, &src, ev->attributes, w->prefix, w->log);
+        if (n > 0)
+            LOG(w->log, LOG_INFO, "route added", F_STR("engine", w->host), F_STR("container", name),
+                F_STR("id", ev->id), F_STR("stack", src.stack), F_STR("image", attr(ev->attributes, key)),
+                F_INT("routes", routes_count(w->routes)));
+    } else if (strcmp(ev->action, "destroy") == 0) {
+        if (routes_remove(w->routes, w->host, ev->id))
+            LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("container", name),
+                F_STR("id", ev->id), F_INT("routes", routes_count(w->routes)));
+    }
+}
+
+static void handle_line(struct docker_watch *w, const char *line, size_t len)
+{
+    struct docker_event ev;
+    const char *err;
+    if (docker_event_parse(line, len, &ev, &err) < 0) {
+        LOG(w->log, LOG_WARN, "docker event skipped", F_STR("engine", w->host), F_STR("error", err));
+        return;
+    }
+    apply_event(w, &ev);
+    docker_event_free(&ev);
+}
+
+static void on_line(void *ud, const char *line, size_t len)
+{
+    struct docker_watch *w = ud;
+    if (w->state == ST_RECONNECTING) return;   /* the stream failed mid-read */
+    if (w->listing) {
+        /* Hold it until the list is in: applied before, the list could undo it. */
+        if (w->npending == MAX_BUFFERED_EVENTS) return;   /* checked in on_events_body */
+        w->pending = xrealloc(w->pending, (w->npending + 1) * sizeof *w->pending);
+        w->pending[w->npending++] = xstrndup(line, len);
+        return;
+    }
+    handle_line(w, line, len);
+}
+
+/* ---- the list ----------------------------------------------------------- */
+
+static void on_resync_timer(uv_timer_t *t);
+
+static void arm_resync(struct docker_watch *w)
+{
+    if (w->cache_ttl_secs > 0)
+        uv_timer_start(&w->resync_timer, on_resync_timer, (uint64_t)w->cache_ttl_secs * 1000, 0);
+}
+
+static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->list_call = NULL;
+    if (err || status != 200) {
+        fail_errno(w, "GET /containers/json", err, status);
+        return;
+    }
+    json_error_t jerr;
+    json_t *list = json_loadb(body, len, 0, &jerr);
+    if (!json_is_array(list)) {
+        json_decref(list);
+        fail(w, "GET /containers/json", "the answer is not a JSON array");
+        return;
+    }
+    size_t before = routes_source_count(w->routes);
+    routes_mark(w->routes, w->host);
+    size_t i, added = 0;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        const char *id = attr(c, "Id");
+        json_t *labels = json_object_get(c, "Labels");
+        if (!id || !json_is_object(labels)) continue;
+        json_t *names = json_object_get(c, "Names");
+        const char *name = json_is_array(names) ? json_string_value(json_array_get(names, 0)) : NULL;
+        if (name && name[0] == '/') name++;
+        struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
+                                   .stack = stack_of(labels)};
+        routes_put(w->routes, &src, labels, w->prefix, w->log);
+        added++;
+    }
+    size_t removed = routes_sweep(w->routes, w->host);
+    json_decref(list);
+
+    /* Everything that happened while listing, in order, on top of the list. */
+    w->listing = false;
+    for (size_t k = 0; k < w->npending; k++) handle_line(w, w->pending[k], strlen(w->pending[k]));
+    clear_pending(w);
+
+    long long ms = (long long)(uv_now(w->loop) - w->sync_started_ms);
+    size_t after = routes_source_count(w->routes);
+    if (w->resync) {
+        /* The safety net caught something the events did not say. */
+        if (removed || after > before)
+            LOG(w->log, LOG_WARN, "resync found changes the events missed", F_STR("engine", w->host),
+                F_INT("removed", removed), F_INT("added", after > before ? after - before : 0));
+        else
+            LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
+    } else {
+        LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", w->api),
+            F_INT("containers", added), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
+            F_INT("duration_ms", ms));
+    }
+    w->resync = false;
+    w->synced = true;
+    w->state = ST_LIVE;
+    w->backoff_ms = BACKOFF_MIN_MS;
+    free(w->last_error);
+    w->last_error = NULL;
+    arm_resync(w);
+}
+
+static void start_list(struct docker_watch *w)
+{
+    struct buf filter, path;
+    buf_init(&filter);
+    buf_init(&path);
+    buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
+    buf_printf(&path, "/v%s/containers/json?all=1&filters=", w->api);
+    url_encode(&path, buf_cstr(&filter));
+    w->listing = true;
+    w->sync_started_ms = uv_now(w->loop);
+    start_get(w, &w->list_call, buf_cstr(&path), REQUEST_TIMEOUT_MS, MAX_LIST_BYTES, NULL, NULL,
+              on_list_done);
+    buf_free(&filter);
+    buf_free(&path);
+}
+
+static void on_resync_timer(uv_timer_t *t)
+{
+    struct docker_watch *w = t->data;
+    if (w->state != ST_LIVE || w->list_call) return;
+    w->resync = true;
+    start_list(w);
+}
+
+/* ---- the events stream ---------------------------------------------------- */
+
+static void on_events_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
+{
+    (void)get;
+    (void)ctx;
+    struct docker_watch *w = ud;
+    if (status != 200) {
+        fail_errno(w, "GET /events", 0, status);
+        return;
+    }
+    /* Subscribed: from here on no change is missed, so list now. */
+    w->state = ST_SYNCING;
+    start_list(w);
+}
+
+static void on_events_body(void *ud, const char *data, size_t len)
+{
+    struct docker_watch *w = ud;
+    if (line_splitter_feed(&w->lines, data, len, on_line, w) < 0) {
+        fail(w, "GET /events", "an event line is larger than 1 MiB");
+        return;
+    }
+    if (w->npending == MAX_BUFFERED_EVENTS)
+        fail(w, "GET /events", "too many events while listing containers");
+}
+
+static void on_events_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    (void)body;
+    (void)len;
+    struct docker_watch *w = ud;
+    w->events_call = NULL;
+    if (err) fail_errno(w, "GET /events", err, status);
+    else fail(w, "GET /events", "the engine closed the event stream");
+}
+
+static void start_events(struct docker_watch *w)
+{
+    struct buf path;
+    buf_init(&path);
+    buf_reset(&w->lines.pending);   /* a line cut by the last connection is gone */
+    buf_printf(&path, "/v%s/events?filters=", w->api);
+    url_encode(&path, "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\"]}");
+    start_get(w, &w->events_call, buf_cstr(&path), 0, 0, on_events_head, on_events_body, on_events_done);
+    buf_free(&path);
+}
+
+/* ---- version ------------------------------------------------------------ */
+
+static void on_version_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->version_call = NULL;
+    if (err || status != 200) {
+        fail_errno(w, "GET /version", err, status);
+        return;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(body, len, 0, &jerr);
+    const char *api = attr(v, "ApiVersion");
+    if (!api || strlen(api) >= sizeof w->api || api_cmp(api, MIN_API) < 0) {
+        json_decref(v);
+        fail(w, "GET /version", "no usable ApiVersion (need " MIN_API " or newer)");
+        return;
+    }
+    snprintf(w->api, sizeof w->api, "%s", api_cmp(api, MAX_API) > 0 ? MAX_API : api);
+    json_decref(v);
+    start_events(w);
+}
+
+static void connect_engine(struct docker_watch *w)
+{
+    if (w->closing) return;
+    if (w->state != ST_RECONNECTING) w->state = ST_CONNECTING;
+    w->sync_started_ms = uv_now(w->loop);
+    start_get(w, &w->version_call, "/version", REQUEST_TIMEOUT_MS, 64 * 1024, NULL, NULL,
+              on_version_done);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch_opts *opts)
+{
+    struct docker_watch *w = xcalloc(1, sizeof *w);
+    w->loop = loop;
+    w->host = xstrdup(opts->docker_host);
+    w->prefix = xstrdup(opts->label_prefix);
+    w->cache_ttl_secs = opts->cache_ttl_secs;
+    w->routes = opts->routes;
+    w->http = opts->http;
+    w->log = opts->log;
+    w->backoff_ms = BACKOFF_MIN_MS;
+    line_splitter_init(&w->lines, MAX_EVENT_LINE);
+    uv_timer_init(loop, &w->retry_timer);
+    uv_timer_init(loop, &w->resync_timer);
+    w->retry_timer.data = w;
+    w->resync_timer.data = w;
+    w->open_handles = 2;
+    return w;
+}
+
+int docker_watch_start(struct docker_watch *w)
+{
+    const char *err;
+    if (http_endpoint_parse_docker_host(w->host, &w->ep, &err) < 0) {
+        LOG(w->log, LOG_ERROR, "invalid DOCKER_HOST", F_STR("engine", w->host), F_STR("error", err));
+        return -EINVAL;
+    }
+    if (w->ep.unix_path) {
+        w->host_header = xstrdup("docker");
+    } else {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
+        w->host_header = buf_steal(&b);
+    }
+    connect_engine(w);
+    return 0;
+}
+
+bool docker_watch_synced(const struct docker_watch *w)
+{
+    return w->synced;
+}
+
+const char *docker_watch_state(const struct docker_watch *w)
+{
+    return state_names[w->state];
+}
+
+const char *docker_watch_last_error(const struct docker_watch *w)
+{
+    return w->last_error;
+}
+
+const char *docker_watch_host(const struct docker_watch *w)
+{
+    return w->host;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct docker_watch *w = h->data;
+    if (--w->open_handles > 0) return;
+    free(w->host);
+    free(w->prefix);
+    free(w->host_header);
+    free(w->last_error);
+    http_endpoint_free(&w->ep);
+    free(w);
+}
+
+void docker_watch_close(struct docker_watch *w)
+{
+    if (!w || w->closing) return;
+    w->closing = true;
+    cancel_calls(w);
+    clear_pending(w);
+    line_splitter_free(&w->lines);
+    uv_close((uv_handle_t *)&w->retry_timer, on_closed);
+    uv_close((uv_handle_t *)&w->resync_timer, on_closed);
+}

@@ -1,1 +1,480 @@
-/* http_client.c - placeholder until implemented. */
+/* http_client.c - one non-blocking HTTP/1.1 client for the whole program.
+ *
+ * A call is one request and its response on its own connection (unix socket
+ * or TCP, trying each resolved address in turn). The response goes through
+ * llhttp, so the caller sees the status, headers and the de-framed body,
+ * either streamed (the endless Docker /events) or collected (forwards).
+ *
+ * Lifetime: a call ends exactly once (finish), which closes its handles; the
+ * memory goes when the last close callback ran. Callbacks into the caller
+ * may cancel the call; the struct stays valid until then, so code after a
+ * callback only checks call->done. */
+#include "http_client.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define MAX_RESPONSE_HEADERS 64
+
+struct header {
+    char *name;
+    char *value;
+};
+
+struct http_client {
+    uv_loop_t *loop;
+    struct dns *dns;
+    const struct logger *log;
+    struct http_call *calls;      /* every call not yet freed */
+    bool closing;
+    char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
+};
+
+struct http_call {
+    struct http_client *client;
+    struct http_call *prev, *next;
+    struct http_client_opts o;    /* callbacks, ud, timeouts; string fields unused after start */
+
+    char *unix_path;
+    char *host;
+    uint16_t port;
+    struct buf request;
+
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } conn;
+    bool conn_open;               /* conn initialised and not yet closed */
+    uv_timer_t timer;             /* deferred errors, then connect, then response timeout */
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    int open_handles;
+
+    struct dns_query *dns_query;
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    size_t naddrs, next_addr;
+    int last_err;
+    int deferred_err;
+
+    llhttp_t parser;
+    llhttp_settings_t settings;
+    struct header headers[MAX_RESPONSE_HEADERS];
+    size_t nheaders;
+    bool in_value;
+    struct buf field, value;
+    struct buf body;
+    int status;
+    int parse_err;                /* set by parser callbacks */
+    bool complete;
+    bool done;
+    bool cancelled;
+};
+
+static void call_finish(struct http_call *call, int err);
+static void try_next_addr(struct http_call *call);
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void call_free(struct http_call *call)
+{
+    struct http_client *c = call->client;
+    if (call->prev) call->prev->next = call->next;
+    else c->calls = call->next;
+    if (call->next) call->next->prev = call->prev;
+    for (size_t i = 0; i < call->nheaders; i++) {
+        free(call->headers[i].name);
+        free(call->headers[i].value);
+    }
+    buf_free(&call->field);
+    buf_free(&call->value);
+    buf_free(&call->body);
+    buf_free(&call->request);
+    free(call->unix_path);
+    free(call->host);
+    free(call);
+    if (c->closing && !c->calls) free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct http_call *call = h->data;
+    if (--call->open_handles == 0 && call->done) call_free(call);
+}
+
+static void close_conn(struct http_call *call, uv_close_cb cb)
+{
+    if (!call->conn_open) return;
+    call->conn_open = false;
+    uv_close(&call->conn.handle, cb);
+}
+
+/* Ends the call once: stop everything, tell the caller (unless cancelled). */
+static void call_finish(struct http_call *call, int err)
+{
+    if (call->done) return;
+    call->done = true;
+    if (call->dns_query) dns_cancel(call->dns_query);
+    call->dns_query = NULL;
+    uv_timer_stop(&call->timer);
+    close_conn(call, on_handle_closed);
+    uv_close((uv_handle_t *)&call->timer, on_handle_closed);
+    if (!call->cancelled && call->o.on_done)
+        call->o.on_done(call->o.ud, err, call->status, call->body.data ? call->body.data : "",
+                        call->body.len);
+}
+
+/* ---- response parsing --------------------------------------------------- */
+
+static struct http_call *parser_call(llhttp_t *p)
+{
+    return p->data;
+}
+
+static void push_header(struct http_call *call)
+{
+    if (!call->field.len) return;
+    if (call->nheaders < MAX_RESPONSE_HEADERS) {
+        call->headers[call->nheaders].name = buf_steal(&call->field);
+        call->headers[call->nheaders].value = buf_steal(&call->value);
+        call->nheaders++;
+    }
+    buf_reset(&call->field);
+    buf_reset(&call->value);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_call *call = parser_call(p);
+    if (call->in_value) {
+        push_header(call);
+        call->in_value = false;
+    }
+    buf_append(&call->field, at, len);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_call *call = parser_call(p);
+    call->in_value = true;
+    buf_append(&call->value, at, len);
+    return 0;
+}
+
+static const char *get_header(void *ctx, const char *name)
+{
+    struct http_call *call = ctx;
+    for (size_t i = 0; i < call->nheaders; i++)
+        if (strcasecmp(call->headers[i].name, name) == 0) return call->headers[i].value;
+    return NULL;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct http_call *call = parser_call(p);
+    push_header(call);
+    call->status = p->status_code;
+    if (call->o.on_head) call->o.on_head(call->o.ud, call->status, get_header, call);
+    return call->done ? -1 : 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_call *call = parser_call(p);
+    if (call->o.on_body) {
+        call->o.on_body(call->o.ud, at, len);
+        return call->done ? -1 : 0;
+    }
+    size_t max = call->o.max_body ? call->o.max_body : DEFAULT_MAX_BODY;
+    if (call->body.len + len > max) {
+        call->parse_err = -E2BIG;
+        return -1;
+    }
+    buf_append(&call->body, at, len);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct http_call *call = parser_call(p);
+    call->complete = true;
+    /* One response per call: anything after it is not ours to read. */
+    return HPE_PAUSED;
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct http_call *call = h->data;
+    b->base = call->client->read_buf;
+    b->len = sizeof call->client->read_buf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct http_call *call = s->data;
+    if (call->done) return;
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            /* EOF completes a body that has no framing (llhttp_finish then
+             * reports the message complete); anywhere else it is a cut. */
+            llhttp_errno_t e = llhttp_finish(&call->parser);
+            call_finish(call, e == HPE_OK && call->complete ? 0 : -ECONNRESET);
+        } else {
+            call_finish(call, (int)nread);
+        }
+        return;
+    }
+    if (nread == 0) return;
+    llhttp_errno_t e = llhttp_execute(&call->parser, b->base, (size_t)nread);
+    if (call->done) return;   /* a callback cancelled or finished the call */
+    if (call->complete) {
+        call_finish(call, 0);
+    } else if (e != HPE_OK) {
+        call_finish(call, call->parse_err ? call->parse_err : -EPROTO);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct http_call *call = req->data;
+    if (status < 0 && !call->done) call_finish(call, status);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct http_call *call = t->data;
+    call_finish(call, call->deferred_err ? call->deferred_err : -ETIMEDOUT);
+}
+
+static void on_connected(struct http_call *call)
+{
+    uv_timer_stop(&call->timer);
+    if (call->o.response_timeout_ms)
+        uv_timer_start(&call->timer, on_timer, call->o.response_timeout_ms, 0);
+    call->write_req.data = call;
+    uv_buf_t b = uv_buf_init(call->request.data, (unsigned)call->request.len);
+    int rc = uv_write(&call->write_req, &call->conn.stream, &b, 1, on_write);
+    if (rc == 0) rc = uv_read_start(&call->conn.stream, on_alloc, on_read);
+    if (rc < 0) call_finish(call, rc);
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    struct http_call *call = h->data;
+    call->open_handles--;
+    if (call->done) {
+        if (call->open_handles == 0) call_free(call);
+        return;
+    }
+    try_next_addr(call);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct http_call *call = req->data;
+    if (call->done) return;
+    if (status == 0) {
+        on_connected(call);
+        return;
+    }
+    call->last_err = status;
+    if (call->unix_path || call->next_addr >= call->naddrs) {
+        call_finish(call, status);
+        return;
+    }
+    /* Another address to try: a handle cannot be reused before it closed. */
+    close_conn(call, on_retry_closed);
+}
+
+static void try_next_addr(struct http_call *call)
+{
+    if (call->next_addr >= call->naddrs) {
+        call_finish(call, call->last_err ? call->last_err : -ECONNREFUSED);
+        return;
+    }
+    const struct sockaddr *sa = (const struct sockaddr *)&call->addrs[call->next_addr++];
+    uv_tcp_init(call->client->loop, &call->conn.tcp);
+    call->conn.handle.data = call;
+    call->conn_open = true;
+    call->open_handles++;
+    uv_tcp_nodelay(&call->conn.tcp, 1);
+    call->connect_req.data = call;
+    int rc = uv_tcp_connect(&call->connect_req, &call->conn.tcp, sa, on_connect);
+    if (rc < 0) {
+        call->last_err = rc;
+        close_conn(call, on_retry_closed);
+    }
+}
+
+static void on_resolved(void *ud, int status, const struct sockaddr_storage *addrs, size_t n)
+{
+    struct http_call *call = ud;
+    call->dns_query = NULL;
+    if (status < 0) {
+        call_finish(call, status);
+        return;
+    }
+    memcpy(call->addrs, addrs, n * sizeof *addrs);
+    call->naddrs = n;
+    try_next_addr(call);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const struct logger *lg)
+{
+    struct http_client *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->dns = dns;
+    c->log = lg;
+    return c;
+}
+
+static void build_request(struct http_call *call, const struct http_client_opts *o)
+{
+    struct buf *r = &call->request;
+    buf_printf(r, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method, o->path, o->host_header);
+    if (o->headers) buf_puts(r, o->headers);
+    if (o->body) buf_printf(r, "Content-Length: %zu\r\n", o->body_len);
+    buf_puts(r, "Connection: close\r\n\r\n");
+    if (o->body) buf_append(r, o->body, o->body_len);
+}
+
+struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
+                                      const struct http_client_opts *opts)
+{
+    struct http_call *call = xcalloc(1, sizeof *call);
+    call->client = c;
+    call->o = *opts;
+    call->o.method = call->o.host_header = call->o.path = call->o.headers = call->o.body = NULL;
+    call->next = c->calls;
+    if (c->calls) c->calls->prev = call;
+    c->calls = call;
+    buf_init(&call->request);
+    buf_init(&call->field);
+    buf_init(&call->value);
+    buf_init(&call->body);
+    build_request(call, opts);
+
+    llhttp_settings_init(&call->settings);
+    call->settings.on_header_field = on_header_field;
+    call->settings.on_header_value = on_header_value;
+    call->settings.on_headers_complete = on_headers_complete;
+    call->settings.on_body = on_body;
+    call->settings.on_message_complete = on_message_complete;
+    llhttp_init(&call->parser, HTTP_RESPONSE, &call->settings);
+    call->parser.data = call;
+
+    uv_timer_init(c->loop, &call->timer);
+    call->timer.data = call;
+    call->open_handles = 1;
+
+    if (c->closing) {
+        call->deferred_err = -ECANCELED;
+    } else if (ep->tls) {
+        call->deferred_err = -EPROTONOSUPPORT;
+    } else if (!ep->unix_path && !ep->host) {
+        call->deferred_err = -EINVAL;
+    }
+    if (call->deferred_err) {
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+        return call;
+    }
+    if (opts->connect_timeout_ms) uv_timer_start(&call->timer, on_timer, opts->connect_timeout_ms, 0);
+
+    if (ep->unix_path) {
+        call->unix_path = xstrdup(ep->unix_path);
+        uv_pipe_init(c->loop, &call->conn.pipe, 0);
+        call->conn.handle.data = call;
+        call->conn_open = true;
+        call->open_handles++;
+        call->connect_req.data = call;
+        /* uv_pipe_connect reports every failure through the callback. */
+        uv_pipe_connect(&call->connect_req, &call->conn.pipe, call->unix_path, on_connect);
+    } else {
+        call->host = xstrdup(ep->host);
+        call->port = ep->port;
+        call->dns_query = dns_resolve(c->dns, call->host, call->port, on_resolved, call);
+    }
+    return call;
+}
+
+void http_call_cancel(struct http_call *call)
+{
+    if (!call || call->done) return;
+    call->cancelled = true;
+    call_finish(call, -ECANCELED);
+}
+
+void http_client_close(struct http_client *c)
+{
+    if (!c) return;
+    c->closing = true;
+    for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
+    if (!c->calls) free(c);
+}
+
+/* ---- DOCKER_HOST -------------------------------------------------------- */
+
+int http_endpoint_parse_docker_host(const char *s, struct http_endpoint *ep, const char **err)
+{
+    memset(ep, 0, sizeof *ep);
+    if (strncmp(s, "unix://", 7) == 0) {
+        if (s[7] != '/') {
+            *err = "unix:// needs an absolute socket path";
+            return -EINVAL;
+        }
+        ep->unix_path = xstrdup(s + 7);
+        return 0;
+    }
+    if (strncmp(s, "tcp://", 6) == 0) {
+        const char *hp = s + 6;
+        const char *colon = strrchr(hp, ':');
+        const char *close = strchr(hp, ']');
+        if (hp[0] == '[' && (!close || (colon && colon < close))) colon = NULL;
+        size_t hl = colon ? (size_t)(colon - hp) : strlen(hp);
+        if (hp[0] == '[' && close) {
+            ep->host = xstrndup(hp + 1, (size_t)(close - hp - 1));
+        } else {
+            ep->host = xstrndup(hp, hl);
+        }
+        long port = 2375;
+        if (colon) {
+            char *end;
+            port = strtol(colon + 1, &end, 10);
+            if (*end || port < 1 || port > 65535) {
+                http_endpoint_free(ep);
+                *err = "tcp:// port must be 1-65535";
+                return -EINVAL;
+            }
+        }
+        if (!ep->host[0] || strchr(ep->host, '/')) {
+            http_endpoint_free(ep);
+            *err = "tcp:// needs host:port";
+            return -EINVAL;
+        }
+        ep->port = (uint16_t)port;
+        return 0;
+    }
+    *err = "expected unix:///path or tcp://host:port";
+    return -EINVAL;
+}
+
+void http_endpoint_free(struct http_endpoint *ep)
+{
+    free(ep->unix_path);
+    free(ep->host);
+    memset(ep, 0, sizeof *ep);
+}

@@ -1,1 +1,635 @@
-/* http_server.c - placeholder until implemented. */
+/* http_server.c - HTTP/1.1 listener: sockets, llhttp, limits, timeouts.
+ *
+ * Each connection parses with its own llhttp instance. Handlers are
+ * synchronous, so a response is written the moment its request completes;
+ * pipelined requests in one read are therefore answered in order without a
+ * queue. One timer per connection serves two purposes: while a request is
+ * being received it is the request deadline (slow clients get 408 however
+ * they trickle), between requests it is the keep-alive idle limit. */
+#include "http_server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "json.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+#define MAX_PENDING_WRITE (1024 * 1024)   /* stop reading a client that does not read */
+#define LINGER_MS 2000                    /* after an error reply, drain input this long */
+
+struct conn {
+    struct http_server *srv;
+    struct conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int open_handles;
+    bool closing;
+    bool lingering;               /* reply sent, write side shut, discarding input */
+    bool in_request;              /* first byte of a request seen, not yet complete */
+    bool close_after;             /* no more requests on this connection */
+    bool reading;
+    int pending_writes;
+    char peer[64];
+
+    llhttp_t parser;
+    struct buf url;
+    struct buf hstore;            /* "name\0value\0name\0value\0..." */
+    size_t *hoffs;                /* offsets of names and values in hstore */
+    size_t nhoffs, capoffs;
+    bool in_value;
+    size_t header_bytes;
+    struct buf body;
+    int error_status;             /* set by a parser callback that refuses the request */
+    const char *error_msg;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    struct http_server_opts o;
+    char *addr;
+    uv_tcp_t listener;
+    bool listener_open;
+    int port;
+    struct conn *conns;
+    size_t nconns;
+    bool stopping;
+    bool closing;
+    int open_handles;             /* listener + every connection's handles */
+    void (*closed_cb)(void *ud);
+    void *closed_ud;
+    llhttp_settings_t settings;
+    char read_buf[READ_BUF_SIZE];
+};
+
+struct wreq {
+    uv_write_t req;
+    struct conn *c;
+    size_t len;
+    char data[];
+};
+
+static void conn_close(struct conn *c);
+
+/* ---- helpers for handlers ---------------------------------------------- */
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0) return req->headers[i].value;
+    return NULL;
+}
+
+const char *http_status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+void http_response_error(struct http_response *res, int status, const char *msg)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    buf_reset(&res->body);
+    buf_puts(&res->body, "{\"error\":");
+    json_put_str(&res->body, msg);
+    buf_putc(&res->body, '}');
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void server_maybe_free(struct http_server *s)
+{
+    if (s->closing && s->open_handles == 0) {
+        void (*cb)(void *) = s->closed_cb;
+        void *ud = s->closed_ud;
+        free(s->addr);
+        free(s);
+        if (cb) cb(ud);
+    }
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct http_server *s = c->srv;
+    s->open_handles--;
+    if (--c->open_handles > 0) return;
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    buf_free(&c->url);
+    buf_free(&c->hstore);
+    buf_free(&c->body);
+    free(c->hoffs);
+    free(c);
+    server_maybe_free(s);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void reset_request(struct conn *c)
+{
+    buf_reset(&c->url);
+    buf_reset(&c->hstore);
+    buf_reset(&c->body);
+    c->nhoffs = 0;
+    c->in_value = false;
+    c->header_bytes = 0;
+    c->in_request = false;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Once the last reply is written: shut our side and keep discarding what the
+ * client still sends for a moment, so a large refused upload does not turn
+ * into a reset that destroys the reply before the client read it. */
+static void finish_conn(struct conn *c)
+{
+    if (c->closing || c->lingering) return;
+    c->lingering = true;
+    uv_shutdown_t *req = xmalloc(sizeof *req);
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(req);
+        conn_close(c);
+        return;
+    }
+    if (!c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+    }
+    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct conn *c = w->c;
+    free(w);
+    c->pending_writes--;
+    if (c->closing) return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->close_after && c->pending_writes == 0) {
+        finish_conn(c);
+        return;
+    }
+    /* A client that stopped reading was paused; resume once it caught up. */
+    if (!c->reading && !c->close_after &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < MAX_PENDING_WRITE / 2) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+    }
+}
+
+static void conn_write(struct conn *c, const char *data, size_t len)
+{
+    struct wreq *w = xmalloc(sizeof *w + len);
+    w->c = c;
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(w);
+        conn_close(c);
+        return;
+    }
+    c->pending_writes++;
+}
+
+static void send_response(struct conn *c, struct http_response *res, bool head_only)
+{
+    struct buf out;
+    buf_init(&out);
+    buf_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", res->status,
+               http_status_reason(res->status), res->content_type ? res->content_type : "application/json",
+               res->body.len);
+    if (res->headers.len) buf_append(&out, res->headers.data, res->headers.len);
+    buf_puts(&out, c->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+    if (!head_only && res->body.len) buf_append(&out, res->body.data, res->body.len);
+    conn_write(c, out.data, out.len);
+    buf_free(&out);
+}
+
+/* Refuses the request in progress and ends the connection. */
+static void send_error(struct conn *c, int status, const char *msg)
+{
+    struct http_response res = {0};
+    buf_init(&res.headers);
+    buf_init(&res.body);
+    http_response_error(&res, status, msg);
+    c->close_after = true;
+    send_response(c, &res, false);
+    buf_free(&res.headers);
+    buf_free(&res.body);
+    LOG(c->srv->o.log, LOG_DEBUG, "http request refused", F_STR("peer", c->peer), F_INT("status", status),
+        F_STR("error", msg));
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static int refuse(struct conn *c, int status, const char *msg)
+{
+    c->error_status = status;
+    c->error_msg = msg;
+    return -1;
+}
+
+static int count_header_bytes(struct conn *c, size_t len)
+{
+    c->header_bytes += len;
+    if (c->header_bytes > c->srv->o.max_header_bytes)
+        return refuse(c, 431, "request headers too large");
+    return 0;
+}
+
+static void push_off(struct conn *c, size_t off)
+{
+    if (c->nhoffs == c->capoffs) {
+        c->capoffs = c->capoffs ? c->capoffs * 2 : 16;
+        c->hoffs = xrealloc(c->hoffs, c->capoffs * sizeof *c->hoffs);
+    }
+    c->hoffs[c->nhoffs++] = off;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->closing || c->lingering) return;
+    if (c->in_request) {
+        /* A request deadline, not an inactivity one: trickling bytes does
+         * not buy a slow client more time. */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        send_error(c, 408, "request not received in time");
+    } else {
+        conn_close(c);   /* idle keep-alive connection */
+    }
+}
+
+static void arm_timer(struct conn *c)
+{
+    const struct http_server_opts *o = &c->srv->o;
+    uint64_t ms = c->in_request ? o->request_timeout_ms : o->idle_timeout_ms;
+    uv_timer_stop(&c->timer);
+    if (ms) uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    reset_request(c);
+    c->in_request = true;
+    arm_timer(c);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    buf_append(&c->url, at, len);
+    return count_header_bytes(c, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (c->in_value || c->nhoffs == 0) {
+        if (c->in_value) buf_putc(&c->hstore, '\0');
+        push_off(c, c->hstore.len);
+        c->in_value = false;
+    }
+    buf_append(&c->hstore, at, len);
+    return count_header_bytes(c, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (!c->in_value) {
+        buf_putc(&c->hstore, '\0');
+        push_off(c, c->hstore.len);
+        c->in_value = true;
+    }
+    buf_append(&c->hstore, at, len);
+    return count_header_bytes(c, len);
+}
+
+static const char *stored_header(struct conn *c, const char *name)
+{
+    for (size_t i = 0; i + 1 < c->nhoffs; i += 2)
+        if (strcasecmp(c->hstore.data + c->hoffs[i], name) == 0) return c->hstore.data + c->hoffs[i + 1];
+    return NULL;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    if (c->nhoffs % 2) {   /* a name without a value */
+        buf_putc(&c->hstore, '\0');
+        push_off(c, c->hstore.len);
+    }
+    buf_putc(&c->hstore, '\0');
+    size_t max = c->srv->o.max_body_bytes;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
+        return refuse(c, 413, "request body too large");
+    const char *expect = stored_header(c, "expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        conn_write(c, cont, sizeof cont - 1);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (c->body.len + len > c->srv->o.max_body_bytes) return refuse(c, 413, "request body too large");
+    buf_append(&c->body, at, len);
+    return 0;
+}
+
+/* Trims header value whitespace in place (llhttp leaves trailing blanks). */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    return s;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct conn *c = p->data;
+    struct http_server *s = c->srv;
+    size_t nh = c->nhoffs / 2;
+    struct http_header *hs = xcalloc(nh ? nh : 1, sizeof *hs);
+    for (size_t i = 0; i < nh; i++) {
+        hs[i].name = c->hstore.data + c->hoffs[2 * i];
+        hs[i].value = trim(c->hstore.data + c->hoffs[2 * i + 1]);
+    }
+    buf_putc(&c->url, '\0');   /* the query split below needs it terminated */
+    char *path = c->url.data;
+    char *q = strchr(path, '?');
+    if (q) *q++ = '\0';
+    char *hash = strchr(q ? q : path, '#');
+    if (hash) *hash = '\0';
+    const char *method = llhttp_method_name((llhttp_method_t)p->method);
+    struct http_request req = {
+        .method = method,
+        .path = path,
+        .query = q ? q : "",
+        .headers = hs,
+        .nheaders = nh,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+        .peer = c->peer,
+    };
+    struct http_response res = {.status = 500};
+    buf_init(&res.headers);
+    buf_init(&res.body);
+    if (!llhttp_should_keep_alive(p) || s->stopping) c->close_after = true;
+    s->o.handler(s->o.ud, &req, &res);
+    send_response(c, &res, strcmp(method, "HEAD") == 0);
+    buf_free(&res.headers);
+    buf_free(&res.body);
+    free(hs);
+    reset_request(c);
+    arm_timer(c);
+    /* After a closing reply nothing else on this connection is parsed. */
+    return c->close_after ? HPE_PAUSED : 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    b->base = c->srv->read_buf;   /* consumed before the next read: one buffer for all */
+    b->len = sizeof c->srv->read_buf;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = stream->data;
+    if (c->closing) return;
+    if (nread < 0) {
+        /* EOF or error. A client that half-closes after its request still
+         * gets the reply: only close once nothing is being written. */
+        uv_read_stop(stream);
+        c->reading = false;
+        if (c->lingering || c->pending_writes == 0) conn_close(c);
+        else c->close_after = true;
+        return;
+    }
+    if (nread == 0 || c->lingering || c->close_after) return;   /* discard */
+    llhttp_errno_t e = llhttp_execute(&c->parser, b->base, (size_t)nread);
+    if (c->closing) return;
+    if (e == HPE_PAUSED) {
+        /* The reply was marked closing; stop reading and finish once written. */
+        uv_read_stop(stream);
+        c->reading = false;
+        if (c->pending_writes == 0) finish_conn(c);
+        return;
+    }
+    if (e != HPE_OK) {
+        uv_read_stop(stream);
+        c->reading = false;
+        if (c->error_status) {
+            send_error(c, c->error_status, c->error_msg);
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+            send_error(c, 400, msg);
+        }
+        return;
+    }
+    if (uv_stream_get_write_queue_size(stream) > MAX_PENDING_WRITE) {
+        uv_read_stop(stream);
+        c->reading = false;
+    }
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void peer_name(uv_tcp_t *t, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(out, n, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    if (status < 0) {
+        LOG(s->o.log, LOG_WARN, "accept failed", F_STR("error", uv_strerror(status)));
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    s->open_handles += 2;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    buf_init(&c->url);
+    buf_init(&c->hstore);
+    buf_init(&c->body);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    peer_name(&c->tcp, c->peer, sizeof c->peer);
+    if (s->nconns > s->o.max_connections) {
+        LOG(s->o.log, LOG_WARN, "connection refused: too many connections", F_STR("peer", c->peer),
+            F_INT("max_connections", s->o.max_connections));
+        send_error(c, 503, "too many connections");
+        return;
+    }
+    arm_timer(c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->reading = true;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_opts *opts)
+{
+    struct http_server *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->o = *opts;
+    s->addr = xstrdup(opts->addr);
+    s->o.addr = s->addr;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = true;
+    s->open_handles = 1;
+    return s;
+}
+
+int http_server_listen(struct http_server *s)
+{
+    struct sockaddr_storage ss;
+    int rc;
+    if (strchr(s->addr, ':')) rc = uv_ip6_addr(s->addr, s->o.port, (struct sockaddr_in6 *)&ss);
+    else rc = uv_ip4_addr(s->addr, s->o.port, (struct sockaddr_in *)&ss);
+    if (rc < 0) return rc;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc < 0) return rc;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+size_t http_server_connections(const struct http_server *s)
+{
+    return s->nconns;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    s->open_handles--;
+    server_maybe_free(s);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (s->stopping) return;
+    s->stopping = true;
+    if (s->listener_open) {
+        s->listener_open = false;
+        uv_close((uv_handle_t *)&s->listener, listener_closed);
+    }
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (!c->in_request && c->pending_writes == 0) conn_close(c);
+        else c->close_after = true;
+    }
+}
+
+void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
+{
+    http_server_stop(s);
+    s->closing = true;
+    s->closed_cb = cb;
+    s->closed_ud = ud;
+    for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
+    server_maybe_free(s);
+}

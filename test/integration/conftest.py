@@ -1,0 +1,103 @@
+"""pytest fixtures wiring the real parts of harness.py together."""
+
+import os
+import uuid
+
+import pytest
+
+from harness import Engine, Receiver, Registry, Router, free_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    path = os.environ.get("WR_SHARED_FIXTURES") or os.path.join(HERE, "..", "..", "..", "shared", "fixtures")
+    assert os.path.isdir(path), f"shared fixtures not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def binary():
+    path = os.environ.get("WR_BINARY") or os.path.join(HERE, "..", "..", "build", "debug", "webhook-router")
+    assert os.access(path, os.X_OK), f"router binary not found at {path} (set WR_BINARY)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def router_port():
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def registry_port():
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def engine(registry_port):
+    e = Engine(insecure_registry=f"127.0.0.1:{registry_port}")
+    try:
+        e.start()
+        e.import_test_image()
+        yield e
+    finally:
+        e.cleanup()
+
+
+@pytest.fixture(scope="session")
+def registry(registry_port, router_port):
+    r = Registry(registry_port, f"http://127.0.0.1:{router_port}/webhook")
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def start_router(binary, router_port, engine):
+    """start_router(env={...}) -> Router on the session's router port.
+    Stopped with SIGTERM at the end of the test; must exit 0, sanitizer-clean."""
+    routers = []
+
+    def start(env=None, docker_host=None):
+        full = {"DOCKER_HOST": docker_host or engine.host, "DEBOUNCE_MS": "0"}
+        full.update(env or {})
+        r = Router(binary, router_port, full)
+        routers.append(r)
+        return r
+
+    yield start
+    for r in routers:
+        r.stop()
+
+
+@pytest.fixture
+def containers(engine):
+    """create(image_label, url, tag=None) -> container id; removed after the test."""
+    made = []
+
+    def create(image_label, url, tag=None, extra_labels=()):
+        args = ["create", "--network", "none", "--label", f"webhook-router.image={image_label}",
+                "--label", f"webhook-router.url={url}"]
+        if tag:
+            args += ["--label", f"webhook-router.tag={tag}"]
+        for l in extra_labels:
+            args += ["--label", l]
+        cid = engine.docker(*args, "local/bb:1").stdout.strip()
+        made.append(cid)
+        return cid
+
+    yield create
+    for cid in made:
+        engine.docker("rm", "-f", cid, check=False)
+
+
+@pytest.fixture
+def uniq():
+    return uuid.uuid4().hex[:10]

@@ -63,7 +63,8 @@ static void check_redact(const char *in, const char *want)
     struct buf b;
     buf_init(&b);
     url_redact(&b, in);
-    if (strcmp(buf_cstr(&b), want) != 0) fail_msg("\"%s\" -> \"%s\", want \"%s\"", in, buf_cstr(&b), want);
+    if (strcmp(buf_cstr(&b), want) != 0)
+        fail_msg("\"%s\" -> \"%s\", want \"%s\"", in ? in : "(null)", buf_cstr(&b), want);
     buf_free(&b);
 }
 

@@ -222,15 +222,9 @@ struct dns_query *dns_resolve(struct dns *d, const char *host, uint16_t port, dn
     /* Numeric addresses need no resolver at all. */
     struct sockaddr_in *s4 = (struct sockaddr_in *)&q->addrs[0];
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&q->addrs[0];
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        set_port(&q->addrs[0], port);
-        q->naddrs = 1;
-        finish(q);
-        return q;
-    }
-    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) s4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) s6->sin6_family = AF_INET6;
+    if (q->addrs[0].ss_family) {
         set_port(&q->addrs[0], port);
         q->naddrs = 1;
         finish(q);

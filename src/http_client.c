@@ -34,6 +34,7 @@ struct http_client {
     const struct logger *log;
     struct http_call *calls;      /* every call not yet freed */
     bool closing;
+    llhttp_settings_t settings;   /* the same callbacks for every call */
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
 };
 
@@ -66,7 +67,6 @@ struct http_call {
     int deferred_err;
 
     llhttp_t parser;
-    llhttp_settings_t settings;
     struct header headers[MAX_RESPONSE_HEADERS];
     size_t nheaders;
     bool in_value;
@@ -228,9 +228,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread < 0) {
         if (nread == UV_EOF) {
             /* EOF completes a body that has no framing (llhttp_finish then
-             * reports the message complete); anywhere else it is a cut. */
-            llhttp_errno_t e = llhttp_finish(&call->parser);
-            call_finish(call, e == HPE_OK && call->complete ? 0 : -ECONNRESET);
+             * runs on_message_complete, whose HPE_PAUSED it returns);
+             * anywhere else it is a cut. */
+            llhttp_finish(&call->parser);
+            call_finish(call, call->complete ? 0 : -ECONNRESET);
         } else {
             call_finish(call, (int)nread);
         }
@@ -339,6 +340,12 @@ struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const stru
     c->loop = loop;
     c->dns = dns;
     c->log = lg;
+    llhttp_settings_init(&c->settings);
+    c->settings.on_header_field = on_header_field;
+    c->settings.on_header_value = on_header_value;
+    c->settings.on_headers_complete = on_headers_complete;
+    c->settings.on_body = on_body;
+    c->settings.on_message_complete = on_message_complete;
     return c;
 }
 
@@ -368,13 +375,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     buf_init(&call->body);
     build_request(call, opts);
 
-    llhttp_settings_init(&call->settings);
-    call->settings.on_header_field = on_header_field;
-    call->settings.on_header_value = on_header_value;
-    call->settings.on_headers_complete = on_headers_complete;
-    call->settings.on_body = on_body;
-    call->settings.on_message_complete = on_message_complete;
-    llhttp_init(&call->parser, HTTP_RESPONSE, &call->settings);
+    llhttp_init(&call->parser, HTTP_RESPONSE, &c->settings);
     call->parser.data = call;
 
     uv_timer_init(c->loop, &call->timer);

@@ -1,0 +1,337 @@
+/* The outbound HTTP client and resolver against scripted loopback peers:
+ * framing (length, chunked, EOF), malformed answers, refused, timeouts,
+ * unix sockets, cancellation, DOCKER_HOST parsing, and the forward body. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "dns.h"
+#include "forward.h"
+#include "http_client.h"
+
+/* A peer that accepts one connection, reads the request head, then sends
+ * its script: parts separated by '|' with a 30 ms pause between them. A
+ * script of "" means: never answer (hold the connection ~1 s). */
+struct peer {
+    int lfd;
+    int port;
+    char sun_path[108];
+    const char *script;
+    char request[4096];
+    pthread_t th;
+};
+
+static void *peer_main(void *arg)
+{
+    struct peer *p = arg;
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    size_t n = 0;
+    while (n + 1 < sizeof p->request && !strstr(p->request, "\r\n\r\n")) {
+        ssize_t got = recv(fd, p->request + n, sizeof p->request - n - 1, 0);
+        if (got <= 0) break;
+        n += (size_t)got;
+        p->request[n] = '\0';
+    }
+    if (!*p->script) {
+        usleep(1000000);
+    } else {
+        for (const char *s = p->script; *s;) {
+            size_t len = strcspn(s, "|");
+            send(fd, s, len, MSG_NOSIGNAL);
+            s += len;
+            if (*s == '|') {
+                s++;
+                usleep(30000);
+            }
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static void peer_start_tcp(struct peer *p, const char *script)
+{
+    memset(p, 0, sizeof *p);
+    p->script = script;
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof sa;
+    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
+    p->port = ntohs(sa.sin_port);
+    listen(p->lfd, 4);
+    pthread_create(&p->th, NULL, peer_main, p);
+}
+
+static void peer_start_unix(struct peer *p, const char *script)
+{
+    memset(p, 0, sizeof *p);
+    p->script = script;
+    snprintf(p->sun_path, sizeof p->sun_path, "/tmp/wr-test-%d.sock", (int)getpid());
+    unlink(p->sun_path);
+    p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un su = {.sun_family = AF_UNIX};
+    snprintf(su.sun_path, sizeof su.sun_path, "%s", p->sun_path);
+    bind(p->lfd, (struct sockaddr *)&su, sizeof su);
+    listen(p->lfd, 4);
+    pthread_create(&p->th, NULL, peer_main, p);
+}
+
+static void peer_stop(struct peer *p)
+{
+    shutdown(p->lfd, SHUT_RDWR);
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+    if (p->sun_path[0]) unlink(p->sun_path);
+}
+
+/* ---- running one call ---------------------------------------------------- */
+
+struct outcome {
+    int done;
+    int err;
+    int status;
+    char body[1024];
+    char streamed[1024];
+    char api_version[16];
+    int cancel_on_head;
+    struct http_call *call;
+};
+
+static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
+{
+    struct outcome *o = ud;
+    (void)status;
+    const char *v = get(ctx, "api-version");
+    if (v) snprintf(o->api_version, sizeof o->api_version, "%s", v);
+    if (o->cancel_on_head) http_call_cancel(o->call);
+}
+
+static void on_body_stream(void *ud, const char *data, size_t len)
+{
+    struct outcome *o = ud;
+    strncat(o->streamed, data, len < sizeof o->streamed - strlen(o->streamed) - 1 ? len : 0);
+}
+
+static void on_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct outcome *o = ud;
+    o->done++;
+    o->err = err;
+    o->status = status;
+    snprintf(o->body, sizeof o->body, "%.*s", (int)len, body);
+}
+
+static struct outcome run_call(const struct http_endpoint *ep, uint64_t timeout_ms, bool stream,
+                               int cancel_on_head)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct logger lg;
+    logger_init(&lg, LOG_ERROR, LOG_FORMAT_JSON, 2);
+    struct dns *dns = dns_new(&loop, &lg);
+    struct http_client *c = http_client_new(&loop, dns, &lg);
+    struct outcome o;
+    memset(&o, 0, sizeof o);
+    o.cancel_on_head = cancel_on_head;
+    struct http_client_opts opts = {
+        .method = "POST", .host_header = "peer", .path = "/p?q=1", .headers = "X-A: b\r\n",
+        .body = "{}", .body_len = 2, .connect_timeout_ms = 2000, .response_timeout_ms = timeout_ms,
+        .on_head = on_head, .on_body = stream ? on_body_stream : NULL, .max_body = 512,
+        .on_done = on_done, .ud = &o,
+    };
+    o.call = http_client_request(c, ep, &opts);
+    assert_int_equal(o.done, 0);   /* never called back from inside the request */
+    /* Run until the call ended (or was cancelled), then close everything. */
+    for (int i = 0; i < 400 && !o.done && !(cancel_on_head && o.api_version[0]); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    http_client_close(c);
+    dns_close(dns);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    return o;
+}
+
+static struct outcome call_script(const char *script, uint64_t timeout_ms, bool stream)
+{
+    struct peer p;
+    peer_start_tcp(&p, script);
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)p.port};
+    struct outcome o = run_call(&ep, timeout_ms, stream, 0);
+    peer_stop(&p);
+    if (strstr(script, "HTTP")) {
+        assert_non_null(strstr(p.request, "POST /p?q=1 HTTP/1.1\r\nHost: peer\r\nX-A: b\r\n"));
+        assert_non_null(strstr(p.request, "Content-Length: 2\r\n"));
+    }
+    return o;
+}
+
+static void test_content_length(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 5\r\n\r\nhe|llo", 2000, false);
+    assert_int_equal(o.done, 1);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.body, "hello");
+    assert_string_equal(o.api_version, "1.41");
+}
+
+static void test_chunked_streamed(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab|c\r\n|4\r\ndefg\r\n0\r\n\r\n",
+                                   2000, true);
+    assert_int_equal(o.err, 0);
+    assert_string_equal(o.streamed, "abcdefg");
+}
+
+static void test_eof_body(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("HTTP/1.1 202 Accepted\r\n\r\nuntil|eof", 2000, false);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 202);
+    assert_string_equal(o.body, "untileof");
+}
+
+static void test_cut_stream(void **s)
+{
+    (void)s;
+    /* A chunked stream that ends without its last chunk: a cut, not success. */
+    struct outcome o = call_script("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 2000, true);
+    assert_int_equal(o.err, -ECONNRESET);
+    assert_int_equal(o.status, 200);
+}
+
+static void test_garbage_and_big(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("SSH-2.0-OpenSSH\r\n\r\n", 2000, false);
+    assert_int_equal(o.err, -EPROTO);
+    char big[800];
+    snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nContent-Length: 600\r\n\r\n%0600d", 0);
+    o = call_script(big, 2000, false);
+    assert_int_equal(o.err, -E2BIG);
+}
+
+static void test_timeout(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("", 200, false);
+    assert_int_equal(o.err, -ETIMEDOUT);
+    assert_int_equal(o.status, 0);
+}
+
+static void test_refused_and_unknown(void **s)
+{
+    (void)s;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);   /* a port nobody listens on */
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = ntohs(sa.sin_port)};
+    struct outcome o = run_call(&ep, 1000, false, 0);
+    assert_int_equal(o.err, -ECONNREFUSED);
+    struct http_endpoint unix_ep = {.unix_path = "/tmp/wr-no-such-dir/x.sock"};
+    o = run_call(&unix_ep, 1000, false, 0);
+    assert_int_equal(o.err, -ENOENT);
+    struct http_endpoint bad = {.host = "no-such-host.invalid", .port = 80};
+    o = run_call(&bad, 1000, false, 0);
+    assert_int_equal(o.done, 1);
+    assert_true(o.err < 0);
+    struct http_endpoint tls = {.host = "127.0.0.1", .port = 443, .tls = true};
+    o = run_call(&tls, 1000, false, 0);
+    assert_int_equal(o.err, -EPROTONOSUPPORT);
+}
+
+static void test_unix_and_cancel(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_unix(&p, "HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Length: 2\r\n\r\nok");
+    struct http_endpoint ep = {.unix_path = p.sun_path};
+    struct outcome o = run_call(&ep, 2000, false, 0);
+    peer_stop(&p);
+    assert_int_equal(o.err, 0);
+    assert_string_equal(o.body, "ok");
+    /* Cancelled from inside its own callback: on_done never comes. */
+    peer_start_unix(&p, "HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Length: 2\r\n\r\nok");
+    o = run_call(&ep, 2000, false, 1);
+    peer_stop(&p);
+    assert_int_equal(o.done, 0);
+}
+
+static void test_localhost_resolves(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_tcp(&p, "HTTP/1.1 204 No Content\r\n\r\n");
+    struct http_endpoint ep = {.host = "localhost", .port = (uint16_t)p.port};
+    struct outcome o = run_call(&ep, 2000, false, 0);
+    peer_stop(&p);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 204);
+}
+
+static void test_docker_host_parse(void **s)
+{
+    (void)s;
+    struct http_endpoint ep;
+    const char *err;
+    assert_int_equal(http_endpoint_parse_docker_host("unix:///var/run/docker.sock", &ep, &err), 0);
+    assert_string_equal(ep.unix_path, "/var/run/docker.sock");
+    http_endpoint_free(&ep);
+    assert_int_equal(http_endpoint_parse_docker_host("tcp://proxy:2375", &ep, &err), 0);
+    assert_string_equal(ep.host, "proxy");
+    assert_int_equal(ep.port, 2375);
+    http_endpoint_free(&ep);
+    assert_int_equal(http_endpoint_parse_docker_host("tcp://[::1]:2376", &ep, &err), 0);
+    assert_string_equal(ep.host, "::1");
+    assert_int_equal(ep.port, 2376);
+    http_endpoint_free(&ep);
+    const char *bad[] = {"unix://rel.sock", "tcp://h:0", "tcp://h:99999", "tcp://:1", "http://h:1", "", "tcp://h:x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(http_endpoint_parse_docker_host(bad[i], &ep, &err), -EINVAL);
+}
+
+static void test_forward_body(void **s)
+{
+    (void)s;
+    struct push_event ev = {.repository = "team/\"x\"", .tag = "v1", .digest = NULL, .registry = "r:5000",
+                            .id = "e\n1"};
+    struct buf b;
+    buf_init(&b);
+    forward_build_body(&b, &ev);
+    assert_string_equal(buf_cstr(&b), "{\"repository\":\"team/\\\"x\\\"\",\"tag\":\"v1\",\"digest\":null,"
+                                      "\"registry\":\"r:5000\",\"event_id\":\"e\\n1\"}");
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_content_length),   cmocka_unit_test(test_chunked_streamed),
+        cmocka_unit_test(test_eof_body),         cmocka_unit_test(test_cut_stream),
+        cmocka_unit_test(test_garbage_and_big),  cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_refused_and_unknown), cmocka_unit_test(test_unix_and_cancel),
+        cmocka_unit_test(test_localhost_resolves), cmocka_unit_test(test_docker_host_parse),
+        cmocka_unit_test(test_forward_body),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

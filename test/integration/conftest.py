@@ -74,7 +74,8 @@ def start_router(binary, router_port, engine):
 
     yield start
     for r in routers:
-        r.stop()
+        if r.proc.returncode is None:
+            r.stop()
 
 
 @pytest.fixture

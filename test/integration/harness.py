@@ -179,6 +179,7 @@ class Receiver:
         self.requests = []
         self.lock = threading.Lock()
         self.status = 204
+        self.delay = 0.0          # seconds to wait before answering
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -190,6 +191,8 @@ class Receiver:
                 with outer.lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers),
                                            "body": body, "time": time.monotonic()})
+                if outer.delay:
+                    time.sleep(outer.delay)
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

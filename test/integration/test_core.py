@@ -25,6 +25,9 @@ def test_push_redeploys_labelled_stack(engine, registry, receiver, start_router,
     secret = uuid.uuid4().hex
     hook = f"/hook/{secret}"
     cid = containers("team/myapp", receiver.url(hook))
+    containers("team/myapp", receiver.url(hook))          # a replica: same route, one POST
+    other = f"/other/{uuid.uuid4().hex}"
+    containers("team/myapp", receiver.url(other))         # another stack: fan-out
     # Created, never started: labels count all the same.
     assert engine.docker("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "created"
     router = start_router()
@@ -43,10 +46,11 @@ def test_push_redeploys_labelled_stack(engine, registry, receiver, start_router,
     assert body["event_id"]
     assert req["headers"]["Content-Type"] == "application/json"
     assert req["headers"]["User-Agent"].startswith("webhook-router/")
-    fwd = router.wait_log("forwarded", tag=tag)
+    assert len([r for r in receiver.on(other) if json.loads(r["body"])["tag"] == tag]) == 1
+    fwd = router.wait_log("forwarded", tag=tag, n=2)
     # The webhook URL's token never reaches a log line.
     assert all(secret not in json.dumps(l) for l in router.lines)
-    assert fwd[0]["target"].endswith("/hook/***")
+    assert {f["target"] for f in fwd} == {receiver.url("/hook/***"), receiver.url("/other/***")}
 
 
 def webhook_until(router, fixtures, repo, decision, timeout):
@@ -222,3 +226,27 @@ def test_bad_requests_get_clear_4xx(start_router):
                            b"Expect: 100-continue\r\nConnection: close\r\n\r\n" + chunked)
     assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 "), out
     assert router.get("/health")[0] == 200
+
+
+def test_sigterm_finishes_in_flight_forwards(receiver, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/slow{uniq}"
+    hook = f"/slow/{uniq}"
+    containers(repo, receiver.url(hook))
+    router = start_router()
+    router.wait_ready()
+    receiver.delay = 1.0
+    try:
+        status, body = router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", "s1"))
+        assert decisions(body) == ["forwarded"]
+        receiver.wait_for(hook, 1, timeout=5)      # the forward is in flight now
+        lines = router.stop()                      # SIGTERM; asserts exit 0
+    finally:
+        receiver.delay = 0.0
+    msgs = [l["msg"] for l in lines]
+    assert "forwarded" in msgs and msgs.index("forwarded") < msgs.index("stopped")
+    # Once stopping, the listener is closed.
+    try:
+        router.get("/health")
+        assert False, "still listening after SIGTERM"
+    except OSError:
+        pass

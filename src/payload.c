@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "payload_formats.h"
@@ -34,8 +35,11 @@ void payload_free(struct payload *p)
 }
 
 /* The formats, tried in order; the first whose detect() says yes parses. */
+/* Most specific shapes first: generic matches loosely and goes last. */
 static const struct payload_format *const formats[] = {
-    &payload_format_distribution,
+    &payload_format_github,  &payload_format_gitea,  &payload_format_distribution,
+    &payload_format_acr,     &payload_format_dockerhub, &payload_format_harbor,
+    &payload_format_quay,    &payload_format_generic,
 };
 
 int payload_parse(const char *body, size_t len, const struct payload_hints *hints,
@@ -53,13 +57,13 @@ int payload_parse(const char *body, size_t len, const struct payload_hints *hint
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         if (!formats[i]->detect(root, hints)) continue;
         out->format = formats[i]->name;
-        rc = formats[i]->parse(root, out, err);
+        rc = formats[i]->parse(root, out, err) < 0 ? -EINVAL : 0;
         break;
     }
     if (!out->format) {
-        buf_puts(err, "unknown payload format: expected one of:");
+        buf_puts(err, "unknown payload format: expected one of");
         for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-            buf_printf(err, "%s %s", i ? "," : "", formats[i]->describe);
+            buf_printf(err, "%s %s", i ? ";" : ":", formats[i]->describe);
     }
     json_decref(root);
     if (rc < 0) payload_free(out);
@@ -81,4 +85,89 @@ int payload_get_str(json_t *obj, const char *key, const char **out)
 char *payload_dup(const char *s)
 {
     return s ? xstrdup(s) : NULL;
+}
+
+const char *payload_str_at(json_t *root, const char *path)
+{
+    json_t *cur = root;
+    const char *p = path;
+    while (cur && *p) {
+        size_t n = strcspn(p, ".");
+        char key[64];
+        if (n >= sizeof key || !json_is_object(cur)) return NULL;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        cur = json_object_get(cur, key);
+        p += n + (p[n] == '.');
+    }
+    return json_is_string(cur) ? json_string_value(cur) : NULL;
+}
+
+const char *payload_require(json_t *root, const char *path, const char *where, struct buf *err)
+{
+    const char *v = payload_str_at(root, path);
+    if (!v || !*v) buf_printf(err, "%s%s%s missing or not a string", where ? where : "", where ? ": " : "", path);
+    return v && *v ? v : NULL;
+}
+
+static bool looks_like_host(const char *s, size_t n)
+{
+    return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && memcmp(s, "localhost", 9) == 0);
+}
+
+int payload_split_image(const char *ref, char **host, char **repository, char **tag, char **digest)
+{
+    *host = *repository = *tag = *digest = NULL;
+    if (!ref || !*ref) return -EINVAL;
+    const char *at = strchr(ref, '@');
+    size_t n = at ? (size_t)(at - ref) : strlen(ref);
+    if (at && at[1]) *digest = xstrdup(at + 1);
+    const char *slash = memchr(ref, '/', n);
+    const char *path = ref;
+    if (slash && looks_like_host(ref, (size_t)(slash - ref))) {
+        *host = xstrndup(ref, (size_t)(slash - ref));
+        path = slash + 1;
+        n -= (size_t)(slash - ref) + 1;
+    }
+    /* A tag is a ':' after the last '/'. */
+    const char *last_slash = NULL, *colon = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] == '/') last_slash = path + i;
+        if (path[i] == ':') colon = path + i;
+    }
+    if (colon && (!last_slash || colon > last_slash)) {
+        *tag = xstrndup(colon + 1, n - (size_t)(colon + 1 - path));
+        n = (size_t)(colon - path);
+    }
+    if (n == 0) {
+        free(*host);
+        free(*tag);
+        free(*digest);
+        *host = *tag = *digest = NULL;
+        return -EINVAL;
+    }
+    *repository = xstrndup(path, n);
+    return 0;
+}
+
+char *payload_host_of(const char *s)
+{
+    if (!s) return NULL;
+    const char *p = strstr(s, "://");
+    p = p ? p + 3 : s;
+    size_t n = strcspn(p, "/?#");
+    if (!n || (!strstr(s, "://") && !looks_like_host(p, n))) return NULL;
+    return xstrndup(p, n);
+}
+
+char *payload_synthetic_id(const char *format, const char *const *parts, size_t n)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, format);
+    for (size_t i = 0; i < n; i++) {
+        buf_putc(&b, ':');
+        buf_puts(&b, parts[i] ? parts[i] : "");
+    }
+    return buf_steal(&b);
 }

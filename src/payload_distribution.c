@@ -1,5 +1,6 @@
 /* payload_distribution.c - the CNCF distribution registry's notification
- * envelope {"events":[...]} (also what GitLab's registry and ACR send).
+ * envelope {"events":[...]} (also what GitLab's registry sends), and ACR's
+ * single event of the same shape.
  *
  * Only manifest pushes with a tag are pushes worth a redeploy. A docker push
  * also notifies every blob upload and the HEAD/GET checks around them, which
@@ -30,7 +31,7 @@ static bool is_manifest_type(const char *media_type)
     return media_type && (strstr(media_type, "manifest") || strstr(media_type, "image.index"));
 }
 
-static int parse_event(json_t *e, size_t i, struct payload *out, struct buf *err)
+static int parse_event(json_t *e, size_t i, const char *format, struct payload *out, struct buf *err)
 {
     const char *id, *action, *repo, *tag, *digest, *media, *turl, *host = NULL;
     json_t *target = json_object_get(e, "target");
@@ -62,7 +63,7 @@ static int parse_event(json_t *e, size_t i, struct payload *out, struct buf *err
         return -EINVAL;
     }
 
-    struct push_event *ev = payload_add_event(out, payload_format_distribution.name);
+    struct push_event *ev = payload_add_event(out, format);
     ev->id = payload_dup(id);
     ev->repository = xstrdup(repo);
     ev->tag = tag && *tag ? xstrdup(tag) : NULL;
@@ -88,7 +89,7 @@ static int parse(json_t *root, struct payload *out, struct buf *err)
     size_t i;
     json_t *e;
     json_array_foreach(events, i, e) {
-        if (parse_event(e, i, out, err) < 0) return -EINVAL;
+        if (parse_event(e, i, payload_format_distribution.name, out, err) < 0) return -EINVAL;
     }
     return 0;
 }
@@ -98,4 +99,25 @@ const struct payload_format payload_format_distribution = {
     .describe = "distribution envelope {\"events\":[...]}",
     .detect = detect,
     .parse = parse,
+};
+
+/* Azure Container Registry posts one distribution-shaped event per request,
+ * without the {"events":[...]} envelope. */
+static bool detect_acr(json_t *root, const struct payload_hints *hints)
+{
+    (void)hints;
+    return json_is_object(root) && json_is_string(json_object_get(root, "action")) &&
+           json_is_object(json_object_get(root, "target"));
+}
+
+static int parse_acr(json_t *root, struct payload *out, struct buf *err)
+{
+    return parse_event(root, 0, payload_format_acr.name, out, err);
+}
+
+const struct payload_format payload_format_acr = {
+    .name = "acr",
+    .describe = "Azure Container Registry event {\"action\",\"target\"}",
+    .detect = detect_acr,
+    .parse = parse_acr,
 };

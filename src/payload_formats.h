@@ -18,10 +18,38 @@ struct payload_format {
 };
 
 extern const struct payload_format payload_format_distribution;
+extern const struct payload_format payload_format_acr;
+extern const struct payload_format payload_format_dockerhub;
+extern const struct payload_format payload_format_harbor;
+extern const struct payload_format payload_format_github;
+extern const struct payload_format payload_format_gitea;
+extern const struct payload_format payload_format_quay;
+extern const struct payload_format payload_format_generic;
 
 /* A string member: 0 with *out NULL when absent or null, -EINVAL when it is
  * present with another type. */
 int payload_get_str(json_t *obj, const char *key, const char **out);
 char *payload_dup(const char *s);
+
+/* The string at a dotted path ("event_data.repository.repo_full_name"), or
+ * NULL when any step is missing or not of the right type. */
+const char *payload_str_at(json_t *root, const char *path);
+
+/* Like payload_str_at for a field the format cannot do without: when it is
+ * missing, writes "<where>: <path> missing or not a string" to err (where
+ * may be NULL) and returns NULL. */
+const char *payload_require(json_t *root, const char *path, const char *where, struct buf *err);
+
+/* Splits an image reference "host:5000/ns/name:tag@sha256:..." into its
+ * parts (each malloc'd or NULL). The host is the first component when it
+ * looks like one (has '.' or ':', or is localhost). Returns 0 or -EINVAL. */
+int payload_split_image(const char *ref, char **host, char **repository, char **tag, char **digest);
+
+/* The host part of "https://host:port/..." or "host/ns/name" (malloc'd), or NULL. */
+char *payload_host_of(const char *url_or_ref);
+
+/* A synthetic event id for sources that send none, so redeliveries of the
+ * same push can still be recognised: "<format>:<part>:<part>...". */
+char *payload_synthetic_id(const char *format, const char *const *parts, size_t n);
 
 #endif

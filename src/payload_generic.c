@@ -1,0 +1,53 @@
+/* payload_generic.c - for CI jobs and anything else:
+ * {"image":"host/ns/name:tag"} or {"repository":"ns/name","tag":"v1"}
+ * (optional "registry", "digest", "id"). */
+#include "payload_formats.h"
+
+static bool detect(json_t *root, const struct payload_hints *hints)
+{
+    (void)hints;
+    return json_is_string(json_object_get(root, "image")) ||
+           (json_is_string(json_object_get(root, "repository")) &&
+            json_is_string(json_object_get(root, "tag")));
+}
+
+static int parse(json_t *root, struct payload *out, struct buf *err)
+{
+    const char *id, *registry, *digest;
+    if (payload_get_str(root, "id", &id) < 0 || payload_get_str(root, "registry", &registry) < 0 ||
+        payload_get_str(root, "digest", &digest) < 0) {
+        buf_puts(err, "id, registry and digest must be strings");
+        return -1;
+    }
+    struct push_event *ev;
+    const char *image = payload_str_at(root, "image");
+    if (image) {
+        char *host, *repo, *tag, *dig;
+        if (payload_split_image(image, &host, &repo, &tag, &dig) < 0) {
+            buf_puts(err, "image is not an image reference like registry.local:5000/team/app:tag");
+            return -1;
+        }
+        ev = payload_add_event(out, payload_format_generic.name);
+        ev->registry = host;
+        ev->repository = repo;
+        ev->tag = tag;
+        ev->digest = dig;
+    } else {
+        ev = payload_add_event(out, payload_format_generic.name);
+        ev->repository = xstrdup(payload_str_at(root, "repository"));
+        const char *tag = payload_str_at(root, "tag");
+        ev->tag = *tag ? xstrdup(tag) : NULL;
+    }
+    if (registry && !ev->registry) ev->registry = xstrdup(registry);
+    if (digest && !ev->digest) ev->digest = xstrdup(digest);
+    ev->id = payload_dup(id);
+    if (!ev->tag) ev->ignored = xstrdup("no tag given");
+    return 0;
+}
+
+const struct payload_format payload_format_generic = {
+    .name = "generic",
+    .describe = "generic {\"image\":\"host/ns/name:tag\"} or {\"repository\",\"tag\"}",
+    .detect = detect,
+    .parse = parse,
+};

@@ -1,0 +1,60 @@
+/* payload_gitea.c - Gitea / Forgejo `package` events:
+ * {"action":"created","package":{"type":"container","name","version",
+ *  "owner":{"login"},"html_url"}} */
+#include <ctype.h>
+#include <string.h>
+
+#include "payload_formats.h"
+
+static bool detect(json_t *root, const struct payload_hints *hints)
+{
+    if (hints && hints->gitea_event) return strcmp(hints->gitea_event, "package") == 0;
+    json_t *p = json_object_get(root, "package");
+    return json_is_object(p) && json_is_string(json_object_get(p, "type")) &&
+           json_is_string(json_object_get(p, "version"));
+}
+
+static int parse(json_t *root, struct payload *out, struct buf *err)
+{
+    json_t *p = json_object_get(root, "package");
+    if (!json_is_object(p)) {
+        buf_puts(err, "package missing or not an object");
+        return -1;
+    }
+    const char *action = payload_require(root, "action", NULL, err);
+    const char *name = action ? payload_require(p, "name", "package", err) : NULL;
+    const char *owner = name ? payload_require(p, "owner.login", "package", err) : NULL;
+    const char *version = owner ? payload_require(p, "version", "package", err) : NULL;
+    if (!version) return -1;
+    const char *type = payload_str_at(p, "type");
+
+    struct push_event *ev = payload_add_event(out, payload_format_gitea.name);
+    struct buf repo;
+    buf_init(&repo);
+    buf_printf(&repo, "%s/%s", owner, name);
+    for (char *c = repo.data; *c; c++) *c = (char)tolower((unsigned char)*c);
+    ev->repository = buf_steal(&repo);
+    ev->registry = payload_host_of(payload_str_at(p, "html_url"));
+    /* A container version is either a tag or, untagged, a digest. */
+    bool by_digest = strncmp(version, "sha256:", 7) == 0;
+    ev->tag = by_digest ? NULL : xstrdup(version);
+    ev->digest = by_digest ? xstrdup(version) : NULL;
+    const char *parts[] = {ev->repository, version, payload_str_at(p, "created_at")};
+    ev->id = payload_synthetic_id("gitea", parts, 3);
+
+    struct buf why;
+    buf_init(&why);
+    if (strcmp(action, "created") != 0) buf_printf(&why, "action is %s, not created", action);
+    else if (!type || strcmp(type, "container") != 0) buf_printf(&why, "package type is %s, not container", type ? type : "missing");
+    else if (!ev->tag) buf_puts(&why, "version without a tag");
+    if (why.len) ev->ignored = buf_steal(&why);
+    buf_free(&why);
+    return 0;
+}
+
+const struct payload_format payload_format_gitea = {
+    .name = "gitea",
+    .describe = "Gitea/Forgejo package event",
+    .detect = detect,
+    .parse = parse,
+};

@@ -1,0 +1,93 @@
+/* payload_github.c - GitHub Packages (GHCR): the `registry_package` and
+ * `package` webhook events. A container version published with a tag is a
+ * push: {"action":"published","registry_package"|"package":{"name",
+ * "namespace"|"owner","package_type","package_version":{"container_metadata":
+ * {"tag":{"name","digest"}},"package_url"}}} */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "payload_formats.h"
+
+static json_t *package_of(json_t *root)
+{
+    json_t *p = json_object_get(root, "registry_package");
+    return json_is_object(p) ? p : json_object_get(root, "package");
+}
+
+static bool detect(json_t *root, const struct payload_hints *hints)
+{
+    /* Gitea sends X-GitHub-Event too, for compatibility: its own header wins. */
+    if (hints && hints->gitea_event) return false;
+    if (hints && hints->github_event)
+        return !strcmp(hints->github_event, "registry_package") || !strcmp(hints->github_event, "package");
+    json_t *p = package_of(root);
+    /* GitHub's package objects have package_version; Gitea's do not. */
+    return json_is_object(p) && json_is_object(json_object_get(p, "package_version"));
+}
+
+static char *lower(const char *s)
+{
+    char *d = xstrdup(s);
+    for (char *p = d; *p; p++) *p = (char)tolower((unsigned char)*p);
+    return d;
+}
+
+static int parse(json_t *root, struct payload *out, struct buf *err)
+{
+    json_t *p = package_of(root);
+    if (!json_is_object(p)) {
+        buf_puts(err, "registry_package (or package) missing or not an object");
+        return -1;
+    }
+    const char *action = payload_require(root, "action", NULL, err);
+    const char *name = action ? payload_require(p, "name", "package", err) : NULL;
+    if (!name) return -1;
+    const char *owner = payload_str_at(p, "namespace");
+    if (!owner) owner = payload_str_at(p, "owner.login");
+    if (!owner) {
+        buf_puts(err, "package: namespace (or owner.login) missing or not a string");
+        return -1;
+    }
+    const char *type = payload_str_at(p, "package_type");
+    if (!type) type = payload_str_at(p, "ecosystem");
+    const char *tag = payload_str_at(p, "package_version.container_metadata.tag.name");
+    const char *digest = payload_str_at(p, "package_version.container_metadata.tag.digest");
+    if (!digest) digest = payload_str_at(p, "package_version.version");
+
+    struct push_event *ev = payload_add_event(out, payload_format_github.name);
+    /* GHCR paths are lower case, while GitHub keeps the owner's spelling. */
+    char *lo = lower(owner), *ln = lower(name);
+    struct buf repo;
+    buf_init(&repo);
+    buf_printf(&repo, "%s/%s", lo, ln);
+    free(lo);
+    free(ln);
+    ev->repository = buf_steal(&repo);
+    ev->registry = payload_host_of(payload_str_at(p, "package_version.package_url"));
+    if (!ev->registry) ev->registry = xstrdup("ghcr.io");
+    ev->tag = tag && *tag ? xstrdup(tag) : NULL;
+    ev->digest = payload_dup(digest);
+    json_t *vid = json_object_get(json_object_get(p, "package_version"), "id");
+    char idbuf[32] = "";
+    if (json_is_integer(vid)) snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(vid));
+    const char *parts[] = {idbuf, ev->repository, tag};
+    ev->id = payload_synthetic_id("github", parts, 3);
+
+    struct buf why;
+    buf_init(&why);
+    if (strcmp(action, "published") != 0) buf_printf(&why, "action is %s, not published", action);
+    else if (type && strcasecmp(type, "container") != 0 && strcasecmp(type, "docker") != 0)
+        buf_printf(&why, "package type is %s, not container", type);
+    else if (!ev->tag) buf_puts(&why, "version without a tag");
+    if (why.len) ev->ignored = buf_steal(&why);
+    buf_free(&why);
+    return 0;
+}
+
+const struct payload_format payload_format_github = {
+    .name = "github",
+    .describe = "GitHub registry_package/package event",
+    .detect = detect,
+    .parse = parse,
+};

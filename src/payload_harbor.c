@@ -1,0 +1,83 @@
+/* payload_harbor.c - Harbor webhooks, default format
+ * {"type":"PUSH_ARTIFACT","occur_at","event_data":{"resources":[{"tag","digest","resource_url"}],
+ *  "repository":{"repo_full_name",...}}}
+ * and CloudEvents format {"specversion","id","type":"harbor.artifact.pushed","data":{same}}. */
+#include <stdio.h>
+#include <string.h>
+
+#include "payload_formats.h"
+
+static bool is_cloudevent(json_t *root)
+{
+    return json_is_string(json_object_get(root, "specversion")) &&
+           json_is_object(json_object_get(root, "data"));
+}
+
+static bool detect(json_t *root, const struct payload_hints *hints)
+{
+    (void)hints;
+    const char *type = payload_str_at(root, "type");
+    if (is_cloudevent(root)) return type && strncmp(type, "harbor.", 7) == 0;
+    return type && json_is_object(json_object_get(root, "event_data"));
+}
+
+static int parse(json_t *root, struct payload *out, struct buf *err)
+{
+    bool ce = is_cloudevent(root);
+    const char *type = payload_str_at(root, "type");
+    json_t *data = json_object_get(root, ce ? "data" : "event_data");
+    bool push = ce ? strcmp(type, "harbor.artifact.pushed") == 0 : strcmp(type, "PUSH_ARTIFACT") == 0;
+    const char *repo = payload_str_at(data, "repository.repo_full_name");
+    json_t *resources = json_object_get(data, "resources");
+    if (push && !repo) {
+        buf_printf(err, "%s.repository.repo_full_name missing or not a string", ce ? "data" : "event_data");
+        return -1;
+    }
+    if (push && !json_is_array(resources)) {
+        buf_printf(err, "%s.resources missing or not an array", ce ? "data" : "event_data");
+        return -1;
+    }
+    if (!push) {
+        /* Scans, deletions, quota...: recognised, and not a redeploy. */
+        struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
+        ev->repository = payload_dup(repo);
+        ev->id = payload_dup(ce ? payload_str_at(root, "id") : NULL);
+        struct buf why;
+        buf_init(&why);
+        buf_printf(&why, "event type is %s, not a push", type);
+        ev->ignored = buf_steal(&why);
+        return 0;
+    }
+    char when[32] = "";
+    json_t *at = json_object_get(root, "occur_at");
+    if (json_is_number(at)) snprintf(when, sizeof when, "%.0f", json_number_value(at));
+    size_t i;
+    json_t *r;
+    json_array_foreach(resources, i, r) {
+        char where[48];
+        snprintf(where, sizeof where, "resource %zu", i + 1);
+        if (!json_is_object(r)) {
+            buf_printf(err, "%s: not an object", where);
+            return -1;
+        }
+        struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
+        const char *tag = payload_str_at(r, "tag");
+        const char *digest = payload_str_at(r, "digest");
+        ev->repository = xstrdup(repo);
+        ev->tag = tag && *tag ? xstrdup(tag) : NULL;
+        ev->digest = payload_dup(digest);
+        ev->registry = payload_host_of(payload_str_at(r, "resource_url"));
+        if (!ev->tag) ev->ignored = xstrdup("push without a tag");
+        const char *id = ce ? payload_str_at(root, "id") : NULL;
+        const char *parts[] = {id ? id : when, repo, tag, digest};
+        ev->id = payload_synthetic_id("harbor", parts, 4);
+    }
+    return 0;
+}
+
+const struct payload_format payload_format_harbor = {
+    .name = "harbor",
+    .describe = "Harbor {\"type\",\"event_data\"} or its CloudEvents form",
+    .detect = detect,
+    .parse = parse,
+};

@@ -17,6 +17,8 @@
 #define REQUEST_TIMEOUT_MS (10 * 1000)
 #define IDLE_TIMEOUT_MS (60 * 1000)
 #define MAX_CONNECTIONS 8192
+/* Event ids remembered against redelivery: hours of pushes for most hosts. */
+#define DEDUPE_IDS 10000
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -74,6 +76,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     a->dns = dns_new(loop, &a->log);
     a->http = http_client_new(loop, a->dns, &a->log);
     a->routes = routes_new();
+    a->seen = dedupe_new(DEDUPE_IDS);
     struct forward_opts fo = {
         .timeout_secs = cfg->forward_timeout_secs,
         .retries = cfg->forward_retries,
@@ -154,6 +157,7 @@ void app_free(struct app *a)
 {
     if (a->fwd) forward_free(a->fwd);
     routes_free(a->routes);
+    dedupe_free(a->seen);
     free(a->watchers);
     memset(a, 0, sizeof *a);
 }

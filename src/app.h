@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <uv.h>
 #include "config.h"
+#include "dedupe.h"
 #include "dns.h"
 #include "docker_watch.h"
 #include "forward.h"
@@ -21,6 +22,7 @@ struct app {
     struct dns *dns;
     struct http_client *http;
     struct route_table *routes;
+    struct dedupe *seen;              /* ids of recently forwarded events */
     struct forwarder *fwd;
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;

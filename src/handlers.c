@@ -95,6 +95,8 @@ static int check_auth(struct app *a, const struct http_request *req, const char 
 
 static void put_event_head(struct buf *b, const struct push_event *ev, int *first)
 {
+    json_put_key(b, "format", first);
+    json_put_str(b, ev->format);
     json_put_key(b, "id", first);
     json_put_str(b, ev->id);
     json_put_key(b, "repository", first);
@@ -135,7 +137,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
     const char *urls[MAX_TARGETS];
     for (size_t i = 0; i < p.n; i++) {
         first_target[i] = total;
-        if (p.events[i].ignored) continue;
+        if (p.events[i].ignored || dedupe_seen(a->seen, p.events[i].id)) continue;
         size_t n = routes_match(a->routes, &p.events[i], urls, MAX_TARGETS);
         if (!n) continue;
         targets = xrealloc(targets, (total + n) * sizeof *targets);
@@ -175,6 +177,11 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
             json_put_str(b, ev->ignored);
             LOG(&a->log, LOG_DEBUG, "event ignored", F_STR("repository", ev->repository),
                 F_STR("event_id", ev->id), F_STR("reason", ev->ignored));
+        } else if (dedupe_seen(a->seen, ev->id)) {
+            /* A redelivery (or the same id twice in one request). */
+            json_put_str(b, "duplicate");
+            LOG(&a->log, LOG_INFO, "duplicate event not forwarded", F_STR("repository", ev->repository),
+                F_STR("tag", ev->tag), F_STR("event_id", ev->id));
         } else if (first_target[i + 1] == first_target[i]) {
             json_put_str(b, "ignored");
             json_put_key(b, "reason", &first);
@@ -186,6 +193,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
             size_t n = first_target[i + 1] - first_target[i];
             for (size_t k = first_target[i]; k < first_target[i + 1]; k++)
                 forward_submit(a->fwd, targets[k], ev);
+            dedupe_add(a->seen, ev->id);
             json_put_str(b, "forwarded");
             json_put_key(b, "targets", &first);
             buf_printf(b, "%zu", n);

@@ -31,7 +31,8 @@ struct conn {
     bool closing;
     bool lingering;               /* reply sent, write side shut, discarding input */
     bool in_request;              /* first byte of a request seen, not yet complete */
-    bool close_after;             /* no more requests on this connection */
+    bool headers_done;            /* later header callbacks are chunked trailers */
+    bool close_after;             /* the reply in flight is the last; input is discarded */
     bool reading;
     int pending_writes;
     char peer[64];
@@ -59,6 +60,7 @@ struct http_server {
     size_t nconns;
     bool stopping;
     bool closing;
+    bool cap_warned;              /* one warning per episode of hitting max_connections */
     int open_handles;             /* listener + every connection's handles */
     void (*closed_cb)(void *ud);
     void *closed_ud;
@@ -160,6 +162,7 @@ static void reset_request(struct conn *c)
     buf_reset(&c->body);
     c->nhoffs = 0;
     c->in_value = false;
+    c->headers_done = false;
     c->header_bytes = 0;
     c->in_request = false;
 }
@@ -208,6 +211,8 @@ static void on_write(uv_write_t *req, int status)
     c->pending_writes--;
     if (c->closing) return;
     if (status < 0) {
+        LOG(c->srv->o.log, LOG_DEBUG, "http write failed", F_STR("peer", c->peer),
+            F_STR("error", uv_strerror(status)));
         conn_close(c);
         return;
     }
@@ -225,12 +230,15 @@ static void on_write(uv_write_t *req, int status)
 
 static void conn_write(struct conn *c, const char *data, size_t len)
 {
+    if (c->closing) return;
     struct wreq *w = xmalloc(sizeof *w + len);
     w->c = c;
     w->len = len;
     memcpy(w->data, data, len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        LOG(c->srv->o.log, LOG_DEBUG, "http write failed", F_STR("peer", c->peer), F_STR("error", uv_strerror(rc)));
         free(w);
         conn_close(c);
         return;
@@ -246,13 +254,21 @@ static void send_response(struct conn *c, struct http_response *res, bool head_o
                http_status_reason(res->status), res->content_type ? res->content_type : "application/json",
                res->body.len);
     if (res->headers.len) buf_append(&out, res->headers.data, res->headers.len);
-    buf_puts(&out, c->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+    /* Always explicit: an HTTP/1.0 client only keeps the connection when
+     * told so, and a closing reply tells the client not to pipeline more. */
+    buf_puts(&out, c->close_after ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
     if (!head_only && res->body.len) buf_append(&out, res->body.data, res->body.len);
     conn_write(c, out.data, out.len);
     buf_free(&out);
 }
 
-/* Refuses the request in progress and ends the connection. */
+static void on_drain_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+/* Refuses the request in progress and ends the connection. The reply gets a
+ * bounded time to be written (finish_conn takes over once it is). */
 static void send_error(struct conn *c, int status, const char *msg)
 {
     struct http_response res = {0};
@@ -263,6 +279,7 @@ static void send_error(struct conn *c, int status, const char *msg)
     send_response(c, &res, false);
     buf_free(&res.headers);
     buf_free(&res.body);
+    if (!c->closing) uv_timer_start(&c->timer, on_drain_timeout, LINGER_MS, 0);
     LOG(c->srv->o.log, LOG_DEBUG, "http request refused", F_STR("peer", c->peer), F_INT("status", status),
         F_STR("error", msg));
 }
@@ -296,15 +313,17 @@ static void push_off(struct conn *c, size_t off)
 static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    if (c->closing || c->lingering) return;
-    if (c->in_request) {
+    if (c->closing) return;
+    if (c->in_request && !c->close_after) {
         /* A request deadline, not an inactivity one: trickling bytes does
          * not buy a slow client more time. */
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
         send_error(c, 408, "request not received in time");
     } else {
-        conn_close(c);   /* idle keep-alive connection */
+        /* Idle keep-alive connection, or a last reply the client does not
+         * read: nothing more to say on it. */
+        conn_close(c);
     }
 }
 
@@ -325,6 +344,23 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* Header bytes are counted as they would appear on the wire, separators
+ * included, so many tiny headers cannot slip past max_header_bytes. */
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    return count_header_bytes(p->data, len + 1);   /* "GET " */
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len)
+{
+    return count_header_bytes(p->data, len + 8);   /* " HTTP/" "1.1" "\r\n" */
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    return count_header_bytes(p->data, 4);          /* ": " "\r\n" */
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
@@ -335,6 +371,9 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
+    /* Chunked trailers are counted but not kept: the request the handler
+     * sees is the one announced before the body. */
+    if (c->headers_done) return count_header_bytes(c, len);
     if (c->in_value || c->nhoffs == 0) {
         if (c->in_value) buf_putc(&c->hstore, '\0');
         push_off(c, c->hstore.len);
@@ -347,6 +386,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
+    if (c->headers_done) return count_header_bytes(c, len);
     if (!c->in_value) {
         buf_putc(&c->hstore, '\0');
         push_off(c, c->hstore.len);
@@ -371,6 +411,7 @@ static int on_headers_complete(llhttp_t *p)
         push_off(c, c->hstore.len);
     }
     buf_putc(&c->hstore, '\0');
+    c->headers_done = true;
     size_t max = c->srv->o.max_body_bytes;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return refuse(c, 413, "request body too large");
@@ -429,7 +470,9 @@ static int on_message_complete(llhttp_t *p)
     struct http_response res = {.status = 500};
     buf_init(&res.headers);
     buf_init(&res.body);
-    if (!llhttp_should_keep_alive(p) || s->stopping) c->close_after = true;
+    /* We never switch protocols: an Upgrade or CONNECT request gets its
+     * reply and the connection ends, as llhttp stops parsing there anyway. */
+    if (!llhttp_should_keep_alive(p) || p->upgrade || s->stopping) c->close_after = true;
     s->o.handler(s->o.ud, &req, &res);
     send_response(c, &res, strcmp(method, "HEAD") == 0);
     buf_free(&res.headers);
@@ -438,7 +481,7 @@ static int on_message_complete(llhttp_t *p)
     reset_request(c);
     arm_timer(c);
     /* After a closing reply nothing else on this connection is parsed. */
-    return c->close_after ? HPE_PAUSED : 0;
+    return c->close_after || c->closing ? HPE_PAUSED : 0;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -458,6 +501,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     if (nread < 0) {
         /* EOF or error. A client that half-closes after its request still
          * gets the reply: only close once nothing is being written. */
+        if (nread != UV_EOF && !c->lingering)
+            LOG(c->srv->o.log, LOG_DEBUG, "http read failed", F_STR("peer", c->peer),
+                F_STR("error", uv_strerror((int)nread)));
         uv_read_stop(stream);
         c->reading = false;
         if (c->lingering || c->pending_writes == 0) conn_close(c);
@@ -467,7 +513,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     if (nread == 0 || c->lingering || c->close_after) return;   /* discard */
     llhttp_errno_t e = llhttp_execute(&c->parser, b->base, (size_t)nread);
     if (c->closing) return;
-    if (e == HPE_PAUSED) {
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         /* The reply was marked closing; stop reading and finish once written. */
         uv_read_stop(stream);
         c->reading = false;
@@ -542,11 +588,14 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     peer_name(&c->tcp, c->peer, sizeof c->peer);
     if (s->nconns > s->o.max_connections) {
-        LOG(s->o.log, LOG_WARN, "connection refused: too many connections", F_STR("peer", c->peer),
-            F_INT("max_connections", s->o.max_connections));
+        /* Under a flood one warning says it all; the rest go to debug. */
+        LOG(s->o.log, s->cap_warned ? LOG_DEBUG : LOG_WARN, "connection refused: too many connections",
+            F_STR("peer", c->peer), F_INT("max_connections", s->o.max_connections));
+        s->cap_warned = true;
         send_error(c, 503, "too many connections");
         return;
     }
+    s->cap_warned = false;
     arm_timer(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->reading = true;
@@ -563,6 +612,9 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     s->o.addr = s->addr;
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin;
+    s->settings.on_method = on_method;
+    s->settings.on_version = on_version;
+    s->settings.on_header_value_complete = on_header_value_complete;
     s->settings.on_url = on_url;
     s->settings.on_header_field = on_header_field;
     s->settings.on_header_value = on_header_value;
@@ -618,8 +670,12 @@ void http_server_stop(struct http_server *s)
         s->listener_open = false;
         uv_close((uv_handle_t *)&s->listener, listener_closed);
     }
+    /* A request being received is still answered (on_message_complete sees
+     * s->stopping and sends Connection: close); a reply being written is
+     * finished; idle keep-alive connections have nothing left to do. */
     for (struct conn *c = s->conns; c; c = c->next) {
-        if (!c->in_request && c->pending_writes == 0) conn_close(c);
+        if (c->in_request) continue;
+        if (c->pending_writes == 0) conn_close(c);
         else c->close_after = true;
     }
 }

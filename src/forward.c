@@ -1,32 +1,51 @@
 /* forward.c - the delivery queue for redeploy POSTs.
  *
- * A job is one (event, target URL). Jobs wait in a FIFO until one of the
- * FORWARD_CONCURRENCY slots is free, then go out through http_client. Every
- * job ends in exactly one log line. The job keeps its attempt count and the
- * parsed URL so retries and connection reuse can be added here without
- * touching the callers. */
+ * A job is one target URL and the last event for it. Its life:
+ *
+ *   submit -> [debounce wait] -> ready queue -> in flight -> done
+ *                                    ^               |
+ *                                    +- retry wait <-+  (5xx, 429, network)
+ *
+ * Both waits live in one list sorted by due time, driven by one timer. While
+ * a job waits out DEBOUNCE_MS, further events for the same URL replace its
+ * event instead of making a second POST (a CI job pushing :latest and :sha
+ * redeploys once). At most FORWARD_CONCURRENCY jobs are in flight; jobs
+ * accepted but not in flight are bounded by FORWARD_QUEUE_MAX. Every job
+ * ends in exactly one info or error line. */
 #include "forward.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "json.h"
 #include "url.h"
 
+#define BACKOFF_BASE_MS 500
+#define BACKOFF_MAX_MS 30000
+#define RETRY_AFTER_MAX_MS 60000
+#define DEBOUNCE_BUCKETS 256
+
+enum stage { ST_DEBOUNCE, ST_READY, ST_IN_FLIGHT, ST_RETRY_WAIT };
+
 struct job {
     struct forwarder *f;
-    struct job *next;
+    struct job *next;          /* in the ready queue or the wait list */
+    struct job *hnext;         /* debounce index chain */
+    enum stage stage;
     char *url;                 /* placeholders expanded; secret: log with F_URL only */
     struct url target;
     char *body;
     size_t body_len;
     char *repository, *tag, *event_id;
+    int merged;                /* events this POST stands for */
     int attempt;
+    uint64_t due_ms;
     uint64_t started_ms;
-    struct http_call *call;
+    uint64_t retry_after_ms;   /* from the last response, 0 if none */
 };
 
 struct forwarder {
@@ -34,14 +53,16 @@ struct forwarder {
     struct http_client *http;
     const struct logger *log;
     struct forward_opts opts;
-    struct job *head, *tail;   /* waiting */
-    size_t queued;
-    size_t in_flight;
+    struct job *ready_head, *ready_tail;
+    struct job *waiting;       /* sorted by due_ms */
+    size_t nready, nwaiting, in_flight;
+    struct job *debounce[DEBOUNCE_BUCKETS];
+    uv_timer_t wake;
+    uint64_t rng;              /* jitter; xorshift state */
     bool draining;
     void (*drained)(void *ud);
     void *drained_ud;
-    uv_timer_t later;          /* reports "drained" from the loop, not from inside a call */
-    bool later_closed;
+    bool closed;
 };
 
 static void pump(struct forwarder *f);
@@ -84,6 +105,29 @@ static char *expand_url(const char *tmpl, const struct push_event *ev)
     return buf_steal(&b);
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* The job now stands for ev (the last event wins the body). */
+static void job_set_event(struct job *j, const struct push_event *ev)
+{
+    free(j->body);
+    free(j->repository);
+    free(j->tag);
+    free(j->event_id);
+    struct buf body;
+    buf_init(&body);
+    forward_build_body(&body, ev);
+    j->body_len = body.len;
+    j->body = buf_steal(&body);
+    j->repository = dup_or_null(ev->repository);
+    j->tag = dup_or_null(ev->tag);
+    j->event_id = dup_or_null(ev->id);
+    j->merged++;
+}
+
 static void job_free(struct job *j)
 {
     free(j->url);
@@ -95,75 +139,139 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static char *dup_or_null(const char *s)
+/* ---- lists ---------------------------------------------------------------- */
+
+static size_t bucket(const char *url)
 {
-    return s ? xstrdup(s) : NULL;
+    size_t h = 1469598103934665603ULL;
+    for (; *url; url++) h = (h ^ (unsigned char)*url) * 1099511628211ULL;
+    return h % DEBOUNCE_BUCKETS;
 }
 
-struct forwarder *forward_new(uv_loop_t *loop, struct http_client *http, const struct logger *lg,
-                              const struct forward_opts *opts)
+static struct job *debounce_find(struct forwarder *f, const char *url)
 {
-    struct forwarder *f = xcalloc(1, sizeof *f);
-    f->loop = loop;
-    f->http = http;
-    f->log = lg;
-    f->opts = *opts;
-    uv_timer_init(loop, &f->later);
-    f->later.data = f;
-    return f;
+    for (struct job *j = f->debounce[bucket(url)]; j; j = j->hnext)
+        if (strcmp(j->url, url) == 0) return j;
+    return NULL;
 }
 
-bool forward_has_room(const struct forwarder *f, size_t n)
+static void debounce_remove(struct forwarder *f, struct job *j)
 {
-    return !f->draining && f->queued + n <= (size_t)f->opts.queue_max;
+    struct job **pp = &f->debounce[bucket(j->url)];
+    while (*pp && *pp != j) pp = &(*pp)->hnext;
+    if (*pp) *pp = j->hnext;
+    j->hnext = NULL;
 }
 
-int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev)
+static void ready_push(struct forwarder *f, struct job *j)
 {
-    if (!forward_has_room(f, 1)) return -EAGAIN;
-    struct job *j = xcalloc(1, sizeof *j);
-    j->f = f;
-    j->url = expand_url(url, ev);
-    const char *why;
-    if (url_parse(j->url, &j->target, &why) < 0 || j->target.tls) {
-        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url),
-            F_STR("error", j->target.tls ? "https targets are not supported yet" : why),
-            F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id));
-        job_free(j);
-        return -EINVAL;
+    j->stage = ST_READY;
+    j->next = NULL;
+    if (f->ready_tail) f->ready_tail->next = j;
+    else f->ready_head = j;
+    f->ready_tail = j;
+    f->nready++;
+}
+
+static void on_wake(uv_timer_t *t);
+
+static void arm_wake(struct forwarder *f)
+{
+    if (f->closed) return;
+    if (!f->waiting) {
+        uv_timer_stop(&f->wake);
+        return;
     }
-    struct buf body;
-    buf_init(&body);
-    forward_build_body(&body, ev);
-    j->body_len = body.len;
-    j->body = buf_steal(&body);
-    j->repository = dup_or_null(ev->repository);
-    j->tag = dup_or_null(ev->tag);
-    j->event_id = dup_or_null(ev->id);
-    if (f->tail) f->tail->next = j;
-    else f->head = j;
-    f->tail = j;
-    f->queued++;
-    pump(f);
-    return 0;
+    uint64_t now = uv_now(f->loop);
+    uint64_t due = f->waiting->due_ms;
+    uv_timer_start(&f->wake, on_wake, due > now ? due - now : 0, 0);
 }
 
-static void on_later(uv_timer_t *t)
+static void wait_insert(struct forwarder *f, struct job *j, uint64_t delay_ms)
+{
+    j->due_ms = uv_now(f->loop) + delay_ms;
+    struct job **pp = &f->waiting;
+    while (*pp && (*pp)->due_ms <= j->due_ms) pp = &(*pp)->next;
+    j->next = *pp;
+    *pp = j;
+    f->nwaiting++;
+    arm_wake(f);
+}
+
+/* Moves waiting jobs to the ready queue: the due ones, or all of them. */
+static void release_waiting(struct forwarder *f, bool all)
+{
+    uint64_t now = uv_now(f->loop);
+    while (f->waiting && (all || f->waiting->due_ms <= now)) {
+        struct job *j = f->waiting;
+        f->waiting = j->next;
+        f->nwaiting--;
+        if (j->stage == ST_DEBOUNCE) debounce_remove(f, j);
+        ready_push(f, j);
+    }
+}
+
+static void check_drained(struct forwarder *f);
+
+static void on_wake(uv_timer_t *t)
 {
     struct forwarder *f = t->data;
-    if (f->draining && f->drained && f->queued == 0 && f->in_flight == 0) {
-        void (*cb)(void *) = f->drained;
-        f->drained = NULL;
-        uv_close((uv_handle_t *)&f->later, NULL);
-        f->later_closed = true;
-        cb(f->drained_ud);
-    }
+    release_waiting(f, false);
+    pump(f);
+    arm_wake(f);
+    check_drained(f);
+}
+
+/* ---- outcomes ------------------------------------------------------------- */
+
+static bool retryable(int err, int status)
+{
+    if (err == -EINVAL || err == -EPROTONOSUPPORT || err == -E2BIG) return false;
+    if (err) return true;              /* refused, reset, timeout, DNS, TLS... */
+    return status >= 500 || status == 429;
+}
+
+/* Exponential with full jitter in its upper half: spreads a burst of
+ * retries to one recovering target instead of synchronising them. */
+static uint64_t backoff_ms(struct forwarder *f, int attempt)
+{
+    uint64_t d = BACKOFF_BASE_MS;
+    for (int i = 1; i < attempt && d < BACKOFF_MAX_MS; i++) d *= 2;
+    if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
+    f->rng ^= f->rng << 13;
+    f->rng ^= f->rng >> 7;
+    f->rng ^= f->rng << 17;
+    return d / 2 + f->rng % (d / 2 + 1);
 }
 
 static void check_drained(struct forwarder *f)
 {
-    if (f->draining && f->queued == 0 && f->in_flight == 0 && !f->later_closed)
-        uv_timer_start(&f->later, on_later, 0, 0);
+    if (!f->draining || !f->drained || f->nready || f->nwaiting || f->in_flight) return;
+    void (*cb)(void *) = f->drained;
+    f->drained = NULL;
+    f->closed = true;
+    uv_close((uv_handle_t *)&f->wake, NULL);
+    cb(f->drained_ud);
+}
+
+static void cause_of(char *out, size_t n, int err, int status)
+{
+    if (err == -EKEYREJECTED) snprintf(out, n, "TLS certificate verification failed");
+    else if (err) snprintf(out, n, "%s", uv_strerror(err));
+    else snprintf(out, n, "HTTP %d", status);
+}
+
+static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
+{
+    struct job *j = ud;
+    j->retry_after_ms = 0;
+    const char *ra = (status == 429 || status == 503) ? get(ctx, "retry-after") : NULL;
+    if (ra) {
+        char *end;
+        long secs = strtol(ra, &end, 10);
+        if (end != ra && *end == '\0' && secs >= 0)
+            j->retry_after_ms = secs * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (uint64_t)secs * 1000;
+    }
 }
 
 static void on_done(void *ud, int err, int status, const char *body, size_t len)
@@ -173,20 +281,29 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
     struct job *j = ud;
     struct forwarder *f = j->f;
     long long ms = (long long)(uv_now(f->loop) - j->started_ms);
+    f->in_flight--;
+    char cause[96];
     if (err == 0 && status >= 200 && status < 300) {
         LOG(f->log, LOG_INFO, "forwarded", F_URL("target", j->url), F_INT("status", status),
-            F_INT("duration_ms", ms), F_INT("attempt", j->attempt), F_STR("repository", j->repository),
-            F_STR("tag", j->tag), F_STR("event_id", j->event_id));
-    } else {
-        char cause[64];
-        if (err) snprintf(cause, sizeof cause, "%s", uv_strerror(err));
-        else snprintf(cause, sizeof cause, "HTTP %d", status);
-        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_INT("status", status),
-            F_STR("error", cause), F_INT("duration_ms", ms), F_INT("attempt", j->attempt),
+            F_INT("duration_ms", ms), F_INT("attempt", j->attempt),
+            j->merged > 1 ? (struct log_field)F_INT("merged", j->merged) : (struct log_field)F_STR("merged", NULL),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
+        job_free(j);
+    } else if (retryable(err, status) && j->attempt <= f->opts.retries) {
+        cause_of(cause, sizeof cause, err, status);
+        uint64_t delay = j->retry_after_ms ? j->retry_after_ms : backoff_ms(f, j->attempt);
+        LOG(f->log, LOG_WARN, "forward attempt failed, retrying", F_URL("target", j->url),
+            F_INT("status", status), F_STR("error", cause), F_INT("attempt", j->attempt),
+            F_INT("retry_in_ms", delay), F_INT("duration_ms", ms), F_STR("event_id", j->event_id));
+        j->stage = ST_RETRY_WAIT;
+        wait_insert(f, j, delay);
+    } else {
+        cause_of(cause, sizeof cause, err, status);
+        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_INT("status", status),
+            F_STR("error", cause), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
+            F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
+        job_free(j);
     }
-    f->in_flight--;
-    job_free(j);
     pump(f);
     check_drained(f);
 }
@@ -206,31 +323,91 @@ static void start(struct forwarder *f, struct job *j)
         .body_len = j->body_len,
         .connect_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
         .response_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
+        .on_head = on_head,
         .max_body = 64 * 1024,
         .on_done = on_done,
         .ud = j,
     };
+    j->stage = ST_IN_FLIGHT;
     j->attempt++;
     j->started_ms = uv_now(f->loop);
     f->in_flight++;
-    j->call = http_client_request(f->http, &ep, &o);
+    http_client_request(f->http, &ep, &o);
 }
 
 static void pump(struct forwarder *f)
 {
-    while (f->head && f->in_flight < (size_t)f->opts.concurrency) {
-        struct job *j = f->head;
-        f->head = j->next;
-        if (!f->head) f->tail = NULL;
+    while (f->ready_head && f->in_flight < (size_t)f->opts.concurrency) {
+        struct job *j = f->ready_head;
+        f->ready_head = j->next;
+        if (!f->ready_head) f->ready_tail = NULL;
+        f->nready--;
         j->next = NULL;
-        f->queued--;
         start(f, j);
     }
 }
 
+/* ---- public --------------------------------------------------------------- */
+
+struct forwarder *forward_new(uv_loop_t *loop, struct http_client *http, const struct logger *lg,
+                              const struct forward_opts *opts)
+{
+    struct forwarder *f = xcalloc(1, sizeof *f);
+    f->loop = loop;
+    f->http = http;
+    f->log = lg;
+    f->opts = *opts;
+    f->rng = uv_hrtime() | 1;
+    uv_timer_init(loop, &f->wake);
+    f->wake.data = f;
+    return f;
+}
+
+bool forward_has_room(const struct forwarder *f, size_t n)
+{
+    return !f->draining && f->nready + f->nwaiting + n <= (size_t)f->opts.queue_max;
+}
+
+int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev)
+{
+    char *expanded = expand_url(url, ev);
+    struct job *pending = f->opts.debounce_ms > 0 ? debounce_find(f, expanded) : NULL;
+    if (pending) {
+        job_set_event(pending, ev);
+        free(expanded);
+        return 0;
+    }
+    if (!forward_has_room(f, 1)) {
+        free(expanded);
+        return -EAGAIN;
+    }
+    struct job *j = xcalloc(1, sizeof *j);
+    j->f = f;
+    j->url = expanded;
+    const char *why;
+    if (url_parse(j->url, &j->target, &why) < 0) {
+        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_STR("error", why),
+            F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id));
+        job_free(j);
+        return -EINVAL;
+    }
+    job_set_event(j, ev);
+    if (f->opts.debounce_ms > 0) {
+        j->stage = ST_DEBOUNCE;
+        size_t b = bucket(j->url);
+        j->hnext = f->debounce[b];
+        f->debounce[b] = j;
+        wait_insert(f, j, (uint64_t)f->opts.debounce_ms);
+    } else {
+        ready_push(f, j);
+        pump(f);
+    }
+    return 0;
+}
+
 size_t forward_queued(const struct forwarder *f)
 {
-    return f->queued;
+    return f->nready + f->nwaiting;
 }
 
 size_t forward_in_flight(const struct forwarder *f)
@@ -243,18 +420,38 @@ void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud)
     f->draining = true;
     f->drained = done;
     f->drained_ud = ud;
-    check_drained(f);
+    /* Coalescing windows close now: nobody will add to them any more. */
+    struct job **pp = &f->waiting;
+    while (*pp) {
+        struct job *j = *pp;
+        if (j->stage == ST_DEBOUNCE) {
+            *pp = j->next;
+            f->nwaiting--;
+            debounce_remove(f, j);
+            ready_push(f, j);
+        } else {
+            pp = &j->next;
+        }
+    }
+    pump(f);
+    /* Report from the loop, never from inside the caller. */
+    uv_timer_start(&f->wake, on_wake, 0, 0);
 }
 
-void forward_free(struct forwarder *f)
+static void free_list(struct job *j)
 {
-    if (!f) return;
-    /* Jobs still queued here were never started (the loop stopped early). */
-    struct job *j = f->head;
     while (j) {
         struct job *next = j->next;
         job_free(j);
         j = next;
     }
+}
+
+void forward_free(struct forwarder *f)
+{
+    if (!f) return;
+    /* Jobs left here were never finished: the loop stopped early. */
+    free_list(f->ready_head);
+    free_list(f->waiting);
     free(f);
 }

@@ -75,6 +75,16 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
 
     a->dns = dns_new(loop, &a->log);
     a->http = http_client_new(loop, a->dns, &a->log);
+    const char *why;
+    if (http_client_tls_setup(a->http, cfg->tls_ca_file, cfg->tls_insecure, &why) < 0) {
+        LOG(&a->log, LOG_ERROR, "cannot set up TLS", F_STR("tls_ca_file", cfg->tls_ca_file),
+            F_STR("error", why));
+        return -EINVAL;
+    }
+    if (cfg->tls_insecure)
+        LOG(&a->log, LOG_WARN,
+            "TLS_INSECURE=1: certificates of https targets are not verified; anyone on the path "
+            "can read the webhook tokens");
     a->routes = routes_new();
     a->seen = dedupe_new(DEDUPE_IDS);
     struct forward_opts fo = {

@@ -12,7 +12,11 @@
 #include "http_client.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -35,6 +39,8 @@ struct http_client {
     struct http_call *calls;      /* every call not yet freed */
     bool closing;
     llhttp_settings_t settings;   /* the same callbacks for every call */
+    SSL_CTX *tls;                 /* NULL until http_client_tls_setup */
+    bool tls_insecure;
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
 };
 
@@ -46,6 +52,7 @@ struct http_call {
     char *unix_path;
     char *host;
     uint16_t port;
+    bool tls;
     struct buf request;
 
     union {
@@ -57,8 +64,12 @@ struct http_call {
     bool conn_open;               /* conn initialised and not yet closed */
     uv_timer_t timer;             /* deferred errors, then connect, then response timeout */
     uv_connect_t connect_req;
-    uv_write_t write_req;
     int open_handles;
+
+    /* TLS runs over memory BIOs: OpenSSL never touches the socket, so the
+     * socket stays libuv's and nothing blocks. */
+    SSL *ssl;
+    bool handshake_done;
 
     struct dns_query *dns_query;
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
@@ -82,7 +93,19 @@ struct http_call {
 static void call_finish(struct http_call *call, int err);
 static void try_next_addr(struct http_call *call);
 
+struct wreq {
+    uv_write_t req;
+    struct http_call *call;
+    char data[];
+};
+
 /* ---- lifetime ----------------------------------------------------------- */
+
+static void client_free(struct http_client *c)
+{
+    if (c->tls) SSL_CTX_free(c->tls);
+    free(c);
+}
 
 static void call_free(struct http_call *call)
 {
@@ -98,10 +121,11 @@ static void call_free(struct http_call *call)
     buf_free(&call->value);
     buf_free(&call->body);
     buf_free(&call->request);
+    if (call->ssl) SSL_free(call->ssl);
     free(call->unix_path);
     free(call->host);
     free(call);
-    if (c->closing && !c->calls) free(c);
+    if (c->closing && !c->calls) client_free(c);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -221,36 +245,164 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof call->client->read_buf;
 }
 
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct http_call *call = w->call;
+    free(w);
+    if (status < 0 && !call->done) call_finish(call, status);
+}
+
+static int conn_write(struct http_call *call, const char *data, size_t len)
+{
+    struct wreq *w = xmalloc(sizeof *w + len);
+    w->call = call;
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    int rc = uv_write(&w->req, &call->conn.stream, &b, 1, on_write);
+    if (rc < 0) free(w);
+    return rc;
+}
+
+/* Sends whatever OpenSSL queued for the network. */
+static int tls_flush(struct http_call *call)
+{
+    BIO *wbio = SSL_get_wbio(call->ssl);
+    char tmp[16 * 1024];
+    int n;
+    while ((n = BIO_read(wbio, tmp, sizeof tmp)) > 0) {
+        int rc = conn_write(call, tmp, (size_t)n);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+/* Why a handshake failed, as an errno and a line for the log. */
+static int tls_failure(struct http_call *call)
+{
+    long vr = SSL_get_verify_result(call->ssl);
+    char detail[256];
+    int err;
+    if (vr != X509_V_OK) {
+        snprintf(detail, sizeof detail, "certificate verification failed: %s",
+                 X509_verify_cert_error_string(vr));
+        err = -EKEYREJECTED;
+    } else {
+        unsigned long e = ERR_peek_last_error();
+        const char *why = e ? ERR_reason_error_string(e) : NULL;
+        snprintf(detail, sizeof detail, "%s", why ? why : "handshake failed");
+        err = -ECONNABORTED;
+    }
+    ERR_clear_error();
+    LOG(call->client->log, LOG_WARN, "tls handshake failed", F_STR("host", call->host),
+        F_INT("port", call->port), F_STR("error", detail));
+    return err;
+}
+
+static void send_request(struct http_call *call)
+{
+    int rc;
+    if (call->ssl)
+        rc = SSL_write(call->ssl, call->request.data, (int)call->request.len) > 0 ? tls_flush(call)
+                                                                                   : -ECONNABORTED;
+    else
+        rc = conn_write(call, call->request.data, call->request.len);
+    if (rc < 0) call_finish(call, rc);
+}
+
+/* Drives the handshake; sends the request once it completed. */
+static void tls_step(struct http_call *call)
+{
+    int r = SSL_do_handshake(call->ssl);
+    if (tls_flush(call) < 0) {
+        call_finish(call, -ECONNRESET);
+        return;
+    }
+    if (r == 1) {
+        call->handshake_done = true;
+        send_request(call);
+        return;
+    }
+    int e = SSL_get_error(call->ssl, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, tls_failure(call));
+}
+
+/* Hands response bytes to llhttp; returns false once the call is over. */
+static bool parse_bytes(struct http_call *call, const char *data, size_t len)
+{
+    llhttp_errno_t e = llhttp_execute(&call->parser, data, len);
+    if (call->done) return false;   /* a callback cancelled or finished the call */
+    if (call->complete) {
+        call_finish(call, 0);
+        return false;
+    }
+    if (e != HPE_OK) {
+        call_finish(call, call->parse_err ? call->parse_err : -EPROTO);
+        return false;
+    }
+    return true;
+}
+
+/* EOF (or TLS close_notify) completes a body that has no framing:
+ * llhttp_finish then runs on_message_complete (and returns its
+ * HPE_PAUSED). Anywhere else it is a cut. */
+static void on_eof(struct http_call *call)
+{
+    llhttp_finish(&call->parser);
+    call_finish(call, call->complete ? 0 : -ECONNRESET);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct http_call *call = s->data;
     if (call->done) return;
     if (nread < 0) {
-        if (nread == UV_EOF) {
-            /* EOF completes a body that has no framing (llhttp_finish then
-             * runs on_message_complete, whose HPE_PAUSED it returns);
-             * anywhere else it is a cut. */
-            llhttp_finish(&call->parser);
-            call_finish(call, call->complete ? 0 : -ECONNRESET);
-        } else {
-            call_finish(call, (int)nread);
-        }
+        if (nread != UV_EOF) call_finish(call, (int)nread);
+        else if (call->ssl && !call->handshake_done) call_finish(call, tls_failure(call));
+        else on_eof(call);
         return;
     }
     if (nread == 0) return;
-    llhttp_errno_t e = llhttp_execute(&call->parser, b->base, (size_t)nread);
-    if (call->done) return;   /* a callback cancelled or finished the call */
-    if (call->complete) {
-        call_finish(call, 0);
-    } else if (e != HPE_OK) {
-        call_finish(call, call->parse_err ? call->parse_err : -EPROTO);
+    if (!call->ssl) {
+        parse_bytes(call, b->base, (size_t)nread);
+        return;
     }
+    BIO_write(SSL_get_rbio(call->ssl), b->base, (int)nread);
+    if (!call->handshake_done) {
+        tls_step(call);
+        if (call->done || !call->handshake_done) return;
+    }
+    char plain[16 * 1024];
+    int n;
+    while ((n = SSL_read(call->ssl, plain, sizeof plain)) > 0)
+        if (!parse_bytes(call, plain, (size_t)n)) return;
+    int e = SSL_get_error(call->ssl, n);
+    if (e == SSL_ERROR_ZERO_RETURN) on_eof(call);
+    else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, -ECONNABORTED);
+    else if (tls_flush(call) < 0) call_finish(call, -ECONNRESET);
 }
 
-static void on_write(uv_write_t *req, int status)
+static bool is_ip_literal(const char *host)
 {
-    struct http_call *call = req->data;
-    if (status < 0 && !call->done) call_finish(call, status);
+    unsigned char tmp[16];
+    return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
+}
+
+static int tls_start(struct http_call *call)
+{
+    struct http_client *c = call->client;
+    call->ssl = SSL_new(c->tls);
+    if (!call->ssl) return -ENOMEM;
+    SSL_set_bio(call->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(call->ssl);
+    if (is_ip_literal(call->host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(call->ssl), call->host);
+    } else {
+        SSL_set_tlsext_host_name(call->ssl, call->host);   /* SNI */
+        SSL_set1_host(call->ssl, call->host);              /* hostname verification */
+    }
+    SSL_set_verify(call->ssl, c->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    return 0;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -264,11 +416,18 @@ static void on_connected(struct http_call *call)
     uv_timer_stop(&call->timer);
     if (call->o.response_timeout_ms)
         uv_timer_start(&call->timer, on_timer, call->o.response_timeout_ms, 0);
-    call->write_req.data = call;
-    uv_buf_t b = uv_buf_init(call->request.data, (unsigned)call->request.len);
-    int rc = uv_write(&call->write_req, &call->conn.stream, &b, 1, on_write);
-    if (rc == 0) rc = uv_read_start(&call->conn.stream, on_alloc, on_read);
+    int rc = uv_read_start(&call->conn.stream, on_alloc, on_read);
+    if (rc < 0) {
+        call_finish(call, rc);
+        return;
+    }
+    if (!call->tls) {
+        send_request(call);
+        return;
+    }
+    rc = tls_start(call);
     if (rc < 0) call_finish(call, rc);
+    else tls_step(call);
 }
 
 static void on_retry_closed(uv_handle_t *h)
@@ -384,8 +543,8 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
 
     if (c->closing) {
         call->deferred_err = -ECANCELED;
-    } else if (ep->tls) {
-        call->deferred_err = -EPROTONOSUPPORT;
+    } else if (ep->tls && (!c->tls || ep->unix_path)) {
+        call->deferred_err = -EPROTONOSUPPORT;   /* TLS was never set up */
     } else if (!ep->unix_path && !ep->host) {
         call->deferred_err = -EINVAL;
     }
@@ -407,9 +566,32 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     } else {
         call->host = xstrdup(ep->host);
         call->port = ep->port;
+        call->tls = ep->tls;
         call->dns_query = dns_resolve(c->dns, call->host, call->port, on_resolved, call);
     }
     return call;
+}
+
+int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        *err = "cannot create a TLS context";
+        return -EINVAL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (!ok) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        *err = ca_file ? "TLS_CA_FILE holds no usable PEM certificate" : "cannot load the system CA bundle";
+        return -EINVAL;
+    }
+    if (c->tls) SSL_CTX_free(c->tls);
+    c->tls = ctx;
+    c->tls_insecure = insecure;
+    return 0;
 }
 
 void http_call_cancel(struct http_call *call)
@@ -424,7 +606,7 @@ void http_client_close(struct http_client *c)
     if (!c) return;
     c->closing = true;
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
-    if (!c->calls) free(c);
+    if (!c->calls) client_free(c);
 }
 
 /* ---- DOCKER_HOST -------------------------------------------------------- */

@@ -18,7 +18,7 @@ struct http_endpoint {
     char *unix_path;      /* non-NULL: connect to this unix socket */
     char *host;           /* else: DNS name or numeric address */
     uint16_t port;
-    bool tls;             /* https (not yet supported: fails with -EPROTONOSUPPORT) */
+    bool tls;             /* https: TLS with SNI and certificate + hostname verification */
 };
 
 struct http_client_opts {
@@ -42,7 +42,9 @@ struct http_client_opts {
     /* Called exactly once, unless the call was cancelled: err is 0 when a
      * complete response was read, else a negative errno (-ECONNREFUSED,
      * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for
-     * an unknown host, ...). status is 0 when no response head arrived. */
+     * an unknown host, -EKEYREJECTED when the server's certificate failed
+     * verification, -ECONNABORTED for another TLS failure, ...). status is 0
+     * when no response head arrived. */
     void (*on_done)(void *ud, int err, int status, const char *body, size_t body_len);
     void *ud;
 };
@@ -51,6 +53,10 @@ struct http_client;
 struct http_call;
 
 struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const struct logger *lg);
+/* TLS for https endpoints: verify against ca_file (NULL: the system
+ * bundle), or not at all when insecure. Called once, before requests.
+ * Returns 0, or -EINVAL with *err saying why (e.g. an unreadable CA file). */
+int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err);
 /* Starts a request. Never calls on_done re-entrantly from inside this call.
  * The opts strings are copied. */
 struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,

@@ -175,11 +175,13 @@ notifications:
 class Receiver:
     """The stack webhook: records every request it gets."""
 
-    def __init__(self):
+    def __init__(self, tls_cert=None, tls_key=None):
         self.requests = []
         self.lock = threading.Lock()
         self.status = 204
         self.delay = 0.0          # seconds to wait before answering
+        self.script = {}          # path -> statuses to answer in turn, then self.status
+        self.connections = 0      # TCP connections accepted
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -191,11 +193,25 @@ class Receiver:
                 with outer.lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers),
                                            "body": body, "time": time.monotonic()})
+                with outer.lock:
+                    todo = outer.script.get(self.path)
+                    status = todo.pop(0) if todo else outer.status
                 if outer.delay:
                     time.sleep(outer.delay)
-                self.send_response(outer.status)
+                if status == "hang":
+                    time.sleep(5)
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def setup(self):
+                with outer.lock:
+                    outer.connections += 1
+                super().setup()
 
             def log_message(self, *args):
                 pass
@@ -203,11 +219,18 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = "http"
+        if tls_cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_cert, tls_key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path, host="127.0.0.1"):
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def on(self, path):
         with self.lock:
@@ -388,3 +411,13 @@ def manifest_payload(fixtures, repository, tag, event_id, host="127.0.0.1:5000")
     ev["target"]["tag"] = tag
     ev["request"]["host"] = host
     return doc
+
+
+def make_cert(directory, name, san):
+    """A self-signed certificate made with the openssl CLI; returns (cert, key)."""
+    cert = os.path.join(directory, f"{name}.pem")
+    key = os.path.join(directory, f"{name}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key

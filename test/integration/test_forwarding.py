@@ -1,0 +1,197 @@
+"""The forwarder against real receivers on loopback: HTTPS with and without
+verification, retries, timeouts, coalescing and backpressure."""
+
+import json
+import tempfile
+import time
+
+import pytest
+
+from harness import Receiver, make_cert, manifest_payload, wait_until
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = tempfile.mkdtemp(prefix="wr-tls-", dir="/tmp")
+    good = make_cert(d, "localhost", "DNS:localhost,IP:127.0.0.1")
+    other = make_cert(d, "otherhost", "DNS:otherhost")
+    yield {"good": good, "other": other}
+
+
+@pytest.fixture(scope="module")
+def https(certs):
+    r = Receiver(*certs["good"])
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def https_other(certs):
+    r = Receiver(*certs["other"])
+    yield r
+    r.close()
+
+
+def push(router, fixtures, repo, tag, event_id):
+    status, body = router.post("/webhook", manifest_payload(fixtures, repo, tag, event_id))
+    return status, body
+
+
+def test_https_insecure_delivers(https, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/tlsi{uniq}"
+    containers(repo, https.url(f"/tls/{uniq}"))
+    router = start_router(env={"TLS_INSECURE": "1"})
+    router.wait_ready()
+    assert router.find("TLS_INSECURE=1: certificates of https targets are not verified; anyone on the "
+                       "path can read the webhook tokens")
+    push(router, fixtures_dir, repo, "v1", f"ti-{uniq}")
+    https.wait_for(f"/tls/{uniq}", 1)
+
+
+def test_https_with_ca_file_delivers(https, certs, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/tlsc{uniq}"
+    containers(repo, https.url(f"/tlsca/{uniq}", host="localhost"))
+    router = start_router(env={"TLS_CA_FILE": certs["good"][0]})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"tc-{uniq}")
+    https.wait_for(f"/tlsca/{uniq}", 1)
+
+
+def test_https_unverified_is_refused(https, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/tlsn{uniq}"
+    containers(repo, https.url(f"/tlsno/{uniq}"))
+    router = start_router(env={"FORWARD_RETRIES": "0"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"tn-{uniq}")
+    line = router.wait_log("tls handshake failed")[0]
+    assert "certificate verification failed" in line["error"]
+    failed = router.wait_log("forward failed")[0]
+    assert failed["error"] == "TLS certificate verification failed"
+    assert https.on(f"/tlsno/{uniq}") == []
+
+
+def test_https_wrong_hostname_is_refused(https_other, certs, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/tlsh{uniq}"
+    containers(repo, https_other.url(f"/tlsh/{uniq}", host="localhost"))
+    router = start_router(env={"TLS_CA_FILE": certs["other"][0], "FORWARD_RETRIES": "0"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"th-{uniq}")
+    assert "hostname mismatch" in router.wait_log("tls handshake failed")[0]["error"]
+    router.wait_log("forward failed")
+    assert https_other.on(f"/tlsh/{uniq}") == []
+
+
+def test_bad_ca_file_stops_startup(binary, router_port, tmp_path):
+    import subprocess
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    r = subprocess.run([binary], env={"TLS_CA_FILE": str(bad), "LISTEN_PORT": str(router_port),
+                                      "DOCKER_HOST": "unix:///nonexistent.sock"},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "TLS_CA_FILE holds no usable PEM certificate" in r.stdout
+
+
+def test_500_500_200_delivers_on_attempt_3(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/flaky/{uniq}"
+    repo = f"team/flaky{uniq}"
+    receiver.script[path] = [500, 500]
+    containers(repo, receiver.url(path))
+    router = start_router()
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"f-{uniq}")
+    line = router.wait_log("forwarded", timeout=15, event_id=f"f-{uniq}")[0]
+    assert line["attempt"] == 3 and line["status"] == 204
+    assert len(receiver.on(path)) == 3
+    assert len(router.find("forward attempt failed, retrying", event_id=f"f-{uniq}")) == 2
+
+
+def test_404_is_not_retried(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/gone404/{uniq}"
+    repo = f"team/g404{uniq}"
+    receiver.script[path] = [404]
+    containers(repo, receiver.url(path))
+    router = start_router()
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"n-{uniq}")
+    line = router.wait_log("forward failed", event_id=f"n-{uniq}")[0]
+    assert line["attempts"] == 1 and line["error"] == "HTTP 404"
+    time.sleep(1.0)
+    assert len(receiver.on(path)) == 1
+
+
+def test_refused_is_retried(start_router, containers, fixtures_dir, uniq):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    repo = f"team/ref{uniq}"
+    containers(repo, f"http://127.0.0.1:{port}/x")
+    router = start_router(env={"FORWARD_RETRIES": "2"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"r-{uniq}")
+    line = router.wait_log("forward failed", timeout=15, event_id=f"r-{uniq}")[0]
+    assert line["attempts"] == 3 and "refused" in line["error"]
+
+
+def test_hanging_target_times_out_and_loop_stays_responsive(receiver, start_router, containers,
+                                                           fixtures_dir, uniq):
+    path = f"/hang/{uniq}"
+    repo = f"team/hang{uniq}"
+    receiver.script[path] = ["hang"]
+    containers(repo, receiver.url(path))
+    router = start_router(env={"FORWARD_TIMEOUT_SECS": "1", "FORWARD_RETRIES": "1"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"h-{uniq}")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.8:     # the forward hangs meanwhile
+        assert router.get("/health")[0] == 200
+    retry = router.wait_log("forward attempt failed, retrying", event_id=f"h-{uniq}")[0]
+    assert retry["error"] == "connection timed out"
+    line = router.wait_log("forwarded", timeout=10, event_id=f"h-{uniq}")[0]
+    assert line["attempt"] == 2
+
+
+def test_two_pushes_in_window_are_one_post(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/deb/{uniq}"
+    repo = f"team/deb{uniq}"
+    containers(repo, receiver.url(path))
+    router = start_router(env={"DEBOUNCE_MS": "600"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "latest", f"d1-{uniq}")
+    push(router, fixtures_dir, repo, f"sha-{uniq}", f"d2-{uniq}")
+    got = receiver.wait_for(path, 1, timeout=5)
+    time.sleep(1.0)
+    assert len(receiver.on(path)) == 1
+    assert json.loads(got[0]["body"])["tag"] == f"sha-{uniq}"     # the last event
+    assert router.wait_log("forwarded", event_id=f"d2-{uniq}")[0]["merged"] == 2
+
+
+def test_queue_full_answers_503(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/full/{uniq}"
+    repo = f"team/full{uniq}"
+    receiver.script[path] = ["hang", "hang", "hang"]
+    containers(repo, receiver.url(path))
+    router = start_router(env={"FORWARD_CONCURRENCY": "1", "FORWARD_QUEUE_MAX": "1",
+                               "FORWARD_TIMEOUT_SECS": "2", "FORWARD_RETRIES": "0"})
+    router.wait_ready()
+    assert push(router, fixtures_dir, repo, "a", f"q1-{uniq}")[0] == 202    # in flight
+    wait_until(lambda: receiver.on(path), 5)
+    assert push(router, fixtures_dir, repo, "b", f"q2-{uniq}")[0] == 202    # waiting
+    status, body = push(router, fixtures_dir, repo, "c", f"q3-{uniq}")
+    assert status == 503 and "queue full" in body["error"]
+    # Not recorded as seen: the registry's retry of q3 goes through later.
+    router.wait_log("forward failed", timeout=10, event_id=f"q2-{uniq}")
+    status, body = push(router, fixtures_dir, repo, "c", f"q3-{uniq}")
+    assert status == 202 and body["events"][0]["decision"] == "forwarded"
+
+
+def test_target_named_localhost(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/lh/{uniq}"
+    repo = f"team/lh{uniq}"
+    containers(repo, receiver.url(path, host="localhost"))
+    router = start_router()
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"l-{uniq}")
+    receiver.wait_for(path, 1)

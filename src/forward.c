@@ -325,6 +325,7 @@ static void start(struct forwarder *f, struct job *j)
         .response_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
         .on_head = on_head,
         .max_body = 64 * 1024,
+        .keep_alive = true,
         .on_done = on_done,
         .ud = j,
     };

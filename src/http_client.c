@@ -1,22 +1,27 @@
 /* http_client.c - one non-blocking HTTP/1.1 client for the whole program.
  *
- * A call is one request and its response on its own connection (unix socket
- * or TCP, trying each resolved address in turn). The response goes through
- * llhttp, so the caller sees the status, headers and the de-framed body,
- * either streamed (the endless Docker /events) or collected (forwards).
+ * Two objects: a connection (a socket, unix or TCP, and its TLS state) and a
+ * call (one request and its response). A call gets a connection from the
+ * idle pool of its origin or opens one (trying each resolved address in
+ * turn); after a complete keep-alive response the connection goes back to
+ * the pool. The response goes through llhttp, so callers see the status,
+ * headers and the de-framed body, streamed (the endless Docker /events) or
+ * collected (forwards). TLS runs over memory BIOs: OpenSSL never touches
+ * the socket, so it stays libuv's and nothing blocks.
  *
- * Lifetime: a call ends exactly once (finish), which closes its handles; the
- * memory goes when the last close callback ran. Callbacks into the caller
- * may cancel the call; the struct stays valid until then, so code after a
- * callback only checks call->done. */
+ * Lifetime: a call ends exactly once (call_finish), which closes its timer
+ * and closes or pools its connection; memory goes when the close callbacks
+ * ran. Callbacks into the caller may cancel the call; the struct stays valid
+ * until then, so code after a callback only checks call->done. */
 #include "http_client.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <llhttp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,10 +31,31 @@
 #define READ_BUF_SIZE (64 * 1024)
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define MAX_RESPONSE_HEADERS 64
+#define IDLE_LIMIT_MS 30000          /* a pooled connection unused this long is closed */
+#define MAX_IDLE_CONNS 256
 
 struct header {
     char *name;
     char *value;
+};
+
+struct conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    struct http_client *client;
+    struct http_call *call;       /* the call using it; NULL while idle in the pool */
+    struct conn *next_idle;
+    char *host;                   /* origin; NULL for a unix socket */
+    uint16_t port;
+    bool tls;
+    SSL *ssl;
+    bool handshake_done;
+    bool closing;
+    uint64_t idle_since;
 };
 
 struct http_client {
@@ -37,6 +63,12 @@ struct http_client {
     struct dns *dns;
     const struct logger *log;
     struct http_call *calls;      /* every call not yet freed */
+    struct conn *idle;            /* the pool, most recently used first */
+    size_t nidle;
+    size_t open_conns;            /* connections not yet freed */
+    unsigned long opened;
+    uv_timer_t sweep;             /* closes pooled connections past the idle limit */
+    bool sweep_closed;
     bool closing;
     llhttp_settings_t settings;   /* the same callbacks for every call */
     SSL_CTX *tls;                 /* NULL until http_client_tls_setup */
@@ -55,21 +87,12 @@ struct http_call {
     bool tls;
     struct buf request;
 
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } conn;
-    bool conn_open;               /* conn initialised and not yet closed */
+    struct conn *conn;
+    bool reused;                  /* conn came from the pool */
+    bool reuse_pending;           /* pooled conn taken; exchange starts from the loop */
+    bool got_bytes;               /* any response byte arrived on conn */
     uv_timer_t timer;             /* deferred errors, then connect, then response timeout */
     uv_connect_t connect_req;
-    int open_handles;
-
-    /* TLS runs over memory BIOs: OpenSSL never touches the socket, so the
-     * socket stays libuv's and nothing blocks. */
-    SSL *ssl;
-    bool handshake_done;
 
     struct dns_query *dns_query;
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
@@ -90,19 +113,22 @@ struct http_call {
     bool cancelled;
 };
 
-static void call_finish(struct http_call *call, int err);
-static void try_next_addr(struct http_call *call);
-
 struct wreq {
     uv_write_t req;
-    struct http_call *call;
+    struct conn *conn;
     char data[];
 };
 
+static void call_finish(struct http_call *call, int err);
+static void start_connect(struct http_call *call);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
 /* ---- lifetime ----------------------------------------------------------- */
 
-static void client_free(struct http_client *c)
+static void client_maybe_free(struct http_client *c)
 {
+    if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
     if (c->tls) SSL_CTX_free(c->tls);
     free(c);
 }
@@ -121,24 +147,90 @@ static void call_free(struct http_call *call)
     buf_free(&call->value);
     buf_free(&call->body);
     buf_free(&call->request);
-    if (call->ssl) SSL_free(call->ssl);
     free(call->unix_path);
     free(call->host);
     free(call);
-    if (c->closing && !c->calls) client_free(c);
+    client_maybe_free(c);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
-    struct http_call *call = h->data;
-    if (--call->open_handles == 0 && call->done) call_free(call);
+    call_free(h->data);
 }
 
-static void close_conn(struct http_call *call, uv_close_cb cb)
+static void on_conn_closed(uv_handle_t *h)
 {
-    if (!call->conn_open) return;
-    call->conn_open = false;
-    uv_close(&call->conn.handle, cb);
+    struct conn *conn = (struct conn *)h;
+    struct http_client *c = conn->client;
+    if (conn->ssl) SSL_free(conn->ssl);
+    free(conn->host);
+    free(conn);
+    c->open_conns--;
+    client_maybe_free(c);
+}
+
+static void conn_close(struct conn *conn)
+{
+    if (conn->closing) return;
+    conn->closing = true;
+    conn->call = NULL;
+    uv_close(&conn->h.handle, on_conn_closed);
+}
+
+static void pool_remove(struct http_client *c, struct conn *conn)
+{
+    for (struct conn **pp = &c->idle; *pp; pp = &(*pp)->next_idle)
+        if (*pp == conn) {
+            *pp = conn->next_idle;
+            c->nidle--;
+            return;
+        }
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct http_client *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    struct conn **pp = &c->idle;
+    while (*pp) {
+        struct conn *conn = *pp;
+        if (now - conn->idle_since >= IDLE_LIMIT_MS) {
+            *pp = conn->next_idle;
+            c->nidle--;
+            conn_close(conn);
+        } else {
+            pp = &conn->next_idle;
+        }
+    }
+    if (c->idle) uv_timer_start(&c->sweep, on_sweep, IDLE_LIMIT_MS / 2, 0);
+}
+
+/* Keeps the connection for the next call to its origin. */
+static void pool_put(struct http_client *c, struct conn *conn)
+{
+    if (c->closing || c->nidle >= MAX_IDLE_CONNS) {
+        conn_close(conn);
+        return;
+    }
+    conn->call = NULL;
+    conn->idle_since = uv_now(c->loop);
+    conn->next_idle = c->idle;
+    c->idle = conn;
+    c->nidle++;
+    if (!uv_is_active((uv_handle_t *)&c->sweep)) uv_timer_start(&c->sweep, on_sweep, IDLE_LIMIT_MS / 2, 0);
+}
+
+static struct conn *pool_take(struct http_client *c, const char *host, uint16_t port, bool tls)
+{
+    for (struct conn **pp = &c->idle; *pp; pp = &(*pp)->next_idle) {
+        struct conn *conn = *pp;
+        if (conn->port == port && conn->tls == tls && strcmp(conn->host, host) == 0) {
+            *pp = conn->next_idle;
+            c->nidle--;
+            return conn;
+        }
+    }
+    return NULL;
 }
 
 /* Ends the call once: stop everything, tell the caller (unless cancelled). */
@@ -148,20 +240,22 @@ static void call_finish(struct http_call *call, int err)
     call->done = true;
     if (call->dns_query) dns_cancel(call->dns_query);
     call->dns_query = NULL;
+    struct conn *conn = call->conn;
+    call->conn = NULL;
+    if (conn) {
+        bool reusable = err == 0 && call->o.keep_alive && conn->host &&
+                        llhttp_should_keep_alive(&call->parser);
+        if (reusable) pool_put(call->client, conn);
+        else conn_close(conn);
+    }
     uv_timer_stop(&call->timer);
-    close_conn(call, on_handle_closed);
-    uv_close((uv_handle_t *)&call->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&call->timer, on_timer_closed);
     if (!call->cancelled && call->o.on_done)
         call->o.on_done(call->o.ud, err, call->status, call->body.data ? call->body.data : "",
                         call->body.len);
 }
 
 /* ---- response parsing --------------------------------------------------- */
-
-static struct http_call *parser_call(llhttp_t *p)
-{
-    return p->data;
-}
 
 static void push_header(struct http_call *call)
 {
@@ -177,7 +271,7 @@ static void push_header(struct http_call *call)
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    struct http_call *call = parser_call(p);
+    struct http_call *call = p->data;
     if (call->in_value) {
         push_header(call);
         call->in_value = false;
@@ -188,7 +282,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    struct http_call *call = parser_call(p);
+    struct http_call *call = p->data;
     call->in_value = true;
     buf_append(&call->value, at, len);
     return 0;
@@ -204,7 +298,7 @@ static const char *get_header(void *ctx, const char *name)
 
 static int on_headers_complete(llhttp_t *p)
 {
-    struct http_call *call = parser_call(p);
+    struct http_call *call = p->data;
     push_header(call);
     call->status = p->status_code;
     if (call->o.on_head) call->o.on_head(call->o.ud, call->status, get_header, call);
@@ -213,7 +307,7 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    struct http_call *call = parser_call(p);
+    struct http_call *call = p->data;
     if (call->o.on_body) {
         call->o.on_body(call->o.ud, at, len);
         return call->done ? -1 : 0;
@@ -229,49 +323,41 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_message_complete(llhttp_t *p)
 {
-    struct http_call *call = parser_call(p);
+    struct http_call *call = p->data;
     call->complete = true;
     /* One response per call: anything after it is not ours to read. */
     return HPE_PAUSED;
 }
 
-/* ---- I/O ---------------------------------------------------------------- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)suggested;
-    struct http_call *call = h->data;
-    b->base = call->client->read_buf;
-    b->len = sizeof call->client->read_buf;
-}
+/* ---- writing and TLS ------------------------------------------------------ */
 
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
-    struct http_call *call = w->call;
+    struct conn *conn = w->conn;
     free(w);
-    if (status < 0 && !call->done) call_finish(call, status);
+    if (status < 0 && conn->call && !conn->call->done) call_finish(conn->call, status);
 }
 
-static int conn_write(struct http_call *call, const char *data, size_t len)
+static int conn_write(struct conn *conn, const char *data, size_t len)
 {
     struct wreq *w = xmalloc(sizeof *w + len);
-    w->call = call;
+    w->conn = conn;
     memcpy(w->data, data, len);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, &call->conn.stream, &b, 1, on_write);
+    int rc = uv_write(&w->req, &conn->h.stream, &b, 1, on_write);
     if (rc < 0) free(w);
     return rc;
 }
 
 /* Sends whatever OpenSSL queued for the network. */
-static int tls_flush(struct http_call *call)
+static int tls_flush(struct conn *conn)
 {
-    BIO *wbio = SSL_get_wbio(call->ssl);
+    BIO *wbio = SSL_get_wbio(conn->ssl);
     char tmp[16 * 1024];
     int n;
     while ((n = BIO_read(wbio, tmp, sizeof tmp)) > 0) {
-        int rc = conn_write(call, tmp, (size_t)n);
+        int rc = conn_write(conn, tmp, (size_t)n);
         if (rc < 0) return rc;
     }
     return 0;
@@ -280,7 +366,7 @@ static int tls_flush(struct http_call *call)
 /* Why a handshake failed, as an errno and a line for the log. */
 static int tls_failure(struct http_call *call)
 {
-    long vr = SSL_get_verify_result(call->ssl);
+    long vr = SSL_get_verify_result(call->conn->ssl);
     char detail[256];
     int err;
     if (vr != X509_V_OK) {
@@ -301,35 +387,63 @@ static int tls_failure(struct http_call *call)
 
 static void send_request(struct http_call *call)
 {
+    struct conn *conn = call->conn;
     int rc;
-    if (call->ssl)
-        rc = SSL_write(call->ssl, call->request.data, (int)call->request.len) > 0 ? tls_flush(call)
+    if (conn->ssl)
+        rc = SSL_write(conn->ssl, call->request.data, (int)call->request.len) > 0 ? tls_flush(conn)
                                                                                    : -ECONNABORTED;
     else
-        rc = conn_write(call, call->request.data, call->request.len);
+        rc = conn_write(conn, call->request.data, call->request.len);
     if (rc < 0) call_finish(call, rc);
 }
 
 /* Drives the handshake; sends the request once it completed. */
 static void tls_step(struct http_call *call)
 {
-    int r = SSL_do_handshake(call->ssl);
-    if (tls_flush(call) < 0) {
+    struct conn *conn = call->conn;
+    int r = SSL_do_handshake(conn->ssl);
+    if (tls_flush(conn) < 0) {
         call_finish(call, -ECONNRESET);
         return;
     }
     if (r == 1) {
-        call->handshake_done = true;
+        conn->handshake_done = true;
         send_request(call);
         return;
     }
-    int e = SSL_get_error(call->ssl, r);
+    int e = SSL_get_error(conn->ssl, r);
     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, tls_failure(call));
 }
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char tmp[16];
+    return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
+}
+
+static int tls_start(struct conn *conn)
+{
+    struct http_client *c = conn->client;
+    conn->ssl = SSL_new(c->tls);
+    if (!conn->ssl) return -ENOMEM;
+    SSL_set_bio(conn->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(conn->ssl);
+    if (is_ip_literal(conn->host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), conn->host);
+    } else {
+        SSL_set_tlsext_host_name(conn->ssl, conn->host);   /* SNI */
+        SSL_set1_host(conn->ssl, conn->host);              /* hostname verification */
+    }
+    SSL_set_verify(conn->ssl, c->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    return 0;
+}
+
+/* ---- reading -------------------------------------------------------------- */
 
 /* Hands response bytes to llhttp; returns false once the call is over. */
 static bool parse_bytes(struct http_call *call, const char *data, size_t len)
 {
+    call->got_bytes = true;
     llhttp_errno_t e = llhttp_execute(&call->parser, data, len);
     if (call->done) return false;   /* a callback cancelled or finished the call */
     if (call->complete) {
@@ -343,103 +457,127 @@ static bool parse_bytes(struct http_call *call, const char *data, size_t len)
     return true;
 }
 
+/* A pooled connection the server had closed: send the request again on a
+ * fresh one. Only before any byte of the answer, so nothing runs twice. */
+static bool retry_fresh(struct http_call *call)
+{
+    if (!call->reused || call->got_bytes) return false;
+    struct conn *conn = call->conn;
+    call->conn = NULL;
+    call->reused = false;
+    conn_close(conn);
+    start_connect(call);
+    return true;
+}
+
 /* EOF (or TLS close_notify) completes a body that has no framing:
  * llhttp_finish then runs on_message_complete (and returns its
  * HPE_PAUSED). Anywhere else it is a cut. */
 static void on_eof(struct http_call *call)
 {
+    if (retry_fresh(call)) return;
     llhttp_finish(&call->parser);
     call_finish(call, call->complete ? 0 : -ECONNRESET);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct conn *conn = (struct conn *)h;
+    b->base = conn->client->read_buf;
+    b->len = sizeof conn->client->read_buf;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
-    struct http_call *call = s->data;
+    struct conn *conn = (struct conn *)s;
+    struct http_call *call = conn->call;
+    if (conn->closing) return;
+    if (!call) {
+        /* Idle in the pool: the server closed it, or sent what nobody asked for. */
+        if (nread != 0) {
+            pool_remove(conn->client, conn);
+            conn_close(conn);
+        }
+        return;
+    }
     if (call->done) return;
     if (nread < 0) {
+        if (nread != UV_EOF && retry_fresh(call)) return;
         if (nread != UV_EOF) call_finish(call, (int)nread);
-        else if (call->ssl && !call->handshake_done) call_finish(call, tls_failure(call));
+        else if (conn->ssl && !conn->handshake_done) call_finish(call, tls_failure(call));
         else on_eof(call);
         return;
     }
     if (nread == 0) return;
-    if (!call->ssl) {
+    if (!conn->ssl) {
         parse_bytes(call, b->base, (size_t)nread);
         return;
     }
-    BIO_write(SSL_get_rbio(call->ssl), b->base, (int)nread);
-    if (!call->handshake_done) {
+    BIO_write(SSL_get_rbio(conn->ssl), b->base, (int)nread);
+    if (!conn->handshake_done) {
         tls_step(call);
-        if (call->done || !call->handshake_done) return;
+        if (call->done || !conn->handshake_done) return;
     }
     char plain[16 * 1024];
     int n;
-    while ((n = SSL_read(call->ssl, plain, sizeof plain)) > 0)
+    while ((n = SSL_read(conn->ssl, plain, sizeof plain)) > 0)
         if (!parse_bytes(call, plain, (size_t)n)) return;
-    int e = SSL_get_error(call->ssl, n);
+    int e = SSL_get_error(conn->ssl, n);
     if (e == SSL_ERROR_ZERO_RETURN) on_eof(call);
     else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, -ECONNABORTED);
-    else if (tls_flush(call) < 0) call_finish(call, -ECONNRESET);
+    else if (tls_flush(conn) < 0) call_finish(call, -ECONNRESET);
 }
 
-static bool is_ip_literal(const char *host)
-{
-    unsigned char tmp[16];
-    return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
-}
+/* ---- connecting ----------------------------------------------------------- */
 
-static int tls_start(struct http_call *call)
-{
-    struct http_client *c = call->client;
-    call->ssl = SSL_new(c->tls);
-    if (!call->ssl) return -ENOMEM;
-    SSL_set_bio(call->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_connect_state(call->ssl);
-    if (is_ip_literal(call->host)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(call->ssl), call->host);
-    } else {
-        SSL_set_tlsext_host_name(call->ssl, call->host);   /* SNI */
-        SSL_set1_host(call->ssl, call->host);              /* hostname verification */
-    }
-    SSL_set_verify(call->ssl, c->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-    return 0;
-}
+static void on_connected(struct http_call *call);
 
 static void on_timer(uv_timer_t *t)
 {
     struct http_call *call = t->data;
+    if (call->reuse_pending) {
+        call->reuse_pending = false;
+        on_connected(call);
+        return;
+    }
     call_finish(call, call->deferred_err ? call->deferred_err : -ETIMEDOUT);
 }
 
+/* The connection is up (new or from the pool): start the exchange. */
 static void on_connected(struct http_call *call)
 {
+    struct conn *conn = call->conn;
     uv_timer_stop(&call->timer);
     if (call->o.response_timeout_ms)
         uv_timer_start(&call->timer, on_timer, call->o.response_timeout_ms, 0);
-    int rc = uv_read_start(&call->conn.stream, on_alloc, on_read);
-    if (rc < 0) {
-        call_finish(call, rc);
-        return;
+    if (!call->reused) {
+        int rc = uv_read_start(&conn->h.stream, on_alloc, on_read);
+        if (rc == 0 && conn->tls) rc = tls_start(conn);
+        if (rc < 0) {
+            call_finish(call, rc);
+            return;
+        }
     }
-    if (!call->tls) {
-        send_request(call);
-        return;
-    }
-    rc = tls_start(call);
-    if (rc < 0) call_finish(call, rc);
-    else tls_step(call);
+    if (conn->tls && !conn->handshake_done) tls_step(call);
+    else send_request(call);
 }
 
-static void on_retry_closed(uv_handle_t *h)
+static struct conn *conn_new(struct http_call *call)
 {
-    struct http_call *call = h->data;
-    call->open_handles--;
-    if (call->done) {
-        if (call->open_handles == 0) call_free(call);
-        return;
-    }
-    try_next_addr(call);
+    struct http_client *c = call->client;
+    struct conn *conn = xcalloc(1, sizeof *conn);
+    conn->client = c;
+    conn->call = call;
+    conn->host = call->host ? xstrdup(call->host) : NULL;
+    conn->port = call->port;
+    conn->tls = call->tls;
+    c->open_conns++;
+    c->opened++;
+    return conn;
 }
+
+static void try_next_addr(struct http_call *call);
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -450,12 +588,11 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     call->last_err = status;
-    if (call->unix_path || call->next_addr >= call->naddrs) {
-        call_finish(call, status);
-        return;
-    }
-    /* Another address to try: a handle cannot be reused before it closed. */
-    close_conn(call, on_retry_closed);
+    struct conn *conn = call->conn;
+    call->conn = NULL;
+    conn_close(conn);
+    if (call->unix_path) call_finish(call, status);
+    else try_next_addr(call);
 }
 
 static void try_next_addr(struct http_call *call)
@@ -465,16 +602,17 @@ static void try_next_addr(struct http_call *call)
         return;
     }
     const struct sockaddr *sa = (const struct sockaddr *)&call->addrs[call->next_addr++];
-    uv_tcp_init(call->client->loop, &call->conn.tcp);
-    call->conn.handle.data = call;
-    call->conn_open = true;
-    call->open_handles++;
-    uv_tcp_nodelay(&call->conn.tcp, 1);
+    struct conn *conn = conn_new(call);
+    uv_tcp_init(call->client->loop, &conn->h.tcp);
+    uv_tcp_nodelay(&conn->h.tcp, 1);
+    call->conn = conn;
     call->connect_req.data = call;
-    int rc = uv_tcp_connect(&call->connect_req, &call->conn.tcp, sa, on_connect);
+    int rc = uv_tcp_connect(&call->connect_req, &conn->h.tcp, sa, on_connect);
     if (rc < 0) {
         call->last_err = rc;
-        close_conn(call, on_retry_closed);
+        call->conn = NULL;
+        conn_close(conn);
+        try_next_addr(call);
     }
 }
 
@@ -488,7 +626,36 @@ static void on_resolved(void *ud, int status, const struct sockaddr_storage *add
     }
     memcpy(call->addrs, addrs, n * sizeof *addrs);
     call->naddrs = n;
+    call->next_addr = 0;
     try_next_addr(call);
+}
+
+static void start_connect(struct http_call *call)
+{
+    struct http_client *c = call->client;
+    if (call->unix_path) {
+        struct conn *conn = conn_new(call);
+        uv_pipe_init(c->loop, &conn->h.pipe, 0);
+        call->conn = conn;
+        call->connect_req.data = call;
+        /* uv_pipe_connect reports every failure through the callback. */
+        uv_pipe_connect(&call->connect_req, &conn->h.pipe, call->unix_path, on_connect);
+        return;
+    }
+    if (call->o.keep_alive) {
+        struct conn *conn = pool_take(c, call->host, call->port, call->tls);
+        if (conn) {
+            conn->call = call;
+            call->conn = conn;
+            call->reused = true;
+            /* Start from the loop: a failing write must not call back
+             * from inside http_client_request. */
+            call->reuse_pending = true;
+            uv_timer_start(&call->timer, on_timer, 0, 0);
+            return;
+        }
+    }
+    call->dns_query = dns_resolve(c->dns, call->host, call->port, on_resolved, call);
 }
 
 /* ---- public ------------------------------------------------------------- */
@@ -505,71 +672,9 @@ struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const stru
     c->settings.on_headers_complete = on_headers_complete;
     c->settings.on_body = on_body;
     c->settings.on_message_complete = on_message_complete;
+    uv_timer_init(loop, &c->sweep);
+    c->sweep.data = c;
     return c;
-}
-
-static void build_request(struct http_call *call, const struct http_client_opts *o)
-{
-    struct buf *r = &call->request;
-    buf_printf(r, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method, o->path, o->host_header);
-    if (o->headers) buf_puts(r, o->headers);
-    if (o->body) buf_printf(r, "Content-Length: %zu\r\n", o->body_len);
-    buf_puts(r, "Connection: close\r\n\r\n");
-    if (o->body) buf_append(r, o->body, o->body_len);
-}
-
-struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
-                                      const struct http_client_opts *opts)
-{
-    struct http_call *call = xcalloc(1, sizeof *call);
-    call->client = c;
-    call->o = *opts;
-    call->o.method = call->o.host_header = call->o.path = call->o.headers = call->o.body = NULL;
-    call->next = c->calls;
-    if (c->calls) c->calls->prev = call;
-    c->calls = call;
-    buf_init(&call->request);
-    buf_init(&call->field);
-    buf_init(&call->value);
-    buf_init(&call->body);
-    build_request(call, opts);
-
-    llhttp_init(&call->parser, HTTP_RESPONSE, &c->settings);
-    call->parser.data = call;
-
-    uv_timer_init(c->loop, &call->timer);
-    call->timer.data = call;
-    call->open_handles = 1;
-
-    if (c->closing) {
-        call->deferred_err = -ECANCELED;
-    } else if (ep->tls && (!c->tls || ep->unix_path)) {
-        call->deferred_err = -EPROTONOSUPPORT;   /* TLS was never set up */
-    } else if (!ep->unix_path && !ep->host) {
-        call->deferred_err = -EINVAL;
-    }
-    if (call->deferred_err) {
-        uv_timer_start(&call->timer, on_timer, 0, 0);
-        return call;
-    }
-    if (opts->connect_timeout_ms) uv_timer_start(&call->timer, on_timer, opts->connect_timeout_ms, 0);
-
-    if (ep->unix_path) {
-        call->unix_path = xstrdup(ep->unix_path);
-        uv_pipe_init(c->loop, &call->conn.pipe, 0);
-        call->conn.handle.data = call;
-        call->conn_open = true;
-        call->open_handles++;
-        call->connect_req.data = call;
-        /* uv_pipe_connect reports every failure through the callback. */
-        uv_pipe_connect(&call->connect_req, &call->conn.pipe, call->unix_path, on_connect);
-    } else {
-        call->host = xstrdup(ep->host);
-        call->port = ep->port;
-        call->tls = ep->tls;
-        call->dns_query = dns_resolve(c->dns, call->host, call->port, on_resolved, call);
-    }
-    return call;
 }
 
 int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err)
@@ -594,6 +699,54 @@ int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insec
     return 0;
 }
 
+static void build_request(struct http_call *call, const struct http_client_opts *o)
+{
+    struct buf *r = &call->request;
+    buf_printf(r, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method, o->path, o->host_header);
+    if (o->headers) buf_puts(r, o->headers);
+    if (o->body) buf_printf(r, "Content-Length: %zu\r\n", o->body_len);
+    buf_puts(r, o->keep_alive ? "\r\n" : "Connection: close\r\n\r\n");
+    if (o->body) buf_append(r, o->body, o->body_len);
+}
+
+struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
+                                      const struct http_client_opts *opts)
+{
+    struct http_call *call = xcalloc(1, sizeof *call);
+    call->client = c;
+    call->o = *opts;
+    call->o.method = call->o.host_header = call->o.path = call->o.headers = call->o.body = NULL;
+    call->next = c->calls;
+    if (c->calls) c->calls->prev = call;
+    c->calls = call;
+    buf_init(&call->request);
+    buf_init(&call->field);
+    buf_init(&call->value);
+    buf_init(&call->body);
+    build_request(call, opts);
+    llhttp_init(&call->parser, HTTP_RESPONSE, &c->settings);
+    call->parser.data = call;
+    uv_timer_init(c->loop, &call->timer);
+    call->timer.data = call;
+
+    if (c->closing) call->deferred_err = -ECANCELED;
+    else if (ep->tls && (!c->tls || ep->unix_path)) call->deferred_err = -EPROTONOSUPPORT;
+    else if (!ep->unix_path && !ep->host) call->deferred_err = -EINVAL;
+    if (call->deferred_err) {
+        /* Reported from the loop, never from inside this call. */
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+        return call;
+    }
+    if (opts->connect_timeout_ms) uv_timer_start(&call->timer, on_timer, opts->connect_timeout_ms, 0);
+    call->unix_path = ep->unix_path ? xstrdup(ep->unix_path) : NULL;
+    call->host = ep->host && !ep->unix_path ? xstrdup(ep->host) : NULL;
+    call->port = ep->port;
+    call->tls = ep->tls;
+    if (call->unix_path) call->o.keep_alive = false;
+    start_connect(call);
+    return call;
+}
+
 void http_call_cancel(struct http_call *call)
 {
     if (!call || call->done) return;
@@ -606,7 +759,21 @@ void http_client_close(struct http_client *c)
     if (!c) return;
     c->closing = true;
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
-    if (!c->calls) client_free(c);
+    while (c->idle) {
+        struct conn *conn = c->idle;
+        c->idle = conn->next_idle;
+        c->nidle--;
+        conn_close(conn);
+    }
+    uv_timer_stop(&c->sweep);
+    uv_close((uv_handle_t *)&c->sweep, NULL);
+    c->sweep_closed = true;
+    client_maybe_free(c);
+}
+
+unsigned long http_client_connections_opened(const struct http_client *c)
+{
+    return c->opened;
 }
 
 /* ---- DOCKER_HOST -------------------------------------------------------- */
@@ -628,11 +795,8 @@ int http_endpoint_parse_docker_host(const char *s, struct http_endpoint *ep, con
         const char *close = strchr(hp, ']');
         if (hp[0] == '[' && (!close || (colon && colon < close))) colon = NULL;
         size_t hl = colon ? (size_t)(colon - hp) : strlen(hp);
-        if (hp[0] == '[' && close) {
-            ep->host = xstrndup(hp + 1, (size_t)(close - hp - 1));
-        } else {
-            ep->host = xstrndup(hp, hl);
-        }
+        if (hp[0] == '[' && close) ep->host = xstrndup(hp + 1, (size_t)(close - hp - 1));
+        else ep->host = xstrndup(hp, hl);
         long port = 2375;
         if (colon) {
             char *end;

@@ -39,6 +39,11 @@ struct http_client_opts {
      * handed to on_done. */
     void (*on_body)(void *ud, const char *data, size_t len);
     size_t max_body;
+    /* Reuse connections to this origin (scheme, host, port): the connection
+     * goes back to an idle pool after a complete response that allows it.
+     * A pooled connection the server closed is replaced without losing the
+     * request. Not for unix sockets or endless streams. */
+    bool keep_alive;
     /* Called exactly once, unless the call was cancelled: err is 0 when a
      * complete response was read, else a negative errno (-ECONNREFUSED,
      * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for
@@ -65,6 +70,9 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
 void http_call_cancel(struct http_call *call);
 /* Cancels every call; frees itself once all handles are closed. */
 void http_client_close(struct http_client *c);
+
+/* Connections opened so far (for tests and metrics: reuse shows here). */
+unsigned long http_client_connections_opened(const struct http_client *c);
 
 /* "unix:///var/run/docker.sock" or "tcp://host:port" -> endpoint.
  * Returns 0 or -EINVAL (err says why). Pure. */

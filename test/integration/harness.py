@@ -182,6 +182,7 @@ class Receiver:
         self.delay = 0.0          # seconds to wait before answering
         self.script = {}          # path -> statuses to answer in turn, then self.status
         self.connections = 0      # TCP connections accepted
+        self.drop_after_reply = False   # close each connection silently after answering
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -207,6 +208,8 @@ class Receiver:
                     self.send_header("Retry-After", "1")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if outer.drop_after_reply:
+                    self.close_connection = True   # without saying so in a header
 
             def setup(self):
                 with outer.lock:

@@ -195,3 +195,38 @@ def test_target_named_localhost(receiver, start_router, containers, fixtures_dir
     router.wait_ready()
     push(router, fixtures_dir, repo, "v1", f"l-{uniq}")
     receiver.wait_for(path, 1)
+
+
+def test_keepalive_reuses_one_connection(start_router, containers, fixtures_dir, uniq):
+    own = Receiver()
+    try:
+        repo = f"team/ka{uniq}"
+        containers(repo, own.url(f"/ka/{uniq}"))
+        router = start_router()
+        router.wait_ready()
+        for i in range(8):
+            push(router, fixtures_dir, repo, f"v{i}", f"ka{i}-{uniq}")
+            own.wait_for(f"/ka/{uniq}", i + 1)
+        assert own.connections == 1
+    finally:
+        own.close()
+
+
+def test_server_closing_pooled_connections_loses_nothing(start_router, containers, fixtures_dir, uniq):
+    own = Receiver()
+    own.drop_after_reply = True
+    try:
+        repo = f"team/drop{uniq}"
+        containers(repo, own.url(f"/dr/{uniq}"))
+        router = start_router(env={"FORWARD_RETRIES": "0"})
+        router.wait_ready()
+        for i in range(6):
+            push(router, fixtures_dir, repo, f"v{i}", f"dr{i}-{uniq}")
+            if i % 2:
+                time.sleep(0.05)   # sometimes the close is seen first, sometimes not
+        own.wait_for(f"/dr/{uniq}", 6)
+        time.sleep(0.5)
+        assert len(own.on(f"/dr/{uniq}")) == 6
+        assert not router.find("forward failed")
+    finally:
+        own.close()

@@ -3,9 +3,14 @@
  * Each connection parses with its own llhttp instance. Handlers are
  * synchronous, so a response is written the moment its request completes;
  * pipelined requests in one read are therefore answered in order without a
- * queue. One timer per connection serves two purposes: while a request is
- * being received it is the request deadline (slow clients get 408 however
- * they trickle), between requests it is the keep-alive idle limit. */
+ * queue. A client that pipelines without reading its replies has its parser
+ * paused (the unparsed input kept aside) until the replies drain, so a read
+ * of tiny requests cannot queue unbounded reply bytes.
+ *
+ * One timer per connection: while a request is being received it is the
+ * request deadline (slow clients get 408 however they trickle), between
+ * requests the keep-alive idle limit, and once the last reply is decided a
+ * bound on how long the connection may take to go away. */
 #include "http_server.h"
 
 #include <errno.h>
@@ -19,8 +24,8 @@
 #include "json.h"
 
 #define READ_BUF_SIZE (64 * 1024)
-#define MAX_PENDING_WRITE (1024 * 1024)   /* stop reading a client that does not read */
-#define LINGER_MS 2000                    /* after an error reply, drain input this long */
+#define MAX_PENDING_WRITE (1024 * 1024)   /* pause a client that does not read its replies */
+#define LINGER_MS 2000                    /* to write a last reply, then to drain input */
 
 struct conn {
     struct http_server *srv;
@@ -34,6 +39,7 @@ struct conn {
     bool headers_done;            /* later header callbacks are chunked trailers */
     bool close_after;             /* the reply in flight is the last; input is discarded */
     bool reading;
+    bool paused;                  /* parser paused: too many replies queued unwritten */
     int pending_writes;
     char peer[64];
 
@@ -45,6 +51,7 @@ struct conn {
     bool in_value;
     size_t header_bytes;
     struct buf body;
+    struct buf stash;             /* received but not yet parsed while paused */
     int error_status;             /* set by a parser callback that refuses the request */
     const char *error_msg;
 };
@@ -142,6 +149,7 @@ static void conn_handle_closed(uv_handle_t *h)
     buf_free(&c->url);
     buf_free(&c->hstore);
     buf_free(&c->body);
+    buf_free(&c->stash);
     free(c->hoffs);
     free(c);
     server_maybe_free(s);
@@ -171,8 +179,22 @@ static void reset_request(struct conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+static void conn_resume(struct conn *c);
 
-static void on_linger_timeout(uv_timer_t *t)
+static void start_reading(struct conn *c)
+{
+    if (c->reading || c->closing) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
+}
+
+static void stop_reading(struct conn *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+static void on_close_timeout(uv_timer_t *t)
 {
     conn_close(t->data);
 }
@@ -196,11 +218,8 @@ static void finish_conn(struct conn *c)
         conn_close(c);
         return;
     }
-    if (!c->reading) {
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-        c->reading = true;
-    }
-    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+    start_reading(c);
+    uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -216,16 +235,14 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    if (c->close_after && c->pending_writes == 0) {
-        finish_conn(c);
+    if (c->close_after) {
+        if (c->pending_writes == 0) finish_conn(c);
         return;
     }
-    /* A client that stopped reading was paused; resume once it caught up. */
-    if (!c->reading && !c->close_after &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < MAX_PENDING_WRITE / 2) {
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-        c->reading = true;
-    }
+    /* A client that stopped reading its replies was paused; go on once it
+     * has caught up with half of them. */
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < MAX_PENDING_WRITE / 2)
+        conn_resume(c);
 }
 
 static void conn_write(struct conn *c, const char *data, size_t len)
@@ -262,11 +279,6 @@ static void send_response(struct conn *c, struct http_response *res, bool head_o
     buf_free(&out);
 }
 
-static void on_drain_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
-}
-
 /* Refuses the request in progress and ends the connection. The reply gets a
  * bounded time to be written (finish_conn takes over once it is). */
 static void send_error(struct conn *c, int status, const char *msg)
@@ -279,7 +291,7 @@ static void send_error(struct conn *c, int status, const char *msg)
     send_response(c, &res, false);
     buf_free(&res.headers);
     buf_free(&res.body);
-    if (!c->closing) uv_timer_start(&c->timer, on_drain_timeout, LINGER_MS, 0);
+    if (!c->closing) uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
     LOG(c->srv->o.log, LOG_DEBUG, "http request refused", F_STR("peer", c->peer), F_INT("status", status),
         F_STR("error", msg));
 }
@@ -317,8 +329,7 @@ static void on_timer(uv_timer_t *t)
     if (c->in_request && !c->close_after) {
         /* A request deadline, not an inactivity one: trickling bytes does
          * not buy a slow client more time. */
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
+        stop_reading(c);
         send_error(c, 408, "request not received in time");
     } else {
         /* Idle keep-alive connection, or a last reply the client does not
@@ -481,7 +492,15 @@ static int on_message_complete(llhttp_t *p)
     reset_request(c);
     arm_timer(c);
     /* After a closing reply nothing else on this connection is parsed. */
-    return c->close_after || c->closing ? HPE_PAUSED : 0;
+    if (c->close_after || c->closing) return HPE_PAUSED;
+    /* Pipelined requests can ask for far more than they weigh (a 30-byte
+     * GET for a large reply): stop parsing, not just reading, while the
+     * client leaves its replies unread. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_PENDING_WRITE) {
+        c->paused = true;
+        return HPE_PAUSED;
+    }
+    return 0;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -494,6 +513,50 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof c->srv->read_buf;
 }
 
+/* Feeds input to the parser and acts on how it stopped. data is either the
+ * shared read buffer or the connection's own stash (from_stash). */
+static void conn_parse(struct conn *c, const char *data, size_t len, bool from_stash)
+{
+    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+    if (c->closing) return;
+    if (e == HPE_PAUSED && c->paused) {
+        /* Keep the unparsed rest until the replies drain (conn_resume). */
+        size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+        if (from_stash) buf_consume(&c->stash, used);
+        else buf_append(&c->stash, data + used, len - used);
+        stop_reading(c);
+        return;
+    }
+    if (from_stash) buf_reset(&c->stash);
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+        /* The reply was marked closing; stop reading and finish once written. */
+        stop_reading(c);
+        if (c->pending_writes == 0) finish_conn(c);
+        return;
+    }
+    if (e != HPE_OK) {
+        stop_reading(c);
+        if (c->error_status) {
+            send_error(c, c->error_status, c->error_msg);
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
+            send_error(c, 400, msg);
+        }
+    }
+}
+
+/* The client caught up with its replies: parse what was held back, then
+ * read again. */
+static void conn_resume(struct conn *c)
+{
+    c->paused = false;
+    llhttp_resume(&c->parser);
+    if (c->stash.len) conn_parse(c, c->stash.data, c->stash.len, true);
+    if (c->closing || c->close_after || c->paused) return;
+    start_reading(c);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     struct conn *c = stream->data;
@@ -504,38 +567,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         if (nread != UV_EOF && !c->lingering)
             LOG(c->srv->o.log, LOG_DEBUG, "http read failed", F_STR("peer", c->peer),
                 F_STR("error", uv_strerror((int)nread)));
-        uv_read_stop(stream);
-        c->reading = false;
+        stop_reading(c);
         if (c->lingering || c->pending_writes == 0) conn_close(c);
         else c->close_after = true;
         return;
     }
     if (nread == 0 || c->lingering || c->close_after) return;   /* discard */
-    llhttp_errno_t e = llhttp_execute(&c->parser, b->base, (size_t)nread);
-    if (c->closing) return;
-    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
-        /* The reply was marked closing; stop reading and finish once written. */
-        uv_read_stop(stream);
-        c->reading = false;
-        if (c->pending_writes == 0) finish_conn(c);
+    if (c->paused) {   /* not expected: reading stops with the parser */
+        buf_append(&c->stash, b->base, (size_t)nread);
+        stop_reading(c);
         return;
     }
-    if (e != HPE_OK) {
-        uv_read_stop(stream);
-        c->reading = false;
-        if (c->error_status) {
-            send_error(c, c->error_status, c->error_msg);
-        } else {
-            char msg[160];
-            snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-            send_error(c, 400, msg);
-        }
-        return;
-    }
-    if (uv_stream_get_write_queue_size(stream) > MAX_PENDING_WRITE) {
-        uv_read_stop(stream);
-        c->reading = false;
-    }
+    conn_parse(c, b->base, (size_t)nread, false);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -580,6 +623,7 @@ static void on_connection(uv_stream_t *listener, int status)
     buf_init(&c->url);
     buf_init(&c->hstore);
     buf_init(&c->body);
+    buf_init(&c->stash);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
@@ -597,8 +641,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     s->cap_warned = false;
     arm_timer(c);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    c->reading = true;
+    start_reading(c);
 }
 
 /* ---- public ------------------------------------------------------------- */

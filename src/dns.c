@@ -24,8 +24,21 @@ struct dns_poll {
     struct dns_poll *next;
 };
 
+#define CACHE_MAX 256
+#define CACHE_TTL_MAX_MS (300 * 1000)
+
+/* One resolved name. Ports are filled in per query. */
+struct cache_entry {
+    char *host;
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    size_t n;
+    uint64_t expires_ms;
+    struct cache_entry *next;
+};
+
 struct dns_query {
     struct dns *dns;
+    char *host;
     dns_cb cb;
     void *ud;
     uint16_t port;
@@ -44,9 +57,66 @@ struct dns {
     uv_timer_t deliver;           /* hands finished queries to their callers */
     struct dns_poll *polls;
     struct dns_query *done_head, *done_tail;
+    struct cache_entry *cache;
+    size_t ncache;
+    unsigned long cache_hits;
     int open_handles;
     bool closing;
 };
+
+static void cache_free_all(struct dns *d)
+{
+    while (d->cache) {
+        struct cache_entry *e = d->cache;
+        d->cache = e->next;
+        free(e->host);
+        free(e);
+    }
+    d->ncache = 0;
+}
+
+/* Drops expired entries; returns the live one for host, if any. */
+static struct cache_entry *cache_find(struct dns *d, const char *host)
+{
+    uint64_t now = uv_now(d->loop);
+    struct cache_entry *found = NULL;
+    for (struct cache_entry **pp = &d->cache; *pp;) {
+        struct cache_entry *e = *pp;
+        if (e->expires_ms <= now) {
+            *pp = e->next;
+            free(e->host);
+            free(e);
+            d->ncache--;
+            continue;
+        }
+        if (strcmp(e->host, host) == 0) found = e;
+        pp = &e->next;
+    }
+    return found;
+}
+
+static void cache_put(struct dns *d, const char *host, const struct sockaddr_storage *addrs, size_t n,
+                      uint64_t ttl_ms)
+{
+    if (ttl_ms == 0 || n == 0 || cache_find(d, host)) return;
+    if (d->ncache >= CACHE_MAX) {
+        /* Full: forget the oldest insertion (the tail). */
+        struct cache_entry **pp = &d->cache;
+        while ((*pp)->next) pp = &(*pp)->next;
+        free((*pp)->host);
+        free(*pp);
+        *pp = NULL;
+        d->ncache--;
+    }
+    struct cache_entry *e = xcalloc(1, sizeof *e);
+    e->host = xstrdup(host);
+    memcpy(e->addrs, addrs, n * sizeof *addrs);
+    e->n = n;
+    e->expires_ms = uv_now(d->loop) + (ttl_ms > CACHE_TTL_MAX_MS ? CACHE_TTL_MAX_MS : ttl_ms);
+    e->next = d->cache;
+    d->cache = e;
+    d->ncache++;
+}
 
 static void on_timeout(uv_timer_t *t);
 
@@ -129,6 +199,7 @@ static void on_deliver(uv_timer_t *t)
     while (q) {
         struct dns_query *next = q->next_done;
         if (!q->cancelled) q->cb(q->ud, q->status, q->addrs, q->naddrs);
+        free(q->host);
         free(q);
         q = next;
     }
@@ -171,8 +242,10 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
     (void)timeouts;
     struct dns_query *q = arg;
     q->status = map_status(status);
+    int ttl = -1;
     if (status == ARES_SUCCESS && res) {
         for (struct ares_addrinfo_node *n = res->nodes; n && q->naddrs < DNS_MAX_ADDRS; n = n->ai_next) {
+            if (ttl < 0 || n->ai_ttl < ttl) ttl = n->ai_ttl;
             if (n->ai_family != AF_INET && n->ai_family != AF_INET6) continue;
             if ((size_t)n->ai_addrlen > sizeof q->addrs[0]) continue;
             memcpy(&q->addrs[q->naddrs], n->ai_addr, (size_t)n->ai_addrlen);
@@ -180,6 +253,9 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
             q->naddrs++;
         }
         if (q->naddrs == 0) q->status = -ENOENT;
+        /* The shortest TTL of the answer; /etc/hosts answers carry none. */
+        if (q->naddrs && ttl > 0 && !q->dns->closing)
+            cache_put(q->dns, q->host, q->addrs, q->naddrs, (uint64_t)ttl * 1000);
     }
     if (res) ares_freeaddrinfo(res);
     finish(q);
@@ -230,6 +306,16 @@ struct dns_query *dns_resolve(struct dns *d, const char *host, uint16_t port, dn
         finish(q);
         return q;
     }
+    struct cache_entry *hit = d->closing ? NULL : cache_find(d, host);
+    if (hit) {
+        memcpy(q->addrs, hit->addrs, hit->n * sizeof *hit->addrs);
+        q->naddrs = hit->n;
+        for (size_t i = 0; i < q->naddrs; i++) set_port(&q->addrs[i], port);
+        d->cache_hits++;
+        finish(q);
+        return q;
+    }
+    q->host = xstrdup(host);
     if (d->closing || !d->channel) {
         q->status = d->closing ? -ECANCELED : -EIO;
         finish(q);
@@ -260,6 +346,19 @@ void dns_close(struct dns *d)
     if (d->channel) ares_destroy(d->channel);   /* closes its sockets via sock_state_cb */
     d->channel = NULL;
     on_deliver(&d->deliver);
+    cache_free_all(d);
     uv_close((uv_handle_t *)&d->timeout, handle_closed);
     uv_close((uv_handle_t *)&d->deliver, handle_closed);
+}
+
+int dns_set_servers(struct dns *d, const char *csv)
+{
+    if (!d->channel || ares_set_servers_ports_csv(d->channel, csv) != ARES_SUCCESS) return -EINVAL;
+    cache_free_all(d);
+    return 0;
+}
+
+unsigned long dns_cache_hits(const struct dns *d)
+{
+    return d->cache_hits;
 }

@@ -175,7 +175,7 @@ notifications:
 class Receiver:
     """The stack webhook: records every request it gets."""
 
-    def __init__(self, tls_cert=None, tls_key=None):
+    def __init__(self, tls_cert=None, tls_key=None, ipv6=False):
         self.requests = []
         self.lock = threading.Lock()
         self.status = 204
@@ -219,7 +219,10 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = http.server.ThreadingHTTPServer
+        if ipv6:
+            server_class = type("V6Server", (http.server.ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        self.server = server_class(("::1" if ipv6 else "127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.scheme = "http"
@@ -232,7 +235,8 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path, host="127.0.0.1"):
+    def url(self, path, host=None):
+        host = host or ("[::1]" if self.server.address_family == socket.AF_INET6 else "127.0.0.1")
         return f"{self.scheme}://{host}:{self.port}{path}"
 
     def on(self, path):

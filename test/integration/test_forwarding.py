@@ -230,3 +230,17 @@ def test_server_closing_pooled_connections_loses_nothing(start_router, container
         assert not router.find("forward failed")
     finally:
         own.close()
+
+
+def test_ipv6_target(start_router, containers, fixtures_dir, uniq):
+    own = Receiver(ipv6=True)
+    try:
+        repo = f"team/v6{uniq}"
+        containers(repo, own.url(f"/v6/{uniq}"))
+        router = start_router()
+        router.wait_ready()
+        push(router, fixtures_dir, repo, "v1", f"v6-{uniq}")
+        got = own.wait_for(f"/v6/{uniq}", 1)
+        assert got[0]["headers"]["Host"] == f"[::1]:{own.port}"
+    finally:
+        own.close()

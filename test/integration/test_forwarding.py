@@ -244,3 +244,14 @@ def test_ipv6_target(start_router, containers, fixtures_dir, uniq):
         assert got[0]["headers"]["Host"] == f"[::1]:{own.port}"
     finally:
         own.close()
+
+
+def test_placeholders_are_percent_encoded(receiver, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/ph{uniq}"
+    containers(repo, receiver.url(f"/ph/{uniq}?tag={{tag}}&repo={{repository}}&d={{digest}}"))
+    router = start_router()
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1.0_rc", f"ph-{uniq}")
+    want = (f"/ph/{uniq}?tag=v1.0_rc&repo=team%2Fph{uniq}"
+            "&d=sha256%3A20a5b08e26ee5b7292cac7a88a810f8225f0b3e031ed4262c8d58f2edeabec94")
+    receiver.wait_for(want, 1)

@@ -255,3 +255,19 @@ def test_placeholders_are_percent_encoded(receiver, start_router, containers, fi
     want = (f"/ph/{uniq}?tag=v1.0_rc&repo=team%2Fph{uniq}"
             "&d=sha256%3A20a5b08e26ee5b7292cac7a88a810f8225f0b3e031ed4262c8d58f2edeabec94")
     receiver.wait_for(want, 1)
+
+
+def test_429_honours_retry_after(receiver, start_router, containers, fixtures_dir, uniq):
+    path = f"/busy/{uniq}"
+    repo = f"team/busy{uniq}"
+    receiver.script[path] = [429]          # the receiver sends Retry-After: 1 with it
+    containers(repo, receiver.url(path))
+    router = start_router()
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"b-{uniq}")
+    retry = router.wait_log("forward attempt failed, retrying", event_id=f"b-{uniq}")[0]
+    assert retry["status"] == 429 and retry["retry_in_ms"] == 1000
+    line = router.wait_log("forwarded", timeout=10, event_id=f"b-{uniq}")[0]
+    assert line["attempt"] == 2
+    first, second = receiver.on(path)[:2]
+    assert second["time"] - first["time"] >= 0.95

@@ -141,10 +141,23 @@ static void fail(struct docker_watch *w, const char *what, const char *detail)
     w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
 }
 
+/* Errors that mean the socket was never reached (before any response). */
+static bool is_connect_error(int err)
+{
+    return err == -ENOENT || err == -ECONNREFUSED || err == -EACCES || err == -EPERM ||
+           err == -ENOTSOCK || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+           err == -EADDRNOTAVAIL;
+}
+
+/* what: the request, e.g. "GET /version"; a failure to connect is named
+ * "connect" instead, since that is what an operator has to fix. */
 static void fail_errno(struct docker_watch *w, const char *what, int err, int status)
 {
     char detail[96];
-    if (err) snprintf(detail, sizeof detail, "%s", uv_strerror(err));
+    if (status == 0 && is_connect_error(err)) what = "connect";
+    if (err == -E2BIG) snprintf(detail, sizeof detail, "the response is too large");
+    else if (err == -EPROTO) snprintf(detail, sizeof detail, "malformed HTTP response");
+    else if (err) snprintf(detail, sizeof detail, "%s", uv_strerror(err));
     else snprintf(detail, sizeof detail, "HTTP %d", status);
     fail(w, what, detail);
 }
@@ -169,18 +182,25 @@ static void apply_event(struct docker_watch *w, struct docker_event *ev)
     const char *name = attr(ev->attributes, "name");
     char key[128];
     snprintf(key, sizeof key, "%s.image", w->prefix);
+    const char *image = attr(ev->attributes, key);
+    LOG(w->log, LOG_DEBUG, "docker event", F_STR("engine", w->host), F_STR("action", ev->action),
+        F_STR("container", name), F_STR("id", ev->id), F_STR("image", image));
     if (strcmp(ev->action, "create") == 0) {
+        /* The attributes are the labels plus image/name; routes_put only
+         * reads the prefixed keys. A create replayed on top of a list that
+         * already had the container replaces it: not news. */
         struct route_source src = {.engine = w->host, .kind = "container", .id = ev->id,
                                    .name = name, .stack = stack_of(ev->attributes)};
+        size_t before = routes_source_count(w->routes);
         int n = routes_put(w->routes, &src, ev->attributes, w->prefix, w->log);
-        if (n > 0)
+        if (n > 0 && routes_source_count(w->routes) > before)
             LOG(w->log, LOG_INFO, "route added", F_STR("engine", w->host), F_STR("container", name),
-                F_STR("id", ev->id), F_STR("stack", src.stack), F_STR("image", attr(ev->attributes, key)),
+                F_STR("id", ev->id), F_STR("stack", src.stack), F_STR("image", image),
                 F_INT("routes", routes_count(w->routes)));
     } else if (strcmp(ev->action, "destroy") == 0) {
         if (routes_remove(w->routes, w->host, ev->id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("container", name),
-                F_STR("id", ev->id), F_INT("routes", routes_count(w->routes)));
+                F_STR("id", ev->id), F_STR("image", image), F_INT("routes", routes_count(w->routes)));
     }
 }
 
@@ -235,9 +255,8 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
         fail(w, "GET /containers/json", "the answer is not a JSON array");
         return;
     }
-    size_t before = routes_source_count(w->routes);
     routes_mark(w->routes, w->host);
-    size_t i, added = 0;
+    size_t i, listed = 0, added = 0;
     json_t *c;
     json_array_foreach(list, i, c) {
         const char *id = attr(c, "Id");
@@ -248,8 +267,10 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
                                    .stack = stack_of(labels)};
+        size_t before = routes_source_count(w->routes);
         routes_put(w->routes, &src, labels, w->prefix, w->log);
-        added++;
+        if (routes_source_count(w->routes) > before) added++;   /* not known before */
+        listed++;
     }
     size_t removed = routes_sweep(w->routes, w->host);
     json_decref(list);
@@ -260,17 +281,16 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
     clear_pending(w);
 
     long long ms = (long long)(uv_now(w->loop) - w->sync_started_ms);
-    size_t after = routes_source_count(w->routes);
     if (w->resync) {
         /* The safety net caught something the events did not say. */
-        if (removed || after > before)
+        if (removed || added)
             LOG(w->log, LOG_WARN, "resync found changes the events missed", F_STR("engine", w->host),
-                F_INT("removed", removed), F_INT("added", after > before ? after - before : 0));
+                F_INT("removed", removed), F_INT("added", added), F_INT("routes", routes_count(w->routes)));
         else
             LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
     } else {
         LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", w->api),
-            F_INT("containers", added), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
+            F_INT("containers", listed), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
             F_INT("duration_ms", ms));
     }
     w->resync = false;
@@ -291,7 +311,7 @@ static void start_list(struct docker_watch *w)
     buf_printf(&path, "/v%s/containers/json?all=1&filters=", w->api);
     url_encode(&path, buf_cstr(&filter));
     w->listing = true;
-    w->sync_started_ms = uv_now(w->loop);
+    if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
     start_get(w, &w->list_call, buf_cstr(&path), REQUEST_TIMEOUT_MS, MAX_LIST_BYTES, NULL, NULL,
               on_list_done);
     buf_free(&filter);

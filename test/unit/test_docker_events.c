@@ -116,11 +116,80 @@ static void test_broken_events(void **state)
     docker_event_free(&ev);
 }
 
+/* The fields of the real captures, one line at a time. */
+static void test_fixture_fields(void **state)
+{
+    (void)state;
+    char *data = tu_shared_fixture("docker/events-container-and-service.jsonl", NULL);
+    char *second = strchr(data, '\n') + 1;
+    struct docker_event ev;
+    const char *err = NULL;
+
+    /* Line 1: a compose container created with the router's labels. */
+    assert_int_equal(docker_event_parse(data, (size_t)(second - data - 1), &ev, &err), 0);
+    assert_int_equal(ev.type, DOCKER_EVENT_CONTAINER);
+    assert_string_equal(ev.action, "create");
+    assert_string_equal(ev.id, "77d3a2f9ab0b4b090647509c72f234fc8f52bbe83b3768fc30dd56cde9f36ab0");
+    assert_true(ev.time_nano == 1795345013990848205LL);
+    assert_string_equal(json_string_value(json_object_get(ev.attributes, "name")), "fx1");
+    assert_string_equal(json_string_value(json_object_get(ev.attributes, "webhook-router.image")), "team/myapp");
+    assert_string_equal(json_string_value(json_object_get(ev.attributes, "com.docker.compose.project")), "shop");
+    docker_event_free(&ev);
+    assert_null(ev.root);
+
+    /* Line 3: a swarm service. */
+    char *third = strchr(second, '\n') + 1;
+    char *end = strchr(third, '\n');
+    assert_int_equal(docker_event_parse(third, (size_t)(end - third), &ev, &err), 0);
+    assert_int_equal(ev.type, DOCKER_EVENT_SERVICE);
+    assert_string_equal(ev.action, "create");
+    assert_string_equal(ev.id, "wweu9foqnkz2klmipsgi2jpi9");
+    assert_string_equal(json_string_value(json_object_get(ev.attributes, "name")), "fxsvc");
+    docker_event_free(&ev);
+    free(data);
+
+    /* No Attributes, no timeNano: an empty object and 0, never NULL. */
+    const char *bare = "{\"Type\":\"container\",\"Action\":\"destroy\",\"Actor\":{\"ID\":\"abc\"}}";
+    assert_int_equal(docker_event_parse(bare, strlen(bare), &ev, &err), 0);
+    assert_non_null(ev.attributes);
+    assert_true(json_is_object(ev.attributes));
+    assert_int_equal(json_object_size(ev.attributes), 0);
+    assert_true(ev.time_nano == 0);
+    docker_event_free(&ev);
+}
+
+/* After -E2BIG the splitter starts clean: the next line is whole. */
+static void test_recovers_after_too_long(void **state)
+{
+    (void)state;
+    struct seen s = {0};
+    struct line_splitter ls;
+    line_splitter_init(&ls, 80);
+    char big[200];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(line_splitter_feed(&ls, big, 50, on_line, &s), 0);   /* pending, under the limit */
+    assert_int_equal(line_splitter_feed(&ls, big, 50, on_line, &s), -E2BIG);
+    assert_int_equal(s.n + s.errors, 0);
+    const char *ev = "{\"Type\":\"service\",\"Action\":\"update\",\"Actor\":{\"ID\":\"s\"}}\n";
+    assert_int_equal(line_splitter_feed(&ls, ev, strlen(ev), on_line, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.services, 1);
+    assert_int_equal(s.errors, 0);
+    /* A line of exactly max_line bytes is fine. */
+    char exact[82];
+    memset(exact, ' ', 80);
+    exact[80] = '\n';
+    assert_int_equal(line_splitter_feed(&ls, exact, 81, on_line, &s), 0);
+    assert_int_equal(s.errors, 1);   /* blanks are not JSON, but it was a line */
+    line_splitter_free(&ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_any_split), cmocka_unit_test(test_partial_and_limits),
-        cmocka_unit_test(test_broken_events),
+        cmocka_unit_test(test_broken_events), cmocka_unit_test(test_fixture_fields),
+        cmocka_unit_test(test_recovers_after_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,723 @@
+/* The Docker watcher against a fake engine.
+ *
+ * The fake is a tiny HTTP server on a unix socket in a temp dir, served by
+ * the test's own loop: /version and /containers/json answer from the real
+ * captures in shared/fixtures/docker, /events is a chunked stream the test
+ * writes to when it wants an event to happen. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "dns.h"
+#include "docker_watch.h"
+#include "http_client.h"
+#include "log.h"
+#include "routes.h"
+#include "testutil.h"
+
+#define FX2_ID "6ab5009c3596d12eb2f5306a73103665afaca63077df25d6a323c40cb192751d"
+#define FX1_ID "77d3a2f9ab0b4b090647509c72f234fc8f52bbe83b3768fc30dd56cde9f36ab0"
+
+/* ---- the fake engine ------------------------------------------------------ */
+
+struct fake;
+
+struct fake_conn {
+    uv_pipe_t pipe;
+    struct fake *fake;
+    struct buf in;
+    bool answered;
+    bool closing;
+    struct fake_conn *next;
+};
+
+struct fake {
+    uv_loop_t *loop;
+    uv_pipe_t server;
+    bool listening;
+    char api[16];                 /* the prefix requests must use, e.g. "1.41" */
+    char *version_body;
+    char *list_body;
+    bool hold_list;               /* keep list requests unanswered until fake_release_list */
+    int fail_events;              /* answer this many /events requests with 500 */
+    struct fake_conn *conns;
+    struct fake_conn *events;     /* the live /events stream, if any */
+    struct fake_conn *held;       /* a list request waiting for an answer */
+    int n_version, n_events, n_list, n_other;
+    bool bad_method, bad_host;
+    char events_path[1024], list_path[1024];
+};
+
+struct fwrite {
+    uv_write_t req;
+    bool close_after;
+    char data[];
+};
+
+static void on_fake_conn_closed(uv_handle_t *h)
+{
+    struct fake_conn *fc = h->data;
+    struct fake *f = fc->fake;
+    for (struct fake_conn **pp = &f->conns; *pp; pp = &(*pp)->next)
+        if (*pp == fc) {
+            *pp = fc->next;
+            break;
+        }
+    buf_free(&fc->in);
+    free(fc);
+}
+
+static void fake_conn_close(struct fake_conn *fc)
+{
+    if (fc->closing) return;
+    fc->closing = true;
+    if (fc->fake->events == fc) fc->fake->events = NULL;
+    if (fc->fake->held == fc) fc->fake->held = NULL;
+    uv_close((uv_handle_t *)&fc->pipe, on_fake_conn_closed);
+}
+
+static void on_fake_written(uv_write_t *req, int status)
+{
+    struct fwrite *w = (struct fwrite *)req;
+    struct fake_conn *fc = req->data;
+    bool close = w->close_after || status < 0;
+    free(w);
+    if (close) fake_conn_close(fc);
+}
+
+static void fake_write(struct fake_conn *fc, const char *data, size_t len, bool close_after)
+{
+    if (fc->closing) return;
+    struct fwrite *w = xmalloc(sizeof *w + len);
+    memcpy(w->data, data, len);
+    w->close_after = close_after;
+    w->req.data = fc;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&fc->pipe, &b, 1, on_fake_written) < 0) {
+        free(w);
+        fake_conn_close(fc);
+    }
+}
+
+static void fake_respond(struct fake_conn *fc, int status, const char *body)
+{
+    struct buf r;
+    buf_init(&r);
+    buf_printf(&r, "HTTP/1.1 %d %s\r\nApi-Version: %s\r\nContent-Type: application/json\r\n"
+               "Server: Docker/20.10.24+dfsg1 (linux)\r\nContent-Length: %zu\r\n\r\n%s",
+               status, status == 200 ? "OK" : "Error", fc->fake->api, strlen(body), body);
+    fake_write(fc, r.data, r.len, true);
+    buf_free(&r);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void fake_request(struct fake_conn *fc)
+{
+    struct fake *f = fc->fake;
+    char method[16] = "", target[1024] = "";
+    if (sscanf(fc->in.data, "%15s %1023s", method, target) != 2) {
+        fake_respond(fc, 400, "{\"message\":\"bad request\"}");
+        return;
+    }
+    if (strcmp(method, "GET") != 0) f->bad_method = true;
+    if (!strstr(fc->in.data, "\r\nHost: docker\r\n")) f->bad_host = true;
+
+    char events[64], list[64];
+    snprintf(events, sizeof events, "/v%s/events?", f->api);
+    snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
+    if (strcmp(target, "/version") == 0) {
+        f->n_version++;
+        fake_respond(fc, 200, f->version_body);
+    } else if (starts_with(target, events)) {
+        f->n_events++;
+        snprintf(f->events_path, sizeof f->events_path, "%s", target);
+        if (f->fail_events > 0) {
+            f->fail_events--;
+            fake_respond(fc, 500, "{\"message\":\"try later\"}");
+            return;
+        }
+        /* The head Docker sends (shared/fixtures/docker/events-response-head.txt). */
+        char head[256];
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nApi-Version: %s\r\nContent-Type: application/json\r\n"
+                 "Docker-Experimental: false\r\nOstype: linux\r\nTransfer-Encoding: chunked\r\n\r\n", f->api);
+        fake_write(fc, head, strlen(head), false);
+        f->events = fc;
+    } else if (starts_with(target, list)) {
+        f->n_list++;
+        snprintf(f->list_path, sizeof f->list_path, "%s", target);
+        if (f->hold_list) f->held = fc;
+        else fake_respond(fc, 200, f->list_body);
+    } else {
+        f->n_other++;
+        fake_respond(fc, 404, "{\"message\":\"page not found\"}");
+    }
+}
+
+static void on_fake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = xmalloc(suggested);
+    b->len = suggested;
+}
+
+static void on_fake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct fake_conn *fc = s->data;
+    if (nread < 0) {
+        fake_conn_close(fc);
+    } else if (nread > 0 && !fc->answered) {
+        buf_append(&fc->in, b->base, (size_t)nread);
+        if (strstr(buf_cstr(&fc->in), "\r\n\r\n")) {
+            fc->answered = true;   /* the client sends Connection: close: one request */
+            fake_request(fc);
+        }
+    }
+    free(b->base);
+}
+
+static void on_fake_connection(uv_stream_t *server, int status)
+{
+    struct fake *f = server->data;
+    assert_int_equal(status, 0);
+    struct fake_conn *fc = xcalloc(1, sizeof *fc);
+    fc->fake = f;
+    buf_init(&fc->in);
+    uv_pipe_init(f->loop, &fc->pipe, 0);
+    fc->pipe.data = fc;
+    fc->next = f->conns;
+    f->conns = fc;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&fc->pipe), 0);
+    uv_read_start((uv_stream_t *)&fc->pipe, on_fake_alloc, on_fake_read);
+}
+
+static void fake_listen(struct fake *f, const char *path)
+{
+    uv_pipe_init(f->loop, &f->server, 0);
+    f->server.data = f;
+    assert_int_equal(uv_pipe_bind(&f->server, path), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->server, 16, on_fake_connection), 0);
+    f->listening = true;
+}
+
+static void fake_stop(struct fake *f)
+{
+    if (f->listening) uv_close((uv_handle_t *)&f->server, NULL);
+    f->listening = false;
+    for (struct fake_conn *fc = f->conns; fc; fc = fc->next) fake_conn_close(fc);
+}
+
+/* One chunk of the /events body. */
+static void fake_chunk(struct fake *f, const char *data, size_t len)
+{
+    assert_non_null(f->events);
+    struct buf c;
+    buf_init(&c);
+    buf_printf(&c, "%zx\r\n", len);
+    buf_append(&c, data, len);
+    buf_puts(&c, "\r\n");
+    fake_write(f->events, c.data, c.len, false);
+    buf_free(&c);
+}
+
+static void fake_event(struct fake *f, const char *line)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s\n", line);
+    fake_chunk(f, b.data, b.len);
+    buf_free(&b);
+}
+
+/* The engine ends the stream cleanly (what a daemon restart looks like). */
+static void fake_end_events(struct fake *f)
+{
+    assert_non_null(f->events);
+    fake_write(f->events, "0\r\n\r\n", 5, true);
+    f->events = NULL;
+}
+
+static void fake_release_list(struct fake *f)
+{
+    assert_non_null(f->held);
+    struct fake_conn *fc = f->held;
+    f->held = NULL;
+    f->hold_list = false;
+    fake_respond(fc, 200, f->list_body);
+}
+
+static void fake_set_list(struct fake *f, const char *json)
+{
+    free(f->list_body);
+    f->list_body = xstrdup(json);
+}
+
+/* ---- the test bench --------------------------------------------------------- */
+
+struct bench {
+    uv_loop_t loop;
+    char dir[64];
+    char sock[128];
+    char host[160];               /* "unix://" + sock */
+    char logpath[128];
+    int logfd;
+    struct logger lg;
+    struct dns *dns;
+    struct http_client *http;
+    struct route_table *routes;
+    struct docker_watch *w;
+    struct fake fake;
+    uv_timer_t deadline;
+    bool expired;
+    char *fixture_list;
+    char **events;                /* the lines of events-container-and-service.jsonl */
+    size_t nevents;
+};
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    b->expired = true;
+}
+
+static void deadline_start(struct bench *b, uint64_t ms)
+{
+    b->expired = false;
+    uv_timer_start(&b->deadline, on_deadline, ms, 0);
+}
+
+/* Runs the loop until cond holds, for at most ms. */
+#define RUN_UNTIL(b, cond, ms)                                                   \
+    do {                                                                          \
+        deadline_start((b), (ms));                                                \
+        while (!(cond) && !(b)->expired) uv_run(&(b)->loop, UV_RUN_ONCE);         \
+        uv_timer_stop(&(b)->deadline);                                            \
+        assert_true(cond);                                                        \
+    } while (0)
+
+static void run_for(struct bench *b, uint64_t ms)
+{
+    deadline_start(b, ms);
+    while (!b->expired) uv_run(&b->loop, UV_RUN_ONCE);
+}
+
+static bool state_is(struct bench *b, const char *s)
+{
+    return strcmp(docker_watch_state(b->w), s) == 0;
+}
+
+static char *log_text(struct bench *b)
+{
+    return tu_read_file(b->logpath, NULL);
+}
+
+static bool log_has(struct bench *b, const char *needle)
+{
+    char *text = log_text(b);
+    bool found = strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+/* The containers fixture without the one whose Names[0] is name. */
+static char *list_without(struct bench *b, const char *name)
+{
+    json_error_t jerr;
+    json_t *list = json_loads(b->fixture_list, 0, &jerr);
+    assert_non_null(list);
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        const char *n = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+        if (n && strcmp(n, name) == 0) {
+            json_array_remove(list, i);
+            break;
+        }
+    }
+    char *out = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    return out;
+}
+
+static int setup(void **state)
+{
+    struct bench *b = xcalloc(1, sizeof *b);
+    assert_int_equal(uv_loop_init(&b->loop), 0);
+    snprintf(b->dir, sizeof b->dir, "/tmp/wr-dockwatch-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    snprintf(b->sock, sizeof b->sock, "%s/docker.sock", b->dir);
+    snprintf(b->host, sizeof b->host, "unix://%s", b->sock);
+    snprintf(b->logpath, sizeof b->logpath, "%s/log", b->dir);
+    b->logfd = open(b->logpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    assert_true(b->logfd >= 0);
+    logger_init(&b->lg, LOG_DEBUG, LOG_FORMAT_JSON, b->logfd);
+    b->dns = dns_new(&b->loop, &b->lg);
+    b->http = http_client_new(&b->loop, b->dns, &b->lg);
+    b->routes = routes_new();
+    uv_timer_init(&b->loop, &b->deadline);
+    b->deadline.data = b;
+
+    b->fixture_list = tu_shared_fixture("docker/containers-json.json", NULL);
+    char *all = tu_shared_fixture("docker/events-container-and-service.jsonl", NULL);
+    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+        b->events = xrealloc(b->events, (b->nevents + 1) * sizeof *b->events);
+        b->events[b->nevents++] = xstrdup(line);
+    }
+    free(all);
+    assert_int_equal(b->nevents, 10);
+
+    struct fake *f = &b->fake;
+    f->loop = &b->loop;
+    snprintf(f->api, sizeof f->api, "1.41");
+    f->version_body = tu_shared_fixture("docker/version.json", NULL);
+    f->list_body = xstrdup(b->fixture_list);
+    *state = b;
+    return 0;
+}
+
+static struct docker_watch *watch(struct bench *b, int cache_ttl_secs)
+{
+    struct docker_watch_opts o = {
+        .docker_host = b->host,
+        .label_prefix = "webhook-router",
+        .cache_ttl_secs = cache_ttl_secs,
+        .routes = b->routes,
+        .http = b->http,
+        .log = &b->lg,
+    };
+    b->w = docker_watch_new(&b->loop, &o);
+    return b->w;
+}
+
+static int teardown(void **state)
+{
+    struct bench *b = *state;
+    docker_watch_close(b->w);
+    http_client_close(b->http);
+    dns_close(b->dns);
+    fake_stop(&b->fake);
+    uv_close((uv_handle_t *)&b->deadline, NULL);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    /* Every handle of the watcher, the client and the fake is closed. */
+    assert_int_equal(uv_loop_close(&b->loop), 0);
+    routes_free(b->routes);
+    close(b->logfd);
+    unlink(b->logpath);
+    unlink(b->sock);
+    rmdir(b->dir);
+    free(b->fake.version_body);
+    free(b->fake.list_body);
+    free(b->fixture_list);
+    for (size_t i = 0; i < b->nevents; i++) free(b->events[i]);
+    free(b->events);
+    free(b);
+    return 0;
+}
+
+/* Collects "name," for every source of every route. */
+static void collect_sources(void *ud, const struct route *r, const struct route_source *const *sources,
+                            size_t nsources)
+{
+    (void)r;
+    struct buf *out = ud;
+    for (size_t i = 0; i < nsources; i++) buf_printf(out, "%s,", sources[i]->name ? sources[i]->name : "?");
+}
+
+static bool has_source(struct bench *b, const char *name)
+{
+    struct buf names;
+    buf_init(&names);
+    routes_foreach(b->routes, collect_sources, &names);
+    char needle[128];
+    snprintf(needle, sizeof needle, "%s,", name);
+    bool found = strstr(buf_cstr(&names), needle) != NULL;
+    buf_free(&names);
+    return found;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* Start-up against the fixture engine: the map is the fixture's; then
+ * create/destroy events (the real captures) keep it exact, and garbage on
+ * the stream is skipped without dropping the connection. */
+static void test_sync_then_events(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    assert_false(docker_watch_synced(b->w));
+    assert_string_equal(docker_watch_host(b->w), b->host);
+
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_null(docker_watch_last_error(b->w));
+    /* fx2 and magical_spence carry the same route: 3 sources, 2 routes. */
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(routes_count(b->routes), 2);
+    assert_true(has_source(b, "fx2") && has_source(b, "magical_spence") && has_source(b, "infallible_galois"));
+
+    /* What was asked, and how: GETs only, Host: docker, the engine's API. */
+    assert_int_equal(f->n_version, 1);
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(f->n_list, 1);
+    assert_int_equal(f->n_other, 0);
+    assert_false(f->bad_method);
+    assert_false(f->bad_host);
+    char *events_filter = NULL, *list_filter = NULL;
+    assert_true(starts_with(f->events_path, "/v1.41/events?filters="));
+    assert_true(starts_with(f->list_path, "/v1.41/containers/json?all=1&filters="));
+    events_filter = strstr(f->events_path, "filters=") + 8;
+    list_filter = strstr(f->list_path, "filters=") + 8;
+    assert_null(strchr(events_filter, '"'));   /* url-encoded */
+    assert_non_null(strstr(events_filter, "container"));
+    assert_non_null(strstr(events_filter, "destroy"));
+    assert_non_null(strstr(list_filter, "webhook-router.image"));
+    assert_true(log_has(b, "\"msg\":\"docker synced\""));
+    assert_true(log_has(b, "\"containers\":3"));
+
+    /* A create, cut across two chunks: fx1 adds a third route. */
+    const char *create = b->events[0];
+    size_t half = strlen(create) / 2;
+    fake_chunk(f, create, half);
+    run_for(b, 50);
+    assert_int_equal(routes_source_count(b->routes), 3);   /* half a line is not an event */
+    struct buf rest;
+    buf_init(&rest);
+    buf_printf(&rest, "%s\n", create + half);
+    fake_chunk(f, rest.data, rest.len);
+    buf_free(&rest);
+    RUN_UNTIL(b, routes_source_count(b->routes) == 4, 5000);
+    assert_int_equal(routes_count(b->routes), 3);
+    assert_true(has_source(b, "fx1"));
+    assert_true(log_has(b, "\"msg\":\"route added\""));
+
+    /* Garbage lines, then the rest of the capture (start, die, service
+     * events, an unlabelled container, and fx1's destroy) in one chunk. */
+    struct buf more;
+    buf_init(&more);
+    buf_puts(&more, "this is not json\n[1,2]\n{\"Type\":\"container\",\"Action\":\"create\"}\n");
+    for (size_t i = 1; i < b->nevents; i++) buf_printf(&more, "%s\n", b->events[i]);
+    fake_chunk(f, more.data, more.len);
+    buf_free(&more);
+    RUN_UNTIL(b, routes_source_count(b->routes) == 3, 5000);
+    assert_false(has_source(b, "fx1"));
+    assert_int_equal(routes_count(b->routes), 2);
+    assert_true(log_has(b, "\"msg\":\"route removed\""));
+    assert_true(log_has(b, "\"msg\":\"docker event skipped\""));
+
+    /* Still the same subscription: a bad line does not drop the stream. */
+    fake_event(f, "{\"Type\":\"container\",\"Action\":\"destroy\",\"Actor\":{\"ID\":\"" FX2_ID "\"}}");
+    RUN_UNTIL(b, routes_source_count(b->routes) == 2, 5000);
+    assert_int_equal(f->n_events, 1);
+    assert_string_equal(docker_watch_state(b->w), "live");
+
+    /* The webhook URL's token never reaches the log. */
+    assert_false(log_has(b, "638e6967-ef77-4906-8af8-236800621360"));
+}
+
+/* An event that happens while the list is in flight is applied on top of
+ * it, in order: nothing between subscribing and listing is lost. */
+static void test_events_during_list_are_replayed(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->hold_list = true;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, f->held != NULL, 5000);
+    assert_string_equal(docker_watch_state(b->w), "syncing");
+
+    fake_event(f, b->events[0]);   /* fx1 created */
+    fake_event(f, "{\"Type\":\"container\",\"Action\":\"destroy\",\"Actor\":{\"ID\":\"" FX2_ID
+                  "\",\"Attributes\":{\"name\":\"fx2\"}}}");
+    run_for(b, 100);
+    /* Held back until the list is in: applied first, the list would undo them. */
+    assert_int_equal(routes_source_count(b->routes), 0);
+    assert_false(docker_watch_synced(b->w));
+
+    fake_release_list(f);   /* still lists fx2: it was taken before the destroy */
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_true(has_source(b, "fx1"));
+    assert_false(has_source(b, "fx2"));
+    assert_true(has_source(b, "magical_spence"));
+    assert_int_equal(routes_count(b->routes), 3);
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
+/* The engine ends the stream: the map stays, the watcher reconnects with
+ * backoff and resyncs completely, so what vanished meanwhile is dropped. */
+static void test_reconnect_resyncs(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+
+    /* fx2 goes away while the watcher is not listening. */
+    char *smaller = list_without(b, "/fx2");
+    fake_set_list(f, smaller);
+    free(smaller);
+    fake_end_events(f);
+    RUN_UNTIL(b, state_is(b, "reconnecting"), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);   /* keep routing with the last map */
+    assert_true(docker_watch_synced(b->w));
+    assert_non_null(docker_watch_last_error(b->w));
+    assert_non_null(strstr(docker_watch_last_error(b->w), "closed the event stream"));
+    assert_true(log_has(b, "\"msg\":\"docker connection lost\""));
+
+    uint64_t t0 = uv_now(&b->loop);
+    RUN_UNTIL(b, f->n_list == 2 && state_is(b, "live"), 5000);
+    assert_true(uv_now(&b->loop) - t0 >= 400);   /* backoff starts at 500 ms */
+    assert_int_equal(f->n_version, 2);
+    assert_int_equal(f->n_events, 2);
+    assert_int_equal(routes_source_count(b->routes), 2);
+    assert_false(has_source(b, "fx2"));
+    assert_int_equal(routes_count(b->routes), 2);
+    assert_null(docker_watch_last_error(b->w));
+
+    /* Cut mid-line this time (the socket just closes); the half line is
+     * dropped and fx2 is back in the list after the reconnect. */
+    fake_set_list(f, b->fixture_list);
+    fake_chunk(f, b->events[0], 40);
+    run_for(b, 20);
+    fake_conn_close(f->events);
+    RUN_UNTIL(b, f->n_list == 3 && state_is(b, "live"), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_true(has_source(b, "fx2"));
+    assert_false(has_source(b, "fx1"));
+}
+
+/* No engine yet: a plain error, then the watcher connects once it appears. */
+static void test_unreachable_then_up(void **state)
+{
+    struct bench *b = *state;
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
+    char want[256];
+    snprintf(want, sizeof want, "connect %s: no such file or directory", b->host);
+    assert_string_equal(docker_watch_last_error(b->w), want);
+    assert_string_equal(docker_watch_state(b->w), "reconnecting");
+    assert_false(docker_watch_synced(b->w));
+    assert_true(log_has(b, "\"msg\":\"docker unreachable\""));
+    assert_true(log_has(b, "no such file or directory"));
+
+    fake_listen(&b->fake, b->sock);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_null(docker_watch_last_error(b->w));
+    assert_int_equal(routes_source_count(b->routes), 3);
+}
+
+/* /events refused once: treated as a failure, retried, then synced. */
+static void test_events_error_status(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->fail_events = 1;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
+    assert_non_null(strstr(docker_watch_last_error(b->w), "HTTP 500"));
+    assert_int_equal(f->n_list, 0);   /* no list without a live subscription */
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(f->n_events, 2);
+    assert_int_equal(routes_source_count(b->routes), 3);
+}
+
+/* An engine newer than this code is spoken to at the newest API it knows. */
+static void test_api_version_capped(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    free(f->version_body);
+    f->version_body = xstrdup("{\"Version\":\"27.3.1\",\"ApiVersion\":\"1.47\",\"MinAPIVersion\":\"1.24\"}");
+    snprintf(f->api, sizeof f->api, "1.45");
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_true(starts_with(f->events_path, "/v1.45/events?"));
+    assert_true(starts_with(f->list_path, "/v1.45/containers/json?"));
+    assert_int_equal(f->n_other, 0);
+}
+
+/* A line longer than the limit is a broken stream: reconnect and resync. */
+static void test_huge_event_line(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    size_t n = 1100 * 1024;
+    char *big = xmalloc(n);
+    memset(big, 'x', n);
+    fake_chunk(f, big, n);
+    free(big);
+    RUN_UNTIL(b, state_is(b, "reconnecting"), 5000);
+    assert_non_null(strstr(docker_watch_last_error(b->w), "larger than"));
+    assert_int_equal(routes_source_count(b->routes), 3);
+    RUN_UNTIL(b, f->n_list == 2 && state_is(b, "live"), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+}
+
+/* CACHE_TTL_SECS: a background list catches what the events missed,
+ * without reconnecting, and says so at warn. */
+static void test_background_resync(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 1)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+
+    char *smaller = list_without(b, "/magical_spence");
+    fake_set_list(f, smaller);
+    free(smaller);
+    RUN_UNTIL(b, routes_source_count(b->routes) == 2, 5000);
+    assert_int_equal(f->n_list, 2);
+    assert_int_equal(f->n_events, 1);
+    assert_false(has_source(b, "magical_spence"));
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_true(log_has(b, "resync found changes the events missed"));
+}
+
+static void test_bad_docker_host(void **state)
+{
+    struct bench *b = *state;
+    snprintf(b->host, sizeof b->host, "http://localhost:2375");
+    assert_int_equal(docker_watch_start(watch(b, 0)), -EINVAL);
+    assert_true(log_has(b, "invalid DOCKER_HOST"));
+    /* Closing a watcher that never started frees it (ASan checks). */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sync_then_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_during_list_are_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_then_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_error_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_version_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_event_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_resync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_docker_host, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "json.h"
 #include "payload.h"
+#include "url.h"
 
 /* Targets looked up per event; more distinct URLs for one image is not a
  * deployment, it is a mistake, and the summary says how many were cut. */
@@ -73,6 +74,61 @@ static void handle_ready(struct app *a, struct http_response *res)
     buf_append(&res->body, engines.data, engines.len);
     buf_puts(&res->body, "]}");
     buf_free(&engines);
+}
+
+struct routes_out {
+    struct buf *b;
+    size_t n;
+};
+
+static void put_route(void *ud, const struct route *r, const struct route_source *const *src, size_t nsrc)
+{
+    struct routes_out *o = ud;
+    struct buf *b = o->b;
+    int first = 1;
+    buf_puts(b, o->n++ ? ",{" : "{");
+    json_put_key(b, "image", &first);
+    json_put_str(b, r->image);
+    json_put_key(b, "registry", &first);
+    json_put_str(b, r->ref.host[0] ? r->ref.host : NULL);
+    json_put_key(b, "repository", &first);
+    json_put_str(b, r->ref.path);
+    json_put_key(b, "tag", &first);
+    json_put_str(b, r->tag_glob ? r->tag_glob : "*");
+    /* The URL's token is the webhook's secret: only its redacted form. */
+    struct buf red;
+    buf_init(&red);
+    url_redact(&red, r->url);
+    json_put_key(b, "url", &first);
+    json_put_str(b, buf_cstr(&red));
+    buf_free(&red);
+    json_put_key(b, "sources", &first);
+    buf_putc(b, '[');
+    for (size_t i = 0; i < nsrc; i++) {
+        int f2 = 1;
+        buf_puts(b, i ? ",{" : "{");
+        json_put_key(b, "kind", &f2);
+        json_put_str(b, src[i]->kind);
+        json_put_key(b, "name", &f2);
+        json_put_str(b, src[i]->name);
+        json_put_key(b, "id", &f2);
+        json_put_str(b, src[i]->id);
+        json_put_key(b, "stack", &f2);
+        json_put_str(b, src[i]->stack);
+        json_put_key(b, "engine", &f2);
+        json_put_str(b, src[i]->engine);
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]}");
+}
+
+static void handle_routes(struct app *a, struct http_response *res)
+{
+    struct routes_out o = {.b = &res->body};
+    buf_puts(&res->body, "{\"routes\":[");
+    routes_foreach(a->routes, put_route, &o);
+    buf_printf(&res->body, "],\"count\":%zu}", o.n);
+    res->status = 200;
 }
 
 static int check_auth(struct app *a, const struct http_request *req, const char *path_token,
@@ -234,6 +290,9 @@ void handlers_dispatch(void *ud, const struct http_request *req, struct http_res
         else method_not_allowed(res, "GET, HEAD");
     } else if (strcmp(req->path, "/ready") == 0) {
         if (get) handle_ready(a, res);
+        else method_not_allowed(res, "GET, HEAD");
+    } else if (strcmp(req->path, "/routes") == 0) {
+        if (get) handle_routes(a, res);
         else method_not_allowed(res, "GET, HEAD");
     } else {
         http_response_error(res, 404, "not found");

@@ -1,6 +1,6 @@
 /* handlers.h - the routing layer: which path does what.
  *   POST /webhook, /webhook/<token>  payload -> routes -> forward queue
- *   GET  /health, /ready */
+ *   GET  /health, /ready, /routes */
 #ifndef WR_HANDLERS_H
 #define WR_HANDLERS_H
 

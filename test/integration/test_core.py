@@ -250,3 +250,25 @@ def test_sigterm_finishes_in_flight_forwards(receiver, start_router, containers,
         assert False, "still listening after SIGTERM"
     except OSError:
         pass
+
+
+def test_routes_endpoint_redacts_urls(engine, receiver, start_router, containers, uniq):
+    secret = uuid.uuid4().hex
+    repo = f"team/r{uniq}"
+    containers(repo, receiver.url(f"/stack/{secret}?token={secret}"), tag="v*",
+               extra_labels=["com.docker.compose.project=shop"])
+    containers(repo, receiver.url(f"/stack/{secret}?token={secret}"), tag="v*")   # a replica
+    router = start_router()
+    router.wait_ready()
+    status, body = router.get("/routes")
+    assert status == 200
+    assert secret not in json.dumps(body)
+    mine = [r for r in body["routes"] if r["repository"] == repo]
+    assert len(mine) == 1, mine
+    r = mine[0]
+    assert r["url"] == receiver.url("/stack/***?***")
+    assert r["tag"] == "v*" and r["registry"] is None
+    assert len(r["sources"]) == 2
+    assert {s["stack"] for s in r["sources"]} == {"shop", None}
+    assert all(s["kind"] == "container" and s["engine"] == engine.host for s in r["sources"])
+    assert body["count"] == len(body["routes"])

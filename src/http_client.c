@@ -56,6 +56,9 @@ struct conn {
     bool handshake_done;
     bool closing;
     uint64_t idle_since;
+    /* Here, not in the call: a cancelled call may be freed before libuv
+     * reports its connect as cancelled, which happens while this closes. */
+    uv_connect_t connect_req;
 };
 
 struct http_client {
@@ -92,7 +95,6 @@ struct http_call {
     bool reuse_pending;           /* pooled conn taken; exchange starts from the loop */
     bool got_bytes;               /* any response byte arrived on conn */
     uv_timer_t timer;             /* deferred errors, then connect, then response timeout */
-    uv_connect_t connect_req;
 
     struct dns_query *dns_query;
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
@@ -581,14 +583,14 @@ static void try_next_addr(struct http_call *call);
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    struct http_call *call = req->data;
-    if (call->done) return;
+    struct conn *conn = req->data;
+    struct http_call *call = conn->call;
+    if (conn->closing || !call || call->done) return;
     if (status == 0) {
         on_connected(call);
         return;
     }
     call->last_err = status;
-    struct conn *conn = call->conn;
     call->conn = NULL;
     conn_close(conn);
     if (call->unix_path) call_finish(call, status);
@@ -606,8 +608,8 @@ static void try_next_addr(struct http_call *call)
     uv_tcp_init(call->client->loop, &conn->h.tcp);
     uv_tcp_nodelay(&conn->h.tcp, 1);
     call->conn = conn;
-    call->connect_req.data = call;
-    int rc = uv_tcp_connect(&call->connect_req, &conn->h.tcp, sa, on_connect);
+    conn->connect_req.data = conn;
+    int rc = uv_tcp_connect(&conn->connect_req, &conn->h.tcp, sa, on_connect);
     if (rc < 0) {
         call->last_err = rc;
         call->conn = NULL;
@@ -637,9 +639,9 @@ static void start_connect(struct http_call *call)
         struct conn *conn = conn_new(call);
         uv_pipe_init(c->loop, &conn->h.pipe, 0);
         call->conn = conn;
-        call->connect_req.data = call;
+        conn->connect_req.data = conn;
         /* uv_pipe_connect reports every failure through the callback. */
-        uv_pipe_connect(&call->connect_req, &conn->h.pipe, call->unix_path, on_connect);
+        uv_pipe_connect(&conn->connect_req, &conn->h.pipe, call->unix_path, on_connect);
         return;
     }
     if (call->o.keep_alive) {

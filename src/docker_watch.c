@@ -50,6 +50,9 @@ struct docker_watch {
     bool resync;                     /* the list in flight is a background resync */
 
     struct http_call *version_call, *events_call, *list_call;
+    bool swarm_manager;              /* services are read too (from /info) */
+    json_t *listed_containers;       /* held while the services list is in flight */
+    struct svc_fetch *fetches;       /* GET /services/<id> in flight */
     struct line_splitter lines;
     char **pending;                  /* event lines received while listing */
     size_t npending;
@@ -59,6 +62,16 @@ struct docker_watch {
     uv_timer_t resync_timer;
     int open_handles;
     bool closing;
+};
+
+/* Service events carry no labels: each create/update is followed by a GET
+ * of that one service. A newer event for the same service cancels the
+ * older fetch, so a slow answer can never resurrect a removed service. */
+struct svc_fetch {
+    struct docker_watch *w;
+    char *id;
+    struct http_call *call;
+    struct svc_fetch *next;
 };
 
 static void connect_engine(struct docker_watch *w);
@@ -73,12 +86,37 @@ static void clear_pending(struct docker_watch *w)
     w->npending = 0;
 }
 
+static void fetch_drop(struct docker_watch *w, struct svc_fetch *f)
+{
+    for (struct svc_fetch **pp = &w->fetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    free(f->id);
+    free(f);
+}
+
+static void fetch_cancel_id(struct docker_watch *w, const char *id)
+{
+    for (struct svc_fetch *f = w->fetches, *next; f; f = next) {
+        next = f->next;
+        if (!id || strcmp(f->id, id) == 0) {
+            http_call_cancel(f->call);
+            fetch_drop(w, f);
+        }
+    }
+}
+
 static void cancel_calls(struct docker_watch *w)
 {
     http_call_cancel(w->version_call);
     http_call_cancel(w->events_call);
     http_call_cancel(w->list_call);
     w->version_call = w->events_call = w->list_call = NULL;
+    fetch_cancel_id(w, NULL);
+    json_decref(w->listed_containers);
+    w->listed_containers = NULL;
 }
 
 static void start_get(struct docker_watch *w, struct http_call **slot, const char *path,
@@ -176,8 +214,92 @@ static const char *stack_of(json_t *labels)
     return s ? s : attr(labels, "com.docker.stack.namespace");
 }
 
+/* One service from /services or /services/<id>: its Spec.Labels route. */
+static int put_service(struct docker_watch *w, json_t *svc)
+{
+    const char *id = attr(svc, "ID");
+    json_t *spec = json_object_get(svc, "Spec");
+    json_t *labels = json_object_get(spec, "Labels");
+    if (!id) return -1;
+    if (!json_is_object(labels)) {
+        routes_remove(w->routes, w->host, id);
+        return 0;
+    }
+    struct route_source src = {.engine = w->host, .kind = "service", .id = id, .name = attr(spec, "Name"),
+                               .stack = attr(labels, "com.docker.stack.namespace")};
+    return routes_put(w->routes, &src, labels, w->prefix, w->log);
+}
+
+static void on_service_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct svc_fetch *f = ud;
+    struct docker_watch *w = f->w;
+    char *id = xstrdup(f->id);
+    fetch_drop(w, f);
+    if (status == 404) {
+        /* Gone before we asked: the remove event says the same. */
+        if (routes_remove(w->routes, w->host, id))
+            LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("service", id),
+                F_INT("routes", routes_count(w->routes)));
+    } else if (err || status != 200) {
+        fail_errno(w, "GET /services/<id>", err, status);
+    } else {
+        json_error_t jerr;
+        json_t *svc = json_loadb(body, len, 0, &jerr);
+        size_t before = routes_count(w->routes);
+        int n = put_service(w, svc);
+        const char *name = attr(json_object_get(svc, "Spec"), "Name");
+        LOG(w->log, n > 0 ? LOG_INFO : LOG_DEBUG, n > 0 ? "service routes set" : "service has no routes",
+            F_STR("engine", w->host), F_STR("service", name), F_STR("id", id), F_INT("service_routes", n),
+            F_INT("routes", routes_count(w->routes)), F_INT("routes_before", before));
+        json_decref(svc);
+    }
+    free(id);
+}
+
+static void fetch_service(struct docker_watch *w, const char *id)
+{
+    fetch_cancel_id(w, id);
+    struct svc_fetch *f = xcalloc(1, sizeof *f);
+    f->w = w;
+    f->id = xstrdup(id);
+    f->next = w->fetches;
+    w->fetches = f;
+    struct buf path;
+    buf_init(&path);
+    buf_printf(&path, "/v%s/services/", w->api);
+    url_encode(&path, id);
+    struct http_client_opts o = {
+        .method = "GET", .host_header = w->host_header, .path = buf_cstr(&path),
+        .headers = "Accept: application/json\r\n", .connect_timeout_ms = REQUEST_TIMEOUT_MS,
+        .response_timeout_ms = REQUEST_TIMEOUT_MS, .max_body = 4 * 1024 * 1024,
+        .on_done = on_service_done, .ud = f,
+    };
+    f->call = http_client_request(w->http, &w->ep, &o);
+    buf_free(&path);
+}
+
+static void apply_service_event(struct docker_watch *w, struct docker_event *ev)
+{
+    LOG(w->log, LOG_DEBUG, "docker event", F_STR("engine", w->host), F_STR("action", ev->action),
+        F_STR("service", attr(ev->attributes, "name")), F_STR("id", ev->id));
+    if (strcmp(ev->action, "create") == 0 || strcmp(ev->action, "update") == 0) {
+        fetch_service(w, ev->id);
+    } else if (strcmp(ev->action, "remove") == 0) {
+        fetch_cancel_id(w, ev->id);
+        if (routes_remove(w->routes, w->host, ev->id))
+            LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host),
+                F_STR("service", attr(ev->attributes, "name")), F_STR("id", ev->id),
+                F_INT("routes", routes_count(w->routes)));
+    }
+}
+
 static void apply_event(struct docker_watch *w, struct docker_event *ev)
 {
+    if (ev->type == DOCKER_EVENT_SERVICE) {
+        if (w->swarm_manager) apply_service_event(w, ev);
+        return;
+    }
     if (ev->type != DOCKER_EVENT_CONTAINER) return;
     const char *name = attr(ev->attributes, "name");
     char key[128];
@@ -240,21 +362,10 @@ static void arm_resync(struct docker_watch *w)
         uv_timer_start(&w->resync_timer, on_resync_timer, (uint64_t)w->cache_ttl_secs * 1000, 0);
 }
 
-static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
+/* Both lists are in (services is NULL on a node that is no Swarm manager):
+ * make the table equal to them in one go, then replay the held events. */
+static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
 {
-    struct docker_watch *w = ud;
-    w->list_call = NULL;
-    if (err || status != 200) {
-        fail_errno(w, "GET /containers/json", err, status);
-        return;
-    }
-    json_error_t jerr;
-    json_t *list = json_loadb(body, len, 0, &jerr);
-    if (!json_is_array(list)) {
-        json_decref(list);
-        fail(w, "GET /containers/json", "the answer is not a JSON array");
-        return;
-    }
     routes_mark(w->routes, w->host);
     size_t i, listed = 0, added = 0;
     json_t *c;
@@ -272,8 +383,14 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
         listed++;
     }
+    size_t nservices = 0;
+    json_array_foreach(services, i, c) {
+        size_t before = routes_source_count(w->routes);
+        put_service(w, c);
+        if (routes_source_count(w->routes) > before) added++;
+        nservices++;
+    }
     size_t removed = routes_sweep(w->routes, w->host);
-    json_decref(list);
 
     /* Everything that happened while listing, in order, on top of the list. */
     w->listing = false;
@@ -290,7 +407,8 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
             LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
     } else {
         LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", w->api),
-            F_INT("containers", listed), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
+            F_BOOL("swarm_manager", w->swarm_manager), F_INT("containers", listed),
+            F_INT("services", nservices), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
             F_INT("duration_ms", ms));
     }
     w->resync = false;
@@ -300,6 +418,65 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
     free(w->last_error);
     w->last_error = NULL;
     arm_resync(w);
+}
+
+static json_t *parse_list(struct docker_watch *w, const char *what, int err, int status, const char *body,
+                          size_t len)
+{
+    if (err || status != 200) {
+        fail_errno(w, what, err, status);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *list = json_loadb(body, len, 0, &jerr);
+    if (!json_is_array(list)) {
+        json_decref(list);
+        fail(w, what, "the answer is not a JSON array");
+        return NULL;
+    }
+    return list;
+}
+
+static void on_services_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->list_call = NULL;
+    json_t *services = parse_list(w, "GET /services", err, status, body, len);
+    if (!services) return;
+    json_t *containers = w->listed_containers;
+    w->listed_containers = NULL;
+    apply_sync(w, containers, services);
+    json_decref(containers);
+    json_decref(services);
+}
+
+static void start_services_list(struct docker_watch *w)
+{
+    struct buf filter, path;
+    buf_init(&filter);
+    buf_init(&path);
+    buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
+    buf_printf(&path, "/v%s/services?filters=", w->api);
+    url_encode(&path, buf_cstr(&filter));
+    start_get(w, &w->list_call, buf_cstr(&path), REQUEST_TIMEOUT_MS, MAX_LIST_BYTES, NULL, NULL,
+              on_services_done);
+    buf_free(&filter);
+    buf_free(&path);
+}
+
+static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->list_call = NULL;
+    json_t *list = parse_list(w, "GET /containers/json", err, status, body, len);
+    if (!list) return;
+    if (w->swarm_manager) {
+        w->listed_containers = list;   /* applied together with the services */
+        start_services_list(w);
+        return;
+    }
+    apply_sync(w, list, NULL);
+    json_decref(list);
 }
 
 static void start_list(struct docker_watch *w)
@@ -369,12 +546,37 @@ static void start_events(struct docker_watch *w)
     buf_init(&path);
     buf_reset(&w->lines.pending);   /* a line cut by the last connection is gone */
     buf_printf(&path, "/v%s/events?filters=", w->api);
-    url_encode(&path, "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\"]}");
+    url_encode(&path, w->swarm_manager
+                          ? "{\"type\":[\"container\",\"service\"],"
+                            "\"event\":[\"create\",\"destroy\",\"update\",\"remove\"]}"
+                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\"]}");
     start_get(w, &w->events_call, buf_cstr(&path), 0, 0, on_events_head, on_events_body, on_events_done);
     buf_free(&path);
 }
 
 /* ---- version ------------------------------------------------------------ */
+
+/* Is this engine a Swarm manager? Then services carry routes too. */
+static void on_info_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->version_call = NULL;
+    if (err || status != 200) {
+        fail_errno(w, "GET /info", err, status);
+        return;
+    }
+    json_error_t jerr;
+    json_t *info = json_loadb(body, len, 0, &jerr);
+    json_t *swarm = json_object_get(info, "Swarm");
+    bool manager = json_is_true(json_object_get(swarm, "ControlAvailable")) &&
+                   attr(swarm, "LocalNodeState") && strcmp(attr(swarm, "LocalNodeState"), "active") == 0;
+    json_decref(info);
+    if (manager != w->swarm_manager)
+        LOG(w->log, LOG_INFO, manager ? "swarm manager: watching services too" : "not a swarm manager",
+            F_STR("engine", w->host));
+    w->swarm_manager = manager;
+    start_events(w);
+}
 
 static void on_version_done(void *ud, int err, int status, const char *body, size_t len)
 {
@@ -394,7 +596,9 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     }
     snprintf(w->api, sizeof w->api, "%s", api_cmp(api, MAX_API) > 0 ? MAX_API : api);
     json_decref(v);
-    start_events(w);
+    char path[64];
+    snprintf(path, sizeof path, "/v%s/info", w->api);
+    start_get(w, &w->version_call, path, REQUEST_TIMEOUT_MS, 4 * 1024 * 1024, NULL, NULL, on_info_done);
 }
 
 static void connect_engine(struct docker_watch *w)

@@ -9,6 +9,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -117,7 +118,20 @@ class Engine:
         self.docker("import", "-c", 'CMD ["/bin/sleep","3600"]', tar, IMAGE)
 
     def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            # Running containers (swarm tasks) outlive a stopped dockerd as
+            # containerd shims: remove them while the engine still answers.
+            self.docker("swarm", "leave", "--force", check=False)
+            ids = self.docker("ps", "-aq", check=False).stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False)
         self.stop()
+        # Anything of ours still running (by its path) is stopped by PID.
+        for line in subprocess.run(["pgrep", "-f", self.dir], capture_output=True, text=True).stdout.split():
+            try:
+                os.kill(int(line), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
         # dockerd may leave overlay mounts under its roots; unmount before removing.
         with open("/proc/mounts") as f:
             mounts = [line.split()[1] for line in f if self.dir in line]
@@ -428,3 +442,52 @@ def make_cert(directory, name, san):
                     "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}",
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
     return cert, key
+
+
+class GetOnlyProxy(UnixProxy):
+    """Like a read-only docker-socket-proxy: GET on containers, services,
+    events, info, version and _ping pass; anything else gets 403. Every
+    request line is recorded, so a test can show no write was ever tried."""
+
+    ALLOWED = ("/containers", "/services", "/events", "/info", "/version", "/_ping")
+
+    def __init__(self, sock_path, port=None):
+        super().__init__(sock_path, port)
+        self.seen = []
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        method, target = head.split(b" ", 2)[:2]
+        path = re.sub(rb"^/v[0-9.]+", b"", target.split(b"?")[0])
+        with self.lock:
+            self.seen.append((method.decode(), target.decode()))
+        if method != b"GET" or not any(path.startswith(a.encode()) for a in self.ALLOWED):
+            client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 23\r\nConnection: close\r\n\r\n{\"message\":\"forbidden\"}")
+            client.close()
+            return
+        upstream = socket.socket(socket.AF_UNIX)
+        try:
+            upstream.connect(self.sock_path)
+        except OSError:
+            client.close()
+            return
+        with self.lock:
+            self.conns += [client, upstream]
+        upstream.sendall(head)
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        self._pipe(client, upstream)

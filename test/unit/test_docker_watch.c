@@ -135,12 +135,16 @@ static void fake_request(struct fake_conn *fc)
     if (strcmp(method, "GET") != 0) f->bad_method = true;
     if (!strstr(fc->in.data, "\r\nHost: docker\r\n")) f->bad_host = true;
 
-    char events[64], list[64];
+    char events[64], list[64], info[64];
     snprintf(events, sizeof events, "/v%s/events?", f->api);
+    snprintf(info, sizeof info, "/v%s/info", f->api);
     snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
     if (strcmp(target, "/version") == 0) {
         f->n_version++;
         fake_respond(fc, 200, f->version_body);
+    } else if (strcmp(target, info) == 0) {
+        /* A standalone engine: not a Swarm manager. */
+        fake_respond(fc, 200, "{\"Swarm\":{\"LocalNodeState\":\"inactive\",\"ControlAvailable\":false}}");
     } else if (starts_with(target, events)) {
         f->n_events++;
         snprintf(f->events_path, sizeof f->events_path, "%s", target);

@@ -9,6 +9,7 @@
 #include "docker_watch.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +421,13 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
     arm_resync(w);
 }
 
+/* A list of thousands of containers is megabytes of parsed JSON, freed by
+ * now: hand it back to the system instead of keeping the peak for good. */
+static void sync_done_trim(void)
+{
+    malloc_trim(0);
+}
+
 static json_t *parse_list(struct docker_watch *w, const char *what, int err, int status, const char *body,
                           size_t len)
 {
@@ -448,6 +456,7 @@ static void on_services_done(void *ud, int err, int status, const char *body, si
     apply_sync(w, containers, services);
     json_decref(containers);
     json_decref(services);
+    sync_done_trim();
 }
 
 static void start_services_list(struct docker_watch *w)
@@ -477,6 +486,7 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
     }
     apply_sync(w, list, NULL);
     json_decref(list);
+    sync_done_trim();
 }
 
 static void start_list(struct docker_watch *w)

@@ -1,35 +1,85 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the whole test suite: installs the Debian
 # packages, then builds and runs every test twice — a debug build and an
-# AddressSanitizer + UBSan build. Integration tests start their own Docker
-# engine and registry; nothing else on the machine is touched.
-#   WR_PRESETS="debug" test/run.sh    # limit the presets for a quick local run
+# AddressSanitizer + UBSan build (the integration tests then run the
+# sanitized router and fail on any sanitizer report or a non-zero exit).
+# Integration tests start their own Docker engine, registry and receivers on
+# 127.0.0.1; nothing else on the machine is touched.
+#
+#   test/run.sh                        # everything (debug, asan, and the release build)
+#   WR_PRESETS="debug" test/run.sh     # limit the presets for a quick local run
+#   WR_CTEST_ARGS="-L unit" test/run.sh   # extra ctest arguments (e.g. -L unit, -R core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deps/install.sh --test
 
 presets=${WR_PRESETS:-"debug asan"}
-failed=()
-for p in $presets; do
-  echo "=== preset $p: configure and build"
-  cmake --preset "$p" >/dev/null
-  cmake --build --preset "$p" -j"$(nproc)"
-  echo "=== preset $p: ctest"
-  if ! ctest --preset "$p"; then
-    failed+=("$p")
+# shellcheck disable=SC2206  # word splitting intended
+ctest_args=(${WR_CTEST_ARGS:-})
+jobs=$(nproc 2>/dev/null || echo 2)
+summary=()
+failed=0
+
+# step <label> <command…>: runs one step, records ok/FAILED, never exits the script.
+step() {
+  local label=$1; shift
+  if "$@"; then
+    return 0
   fi
+  echo "*** $label FAILED"
+  return 1
+}
+
+for p in $presets; do
+  t0=$SECONDS
+  result=""
+  echo
+  echo "=== preset $p: configure"
+  if ! step "$p configure" cmake --preset "$p"; then
+    result="configure FAILED"
+  else
+    echo "=== preset $p: build"
+    if ! step "$p build" cmake --build --preset "$p" -j"$jobs"; then
+      result="build FAILED"
+    else
+      echo "=== preset $p: ctest"
+      if step "$p ctest" ctest --preset "$p" "${ctest_args[@]}"; then
+        result="all tests passed"
+      else
+        list="build/$p/Testing/Temporary/LastTestsFailed.log"
+        names=""
+        [ -f "$list" ] && names=$(cut -d: -f2- "$list" | paste -sd' ' -)
+        result="tests FAILED: ${names:-see the ctest output above}"
+      fi
+    fi
+  fi
+  [ "$result" = "all tests passed" ] || failed=1
+  summary+=("$(printf '%-8s %-s  (%ds)' "$p" "$result" $((SECONDS - t0)))")
 done
 
-# The README's run command builds the release preset: it must build too.
+# The README's run command builds the release preset: on a full run it must build too.
 if [ -z "${WR_PRESETS:-}" ]; then
+  t0=$SECONDS
+  echo
   echo "=== preset release: configure and build"
-  cmake --preset release >/dev/null
-  cmake --build --preset release -j"$(nproc)" || failed+=("release-build")
+  if step "release configure" cmake --preset release &&
+     step "release build" cmake --build --preset release -j"$jobs"; then
+    result="built"
+  else
+    result="build FAILED"
+    failed=1
+  fi
+  summary+=("$(printf '%-8s %-s  (%ds)' release "$result" $((SECONDS - t0)))")
 fi
 
-if [ ${#failed[@]} -ne 0 ]; then
-  echo "FAILED presets: ${failed[*]}"
+echo
+echo "=== summary"
+for line in "${summary[@]}"; do
+  echo "  $line"
+done
+if [ "$failed" -ne 0 ]; then
+  echo "=== FAILED"
   exit 1
 fi
-echo "all presets passed: $presets"
+echo "=== all passed"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (preset `fuzz`) and runs each for a while,
+# seeded from the real fixtures. Exit non-zero if any fuzzer finds a crash,
+# a leak or undefined behaviour (the reproducer is left in build/fuzz/).
+#   WR_FUZZ_SECONDS=60 test/fuzz/run.sh          # CI's short run
+#   WR_FUZZ_SECONDS=3600 test/fuzz/run.sh fuzz_payload   # a long run of one
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${WR_FUZZ_SECONDS:-60}
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j"$(nproc)"
+out=build/fuzz
+shared=../shared/fixtures
+seed() {   # seed <fuzzer> <files...>
+  local dir=$out/corpus/$1; shift
+  mkdir -p "$dir"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$dir/" || true; done
+}
+seed fuzz_payload "$shared"/distribution/*.json test/fixtures/payloads/*.json
+seed fuzz_docker_events "$shared"/docker/events-container-and-service.jsonl
+seed fuzz_url
+printf 'https://portainer:9443/api/stacks/webhooks/638e6967?tag={tag}' > $out/corpus/fuzz_url/a
+printf 'http://[::1]:8080/a/b/?x=1#f' > $out/corpus/fuzz_url/b
+seed fuzz_labels
+printf '{"webhook-router.image":"team/a,reg.io:5000/b","webhook-router.url":"http://h/x","webhook-router.tag":"v*"}\nteam/a\nreg.io:5000\nv1.2\n' > $out/corpus/fuzz_labels/a
+seed fuzz_http_request
+printf 'POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n' > $out/corpus/fuzz_http_request/a
+printf 'GET /health?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' > $out/corpus/fuzz_http_request/b
+
+targets=${*:-fuzz_payload fuzz_docker_events fuzz_labels fuzz_url fuzz_http_request}
+failed=()
+for t in $targets; do
+  echo "=== $t for ${seconds}s"
+  if ! (cd $out && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+        ./test/fuzz/$t -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 \
+        -artifact_prefix="$t-" corpus/$t 2>&1 | tail -n 12); then
+    failed+=("$t")
+  fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "fuzzers that failed: ${failed[*]} (reproducers in $out)"
+  exit 1
+fi
+echo "all fuzzers clean: $targets"

@@ -33,7 +33,8 @@ enum stage { ST_DEBOUNCE, ST_READY, ST_IN_FLIGHT, ST_RETRY_WAIT };
 
 struct job {
     struct forwarder *f;
-    struct job *next;          /* in the ready queue or the wait list */
+    struct job *next;          /* in the ready queue, the wait list or the in-flight list */
+    struct job *prev;          /* in the in-flight list only */
     struct job *hnext;         /* debounce index chain */
     enum stage stage;
     char *url;                 /* placeholders expanded; secret: log with F_URL only */
@@ -55,6 +56,7 @@ struct forwarder {
     struct forward_opts opts;
     struct job *ready_head, *ready_tail;
     struct job *waiting;       /* sorted by due_ms */
+    struct job *flying;        /* in flight: owned here, so forward_free can free them */
     size_t nready, nwaiting, in_flight;
     struct job *debounce[DEBOUNCE_BUCKETS];
     uv_timer_t wake;
@@ -244,14 +246,39 @@ static uint64_t backoff_ms(struct forwarder *f, int attempt)
     return d / 2 + f->rng % (d / 2 + 1);
 }
 
-static void check_drained(struct forwarder *f)
+/* done runs from the timer's close callback: by then the forwarder holds no
+ * open handle, so the caller may forward_free it right there. */
+static void on_wake_closed(uv_handle_t *h)
 {
-    if (!f->draining || !f->drained || f->nready || f->nwaiting || f->in_flight) return;
+    struct forwarder *f = h->data;
     void (*cb)(void *) = f->drained;
     f->drained = NULL;
+    if (cb) cb(f->drained_ud);
+}
+
+static void check_drained(struct forwarder *f)
+{
+    if (!f->draining || f->closed || f->nready || f->nwaiting || f->in_flight) return;
     f->closed = true;
-    uv_close((uv_handle_t *)&f->wake, NULL);
-    cb(f->drained_ud);
+    uv_close((uv_handle_t *)&f->wake, on_wake_closed);
+}
+
+static void flying_add(struct forwarder *f, struct job *j)
+{
+    j->prev = NULL;
+    j->next = f->flying;
+    if (f->flying) f->flying->prev = j;
+    f->flying = j;
+    f->in_flight++;
+}
+
+static void flying_remove(struct forwarder *f, struct job *j)
+{
+    if (j->prev) j->prev->next = j->next;
+    else f->flying = j->next;
+    if (j->next) j->next->prev = j->prev;
+    j->next = j->prev = NULL;
+    f->in_flight--;
 }
 
 static void cause_of(char *out, size_t n, int err, int status)
@@ -281,7 +308,7 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
     struct job *j = ud;
     struct forwarder *f = j->f;
     long long ms = (long long)(uv_now(f->loop) - j->started_ms);
-    f->in_flight--;
+    flying_remove(f, j);
     char cause[96];
     if (err == 0 && status >= 200 && status < 300) {
         LOG(f->log, LOG_INFO, "forwarded", F_URL("target", j->url), F_INT("status", status),
@@ -332,8 +359,8 @@ static void start(struct forwarder *f, struct job *j)
     j->stage = ST_IN_FLIGHT;
     j->attempt++;
     j->started_ms = uv_now(f->loop);
-    f->in_flight++;
-    http_client_request(f->http, &ep, &o);
+    flying_add(f, j);
+    http_client_request(f->http, &ep, &o);   /* never calls on_done from in here */
 }
 
 static void pump(struct forwarder *f)
@@ -418,6 +445,7 @@ size_t forward_in_flight(const struct forwarder *f)
 
 void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud)
 {
+    if (f->draining) return;   /* once: the first caller is told */
     f->draining = true;
     f->drained = done;
     f->drained_ud = ud;
@@ -451,8 +479,10 @@ static void free_list(struct job *j)
 void forward_free(struct forwarder *f)
 {
     if (!f) return;
-    /* Jobs left here were never finished: the loop stopped early. */
+    /* Jobs left here were never finished: the loop stopped early (their
+     * calls can no longer call back). */
     free_list(f->ready_head);
     free_list(f->waiting);
+    free_list(f->flying);
     free(f);
 }

@@ -125,6 +125,7 @@ static void call_finish(struct http_call *call, int err);
 static void start_connect(struct http_call *call);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static bool retry_fresh(struct http_call *call);
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -338,7 +339,8 @@ static void on_write(uv_write_t *req, int status)
     struct wreq *w = (struct wreq *)req;
     struct conn *conn = w->conn;
     free(w);
-    if (status < 0 && conn->call && !conn->call->done) call_finish(conn->call, status);
+    struct http_call *call = conn->call;
+    if (status < 0 && call && !call->done && !retry_fresh(call)) call_finish(call, status);
 }
 
 static int conn_write(struct conn *conn, const char *data, size_t len)
@@ -756,9 +758,16 @@ void http_call_cancel(struct http_call *call)
     call_finish(call, -ECANCELED);
 }
 
+static void on_sweep_closed(uv_handle_t *h)
+{
+    struct http_client *c = h->data;
+    c->sweep_closed = true;
+    client_maybe_free(c);
+}
+
 void http_client_close(struct http_client *c)
 {
-    if (!c) return;
+    if (!c || c->closing) return;
     c->closing = true;
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
     while (c->idle) {
@@ -767,10 +776,10 @@ void http_client_close(struct http_client *c)
         c->nidle--;
         conn_close(conn);
     }
+    /* The timer lives inside c: c may go only after its close callback
+     * (libuv still touches a closing handle on the next loop turn). */
     uv_timer_stop(&c->sweep);
-    uv_close((uv_handle_t *)&c->sweep, NULL);
-    c->sweep_closed = true;
-    client_maybe_free(c);
+    uv_close((uv_handle_t *)&c->sweep, on_sweep_closed);
 }
 
 unsigned long http_client_connections_opened(const struct http_client *c)

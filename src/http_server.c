@@ -585,7 +585,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 
 static void peer_name(uv_tcp_t *t, char *out, size_t n)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};   /* read below even if getpeername fails */
     int len = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;

@@ -25,6 +25,7 @@
 struct peer {
     int lfd;
     int port;
+    char dir[64];
     char sun_path[108];
     const char *script;
     char request[4096];
@@ -79,8 +80,9 @@ static void peer_start_unix(struct peer *p, const char *script)
 {
     memset(p, 0, sizeof *p);
     p->script = script;
-    snprintf(p->sun_path, sizeof p->sun_path, "/tmp/wr-test-%d.sock", (int)getpid());
-    unlink(p->sun_path);
+    snprintf(p->dir, sizeof p->dir, "/tmp/wr-test-http-XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    snprintf(p->sun_path, sizeof p->sun_path, "%s/docker.sock", p->dir);
     p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un su = {.sun_family = AF_UNIX};
     snprintf(su.sun_path, sizeof su.sun_path, "%s", p->sun_path);
@@ -95,6 +97,7 @@ static void peer_stop(struct peer *p)
     pthread_join(p->th, NULL);
     close(p->lfd);
     if (p->sun_path[0]) unlink(p->sun_path);
+    if (p->dir[0]) rmdir(p->dir);
 }
 
 /* ---- running one call ---------------------------------------------------- */

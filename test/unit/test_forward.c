@@ -1,0 +1,538 @@
+/* The forwarder against a receiver in the same loop: the POST it sends
+ * (line, headers, body), one log line per outcome with the target redacted,
+ * the queue bound, no retry on 4xx, coalescing, and drain. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "dns.h"
+#include "forward.h"
+#include "http_client.h"
+
+#define DEADLINE_MS 5000
+
+/* ---- a tiny HTTP receiver on 127.0.0.1 ------------------------------------ */
+
+struct receiver;
+
+struct rx_conn {
+    uv_tcp_t h;                /* first member: the handle pointer is the struct */
+    struct receiver *rx;
+    struct rx_conn *next;
+    struct buf in;
+    bool answered;
+    bool closing;
+};
+
+struct receiver {
+    uv_tcp_t srv;
+    int port;
+    int status;                /* answer with this; 0: never answer */
+    bool keep;                 /* keep-alive: answer and wait for the next request */
+    int nrequests;
+    char last[4096];           /* the last complete request, head and body */
+    struct rx_conn *conns;
+    int open_handles;
+};
+
+static void rx_srv_closed(uv_handle_t *h)
+{
+    struct receiver *rx = h->data;
+    rx->open_handles--;
+}
+
+static void rx_conn_closed(uv_handle_t *h)
+{
+    struct rx_conn *c = h->data;
+    struct receiver *rx = c->rx;
+    for (struct rx_conn **pp = &rx->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    buf_free(&c->in);
+    free(c);
+    rx->open_handles--;
+}
+
+static void rx_conn_close(struct rx_conn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->h, rx_conn_closed);
+}
+
+static void rx_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = suggested;
+}
+
+struct rx_write {
+    uv_write_t req;
+    char data[128];
+};
+
+static void rx_written(uv_write_t *req, int status)
+{
+    struct rx_conn *c = req->handle->data;
+    free(req);
+    if (status < 0 || !c->rx->keep) rx_conn_close(c);
+}
+
+/* Complete once the head is in and Content-Length bytes of body follow it. */
+static bool rx_complete(const struct buf *in)
+{
+    const char *s = buf_cstr(in);
+    const char *end = strstr(s, "\r\n\r\n");
+    if (!end) return false;
+    const char *cl = strcasestr(s, "\r\ncontent-length:");
+    size_t want = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+    return in->len >= (size_t)(end + 4 - s) + want;
+}
+
+static void rx_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct rx_conn *c = s->data;
+    if (nread > 0) buf_append(&c->in, b->base, (size_t)nread);
+    free(b->base);
+    if (nread < 0) {
+        rx_conn_close(c);
+        return;
+    }
+    if (c->answered || !rx_complete(&c->in)) return;
+    c->answered = true;
+    struct receiver *rx = c->rx;
+    rx->nrequests++;
+    snprintf(rx->last, sizeof rx->last, "%s", buf_cstr(&c->in));
+    if (!rx->status) return;   /* hold the connection: the client's timeout ends it */
+    if (rx->keep) {
+        /* One request per read is enough here: the client sends the next
+         * one only after this answer. */
+        buf_reset(&c->in);
+        c->answered = false;
+    }
+    struct rx_write *w = malloc(sizeof *w);
+    int n = snprintf(w->data, sizeof w->data, "HTTP/1.1 %d X\r\nContent-Length: 2\r\n%s\r\nok", rx->status,
+                     rx->keep ? "" : "Connection: close\r\n");
+    uv_buf_t out = uv_buf_init(w->data, (unsigned)n);
+    uv_write(&w->req, s, &out, 1, rx_written);
+}
+
+static void rx_accept(uv_stream_t *srv, int status)
+{
+    struct receiver *rx = srv->data;
+    if (status < 0) return;
+    struct rx_conn *c = calloc(1, sizeof *c);
+    c->rx = rx;
+    buf_init(&c->in);
+    uv_tcp_init(srv->loop, &c->h);
+    c->h.data = c;
+    rx->open_handles++;
+    c->next = rx->conns;
+    rx->conns = c;
+    if (uv_accept(srv, (uv_stream_t *)&c->h) == 0) uv_read_start((uv_stream_t *)&c->h, rx_alloc, rx_read);
+    else rx_conn_close(c);
+}
+
+static void rx_start(struct receiver *rx, uv_loop_t *loop, int status)
+{
+    memset(rx, 0, sizeof *rx);
+    rx->status = status;
+    uv_tcp_init(loop, &rx->srv);
+    rx->srv.data = rx;
+    rx->open_handles = 1;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&rx->srv, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&rx->srv, 16, rx_accept), 0);
+    int len = sizeof sa;
+    uv_tcp_getsockname(&rx->srv, (struct sockaddr *)&sa, &len);
+    rx->port = ntohs(sa.sin_port);
+}
+
+/* Closes every accepted connection, as a server ending idle keep-alives does. */
+static void rx_drop_conns(struct receiver *rx)
+{
+    for (struct rx_conn *c = rx->conns; c; c = c->next) rx_conn_close(c);
+}
+
+static void rx_stop(struct receiver *rx)
+{
+    rx_drop_conns(rx);
+    uv_close((uv_handle_t *)&rx->srv, rx_srv_closed);
+}
+
+/* ---- fixture: loop, logger into a file, resolver, client, forwarder ------- */
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t tick;           /* keeps UV_RUN_ONCE from blocking past a deadline */
+    struct logger lg;
+    char logpath[64];
+    int logfd;
+    struct dns *dns;
+    struct http_client *http;
+    struct forwarder *f;
+    struct receiver rx;
+    int drained;
+    char log[8192];
+};
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void fx_start(struct fx *x, int status, const struct forward_opts *opts)
+{
+    memset(x, 0, sizeof *x);
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    uv_timer_init(&x->loop, &x->tick);
+    uv_timer_start(&x->tick, on_tick, 20, 20);
+    snprintf(x->logpath, sizeof x->logpath, "/tmp/wr-test-forward-XXXXXX");
+    x->logfd = mkstemp(x->logpath);
+    assert_true(x->logfd >= 0);
+    unlink(x->logpath);
+    logger_init(&x->lg, LOG_DEBUG, LOG_FORMAT_JSON, x->logfd);
+    x->dns = dns_new(&x->loop, &x->lg);
+    x->http = http_client_new(&x->loop, x->dns, &x->lg);
+    x->f = forward_new(&x->loop, x->http, &x->lg, opts);
+    rx_start(&x->rx, &x->loop, status);
+}
+
+/* Everything logged so far, in x->log. */
+static const char *fx_log(struct fx *x)
+{
+    ssize_t n = pread(x->logfd, x->log, sizeof x->log - 1, 0);
+    x->log[n > 0 ? n : 0] = '\0';
+    return x->log;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+#define RUN_UNTIL(x, cond)                                                            \
+    do {                                                                              \
+        uint64_t t0_ = uv_now(&(x)->loop);                                            \
+        while (!(cond) && uv_now(&(x)->loop) - t0_ < DEADLINE_MS)                     \
+            uv_run(&(x)->loop, UV_RUN_ONCE);                                          \
+        assert_true(cond);                                                            \
+    } while (0)
+
+static void on_drained(void *ud)
+{
+    struct fx *x = ud;
+    x->drained++;
+    /* Allowed right here: the forwarder holds no open handle any more. */
+    forward_free(x->f);
+    x->f = NULL;
+}
+
+/* Drains, closes everything and checks that nothing is left in the loop. */
+static void fx_finish(struct fx *x)
+{
+    if (x->f) {
+        forward_drain(x->f, on_drained, x);
+        assert_int_equal(x->drained, 0);   /* reported from the loop, not from in here */
+        RUN_UNTIL(x, x->drained == 1);
+    }
+    http_client_close(x->http);
+    dns_close(x->dns);
+    rx_stop(&x->rx);
+    uv_close((uv_handle_t *)&x->tick, NULL);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    assert_int_equal(x->rx.open_handles, 0);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    close(x->logfd);
+}
+
+static struct push_event event(const char *tag, const char *id)
+{
+    struct push_event ev = {.format = "generic", .id = (char *)id, .registry = "reg.local:5000",
+                            .repository = "team/app", .tag = (char *)tag, .digest = "sha256:abc"};
+    return ev;
+}
+
+static const struct forward_opts plain_opts = {
+    .timeout_secs = 2, .retries = 0, .concurrency = 4, .queue_max = 16, .debounce_ms = 0,
+};
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_build_body(void **s)
+{
+    (void)s;
+    struct push_event ev = {.repository = "team/\"x\"\\y", .tag = "v1\t", .digest = NULL,
+                            .registry = "r:5000", .id = "e\n1\x01"};
+    struct buf b;
+    buf_init(&b);
+    forward_build_body(&b, &ev);
+    assert_string_equal(buf_cstr(&b), "{\"repository\":\"team/\\\"x\\\"\\\\y\",\"tag\":\"v1\\t\","
+                                      "\"digest\":null,\"registry\":\"r:5000\",\"event_id\":\"e\\n1\\u0001\"}");
+    buf_reset(&b);
+    struct push_event empty = {0};
+    forward_build_body(&b, &empty);
+    assert_string_equal(buf_cstr(&b), "{\"repository\":null,\"tag\":null,\"digest\":null,"
+                                      "\"registry\":null,\"event_id\":null}");
+    buf_free(&b);
+}
+
+static void test_post_delivered(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/webhooks/s3cr3t-token?tag={tag}", x.rx.port);
+    struct push_event ev = event("v1.2+b", "ev-1");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forwarded\""));
+
+    char line[160];
+    snprintf(line, sizeof line, "POST /api/webhooks/s3cr3t-token?tag=v1.2%%2Bb HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
+             x.rx.port);
+    assert_true(strncmp(x.rx.last, line, strlen(line)) == 0);
+    assert_non_null(strstr(x.rx.last, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(x.rx.last, "\r\nUser-Agent: webhook-router/" WR_VERSION "\r\n"));
+    struct buf body;
+    buf_init(&body);
+    forward_build_body(&body, &ev);
+    char cl[48];
+    snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", body.len);
+    assert_non_null(strstr(x.rx.last, cl));
+    const char *got = strstr(x.rx.last, "\r\n\r\n");
+    assert_non_null(got);
+    assert_string_equal(got + 4, buf_cstr(&body));
+    buf_free(&body);
+
+    const char *log = fx_log(&x);
+    assert_int_equal(count(log, "\n"), 1);   /* one line per outcome */
+    assert_non_null(strstr(log, "\"status\":200"));
+    assert_non_null(strstr(log, "\"duration_ms\":"));
+    assert_non_null(strstr(log, "\"repository\":\"team/app\""));
+    assert_non_null(strstr(log, "\"tag\":\"v1.2+b\""));
+    assert_non_null(strstr(log, "\"event_id\":\"ev-1\""));
+    assert_null(strstr(log, "s3cr3t"));      /* the target is redacted */
+    assert_int_equal(forward_in_flight(x.f), 0);
+    fx_finish(&x);
+}
+
+static void test_queue_full(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.concurrency = 1;
+    o.queue_max = 2;
+    struct fx x;
+    fx_start(&x, 204, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", x.rx.port);
+    struct push_event ev = event("latest", NULL);
+    assert_true(forward_has_room(x.f, 2));
+    assert_false(forward_has_room(x.f, 3));
+    /* The first goes in flight at once and leaves the waiting room free. */
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    assert_int_equal(forward_in_flight(x.f), 1);
+    assert_true(forward_has_room(x.f, 2));
+    assert_false(forward_has_room(x.f, 3));
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    assert_false(forward_has_room(x.f, 1));
+    assert_int_equal(forward_submit(x.f, url, &ev), -EAGAIN);
+    assert_int_equal(forward_queued(x.f), 2);
+    assert_int_equal(forward_in_flight(x.f), 1);
+    /* One at a time, all three delivered. */
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == 3);
+    assert_int_equal(x.rx.nrequests, 3);
+    assert_int_equal(forward_queued(x.f), 0);
+    assert_true(forward_has_room(x.f, 2));
+    fx_finish(&x);
+}
+
+static void test_http_error_not_retried(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.retries = 3;
+    struct fx x;
+    fx_start(&x, 404, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/tok404", x.rx.port);
+    struct push_event ev = event("v2", "e-404");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forward failed\""));
+    const char *log = fx_log(&x);
+    assert_non_null(strstr(log, "\"level\":\"error\""));
+    assert_non_null(strstr(log, "\"error\":\"HTTP 404\""));
+    assert_non_null(strstr(log, "\"event_id\":\"e-404\""));
+    assert_null(strstr(log, "tok404"));
+    assert_int_equal(count(log, "\n"), 1);
+    assert_int_equal(x.rx.nrequests, 1);     /* a 4xx is final */
+    fx_finish(&x);
+}
+
+static void test_unreachable_and_bad_urls(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    /* A port nobody listens on: grab one from the receiver's neighbour. */
+    uv_tcp_t tmp;
+    uv_tcp_init(&x.loop, &tmp);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_tcp_bind(&tmp, (const struct sockaddr *)&sa, 0);
+    int len = sizeof sa;
+    uv_tcp_getsockname(&tmp, (struct sockaddr *)&sa, &len);
+    int closed_port = ntohs(sa.sin_port);
+    uv_close((uv_handle_t *)&tmp, NULL);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/refused", closed_port);
+    struct push_event ev = event("v3", "e-3");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    /* https without TLS set up on the client: a clear failure, not a hang. */
+    assert_int_equal(forward_submit(x.f, "https://127.0.0.1:1/hooks/tls", &ev), 0);
+    /* Unusable URLs are refused at once, with one logged line each. */
+    assert_int_equal(forward_submit(x.f, "ftp://example.com/x", &ev), -EINVAL);
+    assert_int_equal(forward_submit(x.f, "http://user:pw@example.com/x", &ev), -EINVAL);
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forward failed\"") == 4);
+    const char *log = fx_log(&x);
+    assert_non_null(strstr(log, "\"error\":\"connection refused\""));
+    assert_non_null(strstr(log, "\"error\":\"scheme must be http or https\""));
+    assert_null(strstr(log, "pw@"));
+    assert_int_equal(x.rx.nrequests, 0);
+    fx_finish(&x);
+}
+
+static void test_timeout_logged(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.timeout_secs = 1;
+    struct fx x;
+    fx_start(&x, 0, &o);   /* the receiver reads the request and never answers */
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow", x.rx.port);
+    struct push_event ev = event("v4", "e-4");
+    uint64_t t0 = uv_now(&x.loop);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forward failed\""));
+    uint64_t took = uv_now(&x.loop) - t0;
+    assert_true(took >= 900 && took < 3000);
+    assert_non_null(strstr(fx_log(&x), "\"error\":\"connection timed out\""));
+    assert_int_equal(x.rx.nrequests, 1);
+    fx_finish(&x);
+}
+
+static void test_coalescing(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.debounce_ms = 50;
+    struct fx x;
+    fx_start(&x, 200, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/stack", x.rx.port);
+    struct push_event a = event("latest", "e-a"), b = event("sha-abc", "e-b");
+    assert_int_equal(forward_submit(x.f, url, &a), 0);
+    assert_int_equal(forward_submit(x.f, url, &b), 0);
+    assert_int_equal(forward_queued(x.f), 1);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forwarded\""));
+    assert_int_equal(x.rx.nrequests, 1);
+    assert_non_null(strstr(x.rx.last, "\"tag\":\"sha-abc\""));   /* the last event wins */
+    fx_finish(&x);
+}
+
+static void test_keep_alive_reuse(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    x.rx.keep = true;
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/ka", x.rx.port);
+    struct push_event ev = event("v6", "e-6");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == 1);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == 2);
+    assert_int_equal(http_client_connections_opened(x.http), 1);   /* the second reused it */
+
+    /* The server closes its idle connections and the client notices before
+     * the next forward: a fresh connection. */
+    rx_drop_conns(&x.rx);
+    RUN_UNTIL(&x, x.rx.conns == NULL);
+    for (int i = 0; i < 5; i++) uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == 3);
+    assert_int_equal(http_client_connections_opened(x.http), 2);
+
+    /* Closed while the client still holds it as idle: the request is sent
+     * again on a fresh connection, not lost or failed. */
+    rx_drop_conns(&x.rx);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == 4);
+    assert_int_equal(http_client_connections_opened(x.http), 3);
+    assert_int_equal(x.rx.nrequests, 4);
+    assert_null(strstr(fx_log(&x), "\"forward failed\""));
+    fx_finish(&x);
+}
+
+static void test_drain(void **s)
+{
+    (void)s;
+    /* Nothing queued: done still comes from the loop, not from forward_drain. */
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    fx_finish(&x);
+
+    /* Work queued: drain lets it finish first, and refuses new work. */
+    struct forward_opts o = plain_opts;
+    o.debounce_ms = 10000;   /* drain must not wait out a coalescing window */
+    fx_start(&x, 200, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/d", x.rx.port);
+    struct push_event ev = event("v5", "e-5");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    forward_drain(x.f, on_drained, &x);
+    assert_false(forward_has_room(x.f, 1));
+    assert_int_equal(forward_submit(x.f, url, &ev), -EAGAIN);
+    uint64_t t0 = uv_now(&x.loop);
+    RUN_UNTIL(&x, x.drained == 1);
+    assert_true(uv_now(&x.loop) - t0 < 2000);
+    assert_int_equal(x.rx.nrequests, 1);
+    assert_non_null(strstr(fx_log(&x), "\"forwarded\""));
+    fx_finish(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_build_body),
+        cmocka_unit_test(test_post_delivered),
+        cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_http_error_not_retried),
+        cmocka_unit_test(test_unreachable_and_bad_urls),
+        cmocka_unit_test(test_timeout_logged),
+        cmocka_unit_test(test_coalescing),
+        cmocka_unit_test(test_keep_alive_reuse),
+        cmocka_unit_test(test_drain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -73,6 +73,21 @@ if [ -z "${WR_PRESETS:-}" ]; then
   summary+=("$(printf '%-8s %-s  (%ds)' release "$result" $((SECONDS - t0)))")
 fi
 
+# The parsers under libFuzzer (clang, ASan+UBSan): a short run of each on a
+# full run, or when WR_FUZZ_SECONDS is given.
+if [ -z "${WR_PRESETS:-}" ] || [ -n "${WR_FUZZ_SECONDS:-}" ]; then
+  t0=$SECONDS
+  echo
+  echo "=== fuzzers: ${WR_FUZZ_SECONDS:-60}s each"
+  if WR_FUZZ_SECONDS=${WR_FUZZ_SECONDS:-60} step "fuzz" bash test/fuzz/run.sh; then
+    result="all fuzzers clean"
+  else
+    result="fuzzing FAILED"
+    failed=1
+  fi
+  summary+=("$(printf '%-8s %-s  (%ds)' fuzz "$result" $((SECONDS - t0)))")
+fi
+
 echo
 echo "=== summary"
 for line in "${summary[@]}"; do

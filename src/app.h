@@ -27,6 +27,14 @@ struct app {
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct http_server *server;
+    /* Counters for /metrics that belong to the webhook handler. */
+    struct webhook_counter {
+        const char *format;   /* static: a payload format name, or "none" */
+        int status;
+        unsigned long n;
+    } webhooks[48];
+    size_t nwebhooks;
+    unsigned long events_forwarded, events_ignored, events_duplicate;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;

@@ -52,6 +52,7 @@ struct docker_watch {
 
     struct http_call *version_call, *events_call, *list_call;
     bool swarm_manager;              /* services are read too (from /info) */
+    unsigned long reconnects;
     json_t *listed_containers;       /* held while the services list is in flight */
     struct svc_fetch *fetches;       /* GET /services/<id> in flight */
     struct line_splitter lines;
@@ -175,6 +176,7 @@ static void fail(struct docker_watch *w, const char *what, const char *detail)
     w->listing = false;
     w->resync = false;
     w->state = ST_RECONNECTING;
+    w->reconnects++;
     uv_timer_stop(&w->resync_timer);
     uv_timer_start(&w->retry_timer, on_retry, w->backoff_ms, 0);
     w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
@@ -674,6 +676,11 @@ const char *docker_watch_state(const struct docker_watch *w)
 const char *docker_watch_last_error(const struct docker_watch *w)
 {
     return w->last_error;
+}
+
+unsigned long docker_watch_reconnects(const struct docker_watch *w)
+{
+    return w->reconnects;
 }
 
 const char *docker_watch_host(const struct docker_watch *w)

@@ -61,6 +61,7 @@ struct forwarder {
     struct job *debounce[DEBOUNCE_BUCKETS];
     uv_timer_t wake;
     uint64_t rng;              /* jitter; xorshift state */
+    struct forward_stats stats;
     bool draining;
     void (*drained)(void *ud);
     void *drained_ud;
@@ -301,6 +302,28 @@ static void on_head(void *ud, int status, const char *(*get)(void *, const char 
     }
 }
 
+static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                 0.5, 1, 2.5, 5, 10};
+
+double forward_latency_bound(size_t i)
+{
+    return latency_bounds[i];
+}
+
+const struct forward_stats *forward_stats(const struct forwarder *f)
+{
+    return &f->stats;
+}
+
+static void observe(struct forwarder *f, long long ms)
+{
+    double s = (double)ms / 1000.0;
+    for (size_t i = 0; i < FORWARD_LATENCY_BUCKETS; i++)
+        if (s <= latency_bounds[i]) f->stats.latency_le[i]++;
+    f->stats.latency_count++;
+    f->stats.latency_sum += s;
+}
+
 static void on_done(void *ud, int err, int status, const char *body, size_t len)
 {
     (void)body;
@@ -309,12 +332,14 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
     struct forwarder *f = j->f;
     long long ms = (long long)(uv_now(f->loop) - j->started_ms);
     flying_remove(f, j);
+    observe(f, ms);
     char cause[96];
     if (err == 0 && status >= 200 && status < 300) {
         LOG(f->log, LOG_INFO, "forwarded", F_URL("target", j->url), F_INT("status", status),
             F_INT("duration_ms", ms), F_INT("attempt", j->attempt),
             j->merged > 1 ? (struct log_field)F_INT("merged", j->merged) : (struct log_field)F_STR("merged", NULL),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
+        f->stats.delivered[j->attempt >= 4 ? 3 : j->attempt - 1]++;
         job_free(j);
     } else if (retryable(err, status) && j->attempt <= f->opts.retries) {
         cause_of(cause, sizeof cause, err, status);
@@ -323,12 +348,14 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
             F_INT("status", status), F_STR("error", cause), F_INT("attempt", j->attempt),
             F_INT("retry_in_ms", delay), F_INT("duration_ms", ms), F_STR("event_id", j->event_id));
         j->stage = ST_RETRY_WAIT;
+        f->stats.retried++;
         wait_insert(f, j, delay);
     } else {
         cause_of(cause, sizeof cause, err, status);
         LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_INT("status", status),
             F_STR("error", cause), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
+        f->stats.failed++;
         job_free(j);
     }
     pump(f);

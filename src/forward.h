@@ -34,6 +34,20 @@ bool forward_has_room(const struct forwarder *f, size_t n);
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev);
 size_t forward_queued(const struct forwarder *f);
 size_t forward_in_flight(const struct forwarder *f);
+/* Counters for /metrics. Latency is per attempt (one HTTP exchange). */
+#define FORWARD_LATENCY_BUCKETS 11
+struct forward_stats {
+    unsigned long delivered[4];          /* by the attempt that succeeded: 1, 2, 3, 4+ */
+    unsigned long failed;                /* final failures */
+    unsigned long retried;               /* attempts that failed and were retried */
+    unsigned long latency_le[FORWARD_LATENCY_BUCKETS];   /* attempts taking <= bound */
+    unsigned long latency_count;
+    double latency_sum;                  /* seconds */
+};
+/* Upper bounds of the latency buckets, in seconds. */
+double forward_latency_bound(size_t i);
+const struct forward_stats *forward_stats(const struct forwarder *f);
+
 /* Shutdown: accept nothing more, let queued and in-flight forwards finish
  * (each bounded by its timeout), then call done once. */
 void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud);

@@ -11,6 +11,7 @@
 #include "app.h"
 #include "auth.h"
 #include "json.h"
+#include "metrics.h"
 #include "payload.h"
 #include "url.h"
 
@@ -131,6 +132,73 @@ static void handle_routes(struct app *a, struct http_response *res)
     res->status = 200;
 }
 
+static void handle_metrics(struct app *a, struct http_response *res)
+{
+    struct buf *b = &res->body;
+    char num[32], status[16];
+    prom_family(b, "webhook_router_build_info", "gauge", "Version of the running router.");
+    prom_sample(b, "webhook_router_build_info", (const char *const[]){"version", WR_VERSION, NULL}, 1);
+
+    prom_family(b, "webhook_router_webhook_requests_total", "counter",
+                "Webhook requests by detected payload format and HTTP status.");
+    for (size_t i = 0; i < a->nwebhooks; i++) {
+        snprintf(status, sizeof status, "%d", a->webhooks[i].status);
+        prom_sample(b, "webhook_router_webhook_requests_total",
+                    (const char *const[]){"format", a->webhooks[i].format, "status", status, NULL},
+                    (double)a->webhooks[i].n);
+    }
+    prom_family(b, "webhook_router_events_total", "counter", "Push events by decision.");
+    const char *const decisions[] = {"forwarded", "ignored", "duplicate"};
+    const unsigned long counts[] = {a->events_forwarded, a->events_ignored, a->events_duplicate};
+    for (size_t i = 0; i < 3; i++)
+        prom_sample(b, "webhook_router_events_total", (const char *const[]){"decision", decisions[i], NULL},
+                    (double)counts[i]);
+
+    const struct forward_stats *fs = forward_stats(a->fwd);
+    prom_family(b, "webhook_router_forwards_total", "counter",
+                "Forward outcomes: delivered (by the attempt that succeeded), retried attempts, final failures.");
+    const char *const attempts[] = {"1", "2", "3", "4+"};
+    for (size_t i = 0; i < 4; i++)
+        prom_sample(b, "webhook_router_forwards_total",
+                    (const char *const[]){"outcome", "delivered", "attempt", attempts[i], NULL},
+                    (double)fs->delivered[i]);
+    prom_sample(b, "webhook_router_forwards_total", (const char *const[]){"outcome", "retried", NULL},
+                (double)fs->retried);
+    prom_sample(b, "webhook_router_forwards_total", (const char *const[]){"outcome", "failed", NULL},
+                (double)fs->failed);
+    prom_family(b, "webhook_router_forward_duration_seconds", "histogram",
+                "Duration of one forward attempt (connect to full response).");
+    for (size_t i = 0; i < FORWARD_LATENCY_BUCKETS; i++) {
+        snprintf(num, sizeof num, "%g", forward_latency_bound(i));
+        prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", num, NULL},
+                    (double)fs->latency_le[i]);
+    }
+    prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", "+Inf", NULL},
+                (double)fs->latency_count);
+    prom_sample(b, "webhook_router_forward_duration_seconds_sum", NULL, fs->latency_sum);
+    prom_sample(b, "webhook_router_forward_duration_seconds_count", NULL, (double)fs->latency_count);
+
+    prom_family(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.");
+    prom_sample(b, "webhook_router_forward_queue_depth", NULL, (double)forward_queued(a->fwd));
+    prom_family(b, "webhook_router_forwards_in_flight", "gauge", "Forwards being sent now.");
+    prom_sample(b, "webhook_router_forwards_in_flight", NULL, (double)forward_in_flight(a->fwd));
+    prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
+    prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
+
+    prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
+    for (size_t i = 0; i < a->nwatchers; i++)
+        prom_sample(b, "webhook_router_docker_connected",
+                    (const char *const[]){"engine", docker_watch_host(a->watchers[i]), NULL},
+                    strcmp(docker_watch_state(a->watchers[i]), "live") == 0 ? 1 : 0);
+    prom_family(b, "webhook_router_docker_reconnects_total", "counter", "Connections to the engine lost or refused.");
+    for (size_t i = 0; i < a->nwatchers; i++)
+        prom_sample(b, "webhook_router_docker_reconnects_total",
+                    (const char *const[]){"engine", docker_watch_host(a->watchers[i]), NULL},
+                    (double)docker_watch_reconnects(a->watchers[i]));
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    res->status = 200;
+}
+
 static int check_auth(struct app *a, const struct http_request *req, const char *path_token,
                       struct http_response *res)
 {
@@ -161,8 +229,21 @@ static void put_event_head(struct buf *b, const struct push_event *ev, int *firs
     json_put_str(b, ev->tag);
 }
 
+static void count_webhook(struct app *a, const char *format, int status)
+{
+    for (size_t i = 0; i < a->nwebhooks; i++)
+        if (a->webhooks[i].status == status && strcmp(a->webhooks[i].format, format) == 0) {
+            a->webhooks[i].n++;
+            return;
+        }
+    /* Formats and statuses are few and fixed: the table cannot fill up in
+     * practice; if it did, the newest combination goes uncounted. */
+    if (a->nwebhooks < sizeof a->webhooks / sizeof a->webhooks[0])
+        a->webhooks[a->nwebhooks++] = (struct webhook_counter){format, status, 1};
+}
+
 static void handle_webhook(struct app *a, const struct http_request *req, const char *path_token,
-                           struct http_response *res)
+                           struct http_response *res, const char **format)
 {
     if (check_auth(a, req, path_token, res) < 0) return;
 
@@ -178,11 +259,13 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
     if (payload_parse(req->body, req->body_len, &hints, &p, &err) < 0) {
         LOG(&a->log, LOG_WARN, "webhook rejected", F_STR("peer", req->peer),
             F_STR("error", buf_cstr(&err)));
+        *format = "unknown";
         http_response_error(res, 400, buf_cstr(&err));
         buf_free(&err);
         return;
     }
     buf_free(&err);
+    *format = p.format;
 
     /* Look every event up first: if the queue cannot take all of this
      * request's forwards, take none and let the registry retry (503), so
@@ -231,17 +314,20 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
             json_put_str(b, "ignored");
             json_put_key(b, "reason", &first);
             json_put_str(b, ev->ignored);
+            a->events_ignored++;
             LOG(&a->log, LOG_DEBUG, "event ignored", F_STR("repository", ev->repository),
                 F_STR("event_id", ev->id), F_STR("reason", ev->ignored));
         } else if (dedupe_seen(a->seen, ev->id)) {
             /* A redelivery (or the same id twice in one request). */
             json_put_str(b, "duplicate");
+            a->events_duplicate++;
             LOG(&a->log, LOG_INFO, "duplicate event not forwarded", F_STR("repository", ev->repository),
                 F_STR("tag", ev->tag), F_STR("event_id", ev->id));
         } else if (first_target[i + 1] == first_target[i]) {
             json_put_str(b, "ignored");
             json_put_key(b, "reason", &first);
             json_put_str(b, "no route matches");
+            a->events_ignored++;
             LOG(&a->log, LOG_INFO, "push without route", F_STR("registry", ev->registry),
                 F_STR("repository", ev->repository), F_STR("tag", ev->tag),
                 F_STR("event_id", ev->id));
@@ -251,6 +337,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
                 forward_submit(a->fwd, targets[k], ev);
             dedupe_add(a->seen, ev->id);
             json_put_str(b, "forwarded");
+            a->events_forwarded++;
             json_put_key(b, "targets", &first);
             buf_printf(b, "%zu", n);
             LOG(&a->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
@@ -284,12 +371,17 @@ void handlers_dispatch(void *ud, const struct http_request *req, struct http_res
             method_not_allowed(res, "POST");
             return;
         }
-        handle_webhook(a, req, token, res);
+        const char *format = "none";   /* refused before the body was read */
+        handle_webhook(a, req, token, res, &format);
+        count_webhook(a, format, res->status);
     } else if (strcmp(req->path, "/health") == 0) {
         if (get) handle_health(a, res);
         else method_not_allowed(res, "GET, HEAD");
     } else if (strcmp(req->path, "/ready") == 0) {
         if (get) handle_ready(a, res);
+        else method_not_allowed(res, "GET, HEAD");
+    } else if (strcmp(req->path, "/metrics") == 0) {
+        if (get) handle_metrics(a, res);
         else method_not_allowed(res, "GET, HEAD");
     } else if (strcmp(req->path, "/routes") == 0) {
         if (get) handle_routes(a, res);

@@ -39,6 +39,7 @@ def engine(registry_port):
     e = Engine(insecure_registry=f"127.0.0.1:{registry_port}")
     try:
         e.start()
+        _measurements.append((f"isolated dockerd start ({e.storage_driver})", e.start_seconds))
         e.import_test_image()
         yield e
     finally:
@@ -59,10 +60,38 @@ def receiver():
     r.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can tell a failed test."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+_measurements = []
+
+
+@pytest.fixture(scope="session")
+def measure():
+    """measure(what, seconds): a timing printed in the summary at the end of the run."""
+    def record(what, seconds):
+        _measurements.append((what, seconds))
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _measurements:
+        terminalreporter.write_sep("-", "timings")
+        for what, seconds in _measurements:
+            terminalreporter.write_line(f"{what}: {seconds * 1000:.0f} ms")
+
+
 @pytest.fixture
-def start_router(binary, router_port, engine):
-    """start_router(env={...}) -> Router on the session's router port.
-    Stopped with SIGTERM at the end of the test; must exit 0, sanitizer-clean."""
+def start_router(request, binary, router_port, engine):
+    """start_router(env={...}, docker_host=None) -> Router on the session's router port.
+    Stopped with SIGTERM at the end of the test (also when the test failed); it must
+    exit 0 with no sanitizer report, else the test errors in teardown. The router's
+    log is printed when the test failed."""
     routers = []
 
     def start(env=None, docker_host=None):
@@ -73,9 +102,17 @@ def start_router(binary, router_port, engine):
         return r
 
     yield start
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for r in routers:
+            print(f"--- router log (last 80 lines, {len(r.lines)} in all):\n{r.log_tail(80)}")
+    errors = []
     for r in routers:
-        if r.proc.returncode is None:
+        try:
             r.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n\n".join(errors)
 
 
 @pytest.fixture

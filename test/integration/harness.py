@@ -55,38 +55,148 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=20):
 
 
 class Engine:
-    """dockerd isolated from anything else on the machine."""
+    """dockerd isolated from anything else on the machine.
 
-    def __init__(self, insecure_registry):
+    It gets its own containerd too: dockerd 20.10 starts one of its own only
+    when no system containerd answers at /run/containerd/containerd.sock, and
+    would otherwise share the machine's. Everything (sockets, data, state,
+    logs) lives under one short /tmp/wr-it-* directory.
+
+    Storage driver: WR_STORAGE_DRIVER if set; otherwise dockerd's own choice
+    (overlay2 where it works, vfs where it does not), retried with vfs if
+    dockerd will not start. The choice is kept for restarts of this engine."""
+
+    def __init__(self, insecure_registry, storage_driver=None):
         # Short paths: unix socket paths are limited to 108 bytes.
         self.dir = tempfile.mkdtemp(prefix="wr-it-", dir="/tmp")
         self.sock = os.path.join(self.dir, "d.sock")
         self.host = "unix://" + self.sock
+        self.containerd_sock = os.path.join(self.dir, "c.sock")
         self.insecure_registry = insecure_registry
-        self.proc = None
+        self.storage_driver = storage_driver or os.environ.get("WR_STORAGE_DRIVER") or None
+        self.proc = None            # dockerd
+        self.containerd = None
         self.log = None
+        self.start_seconds = None   # how long the last start() took
+        os.makedirs(os.path.join(self.dir, "cli"), exist_ok=True)   # the client's own DOCKER_CONFIG
+
+    # The names the brief for the fixtures uses.
+    @property
+    def socket(self):
+        return self.sock
+
+    @property
+    def docker_host(self):
+        return self.host
+
+    def _open_log(self):
+        if not self.log:
+            self.log = open(os.path.join(self.dir, "dockerd.log"), "ab")
+
+    def _start_containerd(self):
+        if self.containerd and self.containerd.poll() is None:
+            return
+        config = os.path.join(self.dir, "containerd.toml")
+        with open(config, "w") as f:
+            f.write(f"""version = 2
+root = "{self.dir}/ctd/root"
+state = "{self.dir}/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.containerd_sock}"
+[ttrpc]
+  address = ""
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{self.dir}/ctd/opt"
+""")
+        if os.path.exists(self.containerd_sock):
+            os.unlink(self.containerd_sock)
+        self._open_log()
+        self.containerd = subprocess.Popen(["containerd", "--config", config, "--log-level", "warn"],
+                                           stdout=self.log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=self._clean_env())
+        wait_until(lambda: self.containerd.poll() is not None or self._ctr("version").returncode == 0,
+                   30, 0.1, "containerd to answer")
+        if self.containerd.poll() is not None:
+            raise RuntimeError("containerd exited: " + self.tail_log())
+
+    def _ctr(self, *args, timeout=20):
+        try:
+            return subprocess.run(["ctr", "--address", self.containerd_sock, "--connect-timeout", "2s", *args],
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, 124, "", "timeout")
+
+    @staticmethod
+    def _clean_env():
+        env = dict(os.environ)
+        for k in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                  "CONTAINERD_ADDRESS", "CONTAINERD_NAMESPACE"):
+            env.pop(k, None)
+        return env
+
+    def _start_dockerd(self, driver):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self._open_log()
+        args = [DOCKERD, "--data-root", os.path.join(self.dir, "data"),
+                "--exec-root", os.path.join(self.dir, "exec"),
+                "--pidfile", os.path.join(self.dir, "d.pid"),
+                "--containerd", self.containerd_sock,
+                "-H", self.host, "--bridge=none", "--iptables=false", "--ip6tables=false",
+                "--insecure-registry", self.insecure_registry]
+        if driver:
+            args += ["--storage-driver", driver]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self._clean_env())
+        wait_until(lambda: self.proc.poll() is not None or self.docker("version", check=False, timeout=10).returncode == 0,
+                   60, 0.2, "dockerd to answer")
+        return self.proc.poll() is None
 
     def start(self):
-        self.log = open(os.path.join(self.dir, "dockerd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [DOCKERD, "--data-root", os.path.join(self.dir, "data"),
-             "--exec-root", os.path.join(self.dir, "exec"),
-             "--pidfile", os.path.join(self.dir, "d.pid"),
-             "-H", self.host, "--bridge=none", "--iptables=false", "--ip6tables=false",
-             "--insecure-registry", self.insecure_registry],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(lambda: self.proc.poll() is not None or self.docker("version", check=False).returncode == 0,
-                   60, 0.2, "dockerd to answer")
-        if self.proc.poll() is not None:
-            raise RuntimeError("dockerd exited: " + self.tail_log())
+        """Starts (or restarts, same data-root and sockets) containerd and dockerd."""
+        t0 = time.monotonic()
+        self._start_containerd()
+        if not self._start_dockerd(self.storage_driver):
+            if self.storage_driver:
+                raise RuntimeError(f"dockerd (storage driver {self.storage_driver}) exited: " + self.tail_log())
+            # dockerd's own pick did not work here: vfs works everywhere.
+            self.proc = None
+            if not self._start_dockerd("vfs"):
+                raise RuntimeError("dockerd exited (also with vfs): " + self.tail_log())
+        # A restart must use the same driver: the data-root is laid out for it.
+        self.storage_driver = self.docker("info", "-f", "{{.Driver}}").stdout.strip()
+        self.start_seconds = time.monotonic() - t0
 
     def stop(self):
+        """Stops dockerd, then containerd, by PID; data-root and sockets stay for start()."""
         if self.proc:
             stop_pid(self.proc, timeout=30)
             self.proc = None
+        if self.containerd:
+            if self.containerd.poll() is None:
+                self._kill_tasks()
+            stop_pid(self.containerd, timeout=20)
+            self.containerd = None
         if self.log:
             self.log.close()
             self.log = None
+
+    def _kill_tasks(self):
+        """Container processes still running in our containerd (dockerd gone): kill them
+        through containerd, so no shim is killed under a live container."""
+        for ns in self._ctr("namespaces", "ls", "-q").stdout.split():
+            tasks = self._ctr("-n", ns, "tasks", "ls", "-q").stdout.split()
+            for t in tasks:
+                self._ctr("-n", ns, "tasks", "kill", "-a", "-s", "SIGKILL", t)
+            for t in tasks:
+                deadline = time.monotonic() + 5
+                while self._ctr("-n", ns, "tasks", "delete", t).returncode != 0 and time.monotonic() < deadline:
+                    time.sleep(0.1)
 
     def tail_log(self):
         try:
@@ -96,8 +206,11 @@ class Engine:
             return ""
 
     def docker(self, *args, check=True, timeout=120):
-        env = dict(os.environ, DOCKER_HOST=self.host)
-        env.pop("DOCKER_CONTEXT", None)
+        """Debian's docker client against this engine only (never the default socket,
+        never the user's ~/.docker config or context)."""
+        env = self._clean_env()
+        env["DOCKER_HOST"] = self.host
+        env["DOCKER_CONFIG"] = os.path.join(self.dir, "cli")
         r = subprocess.run([DOCKER_CLI, *args], env=env, capture_output=True, text=True,
                            timeout=timeout, stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
@@ -114,29 +227,68 @@ class Engine:
         for name in ("sh", "sleep"):
             os.symlink("busybox", os.path.join(root, "bin", name))
         tar = os.path.join(self.dir, "img.tar")
-        subprocess.run(["tar", "-C", root, "-cf", tar, "."], check=True)
+        subprocess.run(["tar", "-C", root, "--owner=0", "--group=0", "-cf", tar, "."], check=True)
         self.docker("import", "-c", 'CMD ["/bin/sleep","3600"]', tar, IMAGE)
 
-    def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            # Running containers (swarm tasks) outlive a stopped dockerd as
-            # containerd shims: remove them while the engine still answers.
-            self.docker("swarm", "leave", "--force", check=False)
-            ids = self.docker("ps", "-aq", check=False).stdout.split()
-            if ids:
-                self.docker("rm", "-f", *ids, check=False)
-        self.stop()
-        # Anything of ours still running (by its path) is stopped by PID.
-        for line in subprocess.run(["pgrep", "-f", self.dir], capture_output=True, text=True).stdout.split():
+    def _our_pids(self):
+        """PIDs of processes whose command line names our directory (containerd
+        shims started for this engine's containers), found via /proc."""
+        me = os.getpid()
+        found = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) == me:
+                continue
             try:
-                os.kill(int(line), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        # dockerd may leave overlay mounts under its roots; unmount before removing.
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if self.dir.encode() + b"/" in cmd:
+                found.append(int(d))
+        return found
+
+    @staticmethod
+    def _children(pid):
+        kids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            # The ppid is the second field after the ")" that ends the command name.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+        return kids
+
+    def cleanup(self):
+        try:
+            if self.proc and self.proc.poll() is None:
+                # Running containers (swarm tasks) outlive a stopped dockerd as
+                # containerd shims: remove them while the engine still answers.
+                self.docker("swarm", "leave", "--force", check=False, timeout=60)
+                ids = self.docker("ps", "-aq", check=False).stdout.split()
+                if ids:
+                    self.docker("rm", "-f", *ids, check=False, timeout=120)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+        self.stop()
+        # Anything of ours still running (a shim, by the path in its command
+        # line) is stopped by PID, its children (a container's init) first.
+        for pid in self._our_pids():
+            for victim in self._children(pid) + [pid]:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        # Unmount what dockerd/containerd left mounted under our roots, deepest first.
         with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if self.dir in line]
+            mounts = [line.split()[1] for line in f if line.split()[1].startswith(self.dir + "/")]
         for m in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+            if shutil.which("umount"):
+                subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -205,9 +357,14 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(n)
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
                 with outer.lock:
-                    outer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                           "body": body, "time": time.monotonic()})
+                    outer.requests.append({"method": self.command, "path": self.path,
+                                           "headers": dict(self.headers), "body": body,
+                                           "json": parsed, "time": time.monotonic()})
                 with outer.lock:
                     todo = outer.script.get(self.path)
                     status = todo.pop(0) if todo else outer.status
@@ -357,10 +514,18 @@ class Router:
                                      stderr=self.stderr, stdin=subprocess.DEVNULL)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        wait_until(lambda: self.proc.poll() is not None or self.find("listening"), 30, 0.02,
-                   "router to listen")
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self.find("listening"), 30, 0.02,
+                       "router to log 'listening'")
+        except AssertionError:
+            stop_pid(self.proc, timeout=10)
+            raise AssertionError("router did not log 'listening' within 30 s; stdout:\n"
+                                 + self.log_tail() + "\nstderr:\n" + self.stderr_text()[-3000:]) from None
         if self.proc.poll() is not None:
-            raise RuntimeError("router exited at start: " + self.stderr_text())
+            self.stderr.close()
+            err = self.stderr_text()
+            os.unlink(self.stderr_path)
+            raise RuntimeError(f"router exited {self.proc.returncode} at start: " + err[-3000:])
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -372,13 +537,23 @@ class Router:
                 self.lines.append(line)
 
     def find(self, msg, **fields):
+        """Log lines whose msg is `msg` (or for which `msg(line)` is true) and whose
+        fields equal `fields`."""
+        match = msg if callable(msg) else (lambda l: l.get("msg") == msg)
         with self.lock:
             return [l for l in self.lines
-                    if l.get("msg") == msg and all(l.get(k) == v for k, v in fields.items())]
+                    if match(l) and all(l.get(k) == v for k, v in fields.items())]
 
     def wait_log(self, msg, timeout=10, n=1, **fields):
-        return wait_until(lambda: len(self.find(msg, **fields)) >= n and self.find(msg, **fields),
-                          timeout, 0.02, f"log {msg!r} {fields}")
+        try:
+            return wait_until(lambda: len(self.find(msg, **fields)) >= n and self.find(msg, **fields),
+                              timeout, 0.02, f"log {msg!r} {fields}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last log lines:\n{self.log_tail(30)}") from None
+
+    def log_tail(self, n=60):
+        with self.lock:
+            return "\n".join(json.dumps(l) for l in self.lines[-n:])
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -403,23 +578,41 @@ class Router:
     def wait_ready(self, timeout=20):
         return wait_until(lambda: self.get("/ready")[0] == 200, timeout, 0.05, "router /ready 200")
 
-    def stderr_text(self):
-        if not self.stderr.closed:
-            self.stderr.flush()
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        """SIGTERM; the router must exit 0 with no sanitizer report."""
-        code = stop_pid(self.proc)
+    def stop(self, timeout=15):
+        """SIGTERM; the router must exit 0 within `timeout` seconds with no
+        sanitizer report on stderr (the asan preset runs an ASan+UBSan build)."""
+        if self.stderr.closed:           # stopped before
+            return self.lines
+        killed = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                killed = True
+                self.proc.kill()
+                self.proc.wait(10)
+        code = self.proc.returncode
         self.reader.join(5)
         self.stderr.close()
         err = self.stderr_text()
         os.unlink(self.stderr_path)
-        assert code == 0, f"router exited {code}: {err[-3000:]}"
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"):
-            assert marker not in err, err[-5000:]
+        assert not killed, f"router did not exit within {timeout} s of SIGTERM (killed); stderr:\n{err[-3000:]}" \
+                           f"\nlast log lines:\n{self.log_tail(20)}"
+        for marker in ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:"):
+            assert marker not in err, f"sanitizer report ({marker}) from the router:\n{err[-6000:]}"
+        assert code == 0, f"router exited {code} (expected 0 after SIGTERM); stderr:\n{err[-3000:]}" \
+                          f"\nlast log lines:\n{self.log_tail(20)}"
         return self.lines
+
+    def stderr_text(self):
+        if not self.stderr.closed:
+            self.stderr.flush()
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
 
 def manifest_payload(fixtures, repository, tag, event_id, host="127.0.0.1:5000"):

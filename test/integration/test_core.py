@@ -70,7 +70,7 @@ def webhook_until(router, fixtures, repo, decision, timeout):
 
 
 def test_container_created_after_start_routes_within_1s(engine, receiver, start_router, containers,
-                                                        fixtures_dir, uniq):
+                                                        fixtures_dir, uniq, measure):
     router = start_router()
     router.wait_ready()
     repo = f"team/new{uniq}"
@@ -79,11 +79,12 @@ def test_container_created_after_start_routes_within_1s(engine, receiver, start_
     create_s = time.monotonic() - t0
     took = webhook_until(router, fixtures_dir, repo, "forwarded", 5)
     print(f"docker create returned in {create_s*1000:.0f} ms; route live {took*1000:.0f} ms after that")
+    measure("new container routable after docker create returned", took)
     assert took < 1.0
 
 
 def test_removed_container_route_gone_within_1s(engine, receiver, start_router, containers,
-                                               fixtures_dir, uniq):
+                                               fixtures_dir, uniq, measure):
     repo = f"team/gone{uniq}"
     cid = containers(repo, receiver.url(f"/gone/{uniq}"))
     router = start_router()
@@ -93,6 +94,7 @@ def test_removed_container_route_gone_within_1s(engine, receiver, start_router, 
     engine.docker("rm", cid)
     took = webhook_until(router, fixtures_dir, repo, "ignored", 5)
     print(f"route gone {took*1000:.0f} ms after docker rm returned")
+    measure("removed container's route gone after docker rm returned", took)
     assert took < 1.0
     router.wait_log("route removed")
 

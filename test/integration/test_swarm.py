@@ -1,7 +1,6 @@
 """Swarm: service labels route, follow create/update/remove, replicas forward
 once. A single-node swarm on this file's own isolated engine."""
 
-import json
 import time
 
 import pytest

@@ -453,16 +453,23 @@ class UnixProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.socket(socket.AF_UNIX)
-            try:
-                upstream.connect(self.sock_path)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            self._bridge(client)
+
+    def _bridge(self, client, head=b""):
+        """Connects client to the engine's socket (sending head first) and
+        pipes both ways until either side closes."""
+        upstream = socket.socket(socket.AF_UNIX)
+        try:
+            upstream.connect(self.sock_path)
+        except OSError:
+            client.close()
+            return
+        with self.lock:
+            self.conns += [client, upstream]
+        if head:
+            upstream.sendall(head)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(src, dst):
@@ -673,14 +680,4 @@ class GetOnlyProxy(UnixProxy):
                            b"Content-Length: 23\r\nConnection: close\r\n\r\n{\"message\":\"forbidden\"}")
             client.close()
             return
-        upstream = socket.socket(socket.AF_UNIX)
-        try:
-            upstream.connect(self.sock_path)
-        except OSError:
-            client.close()
-            return
-        with self.lock:
-            self.conns += [client, upstream]
-        upstream.sendall(head)
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        self._pipe(client, upstream)
+        self._bridge(client, head)

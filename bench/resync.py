@@ -10,7 +10,6 @@ both by PID."""
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor

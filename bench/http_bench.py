@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""The router against a ceiling, on loopback, in one run. Prints a table; not a test.
+
+  bench/http_bench.py [--seconds 10] [--connections 64]
+
+Workloads, built from shared/fixtures/distribution:
+  noise  a pull notification (ignored), the bulk of what a busy registry sends
+  push   a matching manifest push with a unique event id per request and
+         DEBOUNCE_MS=0, forwarded to a local nginx receiver (every one delivered)
+Ceiling: nginx (Debian nginx-light) answering `return 202;` on the same path.
+Server (router or nginx) pinned to CPU 0, wrk (and the push receiver) to CPU 1.
+CPU per request = server CPU seconds (utime+stime from /proc/<pid>/stat) / requests.
+Also: event-to-route latency (docker create of a labelled container -> first
+forward for it), p50/p99 over 30 containers."""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
+from harness import Engine, free_port, stop_pid, wait_until  # noqa: E402
+
+ROOT = os.path.join(HERE, "..")
+BINARY = os.path.join(ROOT, "build", "release", "webhook-router")
+FIX = os.path.join(ROOT, "..", "shared", "fixtures", "distribution")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def nginx(d, name, port, body_status, cpu):
+    conf = os.path.join(d, f"{name}.conf")
+    os.makedirs(os.path.join(d, name), exist_ok=True)
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+pid {d}/{name}.pid;
+error_log {d}/{name}-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path {d}/{name};
+  server {{ listen 127.0.0.1:{port}; location / {{ return {body_status}; }} }}
+}}
+""")
+    p = subprocess.Popen(["taskset", "-c", str(cpu), "/usr/sbin/nginx", "-c", conf, "-g", "daemon off;"],
+                         stdin=subprocess.DEVNULL)
+    time.sleep(0.5)
+    # The worker does the work: measure its CPU, not the master's.
+    workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    return p, int(workers[0])
+
+
+def lua_script(d, name, body, unique_ids):
+    path = os.path.join(d, f"{name}.lua")
+    with open(path, "w") as f:
+        f.write("local n = 0\nlocal salt = tostring(math.random(1, 1000000000))\n")
+        f.write(f"local tmpl = [[{body}]]\n")
+        f.write("request = function()\n  n = n + 1\n")
+        f.write("  local b = tmpl:gsub('__ID__', salt .. '-' .. n)\n" if unique_ids else "  local b = tmpl\n")
+        f.write("  return wrk.format('POST', '/webhook', {['Content-Type'] = 'application/json'}, b)\nend\n")
+    return path
+
+
+def wrk(url, script, seconds, connections):
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", script, url], capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"requests": total, "non2xx": non2xx, "rps": rps, "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+def run(server_pid, url, script, args):
+    c0 = cpu_seconds(server_pid)
+    r = wrk(url, script, args.seconds, args.connections)
+    r["cpu_us_per_req"] = (cpu_seconds(server_pid) - c0) / max(r["requests"], 1) * 1e6
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+    if not os.access(BINARY, os.X_OK):
+        sys.exit("build the release preset first")
+    d = tempfile.mkdtemp(prefix="wr-hb-", dir="/tmp")
+    engine = Engine(insecure_registry="127.0.0.1:1")
+    procs, router = [], None
+    try:
+        engine.start()
+        engine.import_test_image()
+        recv_port, ceil_port, router_port = free_port(), free_port(), free_port()
+        recv, _ = nginx(d, "receiver", recv_port, 204, 1)
+        ceiling, ceiling_worker = nginx(d, "ceiling", ceil_port, 202, 0)
+        procs += [recv, ceiling]
+        engine.docker("create", "--network", "none", "--label", "webhook-router.image=team/myapp",
+                      "--label", f"webhook-router.url=http://127.0.0.1:{recv_port}/hook/bench", "local/bb:1")
+        env = dict(os.environ, DOCKER_HOST=engine.host, DEBOUNCE_MS="0", LOG_LEVEL="info",
+                   FORWARD_QUEUE_MAX="1000000", LISTEN_ADDR="127.0.0.1", LISTEN_PORT=str(router_port))
+        # Logs go to a file: a reader in this process must not throttle the router.
+        log = open(os.path.join(d, "router.log"), "wb")
+        router = subprocess.Popen(["taskset", "-c", "0", BINARY], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{router_port}"
+
+        def ready():
+            try:
+                return urllib.request.urlopen(base + "/ready").status == 200
+            except OSError:
+                return False
+        wait_until(ready, 30, 0.1, "router ready")
+
+        def delivered_total():
+            text = urllib.request.urlopen(base + "/metrics").read().decode()
+            return sum(float(v) for v in re.findall(r'^webhook_router_forwards_total\{outcome="delivered"[^}]*\} (\S+)$',
+                                                   text, re.M))
+        time.sleep(1)
+        idle_rss = peak_rss_mib(router.pid)
+
+        with open(os.path.join(FIX, "01-pull-blob.json")) as f:
+            noise = json.dumps(json.load(f))
+        with open(os.path.join(FIX, "04-push-manifest.json")) as f:
+            push = json.dumps(json.load(f)).replace("3fa8df3b-a583-464b-8936-131347067308", "__ID__")
+        noise_lua, push_lua = lua_script(d, "noise", noise, False), lua_script(d, "push", push, True)
+
+        rows = []
+        ceil_noise = run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", noise_lua, args)
+        rows.append(("nginx ceiling", "noise", ceil_noise))
+        r_noise = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", noise_lua, args)
+        rows.append(("webhook-router", "noise", r_noise))
+        ceil_push = run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", push_lua, args)
+        rows.append(("nginx ceiling", "push", ceil_push))
+        before = delivered_total()
+        r_push = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", push_lua, args)
+        rows.append(("webhook-router", "push", r_push))
+        accepted = r_push["requests"] - r_push["non2xx"]
+        wait_until(lambda: delivered_total() - before >= accepted, 120, 0.2, "every push delivered")
+        delivered = int(delivered_total() - before)
+        peak = peak_rss_mib(router.pid)
+
+        # Event-to-route latency: docker create -> first forward for it.
+        lat = []
+        for i in range(30):
+            repo = f"team/lat{i}-{os.getpid()}"
+            engine.docker("create", "--network", "none", "--label", f"webhook-router.image={repo}",
+                          "--label", f"webhook-router.url=http://127.0.0.1:{recv_port}/hook/{i}", "local/bb:1")
+            t_created = time.monotonic()
+            body = push.replace("team/myapp", repo)
+            n = 0
+            while True:
+                n += 1
+                req = urllib.request.Request(f"http://127.0.0.1:{router_port}/webhook",
+                                             data=body.replace("__ID__", f"lat-{i}-{n}").encode(), method="POST")
+                with urllib.request.urlopen(req) as resp:
+                    if json.load(resp)["events"][0]["decision"] == "forwarded":
+                        break
+            lat.append((time.monotonic() - t_created) * 1000)
+        lat.sort()
+
+        print(f"\n{'server':16} {'workload':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}")
+        for name, wl, r in rows:
+            print(f"{name:16} {wl:8} {r['rps']:9.0f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
+                  f"{r['cpu_us_per_req']:11.1f} {r['non2xx']:8}")
+        print(f"\nnoise: router/ceiling req/s = {r_noise['rps'] / ceil_noise['rps']:.2f}, "
+              f"CPU per request router/ceiling = {r_noise['cpu_us_per_req'] / ceil_noise['cpu_us_per_req']:.2f}")
+        print(f"push:  router/ceiling req/s = {r_push['rps'] / ceil_push['rps']:.2f}; "
+              f"accepted {accepted}, delivered {delivered}")
+        print(f"router RSS: idle {idle_rss:.1f} MiB, peak {peak:.1f} MiB")
+        print(f"event-to-route (docker create returned -> forwarded), 30 containers: "
+              f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {lat[-1]:.1f} ms")
+    finally:
+        if router:
+            stop_pid(router)
+        for p in procs:
+            stop_pid(p, timeout=10)
+        engine.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

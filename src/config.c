@@ -1,104 +1,168 @@
 /* config.c - environment variables and flags, validated up front.
  *
- * One table describes every setting: its variable, its flag (derived), its
- * default and how to read it. --help is printed from the same table, so it
- * can never disagree with what is parsed. */
+ * One table describes every setting: its variable, its flag (derived from
+ * the variable's name), its default and how to read it. --help is printed
+ * from the same table, so it can never disagree with what is parsed.
+ *
+ * Flags are read before the environment, and a setting given as a flag is
+ * never looked up in the environment: a flag wins even over an environment
+ * value that would be invalid, which is how an operator overrides a broken
+ * inherited variable. */
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
 
-enum kind { K_INT, K_STR, K_ADDR, K_DOCKER, K_PREFIX, K_LEVEL, K_FORMAT, K_SECRET, K_BOOL, K_FILE };
+enum kind {
+    K_INT,      /* int field, [min, max] */
+    K_SIZE,     /* size_t field, [min, max] */
+    K_ADDR,     /* IPv4 or IPv6 literal */
+    K_DOCKER,   /* comma-separated unix:// and tcp:// engine addresses */
+    K_PREFIX,   /* label prefix */
+    K_LEVEL,    /* enum log_level */
+    K_FORMAT,   /* enum log_format */
+    K_SECRET,   /* string, never echoed; empty means unset */
+    K_BOOL,     /* bool field */
+    K_FILE,     /* path of a readable file */
+};
 
 struct setting {
     const char *env;
     const char *def;        /* NULL: unset */
+    const char *def_help;   /* how --help shows the default when def is NULL */
     enum kind kind;
-    long long min, max;     /* K_INT */
-    size_t offset;          /* into struct config */
+    long long min, max;     /* K_INT, K_SIZE */
+    size_t offset;          /* of the field in struct config */
     const char *help;
 };
 
 #define OFF(field) offsetof(struct config, field)
 
 static const struct setting settings[] = {
-    {"LISTEN_ADDR", "0.0.0.0", K_ADDR, 0, 0, OFF(listen_addr), "address to listen on (:: for dual stack)"},
-    {"LISTEN_PORT", "3000", K_INT, 1, 65535, OFF(listen_port), "port to listen on"},
-    {"DOCKER_HOST", "unix:///var/run/docker.sock", K_DOCKER, 0, 0, OFF(docker_host),
+    {"LISTEN_ADDR", "0.0.0.0", NULL, K_ADDR, 0, 0, OFF(listen_addr),
+     "address to listen on (:: for dual stack)"},
+    {"LISTEN_PORT", "3000", NULL, K_INT, 1, 65535, OFF(listen_port), "port to listen on"},
+    {"DOCKER_HOST", "unix:///var/run/docker.sock", NULL, K_DOCKER, 0, 0, OFF(docker_host),
      "Docker engine(s): unix:///path or tcp://host:port, comma-separated"},
-    {"LABEL_PREFIX", "webhook-router", K_PREFIX, 0, 0, OFF(label_prefix), "prefix of the routing labels"},
-    {"CACHE_TTL_SECS", "60", K_INT, 0, 86400, OFF(cache_ttl_secs), "full resync interval in seconds, 0 = off"},
-    {"LOG_LEVEL", "info", K_LEVEL, 0, 0, OFF(log_level), "trace, debug, info, warn or error"},
-    {"LOG_FORMAT", "json", K_FORMAT, 0, 0, OFF(log_format), "json or text"},
-    {"WEBHOOK_TOKEN", NULL, K_SECRET, 0, 0, OFF(webhook_token),
+    {"LABEL_PREFIX", "webhook-router", NULL, K_PREFIX, 0, 0, OFF(label_prefix),
+     "prefix of the routing labels (<prefix>.image, <prefix>.url, <prefix>.tag)"},
+    {"CACHE_TTL_SECS", "60", NULL, K_INT, 0, 86400, OFF(cache_ttl_secs),
+     "full Docker resync interval in seconds, 0 = off"},
+    {"LOG_LEVEL", "info", NULL, K_LEVEL, 0, 0, OFF(log_level), "trace, debug, info, warn or error"},
+    {"LOG_FORMAT", "json", NULL, K_FORMAT, 0, 0, OFF(log_format), "json, or text for humans"},
+    {"WEBHOOK_TOKEN", NULL, "unset", K_SECRET, 0, 0, OFF(webhook_token),
      "require Authorization: Bearer <token> or POST /webhook/<token>"},
-    {"WEBHOOK_HMAC_SECRET", NULL, K_SECRET, 0, 0, OFF(webhook_hmac_secret),
+    {"WEBHOOK_HMAC_SECRET", NULL, "unset", K_SECRET, 0, 0, OFF(webhook_hmac_secret),
      "require an HMAC-SHA256 body signature (X-Hub-Signature-256 / X-Gitea-Signature)"},
-    {"FORWARD_TIMEOUT_SECS", "10", K_INT, 1, 300, OFF(forward_timeout_secs), "timeout of one forward attempt"},
-    {"FORWARD_RETRIES", "3", K_INT, 0, 20, OFF(forward_retries), "retries after the first attempt"},
-    {"FORWARD_CONCURRENCY", "64", K_INT, 1, 10000, OFF(forward_concurrency), "forwards in flight at most"},
-    {"FORWARD_QUEUE_MAX", "10000", K_INT, 1, 10000000, OFF(forward_queue_max),
-     "forwards waiting at most (then 503)"},
-    {"DEBOUNCE_MS", "1000", K_INT, 0, 600000, OFF(debounce_ms), "pushes to one target within this window become one POST"},
-    {"TLS_CA_FILE", NULL, K_FILE, 0, 0, OFF(tls_ca_file), "CA bundle for https targets (default: system bundle)"},
-    {"TLS_INSECURE", "0", K_BOOL, 0, 0, OFF(tls_insecure), "1 to skip certificate verification"},
-    {"MAX_BODY_BYTES", "1048576", K_INT, 1024, 1073741824, OFF(max_body_bytes), "largest webhook body accepted"},
+    {"FORWARD_TIMEOUT_SECS", "10", NULL, K_INT, 1, 300, OFF(forward_timeout_secs),
+     "timeout of one forward attempt in seconds"},
+    {"FORWARD_RETRIES", "3", NULL, K_INT, 0, 20, OFF(forward_retries),
+     "retries after the first attempt"},
+    {"FORWARD_CONCURRENCY", "64", NULL, K_INT, 1, 10000, OFF(forward_concurrency),
+     "forwards in flight at most"},
+    {"FORWARD_QUEUE_MAX", "10000", NULL, K_INT, 1, 10000000, OFF(forward_queue_max),
+     "forwards waiting at most (then webhooks get 503)"},
+    {"DEBOUNCE_MS", "1000", NULL, K_INT, 0, 600000, OFF(debounce_ms),
+     "pushes to one target within this window become one POST"},
+    {"TLS_CA_FILE", NULL, "system bundle", K_FILE, 0, 0, OFF(tls_ca_file),
+     "CA bundle (PEM) for https targets"},
+    {"TLS_INSECURE", "0", NULL, K_BOOL, 0, 0, OFF(tls_insecure),
+     "1 to skip certificate verification (bare --tls-insecure means 1)"},
+    {"MAX_BODY_BYTES", "1048576", NULL, K_SIZE, 1024, 1073741824, OFF(max_body_bytes),
+     "largest webhook body accepted"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
+/* Long enough for the longest variable name, with room to spare. */
+#define FLAG_MAX 32
+
 /* "LISTEN_PORT" -> "listen-port" */
-static void flag_name(const char *env, char *out, size_t n)
+static void flag_name(const char *env, char out[FLAG_MAX])
 {
     size_t i = 0;
-    for (; env[i] && i + 1 < n; i++) out[i] = env[i] == '_' ? '-' : (char)tolower((unsigned char)env[i]);
+    for (; env[i] && i + 1 < FLAG_MAX; i++) {
+        char ch = env[i];
+        out[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
     out[i] = '\0';
 }
 
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Decimal digits only: strtoll alone would also take leading blanks, a sign
+ * and "0x"-less junk after the number. */
 static bool parse_int(const char *v, long long min, long long max, long long *out)
 {
-    if (!*v || strlen(v) > 18) return false;
-    long long n = 0;
-    for (const char *p = v; *p; p++) {
-        if (!isdigit((unsigned char)*p)) return false;
-        n = n * 10 + (*p - '0');
-    }
-    if (n < min || n > max) return false;
+    if (!is_digit(v[0])) return false;
+    errno = 0;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (errno == ERANGE || *end != '\0' || n < min || n > max) return false;
     *out = n;
     return true;
 }
 
+static bool in_set(char c, const char *set)
+{
+    return c != '\0' && strchr(set, c) != NULL;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || in_set(c, ".-_");
+}
+
+/* tcp://host:port, host a name, an IPv4 literal or a bracketed IPv6 literal. */
+static bool tcp_entry_ok(const char *hp, size_t n)
+{
+    const char *end = hp + n, *colon;
+    if (n > 0 && hp[0] == '[') {
+        const char *close = memchr(hp, ']', n);
+        if (!close || close == hp + 1 || close + 1 == end || close[1] != ':') return false;
+        for (const char *p = hp + 1; p < close; p++)
+            if (!(is_name_char(*p) || *p == ':' || *p == '%')) return false;
+        colon = close + 1;
+    } else {
+        colon = memchr(hp, ':', n);
+        if (!colon || colon == hp) return false;
+        for (const char *p = hp; p < colon; p++)
+            if (!is_name_char(*p)) return false;
+    }
+    char num[8];
+    size_t pl = (size_t)(end - colon - 1);
+    if (pl == 0 || pl >= sizeof num) return false;
+    memcpy(num, colon + 1, pl);
+    num[pl] = '\0';
+    long long port;
+    return parse_int(num, 1, 65535, &port);
+}
+
 static bool docker_entry_ok(const char *e, size_t n)
 {
-    if (n > 7 && strncmp(e, "unix://", 7) == 0) return e[7] == '/' && n > 8;
-    if (n > 6 && strncmp(e, "tcp://", 6) == 0) {
-        const char *hp = e + 6;
-        size_t hl = n - 6;
-        const char *colon = NULL;
-        for (size_t i = 0; i < hl; i++)
-            if (hp[i] == ':') colon = hp + i;
-        if (!colon || colon == hp) return false;
-        long long port;
-        char num[8];
-        size_t pl = (size_t)(hp + hl - colon - 1);
-        if (pl == 0 || pl >= sizeof num) return false;
-        memcpy(num, colon + 1, pl);
-        num[pl] = '\0';
-        for (const char *p = hp; p < colon; p++)
-            if (!isalnum((unsigned char)*p) && !strchr(".-_[]:", *p)) return false;
-        return parse_int(num, 1, 65535, &port);
+    if (n > 7 && strncmp(e, "unix://", 7) == 0) {
+        /* An absolute path, and not just "/". */
+        if (e[7] != '/' || n == 8) return false;
+        for (size_t i = 7; i < n; i++)
+            if ((unsigned char)e[i] < 0x20 || e[i] == 0x7f) return false;
+        return true;
     }
+    if (n > 6 && strncmp(e, "tcp://", 6) == 0) return tcp_entry_ok(e + 6, n - 6);
     return false;
 }
 
+/* Entries may be separated by ", " as people write lists; empty entries
+ * (a trailing comma) are ignored, but at least one entry must be there. */
 static bool docker_host_ok(const char *v)
 {
     bool any = false;
@@ -119,9 +183,9 @@ static bool docker_host_ok(const char *v)
 static bool prefix_ok(const char *v)
 {
     size_t n = strlen(v);
-    if (n == 0 || n > 100 || v[0] == '.' || v[n - 1] == '.') return false;
+    if (n == 0 || v[0] == '.' || v[n - 1] == '.') return false;
     for (const char *p = v; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || strchr("._-", *p))) return false;
+        if (!((*p >= 'a' && *p <= 'z') || is_digit(*p) || in_set(*p, "._-"))) return false;
     return true;
 }
 
@@ -132,125 +196,191 @@ static bool secret_ok(const char *v)
     return true;
 }
 
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) *out = true;
+    else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) *out = false;
+    else return false;
+    return true;
+}
+
 static const char *what_accepts(const struct setting *s, char *tmp, size_t n)
 {
     switch (s->kind) {
-    case K_INT: snprintf(tmp, n, "an integer %lld-%lld", s->min, s->max); return tmp;
+    case K_INT:
+    case K_SIZE: snprintf(tmp, n, "an integer %lld-%lld", s->min, s->max); return tmp;
     case K_ADDR: return "an IPv4 or IPv6 address such as 0.0.0.0 or ::";
     case K_DOCKER: return "unix:///path/to/docker.sock or tcp://host:port, comma-separated";
     case K_PREFIX: return "lower-case letters, digits, '.', '_' or '-', not starting or ending with '.'";
     case K_LEVEL: return "one of trace, debug, info, warn, error";
     case K_FORMAT: return "json or text";
-    case K_SECRET: return "printable characters without spaces";
+    case K_SECRET: return "printable ASCII without spaces";
     case K_BOOL: return "0, 1, true, false, yes or no";
     case K_FILE: return "a readable file";
-    case K_STR: return "a value";
     }
-    return "a value";
+    return "a valid value";
 }
 
-/* Stores value v for setting s. Returns false if v is invalid. */
-static bool apply(struct config *c, const struct setting *s, const char *v)
+static void set_string(struct config *c, const struct setting *s, const char *v)
 {
-    char *base = (char *)c;
+    char **slot = (char **)((char *)c + s->offset);
+    free(*slot);
+    *slot = v ? xstrdup(v) : NULL;
+}
+
+/* Stores value v for setting s. Returns 0, -EINVAL when v is not acceptable,
+ * or for a file the reason it cannot be read (-ENOENT, -EACCES, -EISDIR...). */
+static int apply(struct config *c, const struct setting *s, const char *v)
+{
+    char *field = (char *)c + s->offset;
     long long n;
     switch (s->kind) {
     case K_INT:
-        if (!parse_int(v, s->min, s->max, &n)) return false;
-        if (s->offset == OFF(max_body_bytes)) *(size_t *)(base + s->offset) = (size_t)n;
-        else *(int *)(base + s->offset) = (int)n;
-        return true;
+        if (!parse_int(v, s->min, s->max, &n)) return -EINVAL;
+        *(int *)field = (int)n;
+        return 0;
+    case K_SIZE:
+        if (!parse_int(v, s->min, s->max, &n)) return -EINVAL;
+        *(size_t *)field = (size_t)n;
+        return 0;
     case K_ADDR: {
         unsigned char tmp[16];
-        if (inet_pton(AF_INET, v, tmp) != 1 && inet_pton(AF_INET6, v, tmp) != 1) return false;
+        if (inet_pton(AF_INET, v, tmp) != 1 && inet_pton(AF_INET6, v, tmp) != 1) return -EINVAL;
         break;
     }
     case K_DOCKER:
-        if (!docker_host_ok(v)) return false;
+        if (!docker_host_ok(v)) return -EINVAL;
         break;
     case K_PREFIX:
-        if (!prefix_ok(v)) return false;
+        if (!prefix_ok(v)) return -EINVAL;
         break;
     case K_LEVEL: {
         static const char *const names[] = {"trace", "debug", "info", "warn", "error"};
-        for (int i = 0; i < 5; i++)
+        static const enum log_level levels[] = {LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (strcasecmp(v, names[i]) == 0) {
-                c->log_level = (enum log_level)i;
-                return true;
+                *(enum log_level *)field = levels[i];
+                return 0;
             }
-        return false;
+        return -EINVAL;
     }
     case K_FORMAT:
-        if (strcasecmp(v, "json") == 0) c->log_format = LOG_FORMAT_JSON;
-        else if (strcasecmp(v, "text") == 0) c->log_format = LOG_FORMAT_TEXT;
-        else return false;
-        return true;
+        if (strcasecmp(v, "json") == 0) *(enum log_format *)field = LOG_FORMAT_JSON;
+        else if (strcasecmp(v, "text") == 0) *(enum log_format *)field = LOG_FORMAT_TEXT;
+        else return -EINVAL;
+        return 0;
     case K_BOOL:
-        if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) c->tls_insecure = true;
-        else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) c->tls_insecure = false;
-        else return false;
-        return true;
+        return parse_bool(v, (bool *)field) ? 0 : -EINVAL;
     case K_SECRET:
-        if (!secret_ok(v)) return false;
-        if (!*v) v = NULL;   /* empty means unset */
+        if (!secret_ok(v)) return -EINVAL;
+        if (!*v) v = NULL;   /* VAR= in a compose file means "not set" */
         break;
-    case K_FILE:
-        if (!*v || access(v, R_OK) != 0) return false;
-        break;
-    case K_STR:
+    case K_FILE: {
+        if (!*v) return -EINVAL;
+        /* Checked now so a typo stops start-up with this message rather than
+         * surfacing later as TLS handshake failures. */
+        if (access(v, R_OK) != 0) return -errno;
+        struct stat st;
+        if (stat(v, &st) == 0 && S_ISDIR(st.st_mode)) return -EISDIR;
         break;
     }
-    char **slot = (char **)(base + s->offset);
-    free(*slot);
-    *slot = v ? xstrdup(v) : NULL;
-    return true;
+    }
+    set_string(c, s, v);
+    return 0;
 }
 
-static void set_error(const struct setting *s, const char *flag, const char *v, char *err, size_t errlen)
+/* Appends v quoted, with control characters and non-ASCII escaped, so the
+ * error stays one printable line whatever the value holds. */
+static void quote_value(struct buf *b, const char *v)
 {
-    char tmp[64];
-    const char *acc = what_accepts(s, tmp, sizeof tmp);
-    char name[96];
-    if (flag) snprintf(name, sizeof name, "--%s (%s)", flag, s->env);
-    else snprintf(name, sizeof name, "%s", s->env);
-    if (s->kind == K_SECRET) snprintf(err, errlen, "%s: expected %s", name, acc);
-    else if (s->kind == K_FILE) snprintf(err, errlen, "%s: expected %s, cannot read \"%.200s\"", name, acc, v);
-    else snprintf(err, errlen, "%s: expected %s, got \"%.100s\"", name, acc, v);
+    const size_t max = 100;
+    size_t n = 0;
+    buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++) {
+        if (n == max) {
+            buf_puts(b, "...");
+            break;
+        }
+        if (*p == '"' || *p == '\\') buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f) buf_printf(b, "\\x%02x", *p);
+        else buf_putc(b, (char)*p);
+    }
+    buf_putc(b, '"');
+}
+
+static void put_err(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
+}
+
+/* "LISTEN_PORT: expected an integer 1-65535, got \"abc\"", or with the flag
+ * named first when the value came from one. Secrets are never repeated. */
+static void set_error(const struct setting *s, bool from_flag, const char *v, int rc, char *err,
+                      size_t errlen)
+{
+    char tmp[64], flag[FLAG_MAX];
+    struct buf b;
+    buf_init(&b);
+    if (from_flag) {
+        flag_name(s->env, flag);
+        buf_printf(&b, "--%s (%s): ", flag, s->env);
+    } else {
+        buf_printf(&b, "%s: ", s->env);
+    }
+    buf_printf(&b, "expected %s", what_accepts(s, tmp, sizeof tmp));
+    if (s->kind == K_SECRET) {
+        /* The value itself is the secret; not even a part of it is shown. */
+    } else if (s->kind == K_FILE && *v) {
+        buf_puts(&b, ", cannot read ");
+        quote_value(&b, v);
+        buf_printf(&b, ": %s", strerror(-rc));
+    } else {
+        buf_puts(&b, ", got ");
+        quote_value(&b, v);
+    }
+    put_err(err, errlen, buf_cstr(&b));
+    buf_free(&b);
 }
 
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].def) apply(c, &settings[i], settings[i].def);
+        if (settings[i].def && apply(c, &settings[i], settings[i].def) != 0) abort();   /* table bug */
+}
+
+static bool holds_string(enum kind k)
+{
+    return k == K_ADDR || k == K_DOCKER || k == K_PREFIX || k == K_SECRET || k == K_FILE;
 }
 
 void config_free(struct config *c)
 {
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        enum kind k = settings[i].kind;
-        if (k == K_ADDR || k == K_DOCKER || k == K_PREFIX || k == K_SECRET || k == K_FILE || k == K_STR) {
-            char **slot = (char **)((char *)c + settings[i].offset);
-            free(*slot);
-            *slot = NULL;
-        }
-    }
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (holds_string(settings[i].kind)) set_string(c, &settings[i], NULL);
 }
 
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: webhook-router [--flag value ...]\n"
-            "       webhook-router healthcheck   (GET /health on the local port; exit 0 or 1)\n"
-            "       webhook-router --help | --version\n\n"
-            "Receives registry push webhooks and POSTs to the webhook URLs that Docker\n"
-            "labels ask for. Every setting is an environment variable or a flag:\n\n");
+            "usage: webhook-router [--flag VALUE | --flag=VALUE ...]\n"
+            "       webhook-router [--listen-addr A] [--listen-port N] healthcheck\n"
+            "       webhook-router --help | --version\n"
+            "\n"
+            "Receives container-registry push webhooks and POSTs to the webhook URLs that\n"
+            "Docker labels ask for. Every setting is an environment variable or a flag;\n"
+            "a flag wins over the environment. healthcheck GETs /health on the local port\n"
+            "and exits 0 or 1.\n"
+            "\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
-        char flag[64];
-        flag_name(settings[i].env, flag, sizeof flag);
-        fprintf(out, "  --%-22s %-22s %s (default: %s)\n", flag, settings[i].env, settings[i].help,
-                settings[i].def ? settings[i].def : "unset");
+        const struct setting *s = &settings[i];
+        char flag[FLAG_MAX];
+        flag_name(s->env, flag);
+        fprintf(out, "  --%-22s %-21s default: %s\n", flag, s->env, s->def ? s->def : s->def_help);
+        fprintf(out, "        %s\n", s->help);
     }
+    fprintf(out, "\n  %-24s %s\n  %-24s %s\n", "-h, --help", "this text", "--version",
+            "print the version and exit");
 }
 
 static const struct setting *find_env(const char *name, size_t n)
@@ -263,8 +393,8 @@ static const struct setting *find_env(const char *name, size_t n)
 static const struct setting *find_flag(const char *name, size_t n)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
-        char flag[64];
-        flag_name(settings[i].env, flag, sizeof flag);
+        char flag[FLAG_MAX];
+        flag_name(settings[i].env, flag);
         if (strlen(flag) == n && strncmp(flag, name, n) == 0) return &settings[i];
     }
     return NULL;
@@ -273,18 +403,14 @@ static const struct setting *find_flag(const char *name, size_t n)
 enum config_action config_parse(struct config *c, int argc, char **argv, char *const *envp,
                                 FILE *out, char *err, size_t errlen)
 {
-    for (char *const *e = envp; e && *e; e++) {
-        const char *eq = strchr(*e, '=');
-        if (!eq) continue;
-        const struct setting *s = find_env(*e, (size_t)(eq - *e));
-        if (s && !apply(c, s, eq + 1)) {
-            set_error(s, NULL, eq + 1, err, errlen);
-            return CONFIG_ERROR;
-        }
-    }
+    bool given[NSETTINGS] = {false};   /* decided by a flag (or an earlier env entry) */
     enum config_action act = CONFIG_RUN;
+    bool after_secret = false;         /* the previous argument was a secret's value */
+
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        bool follows_secret = after_secret;
+        after_secret = false;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             print_help(out);
             return CONFIG_EXIT_OK;
@@ -293,36 +419,80 @@ enum config_action config_parse(struct config *c, int argc, char **argv, char *c
             fprintf(out, "webhook-router %s\n", WR_VERSION);
             return CONFIG_EXIT_OK;
         }
-        if (strncmp(a, "--", 2) != 0) {
+        if (a[0] != '-' || a[1] == '\0') {
             if (!strcmp(a, "healthcheck") && act == CONFIG_RUN) {
                 act = CONFIG_HEALTHCHECK;
                 continue;
             }
-            snprintf(err, errlen, "unexpected argument \"%.100s\" (see --help)", a);
+            /* Right after a secret, a stray word is likely the rest of a
+             * token with a space in it: do not print it. */
+            if (follows_secret) {
+                put_err(err, errlen, "unexpected argument after a secret's value (see --help)");
+            } else {
+                struct buf b;
+                buf_init(&b);
+                buf_puts(&b, "unexpected argument ");
+                quote_value(&b, a);
+                buf_puts(&b, " (see --help)");
+                put_err(err, errlen, buf_cstr(&b));
+                buf_free(&b);
+            }
             return CONFIG_ERROR;
         }
-        const char *name = a + 2, *eq = strchr(name, '=');
+        const char *name = a + (a[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
-        const struct setting *s = find_flag(name, n);
+        const struct setting *s = a[1] == '-' ? find_flag(name, n) : NULL;
         if (!s) {
-            snprintf(err, errlen, "unknown flag \"--%.*s\" (see --help)", (int)(n > 100 ? 100 : n), name);
+            struct buf b;
+            buf_init(&b);
+            buf_puts(&b, "unknown flag ");
+            /* The name only: what follows '=' may be a secret. */
+            char *shown = xstrndup(a, (size_t)(name - a) + n);
+            quote_value(&b, shown);
+            free(shown);
+            buf_puts(&b, " (see --help)");
+            put_err(err, errlen, buf_cstr(&b));
+            buf_free(&b);
             return CONFIG_ERROR;
         }
         const char *v;
+        bool word;
         if (eq) {
             v = eq + 1;
-        } else if (s->kind == K_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
-            v = "1";   /* bare --tls-insecure */
-        } else if (i + 1 < argc) {
+        } else if (s->kind == K_BOOL) {
+            /* A bare --tls-insecure means 1; it takes the next argument only
+             * when that is a boolean word, so "--tls-insecure healthcheck"
+             * still works. */
+            if (i + 1 < argc && parse_bool(argv[i + 1], &word)) v = argv[++i];
+            else v = "1";
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             v = argv[++i];
         } else {
-            snprintf(err, errlen, "--%.*s (%s): a value is required", (int)n, name, s->env);
+            char msg[128];
+            snprintf(msg, sizeof msg, "--%.*s (%s): a value is required", (int)n, name, s->env);
+            put_err(err, errlen, msg);
             return CONFIG_ERROR;
         }
-        char flag[64];
-        flag_name(s->env, flag, sizeof flag);
-        if (!apply(c, s, v)) {
-            set_error(s, flag, v, err, errlen);
+        int rc = apply(c, s, v);
+        if (rc != 0) {
+            set_error(s, true, v, rc, err, errlen);
+            return CONFIG_ERROR;
+        }
+        given[s - settings] = true;
+        after_secret = s->kind == K_SECRET;
+    }
+
+    for (char *const *e = envp; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        const struct setting *s = find_env(*e, (size_t)(eq - *e));
+        /* An environment block can name a variable twice; like getenv(),
+         * the first one counts. */
+        if (!s || given[s - settings]) continue;
+        given[s - settings] = true;
+        int rc = apply(c, s, eq + 1);
+        if (rc != 0) {
+            set_error(s, false, eq + 1, rc, err, errlen);
             return CONFIG_ERROR;
         }
     }

@@ -1,11 +1,50 @@
-/* url.c - http(s) URL parsing, redaction and percent-encoding. */
+/* url.c - http(s) URL parsing, redaction and percent-encoding.
+ *
+ * Character classes are spelled out in ASCII rather than taken from
+ * <ctype.h>: isalnum() and tolower() follow the locale, and a URL's grammar
+ * does not. */
 #include "url.h"
 
-#include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(unsigned char c)
+{
+    return is_alpha(c) || is_digit(c);
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Space, C0 controls and DEL: never valid in a URL, and a sign that the
+ * string is not what it seems. */
+static bool is_ctl_or_space(unsigned char c)
+{
+    return c <= 0x20 || c == 0x7f;
+}
+
+/* Characters of a registered name or IPv4 literal. '_' is not in RFC 3986's
+ * reg-name without escaping, but Docker service and compose names use it
+ * and resolvers accept it. */
+static bool is_host_char(unsigned char c)
+{
+    return is_alnum(c) || c == '.' || c == '-' || c == '_';
+}
 
 void url_free(struct url *u)
 {
@@ -21,28 +60,48 @@ static int fail(const char **err, const char *why)
     return -EINVAL;
 }
 
+/* Reads a decimal port of 1-5 digits in [p, end). Returns 0 when invalid. */
+static unsigned parse_port(const char *p, const char *end)
+{
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n > 5) return 0;
+    unsigned v = 0;
+    for (; p < end; p++) {
+        if (!is_digit((unsigned char)*p)) return 0;
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    return v <= 65535 ? v : 0;
+}
+
 int url_parse(const char *s, struct url *u, const char **err)
 {
     memset(u, 0, sizeof *u);
-    if (!s) return fail(err, "empty");
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f) return fail(err, "contains spaces or control characters");
+    if (!s || !*s) return fail(err, "empty");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (is_ctl_or_space(*p)) return fail(err, "contains spaces or control characters");
+        /* Raw bytes above 0x7f would go into the request line unescaped. */
+        if (*p >= 0x80) return fail(err, "contains non-ASCII characters (percent-encode them)");
+    }
 
+    bool tls;
     const char *rest;
     if (strncasecmp(s, "http://", 7) == 0) {
+        tls = false;
         rest = s + 7;
     } else if (strncasecmp(s, "https://", 8) == 0) {
+        tls = true;
         rest = s + 8;
-        u->tls = true;
     } else {
         return fail(err, "scheme must be http or https");
     }
+
+    /* The authority ends at the first '/', '?' or '#' (RFC 3986 3.2). */
     size_t alen = strcspn(rest, "/?#");
     const char *tail = rest + alen;
     if (memchr(rest, '@', alen)) return fail(err, "user:password@ is not allowed (put the token in the path)");
     if (alen == 0) return fail(err, "host is missing");
 
-    const char *host = rest, *port = NULL;
+    const char *host, *port = NULL;
     size_t hlen;
     bool v6 = false;
     if (rest[0] == '[') {
@@ -56,85 +115,93 @@ int url_parse(const char *s, struct url *u, const char **err)
             port = close + 2;
         }
     } else {
+        host = rest;
         const char *colon = memchr(rest, ':', alen);
         hlen = colon ? (size_t)(colon - rest) : alen;
         if (colon) port = colon + 1;
     }
     if (hlen == 0) return fail(err, "host is missing");
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char c = (unsigned char)host[i];
-        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || (v6 && c == ':')))
-            return fail(err, "host has invalid characters");
+    if (v6) {
+        /* Only a literal address may stand in brackets; zone ids ("%eth0")
+         * are refused with the rest, since they mean nothing to a remote peer. */
+        char tmp[INET6_ADDRSTRLEN + 1];
+        unsigned char bin[16];
+        if (hlen >= sizeof tmp) return fail(err, "invalid IPv6 address");
+        memcpy(tmp, host, hlen);
+        tmp[hlen] = '\0';
+        if (inet_pton(AF_INET6, tmp, bin) != 1) return fail(err, "invalid IPv6 address");
+    } else {
+        for (size_t i = 0; i < hlen; i++)
+            if (!is_host_char((unsigned char)host[i])) return fail(err, "host has invalid characters");
     }
 
-    unsigned long pnum = u->tls ? 443 : 80;
-    bool explicit_port = false;
+    unsigned default_port = tls ? 443 : 80;
+    unsigned pnum = default_port;
     if (port) {
-        size_t plen = (size_t)(tail - port);
-        if (plen == 0 || plen > 5) return fail(err, "port must be 1-65535");
-        pnum = 0;
-        for (size_t i = 0; i < plen; i++) {
-            if (!isdigit((unsigned char)port[i])) return fail(err, "port must be 1-65535");
-            pnum = pnum * 10 + (unsigned long)(port[i] - '0');
-        }
-        if (pnum == 0 || pnum > 65535) return fail(err, "port must be 1-65535");
-        explicit_port = pnum != (u->tls ? 443UL : 80UL);
+        pnum = parse_port(port, tail);
+        if (pnum == 0) return fail(err, "port must be 1-65535");
     }
 
-    u->host = xstrndup(host, hlen);
-    for (char *p = u->host; *p; p++) *p = (char)tolower((unsigned char)*p);
+    /* Everything is valid: only now allocate, so a failure leaves nothing to free. */
+    u->tls = tls;
     u->port = (uint16_t)pnum;
+    u->host = xstrndup(host, hlen);
+    for (char *p = u->host; *p; p++) *p = lower(*p);
 
     struct buf b;
     buf_init(&b);
     buf_printf(&b, v6 ? "[%s]" : "%s", u->host);
-    if (explicit_port) buf_printf(&b, ":%lu", pnum);
+    /* "host:80" and "host" are the same origin; servers expect the short form. */
+    if (pnum != default_port) buf_printf(&b, ":%u", pnum);
     u->authority = buf_steal(&b);
 
-    size_t plen = strcspn(tail, "#");   /* the fragment is never sent */
-    if (plen == 0 || tail[0] != '/') {
-        buf_putc(&b, '/');
-        buf_append(&b, tail, plen);
-    } else {
-        buf_append(&b, tail, plen);
-    }
+    /* The fragment is client-side only and never sent. */
+    size_t plen = strcspn(tail, "#");
+    if (tail[0] != '/') buf_putc(&b, '/');   /* "http://h" and "http://h?q" */
+    buf_append(&b, tail, plen);
     u->path = buf_steal(&b);
     if (err) *err = NULL;
     return 0;
 }
 
-void url_redact(struct buf *out, const char *s)
+/* Length of a URI scheme ("http", "git+ssh") at the start of s when it is
+ * followed by "://", else 0. */
+static size_t scheme_len(const char *s)
 {
-    if (!s || !*s) return;
-    const char *scheme_end = strstr(s, "://");
-    if (!scheme_end) {
-        /* Not a URL: nothing in it can be shown safely. */
-        buf_puts(out, "***");
-        return;
+    if (!is_alpha((unsigned char)s[0])) return 0;
+    size_t n = 1;
+    while (is_alnum((unsigned char)s[n]) || s[n] == '+' || s[n] == '-' || s[n] == '.') n++;
+    return strncmp(s + n, "://", 3) == 0 ? n : 0;
+}
+
+/* Characters that may appear in a host[:port] that redaction is willing to
+ * print: names, IPv4, bracketed IPv6 with an optional zone, and a port. */
+static bool printable_host(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (!is_host_char(c) && c != ':' && c != '[' && c != ']' && c != '%' && c != '~') return false;
     }
-    const char *auth = scheme_end + 3;
-    size_t alen = strcspn(auth, "/?#");
-    buf_append(out, s, (size_t)(auth - s));
-    const char *at = memchr(auth, '@', alen);
-    if (at) {
-        buf_puts(out, "***@");
-        buf_append(out, at + 1, (size_t)(auth + alen - at - 1));
-    } else {
-        buf_append(out, auth, alen);
-    }
-    const char *path = auth + alen;
+    return true;
+}
+
+/* Appends what follows the authority: the path with its last non-empty
+ * segment hidden (or the whole path when hide_path), then "?***" for a query
+ * and "#***" for a fragment. Trailing slashes are kept so the shape stays
+ * recognisable: in "/a/b/" only the "b" is replaced. */
+static void redact_rest(struct buf *out, const char *path, bool hide_path)
+{
     size_t plen = strcspn(path, "?#");
-    /* Hide the last non-empty path segment; keep a trailing slash. */
-    size_t end = plen;
-    while (end > 0 && path[end - 1] == '/') end--;
-    size_t seg = end;
-    while (seg > 0 && path[seg - 1] != '/') seg--;
-    if (end > seg) {
-        buf_append(out, path, seg);
-        buf_puts(out, "***");
-        buf_append(out, path + end, plen - end);
+    if (hide_path) {
+        if (plen > 0) buf_puts(out, "/***");
     } else {
-        buf_append(out, path, plen);
+        size_t end = plen;
+        while (end > 0 && path[end - 1] == '/') end--;
+        size_t seg = end;
+        while (seg > 0 && path[seg - 1] != '/') seg--;
+        buf_append(out, path, seg);
+        if (end > seg) buf_puts(out, "***");
+        buf_append(out, path + end, plen - end);
     }
     const char *q = path + plen;
     if (*q == '?') {
@@ -144,11 +211,51 @@ void url_redact(struct buf *out, const char *s)
     if (*q == '#') buf_puts(out, "#***");
 }
 
+void url_redact(struct buf *out, const char *s)
+{
+    if (!s || !*s) return;
+    size_t sl = scheme_len(s);
+    if (sl == 0) {
+        /* Not a URL: nothing in it can be told apart from a secret. */
+        buf_puts(out, "***");
+        return;
+    }
+    const char *auth = s + sl + 3;
+    buf_append(out, s, sl + 3);
+
+    size_t alen = strcspn(auth, "/?#");
+    const char *after = auth + alen;
+    const char *at = memrchr(auth, '@', alen);
+    const char *host = at ? at + 1 : auth;
+    size_t hlen = (size_t)(after - host);
+
+    /* The structured form below trusts the string to split where a URL
+     * parser would split it. When it might not - an '@' beyond the authority
+     * (a password holding '/', '?' or '#' moves the real end of the
+     * userinfo), a host that is not a host, spaces or control characters -
+     * fall back to showing the host only if it is plainly one, and hide the
+     * whole path. */
+    bool odd = strchr(after, '@') != NULL || !printable_host(host, hlen);
+    for (const char *p = s; !odd && *p; p++)
+        if (is_ctl_or_space((unsigned char)*p)) odd = true;
+
+    if (!odd) {
+        if (at) buf_puts(out, "***@");
+        buf_append(out, host, hlen);
+        redact_rest(out, after, false);
+        return;
+    }
+    bool show_host = !at && !strchr(after, '@') && printable_host(auth, alen);
+    if (show_host) buf_append(out, auth, alen);
+    else if (alen > 0) buf_puts(out, "***");
+    redact_rest(out, after, true);
+}
+
 void url_encode(struct buf *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+        if (is_alnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
             buf_putc(out, (char)*p);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};

@@ -1,61 +1,127 @@
 /* URL parsing, redaction and encoding. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "url.h"
 
+/* Parses s, which must succeed, and checks every field. */
+static void check_parse(const char *s, bool tls, const char *host, int port, const char *path,
+                        const char *authority)
+{
+    struct url u;
+    const char *why = "unset";
+    if (url_parse(s, &u, &why) != 0) fail_msg("refused \"%s\": %s", s, why ? why : "(null)");
+    assert_null(why);
+    if (u.tls != tls || strcmp(u.host, host) != 0 || u.port != port || strcmp(u.path, path) != 0 ||
+        strcmp(u.authority, authority) != 0)
+        fail_msg("\"%s\" -> tls=%d host=\"%s\" port=%d path=\"%s\" authority=\"%s\"", s, u.tls, u.host,
+                 u.port, u.path, u.authority);
+    url_free(&u);
+    assert_null(u.host);
+}
+
 static void test_parse(void **state)
 {
     (void)state;
+    check_parse("http://127.0.0.1:5099/hook", false, "127.0.0.1", 5099, "/hook", "127.0.0.1:5099");
+    check_parse("HTTPS://Portainer:9443/api/stacks/webhooks/x?tag=1#frag", true, "portainer", 9443,
+                "/api/stacks/webhooks/x?tag=1", "portainer:9443");
+    check_parse("HtTp://EXAMPLE.com/A/B", false, "example.com", 80, "/A/B", "example.com");
+    check_parse("https://h", true, "h", 443, "/", "h");
+    check_parse("https://h/", true, "h", 443, "/", "h");
+    check_parse("http://h?x=1", false, "h", 80, "/?x=1", "h");
+    check_parse("http://h#frag", false, "h", 80, "/", "h");
+    check_parse("http://h/p#frag?not-a-query", false, "h", 80, "/p", "h");
+    check_parse("http://h/a?b=c/d&e=%20", false, "h", 80, "/a?b=c/d&e=%20", "h");
+    /* Default ports are not repeated in the Host header. */
+    check_parse("http://h:80/", false, "h", 80, "/", "h");
+    check_parse("https://h:443/x", true, "h", 443, "/x", "h");
+    check_parse("https://h:80/x", true, "h", 80, "/x", "h:80");
+    check_parse("http://h:443/x", false, "h", 443, "/x", "h:443");
+    check_parse("http://h:1/", false, "h", 1, "/", "h:1");
+    check_parse("http://h:65535/", false, "h", 65535, "/", "h:65535");
+    check_parse("http://h:08080/", false, "h", 8080, "/", "h:8080");
+    /* IPv6: brackets kept in the authority only. */
+    check_parse("http://[::1]:8080/a", false, "::1", 8080, "/a", "[::1]:8080");
+    check_parse("https://[2001:DB8::1]/", true, "2001:db8::1", 443, "/", "[2001:db8::1]");
+    check_parse("http://[::ffff:10.0.0.1]", false, "::ffff:10.0.0.1", 80, "/", "[::ffff:10.0.0.1]");
+    /* Names Docker hands out. */
+    check_parse("http://my_stack_portainer.1:9000/api/webhooks/abc", false, "my_stack_portainer.1",
+                9000, "/api/webhooks/abc", "my_stack_portainer.1:9000");
+    /* A label template keeps its placeholders until substitution. */
+    check_parse("http://h/hook?tag={tag}&repo={repository}", false, "h", 80,
+                "/hook?tag={tag}&repo={repository}", "h");
+    /* '@' after the authority belongs to the path. */
+    check_parse("http://h/v2/x@sha256:ab", false, "h", 80, "/v2/x@sha256:ab", "h");
+}
+
+static void check_bad(const char *s, const char *want_reason)
+{
     struct url u;
-    assert_int_equal(url_parse("http://127.0.0.1:5099/hook", &u, NULL), 0);
-    assert_false(u.tls);
-    assert_string_equal(u.host, "127.0.0.1");
-    assert_int_equal(u.port, 5099);
-    assert_string_equal(u.path, "/hook");
-    assert_string_equal(u.authority, "127.0.0.1:5099");
-    url_free(&u);
-    assert_int_equal(url_parse("HTTPS://Portainer:9443/api/stacks/webhooks/x?tag=1#frag", &u, NULL), 0);
-    assert_true(u.tls);
-    assert_string_equal(u.host, "portainer");
-    assert_int_equal(u.port, 9443);
-    assert_string_equal(u.path, "/api/stacks/webhooks/x?tag=1");
-    url_free(&u);
-    assert_int_equal(url_parse("https://h", &u, NULL), 0);
-    assert_int_equal(u.port, 443);
-    assert_string_equal(u.path, "/");
-    assert_string_equal(u.authority, "h");
-    url_free(&u);
-    assert_int_equal(url_parse("http://h?x=1", &u, NULL), 0);
-    assert_string_equal(u.path, "/?x=1");
-    url_free(&u);
-    assert_int_equal(url_parse("http://[::1]:8080/a", &u, NULL), 0);
-    assert_string_equal(u.host, "::1");
-    assert_string_equal(u.authority, "[::1]:8080");
-    url_free(&u);
-    assert_int_equal(url_parse("http://h:80/", &u, NULL), 0);
-    assert_string_equal(u.authority, "h");
+    const char *why = NULL;
+    if (url_parse(s, &u, &why) == 0) fail_msg("accepted \"%s\"", s);
+    assert_non_null(why);
+    if (want_reason && !strstr(why, want_reason)) fail_msg("\"%s\": reason \"%s\", want \"%s\"", s, why, want_reason);
+    /* Nothing was allocated; freeing is harmless. */
+    assert_null(u.host);
     url_free(&u);
 }
 
 static void test_parse_bad(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "ftp://h/x", "h/x", "http://", "http:///x", "http://u:p@h/x",
-                         "http://h:0/", "http://h:65536/", "http://h:x/", "http://h /x",
-                         "http://[::1/x", "http://h\n/x", "http://ho$t/", "http://[::1]x/"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct url u;
-        const char *why = NULL;
-        if (url_parse(bad[i], &u, &why) == 0) fail_msg("accepted \"%s\"", bad[i]);
-        assert_non_null(why);
-    }
+    check_bad("", "empty");
+    check_bad("ftp://h/x", "scheme");
+    check_bad("h/x", "scheme");
+    check_bad("http:/h/x", "scheme");
+    check_bad("httpx://h/", "scheme");
+    check_bad("//h/x", "scheme");
+    check_bad("http://", "host");
+    check_bad("http:///x", "host");
+    check_bad("http://?q", "host");
+    check_bad("http://:80/", "host");
+    check_bad("http://u:p@h/x", "user");
+    check_bad("http://token@h/x", "user");
+    check_bad("http://@h/", "user");
+    check_bad("http://h:0/", "port");
+    check_bad("http://h:65536/", "port");
+    check_bad("http://h:123456/", "port");
+    check_bad("http://h:x/", "port");
+    check_bad("http://h:/", "port");
+    check_bad("http://h:-1/", "port");
+    check_bad("http://h:+80/", "port");
+    check_bad("http://h:80:81/", "port");
+    check_bad("http://::1/", "host");
+    check_bad("http://h /x", "spaces");
+    check_bad(" http://h/x", "spaces");
+    check_bad("http://h/x y", "spaces");
+    check_bad("http://h\n/x", "control");
+    check_bad("http://h/x\t", "control");
+    check_bad("http://h/x\x7f", "control");
+    check_bad("http://h/caf\xc3\xa9", "ASCII");
+    check_bad("http://ho$t/", "host");
+    check_bad("http://h\\x/", "host");
+    check_bad("http://h%41/", "host");
+    check_bad("http://[::1/x", "IPv6");
+    check_bad("http://[::1]x/", "IPv6");
+    check_bad("http://[]/", "host");
+    check_bad("http://[zz::1]/", "IPv6");
+    check_bad("http://[127.0.0.1]/", "IPv6");
+    check_bad("http://[fe80::1%25eth0]/", "IPv6");
+    check_bad("http://[::1]:/", "port");
+    check_bad("http://[::1]:99999/", "port");
+
     struct url u;
-    assert_int_not_equal(url_parse(NULL, &u, NULL), 0);
+    const char *why = NULL;
+    assert_int_equal(url_parse(NULL, &u, &why), -EINVAL);
+    assert_non_null(why);
+    assert_int_equal(url_parse("nope", &u, NULL), -EINVAL);   /* err may be NULL */
 }
 
 static void check_redact(const char *in, const char *want)
@@ -71,35 +137,181 @@ static void check_redact(const char *in, const char *want)
 static void test_redact(void **state)
 {
     (void)state;
+    /* The SPEC's Portainer shape. */
     check_redact("https://portainer:9443/api/stacks/webhooks/638e6967-ef77?tag=latest",
                  "https://portainer:9443/api/stacks/webhooks/***?***");
+    check_redact("https://portainer:9443/api/stacks/webhooks/638e6967",
+                 "https://portainer:9443/api/stacks/webhooks/***");
     check_redact("http://h/hook", "http://h/***");
     check_redact("http://h/", "http://h/");
     check_redact("http://h", "http://h");
     check_redact("http://h/a/b/", "http://h/a/***/");
+    check_redact("http://h/a/b//", "http://h/a/***//");
+    check_redact("http://h//", "http://h//");
     check_redact("http://h?token=x", "http://h?***");
+    check_redact("http://h/?token=x", "http://h/?***");
+    check_redact("http://h/a?", "http://h/***?***");
+    check_redact("http://h/a#frag", "http://h/***#***");
+    check_redact("http://h/a?q=1#frag", "http://h/***?***#***");
+    check_redact("http://h/a#f?not-query", "http://h/***#***");
+    check_redact("HTTPS://H:1/x/y", "HTTPS://H:1/x/***");
+    /* Placeholders are redacted like any query. */
+    check_redact("http://h/hooks/abc?tag={tag}", "http://h/hooks/***?***");
+    /* Userinfo, including '@' inside the password. */
     check_redact("http://user:pw@h/a", "http://***@h/***");
+    check_redact("http://tok@h", "http://***@h");
+    check_redact("http://u:p@ss@h:8080/x/y", "http://***@h:8080/x/***");
+    check_redact("http://@h/", "http://***@h/");
+    /* IPv6. */
     check_redact("http://[::1]:80/x#f", "http://[::1]:80/***#***");
+    check_redact("https://[2001:db8::1]/api/webhooks/abc?x=y", "https://[2001:db8::1]/api/webhooks/***?***");
+    check_redact("http://[fe80::1%25eth0]/x", "http://[fe80::1%25eth0]/***");
+    /* Other schemes are redacted the same way. */
+    check_redact("ftp://h/a/b", "ftp://h/a/***");
+    check_redact("git+ssh://h/a/b", "git+ssh://h/a/***");
+    check_redact("http:///x", "http:///***");
+    check_redact("http://", "http://");
+}
+
+/* Strings that do not split the way a URL should: nothing but the scheme and
+ * a plain host may be shown. */
+static void test_redact_odd(void **state)
+{
+    (void)state;
     check_redact("not a url with s3cret", "***");
+    check_redact("s3cret", "***");
+    check_redact("/api/webhooks/s3cret", "***");
+    check_redact("s3cr et://h/x", "***");
+    check_redact("1http://h/x", "***");
+    check_redact("://h/x", "***");
+    check_redact(" http://h/x", "***");
+    check_redact("http:/h/s3cret", "***");
     check_redact("", "");
     check_redact(NULL, "");
+    /* A password with '/', '?' or '#' moves the end of the userinfo. */
+    check_redact("http://user:pa/ss@h/x", "http://***/***");
+    check_redact("http://user:12/ss@h/x", "http://***/***");
+    check_redact("http://u:p?ss@h/x", "http://***?***");
+    check_redact("http://u:p#ss@h/x", "http://***#***");
+    /* '@' in a path or query makes the split ambiguous too. */
+    check_redact("http://h/x@y/z?q", "http://***/***?***");
+    check_redact("http://h/x?mail=a@b", "http://***/***?***");
+    /* Spaces and control characters: the host alone stays visible. */
+    check_redact("http://h/api/s3c ret", "http://h/***");
+    check_redact("http://h/a/b\nc?x", "http://h/***?***");
+    check_redact("http://h/a\r\nX-Injected: 1", "http://h/***");
+    check_redact("http://h x/s3cret", "http://***/***");
+    check_redact("http://h\\s3cret", "http://***");
+    check_redact("http://h\\s3cret/x", "http://***/***");
+    check_redact("http://h\"s3cret\"", "http://***");
+}
+
+/* Whatever the input, the redacted form never contains the secret. */
+static void test_redact_never_leaks(void **state)
+{
+    (void)state;
+    const char *shapes[] = {
+        "http://h/S3CR3T",        "http://h/a/S3CR3T",       "http://h/a/S3CR3T/",
+        "http://h/a?S3CR3T",      "http://h/a?t=S3CR3T",     "http://h/a#S3CR3T",
+        "http://S3CR3T@h/a",      "http://u:S3CR3T@h/a",     "http://u:/S3CR3T@h/a",
+        "http://u:?S3CR3T@h/a",   "http://h/a b/S3CR3T",     "S3CR3T",
+        "x S3CR3T://h/",          "http://h/a?x=@S3CR3T",    "http://h\\S3CR3T",
+        "http://h:S3CR3T@x/",     "http://[::1]/S3CR3T",     "http://h/a/S3CR3T?q#f",
+        "http://h/a\nS3CR3T",    "http://u@S3CR3T@h/",      "http://u:S3/CR3T@h/a",
+        "http://u:S3#CR3T@h/a",   "http://h/S3CR3T/",        "http://h/S3CR3T//?x",
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const char *in = shapes[i];
+        struct buf b;
+        buf_init(&b);
+        url_redact(&b, in);
+        if (strstr(buf_cstr(&b), "S3") || strstr(buf_cstr(&b), "CR3T"))
+            fail_msg("\"%s\" leaked as \"%s\"", in, buf_cstr(&b));
+        buf_free(&b);
+    }
+}
+
+static void test_redact_long(void **state)
+{
+    (void)state;
+    size_t n = 1 << 20;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memcpy(s, "https://h/", 10);
+    for (size_t i = 10; i < n; i++) s[i] = (i % 97 == 0) ? '/' : 'a';
+    s[n] = '\0';
+    struct buf b;
+    buf_init(&b);
+    url_redact(&b, s);
+    /* Everything up to the last '/' stays; the final segment is hidden. */
+    const char *last = strrchr(s, '/');
+    assert_int_equal(b.len, (size_t)(last - s) + 1 + 3);
+    assert_memory_equal(b.data, s, (size_t)(last - s) + 1);
+    assert_string_equal(b.data + (last - s) + 1, "***");
+
+    /* Long garbage without a scheme. */
+    memset(s, 'x', n);
+    buf_reset(&b);
+    url_redact(&b, s);
+    assert_string_equal(buf_cstr(&b), "***");
+    buf_free(&b);
+
+    /* And url_parse copes with the same length. */
+    memcpy(s, "http://h/", 9);
+    struct url u;
+    assert_int_equal(url_parse(s, &u, NULL), 0);
+    assert_int_equal(strlen(u.path), n - 8);
+    url_free(&u);
+    free(s);
+}
+
+/* Redaction appends; it never replaces what is already in the buffer. */
+static void test_redact_appends(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "target=");
+    url_redact(&b, "http://h/x");
+    buf_puts(&b, " other=");
+    url_redact(&b, "junk");
+    assert_string_equal(buf_cstr(&b), "target=http://h/*** other=***");
+    buf_free(&b);
+}
+
+static void check_encode(const char *in, const char *want)
+{
+    struct buf b;
+    buf_init(&b);
+    url_encode(&b, in);
+    if (strcmp(buf_cstr(&b), want) != 0) fail_msg("\"%s\" -> \"%s\", want \"%s\"", in, buf_cstr(&b), want);
+    buf_free(&b);
 }
 
 static void test_encode(void **state)
 {
     (void)state;
-    struct buf b;
-    buf_init(&b);
-    url_encode(&b, "team/my app:v1.0~_-&?#%");
-    assert_string_equal(buf_cstr(&b), "team%2Fmy%20app%3Av1.0~_-%26%3F%23%25");
-    buf_free(&b);
+    check_encode("team/my app:v1.0~_-&?#%", "team%2Fmy%20app%3Av1.0~_-%26%3F%23%25");
+    check_encode("", "");
+    check_encode("AZaz09-._~", "AZaz09-._~");
+    check_encode("sha256:abc", "sha256%3Aabc");
+    check_encode("a+b=c/d@e", "a%2Bb%3Dc%2Fd%40e");
+    check_encode("{\"label\":[\"x=y\"]}", "%7B%22label%22%3A%5B%22x%3Dy%22%5D%7D");
+    check_encode("caf\xc3\xa9\xff\x01\x7f", "caf%C3%A9%FF%01%7F");
+    check_encode("\r\n\t ", "%0D%0A%09%20");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse), cmocka_unit_test(test_parse_bad),
-        cmocka_unit_test(test_redact), cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_redact_odd),
+        cmocka_unit_test(test_redact_never_leaks),
+        cmocka_unit_test(test_redact_long),
+        cmocka_unit_test(test_redact_appends),
+        cmocka_unit_test(test_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -453,7 +453,11 @@ class UnixProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            self._bridge(client)
+            self._handle(client)
+
+    def _handle(self, client):
+        """What to do with an accepted connection: here, pass it through."""
+        self._bridge(client)
 
     def _bridge(self, client, head=b""):
         """Connects client to the engine's socket (sending head first) and
@@ -655,13 +659,9 @@ class GetOnlyProxy(UnixProxy):
         super().__init__(sock_path, port)
         self.seen = []
 
-    def _accept(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def _handle(self, client):
+        # The request head must be read before deciding: not on the accept thread.
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client):
         head = b""

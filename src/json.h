@@ -1,5 +1,6 @@
-/* json.h - writing JSON text. Parsing is jansson's job; building our small
- * responses and log lines by hand is faster and keeps key order stable. */
+/* json.h - writing JSON text. Reading is json_parse.h's job for webhook
+ * bodies and jansson's for the Docker API; building our small responses and
+ * log lines by hand is faster and keeps key order stable. */
 #ifndef WR_JSON_H
 #define WR_JSON_H
 

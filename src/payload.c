@@ -3,7 +3,7 @@
 #include "payload.h"
 
 #include <errno.h>
-#include <jansson.h>
+#include "json_parse.h"
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -46,13 +46,13 @@ int payload_parse(const char *body, size_t len, const struct payload_hints *hint
                   struct payload *out, struct buf *err)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!root) {
-        buf_printf(err, "body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                   jerr.column);
+    struct jdoc doc;
+    char jerr[160];
+    if (jdoc_parse(&doc, body, len, jerr, sizeof jerr) < 0) {
+        buf_printf(err, "body is not valid JSON: %s", jerr);
         return -EINVAL;
     }
+    const struct jv *root = doc.root;
     int rc = -EINVAL;
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         if (!formats[i]->detect(root, hints)) continue;
@@ -65,20 +65,20 @@ int payload_parse(const char *body, size_t len, const struct payload_hints *hint
         for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
             buf_printf(err, "%s %s", i ? ";" : ":", formats[i]->describe);
     }
-    json_decref(root);
+    jdoc_free(&doc);
     if (rc < 0) payload_free(out);
     return rc;
 }
 
 /* ---- helpers shared by the format parsers ------------------------------- */
 
-int payload_get_str(json_t *obj, const char *key, const char **out)
+int payload_get_str(const struct jv *obj, const char *key, const char **out)
 {
-    json_t *v = json_object_get(obj, key);
+    const struct jv *v = jv_get(obj, key);
     *out = NULL;
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v)) return -EINVAL;
-    *out = json_string_value(v);
+    if (!v || jv_is_null(v)) return 0;
+    if (!jv_is_string(v)) return -EINVAL;
+    *out = jv_str(v);
     return 0;
 }
 
@@ -87,23 +87,23 @@ char *payload_dup(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-const char *payload_str_at(json_t *root, const char *path)
+const char *payload_str_at(const struct jv *root, const char *path)
 {
-    json_t *cur = root;
+    const struct jv *cur = root;
     const char *p = path;
     while (cur && *p) {
         size_t n = strcspn(p, ".");
         char key[64];
-        if (n >= sizeof key || !json_is_object(cur)) return NULL;
+        if (n >= sizeof key || !jv_is_object(cur)) return NULL;
         memcpy(key, p, n);
         key[n] = '\0';
-        cur = json_object_get(cur, key);
+        cur = jv_get(cur, key);
         p += n + (p[n] == '.');
     }
-    return json_is_string(cur) ? json_string_value(cur) : NULL;
+    return jv_is_string(cur) ? jv_str(cur) : NULL;
 }
 
-const char *payload_require(json_t *root, const char *path, const char *where, struct buf *err)
+const char *payload_require(const struct jv *root, const char *path, const char *where, struct buf *err)
 {
     const char *v = payload_str_at(root, path);
     if (!v || !*v) buf_printf(err, "%s%s%s missing or not a string", where ? where : "", where ? ": " : "", path);

@@ -10,10 +10,10 @@
 
 #include "payload_formats.h"
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     (void)hints;
-    return json_is_object(root) && json_is_array(json_object_get(root, "events"));
+    return jv_is_object(root) && jv_is_array(jv_get(root, "events"));
 }
 
 /* "http://127.0.0.1:5000/v2/..." -> "127.0.0.1:5000" */
@@ -31,13 +31,13 @@ static bool is_manifest_type(const char *media_type)
     return media_type && (strstr(media_type, "manifest") || strstr(media_type, "image.index"));
 }
 
-static int parse_event(json_t *e, size_t i, const char *format, struct payload *out, struct buf *err)
+static int parse_event(const struct jv *e, size_t i, const char *format, struct payload *out, struct buf *err)
 {
     const char *id, *action, *repo, *tag, *digest, *media, *turl, *host = NULL;
-    json_t *target = json_object_get(e, "target");
-    json_t *request = json_object_get(e, "request");
+    const struct jv *target = jv_get(e, "target");
+    const struct jv *request = jv_get(e, "request");
 
-    if (!json_is_object(e)) {
+    if (!jv_is_object(e)) {
         buf_printf(err, "event %zu: not an object", i + 1);
         return -EINVAL;
     }
@@ -45,7 +45,7 @@ static int parse_event(json_t *e, size_t i, const char *format, struct payload *
         buf_printf(err, "event %zu: action missing or not a string", i + 1);
         return -EINVAL;
     }
-    if (!json_is_object(target)) {
+    if (!jv_is_object(target)) {
         buf_printf(err, "event %zu: target missing or not an object", i + 1);
         return -EINVAL;
     }
@@ -57,7 +57,7 @@ static int parse_event(json_t *e, size_t i, const char *format, struct payload *
         payload_get_str(target, "digest", &digest) < 0 ||
         payload_get_str(target, "mediaType", &media) < 0 ||
         payload_get_str(target, "url", &turl) < 0 ||
-        (json_is_object(request) && payload_get_str(request, "host", &host) < 0)) {
+        (jv_is_object(request) && payload_get_str(request, "host", &host) < 0)) {
         buf_printf(err, "event %zu: id, target.tag, target.digest, target.mediaType, "
                         "target.url and request.host must be strings", i + 1);
         return -EINVAL;
@@ -74,8 +74,11 @@ static int parse_event(json_t *e, size_t i, const char *format, struct payload *
 
     struct buf why;
     buf_init(&why);
-    if (strcmp(action, "push") != 0)
-        buf_printf(&why, "action is %s, not push", action);
+    if (strcmp(action, "push") != 0) {
+        buf_puts(&why, "action is ");
+        buf_puts(&why, action);
+        buf_puts(&why, ", not push");
+    }
     else if (!ev->tag)
         buf_puts(&why, is_manifest_type(media) ? "manifest push without a tag" : "blob push");
     if (why.len) ev->ignored = buf_steal(&why);
@@ -83,12 +86,12 @@ static int parse_event(json_t *e, size_t i, const char *format, struct payload *
     return 0;
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
-    json_t *events = json_object_get(root, "events");
+    const struct jv *events = jv_get(root, "events");
     size_t i;
-    json_t *e;
-    json_array_foreach(events, i, e) {
+    const struct jv *e;
+    for (i = 0; i < jv_size(events) && (e = jv_at(events, i)); i++) {
         if (parse_event(e, i, payload_format_distribution.name, out, err) < 0) return -EINVAL;
     }
     return 0;
@@ -103,14 +106,14 @@ const struct payload_format payload_format_distribution = {
 
 /* Azure Container Registry posts one distribution-shaped event per request,
  * without the {"events":[...]} envelope. */
-static bool detect_acr(json_t *root, const struct payload_hints *hints)
+static bool detect_acr(const struct jv *root, const struct payload_hints *hints)
 {
     (void)hints;
-    return json_is_object(root) && json_is_string(json_object_get(root, "action")) &&
-           json_is_object(json_object_get(root, "target"));
+    return jv_is_object(root) && jv_is_string(jv_get(root, "action")) &&
+           jv_is_object(jv_get(root, "target"));
 }
 
-static int parse_acr(json_t *root, struct payload *out, struct buf *err)
+static int parse_acr(const struct jv *root, struct payload *out, struct buf *err)
 {
     return parse_event(root, 0, payload_format_acr.name, out, err);
 }

@@ -4,20 +4,20 @@
 
 #include "payload_formats.h"
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     (void)hints;
-    return json_is_object(json_object_get(root, "push_data")) &&
-           json_is_object(json_object_get(root, "repository"));
+    return jv_is_object(jv_get(root, "push_data")) &&
+           jv_is_object(jv_get(root, "repository"));
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
     const char *repo = payload_require(root, "repository.repo_name", NULL, err);
     if (!repo) return -1;
     const char *tag = payload_str_at(root, "push_data.tag");
-    if (!tag && json_object_get(json_object_get(root, "push_data"), "tag") &&
-        !json_is_null(json_object_get(json_object_get(root, "push_data"), "tag"))) {
+    if (!tag && jv_get(jv_get(root, "push_data"), "tag") &&
+        !jv_is_null(jv_get(jv_get(root, "push_data"), "tag"))) {
         buf_puts(err, "push_data.tag must be a string");
         return -1;
     }
@@ -29,8 +29,8 @@ static int parse(json_t *root, struct payload *out, struct buf *err)
     /* Docker Hub sends no event id; its redeliveries carry the same
      * pushed_at, which makes one. */
     char when[32] = "";
-    json_t *at = json_object_get(json_object_get(root, "push_data"), "pushed_at");
-    if (json_is_number(at)) snprintf(when, sizeof when, "%.0f", json_number_value(at));
+    const struct jv *at = jv_get(jv_get(root, "push_data"), "pushed_at");
+    if (jv_is_number(at)) snprintf(when, sizeof when, "%.0f", jv_number(at));
     const char *parts[] = {repo, tag, when};
     ev->id = payload_synthetic_id("dockerhub", parts, 3);
     return 0;

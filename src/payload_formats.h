@@ -4,17 +4,17 @@
 #ifndef WR_PAYLOAD_FORMATS_H
 #define WR_PAYLOAD_FORMATS_H
 
-#include <jansson.h>
+#include "json_parse.h"
 #include <stdbool.h>
 #include "payload.h"
 
 struct payload_format {
     const char *name;       /* "distribution" */
     const char *describe;   /* for the "unknown payload format" message */
-    bool (*detect)(json_t *root, const struct payload_hints *hints);
+    bool (*detect)(const struct jv *root, const struct payload_hints *hints);
     /* Appends events to out; on a malformed body returns -EINVAL with a
      * message naming the event and the field. */
-    int (*parse)(json_t *root, struct payload *out, struct buf *err);
+    int (*parse)(const struct jv *root, struct payload *out, struct buf *err);
 };
 
 extern const struct payload_format payload_format_distribution;
@@ -28,17 +28,17 @@ extern const struct payload_format payload_format_generic;
 
 /* A string member: 0 with *out NULL when absent or null, -EINVAL when it is
  * present with another type. */
-int payload_get_str(json_t *obj, const char *key, const char **out);
+int payload_get_str(const struct jv *obj, const char *key, const char **out);
 char *payload_dup(const char *s);
 
 /* The string at a dotted path ("event_data.repository.repo_full_name"), or
  * NULL when any step is missing or not of the right type. */
-const char *payload_str_at(json_t *root, const char *path);
+const char *payload_str_at(const struct jv *root, const char *path);
 
 /* Like payload_str_at for a field the format cannot do without: when it is
  * missing, writes "<where>: <path> missing or not a string" to err (where
  * may be NULL) and returns NULL. */
-const char *payload_require(json_t *root, const char *path, const char *where, struct buf *err);
+const char *payload_require(const struct jv *root, const char *path, const char *where, struct buf *err);
 
 /* Splits an image reference "host:5000/ns/name:tag@sha256:..." into its
  * parts (each malloc'd or NULL). The host is the first component when it

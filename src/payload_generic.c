@@ -1,17 +1,19 @@
 /* payload_generic.c - for CI jobs and anything else:
  * {"image":"host/ns/name:tag"} or {"repository":"ns/name","tag":"v1"}
  * (optional "registry", "digest", "id"). */
+#include <stdlib.h>
+
 #include "payload_formats.h"
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     (void)hints;
-    return json_is_string(json_object_get(root, "image")) ||
-           (json_is_string(json_object_get(root, "repository")) &&
-            json_is_string(json_object_get(root, "tag")));
+    return jv_is_string(jv_get(root, "image")) ||
+           (jv_is_string(jv_get(root, "repository")) &&
+            jv_is_string(jv_get(root, "tag")));
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
     const char *id, *registry, *digest;
     if (payload_get_str(root, "id", &id) < 0 || payload_get_str(root, "registry", &registry) < 0 ||

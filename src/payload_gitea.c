@@ -6,18 +6,18 @@
 
 #include "payload_formats.h"
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     if (hints && hints->gitea_event) return strcmp(hints->gitea_event, "package") == 0;
-    json_t *p = json_object_get(root, "package");
-    return json_is_object(p) && json_is_string(json_object_get(p, "type")) &&
-           json_is_string(json_object_get(p, "version"));
+    const struct jv *p = jv_get(root, "package");
+    return jv_is_object(p) && jv_is_string(jv_get(p, "type")) &&
+           jv_is_string(jv_get(p, "version"));
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
-    json_t *p = json_object_get(root, "package");
-    if (!json_is_object(p)) {
+    const struct jv *p = jv_get(root, "package");
+    if (!jv_is_object(p)) {
         buf_puts(err, "package missing or not an object");
         return -1;
     }

@@ -4,26 +4,28 @@
  * "namespace"|"owner","package_type","package_version":{"container_metadata":
  * {"tag":{"name","digest"}},"package_url"}}} */
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "payload_formats.h"
 
-static json_t *package_of(json_t *root)
+static const struct jv *package_of(const struct jv *root)
 {
-    json_t *p = json_object_get(root, "registry_package");
-    return json_is_object(p) ? p : json_object_get(root, "package");
+    const struct jv *p = jv_get(root, "registry_package");
+    return jv_is_object(p) ? p : jv_get(root, "package");
 }
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     /* Gitea sends X-GitHub-Event too, for compatibility: its own header wins. */
     if (hints && hints->gitea_event) return false;
     if (hints && hints->github_event)
         return !strcmp(hints->github_event, "registry_package") || !strcmp(hints->github_event, "package");
-    json_t *p = package_of(root);
+    const struct jv *p = package_of(root);
     /* GitHub's package objects have package_version; Gitea's do not. */
-    return json_is_object(p) && json_is_object(json_object_get(p, "package_version"));
+    return jv_is_object(p) && jv_is_object(jv_get(p, "package_version"));
 }
 
 static char *lower(const char *s)
@@ -33,10 +35,10 @@ static char *lower(const char *s)
     return d;
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
-    json_t *p = package_of(root);
-    if (!json_is_object(p)) {
+    const struct jv *p = package_of(root);
+    if (!jv_is_object(p)) {
         buf_puts(err, "registry_package (or package) missing or not an object");
         return -1;
     }
@@ -68,9 +70,9 @@ static int parse(json_t *root, struct payload *out, struct buf *err)
     if (!ev->registry) ev->registry = xstrdup("ghcr.io");
     ev->tag = tag && *tag ? xstrdup(tag) : NULL;
     ev->digest = payload_dup(digest);
-    json_t *vid = json_object_get(json_object_get(p, "package_version"), "id");
+    const struct jv *vid = jv_get(jv_get(p, "package_version"), "id");
     char idbuf[32] = "";
-    if (json_is_integer(vid)) snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(vid));
+    if (jv_is_integer(vid)) snprintf(idbuf, sizeof idbuf, "%lld", (long long)jv_integer(vid));
     const char *parts[] = {idbuf, ev->repository, tag};
     ev->id = payload_synthetic_id("github", parts, 3);
 

@@ -7,33 +7,33 @@
 
 #include "payload_formats.h"
 
-static bool is_cloudevent(json_t *root)
+static bool is_cloudevent(const struct jv *root)
 {
-    return json_is_string(json_object_get(root, "specversion")) &&
-           json_is_object(json_object_get(root, "data"));
+    return jv_is_string(jv_get(root, "specversion")) &&
+           jv_is_object(jv_get(root, "data"));
 }
 
-static bool detect(json_t *root, const struct payload_hints *hints)
+static bool detect(const struct jv *root, const struct payload_hints *hints)
 {
     (void)hints;
     const char *type = payload_str_at(root, "type");
     if (is_cloudevent(root)) return type && strncmp(type, "harbor.", 7) == 0;
-    return type && json_is_object(json_object_get(root, "event_data"));
+    return type && jv_is_object(jv_get(root, "event_data"));
 }
 
-static int parse(json_t *root, struct payload *out, struct buf *err)
+static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
     bool ce = is_cloudevent(root);
     const char *type = payload_str_at(root, "type");
-    json_t *data = json_object_get(root, ce ? "data" : "event_data");
+    const struct jv *data = jv_get(root, ce ? "data" : "event_data");
     bool push = ce ? strcmp(type, "harbor.artifact.pushed") == 0 : strcmp(type, "PUSH_ARTIFACT") == 0;
     const char *repo = payload_str_at(data, "repository.repo_full_name");
-    json_t *resources = json_object_get(data, "resources");
+    const struct jv *resources = jv_get(data, "resources");
     if (push && !repo) {
         buf_printf(err, "%s.repository.repo_full_name missing or not a string", ce ? "data" : "event_data");
         return -1;
     }
-    if (push && !json_is_array(resources)) {
+    if (push && !jv_is_array(resources)) {
         buf_printf(err, "%s.resources missing or not an array", ce ? "data" : "event_data");
         return -1;
     }
@@ -49,14 +49,14 @@ static int parse(json_t *root, struct payload *out, struct buf *err)
         return 0;
     }
     char when[32] = "";
-    json_t *at = json_object_get(root, "occur_at");
-    if (json_is_number(at)) snprintf(when, sizeof when, "%.0f", json_number_value(at));
+    const struct jv *at = jv_get(root, "occur_at");
+    if (jv_is_number(at)) snprintf(when, sizeof when, "%.0f", jv_number(at));
     size_t i;
-    json_t *r;
-    json_array_foreach(resources, i, r) {
+    const struct jv *r;
+    for (i = 0; i < jv_size(resources) && (r = jv_at(resources, i)); i++) {
         char where[48];
         snprintf(where, sizeof where, "resource %zu", i + 1);
-        if (!json_is_object(r)) {
+        if (!jv_is_object(r)) {
             buf_printf(err, "%s: not an object", where);
             return -1;
         }

@@ -104,6 +104,17 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     b->len += (size_t)n;
 }
 
+void buf_put_uint(struct buf *b, size_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, d + i, sizeof d - i);
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

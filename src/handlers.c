@@ -301,7 +301,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
     json_put_key(b, "format", &top);
     json_put_str(b, p.format);
     json_put_key(b, "accepted", &top);
-    buf_printf(b, "%zu", p.n);
+    buf_put_uint(b, p.n);
     json_put_key(b, "events", &top);
     buf_putc(b, '[');
     for (size_t i = 0; i < p.n; i++) {
@@ -339,7 +339,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
             json_put_str(b, "forwarded");
             a->events_forwarded++;
             json_put_key(b, "targets", &first);
-            buf_printf(b, "%zu", n);
+            buf_put_uint(b, n);
             LOG(&a->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
                 F_STR("repository", ev->repository), F_STR("tag", ev->tag),
                 F_STR("event_id", ev->id), F_INT("targets", n));

@@ -54,6 +54,9 @@ struct conn {
     struct buf stash;             /* received but not yet parsed while paused */
     int error_status;             /* set by a parser callback that refuses the request */
     const char *error_msg;
+    uint64_t deadline;            /* loop time when the running phase times out; 0: none */
+    uint64_t timer_due;           /* when the timer, if lazily armed, fires */
+    bool timer_lazy;              /* the timer runs on_timer and may fire before deadline */
 };
 
 struct http_server {
@@ -72,6 +75,12 @@ struct http_server {
     void (*closed_cb)(void *ud);
     void *closed_ud;
     llhttp_settings_t settings;
+    /* Handlers run one at a time, so one response and one header array
+     * serve every connection; reused, they cost no allocation per request. */
+    struct http_response res;
+    struct buf out;
+    struct http_header *hdrs;
+    size_t caphdrs;
     char read_buf[READ_BUF_SIZE];
 };
 
@@ -88,8 +97,12 @@ static void conn_close(struct conn *c);
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
+    /* Handlers look up several headers per request: reject on the first
+     * letter before the full comparison. */
+    unsigned char first = (unsigned char)(*name | 0x20);
     for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0) return req->headers[i].value;
+        if (((unsigned char)*req->headers[i].name | 0x20) == first && strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
     return NULL;
 }
 
@@ -131,6 +144,10 @@ static void server_maybe_free(struct http_server *s)
         void (*cb)(void *) = s->closed_cb;
         void *ud = s->closed_ud;
         free(s->addr);
+        free(s->hdrs);
+        buf_free(&s->res.headers);
+        buf_free(&s->res.body);
+        buf_free(&s->out);
         free(s);
         if (cb) cb(ud);
     }
@@ -219,6 +236,7 @@ static void finish_conn(struct conn *c)
         return;
     }
     start_reading(c);
+    c->timer_lazy = false;
     uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
 }
 
@@ -248,6 +266,23 @@ static void on_write(uv_write_t *req, int status)
 static void conn_write(struct conn *c, const char *data, size_t len)
 {
     if (c->closing) return;
+    /* Nearly every reply fits in the socket buffer: write it now. uv_write
+     * would also write at once, but costs a copy, an allocation and an
+     * epoll_ctl per reply. A closing reply keeps the queued path, whose
+     * completion callback ends the connection. */
+    if (c->pending_writes == 0 && !c->close_after) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)len) return;
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            LOG(c->srv->o.log, LOG_DEBUG, "http write failed", F_STR("peer", c->peer), F_STR("error", uv_strerror(n)));
+            conn_close(c);
+            return;
+        }
+    }
     struct wreq *w = xmalloc(sizeof *w + len);
     w->c = c;
     w->len = len;
@@ -263,20 +298,34 @@ static void conn_write(struct conn *c, const char *data, size_t len)
     c->pending_writes++;
 }
 
+/* Big buffers are not kept between requests: one large /routes reply
+ * must not pin its size for the life of the process. */
+static void buf_recycle(struct buf *b)
+{
+    if (b->cap > 64 * 1024) buf_free(b);
+    else buf_reset(b);
+}
+
 static void send_response(struct conn *c, struct http_response *res, bool head_only)
 {
-    struct buf out;
-    buf_init(&out);
-    buf_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", res->status,
-               http_status_reason(res->status), res->content_type ? res->content_type : "application/json",
-               res->body.len);
-    if (res->headers.len) buf_append(&out, res->headers.data, res->headers.len);
+    struct buf *out = &c->srv->out;
+    buf_reset(out);
+    buf_puts(out, "HTTP/1.1 ");
+    buf_put_uint(out, (size_t)res->status);
+    buf_putc(out, ' ');
+    buf_puts(out, http_status_reason(res->status));
+    buf_puts(out, "\r\nContent-Type: ");
+    buf_puts(out, res->content_type ? res->content_type : "application/json");
+    buf_puts(out, "\r\nContent-Length: ");
+    buf_put_uint(out, res->body.len);
+    buf_puts(out, "\r\n");
+    if (res->headers.len) buf_append(out, res->headers.data, res->headers.len);
     /* Always explicit: an HTTP/1.0 client only keeps the connection when
      * told so, and a closing reply tells the client not to pipeline more. */
-    buf_puts(&out, c->close_after ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
-    if (!head_only && res->body.len) buf_append(&out, res->body.data, res->body.len);
-    conn_write(c, out.data, out.len);
-    buf_free(&out);
+    buf_puts(out, c->close_after ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+    if (!head_only && res->body.len) buf_append(out, res->body.data, res->body.len);
+    conn_write(c, out->data, out->len);
+    buf_recycle(out);
 }
 
 /* Refuses the request in progress and ends the connection. The reply gets a
@@ -291,7 +340,10 @@ static void send_error(struct conn *c, int status, const char *msg)
     send_response(c, &res, false);
     buf_free(&res.headers);
     buf_free(&res.body);
-    if (!c->closing) uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
+    if (!c->closing) {
+        c->timer_lazy = false;
+        uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
+    }
     LOG(c->srv->o.log, LOG_DEBUG, "http request refused", F_STR("peer", c->peer), F_INT("status", status),
         F_STR("error", msg));
 }
@@ -326,6 +378,12 @@ static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
     if (c->closing) return;
+    uint64_t now = uv_now(c->srv->loop);
+    if (c->deadline > now) {   /* armed lazily for an earlier deadline: wait for the rest */
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        return;
+    }
     if (c->in_request && !c->close_after) {
         /* A request deadline, not an inactivity one: trickling bytes does
          * not buy a slow client more time. */
@@ -338,12 +396,24 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* Called twice per request, so it avoids touching the timer heap: a timer
+ * already due at or before the new deadline is left alone, and on_timer
+ * re-arms for whatever remains when it fires early. */
 static void arm_timer(struct conn *c)
 {
     const struct http_server_opts *o = &c->srv->o;
     uint64_t ms = c->in_request ? o->request_timeout_ms : o->idle_timeout_ms;
-    uv_timer_stop(&c->timer);
-    if (ms) uv_timer_start(&c->timer, on_timer, ms, 0);
+    if (!ms) {
+        c->deadline = 0;
+        c->timer_lazy = false;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    c->deadline = uv_now(c->srv->loop) + ms;
+    if (c->timer_lazy && uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= c->deadline) return;
+    c->timer_lazy = true;
+    c->timer_due = c->deadline;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -456,7 +526,11 @@ static int on_message_complete(llhttp_t *p)
     struct conn *c = p->data;
     struct http_server *s = c->srv;
     size_t nh = c->nhoffs / 2;
-    struct http_header *hs = xcalloc(nh ? nh : 1, sizeof *hs);
+    if (nh > s->caphdrs) {
+        s->caphdrs = nh < 32 ? 32 : nh;
+        s->hdrs = xrealloc(s->hdrs, s->caphdrs * sizeof *s->hdrs);
+    }
+    struct http_header *hs = s->hdrs;
     for (size_t i = 0; i < nh; i++) {
         hs[i].name = c->hstore.data + c->hoffs[2 * i];
         hs[i].value = trim(c->hstore.data + c->hoffs[2 * i + 1]);
@@ -478,17 +552,16 @@ static int on_message_complete(llhttp_t *p)
         .body_len = c->body.len,
         .peer = c->peer,
     };
-    struct http_response res = {.status = 500};
-    buf_init(&res.headers);
-    buf_init(&res.body);
+    struct http_response *res = &s->res;
+    res->status = 500;
+    res->content_type = NULL;
     /* We never switch protocols: an Upgrade or CONNECT request gets its
      * reply and the connection ends, as llhttp stops parsing there anyway. */
     if (!llhttp_should_keep_alive(p) || p->upgrade || s->stopping) c->close_after = true;
-    s->o.handler(s->o.ud, &req, &res);
-    send_response(c, &res, strcmp(method, "HEAD") == 0);
-    buf_free(&res.headers);
-    buf_free(&res.body);
-    free(hs);
+    s->o.handler(s->o.ud, &req, res);
+    send_response(c, res, strcmp(method, "HEAD") == 0);
+    buf_recycle(&res->headers);
+    buf_recycle(&res->body);
     reset_request(c);
     arm_timer(c);
     /* After a closing reply nothing else on this connection is parsed. */
@@ -631,6 +704,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     peer_name(&c->tcp, c->peer, sizeof c->peer);
+    /* Replies are written whole; Nagle would only hold the last segment of
+     * a large one back waiting for an ACK. */
+    uv_tcp_nodelay(&c->tcp, 1);
     if (s->nconns > s->o.max_connections) {
         /* Under a flood one warning says it all; the rest go to debug. */
         LOG(s->o.log, s->cap_warned ? LOG_DEBUG : LOG_WARN, "connection refused: too many connections",

@@ -74,8 +74,10 @@ struct http_client {
     bool sweep_closed;
     bool closing;
     llhttp_settings_t settings;   /* the same callbacks for every call */
-    SSL_CTX *tls;                 /* NULL until http_client_tls_setup */
+    SSL_CTX *tls;                 /* NULL until the first https request (see tls_context) */
+    bool tls_enabled;             /* http_client_tls_setup was called */
     bool tls_insecure;
+    char *tls_ca_file;            /* NULL: the system bundle */
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
 };
 
@@ -133,6 +135,7 @@ static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
     if (c->tls) SSL_CTX_free(c->tls);
+    free(c->tls_ca_file);
     free(c);
 }
 
@@ -681,26 +684,43 @@ struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const stru
     return c;
 }
 
-int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err)
+/* The TLS context, made on first use: OpenSSL's initialisation and the
+ * parsed system CA bundle cost about 4 MiB of memory, which a router that
+ * only forwards over http never needs to pay. */
+static int tls_context(struct http_client *c, const char **err)
 {
+    if (c->tls) return 0;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
+        ERR_clear_error();
         *err = "cannot create a TLS context";
         return -EINVAL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
+    int ok = c->tls_insecure ? 1
+             : c->tls_ca_file ? SSL_CTX_load_verify_locations(ctx, c->tls_ca_file, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
     if (!ok) {
         ERR_clear_error();
         SSL_CTX_free(ctx);
-        *err = ca_file ? "TLS_CA_FILE holds no usable PEM certificate" : "cannot load the system CA bundle";
+        *err = c->tls_ca_file ? "TLS_CA_FILE holds no usable PEM certificate" : "cannot load the system CA bundle";
         return -EINVAL;
     }
-    if (c->tls) SSL_CTX_free(c->tls);
     c->tls = ctx;
-    c->tls_insecure = insecure;
     return 0;
+}
+
+int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err)
+{
+    if (c->tls) SSL_CTX_free(c->tls);
+    c->tls = NULL;
+    free(c->tls_ca_file);
+    c->tls_ca_file = ca_file ? xstrdup(ca_file) : NULL;
+    c->tls_insecure = insecure;
+    c->tls_enabled = true;
+    /* A CA file the operator named is loaded now: a wrong path must stop
+     * start-up, not the first redeploy. */
+    return ca_file && !insecure ? tls_context(c, err) : 0;
 }
 
 static void build_request(struct http_call *call, const struct http_client_opts *o)
@@ -734,8 +754,13 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     call->timer.data = call;
 
     if (c->closing) call->deferred_err = -ECANCELED;
-    else if (ep->tls && (!c->tls || ep->unix_path)) call->deferred_err = -EPROTONOSUPPORT;
+    else if (ep->tls && (!c->tls_enabled || ep->unix_path)) call->deferred_err = -EPROTONOSUPPORT;
     else if (!ep->unix_path && !ep->host) call->deferred_err = -EINVAL;
+    const char *why;
+    if (!call->deferred_err && ep->tls && tls_context(c, &why) < 0) {
+        LOG(c->log, LOG_ERROR, "cannot set up TLS", F_STR("error", why));
+        call->deferred_err = -EPROTO;
+    }
     if (call->deferred_err) {
         /* Reported from the loop, never from inside this call. */
         uv_timer_start(&call->timer, on_timer, 0, 0);

@@ -59,8 +59,10 @@ struct http_call;
 
 struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const struct logger *lg);
 /* TLS for https endpoints: verify against ca_file (NULL: the system
- * bundle), or not at all when insecure. Called once, before requests.
- * Returns 0, or -EINVAL with *err saying why (e.g. an unreadable CA file). */
+ * bundle), or not at all when insecure. Called once, before requests. The
+ * context is made on the first https request, except that a ca_file is
+ * loaded at once. Returns 0, or -EINVAL with *err saying why (e.g. an
+ * unreadable CA file). */
 int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err);
 /* Starts a request. Never calls on_done re-entrantly from inside this call.
  * The opts strings are copied. */

@@ -20,6 +20,13 @@
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
+/* Runs before the loop waits for I/O: the lines of this turn go out in one write. */
+static void on_log_flush(uv_prepare_t *h)
+{
+    struct app *a = h->data;
+    log_flush(&a->log);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct app *a = h->data;
@@ -64,6 +71,10 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     a->loop = loop;
     a->cfg = cfg;
     logger_init(&a->log, cfg->log_level, cfg->log_format, 1);
+    log_batch_start(&a->log);
+    uv_prepare_init(loop, &a->log_flush);
+    a->log_flush.data = a;
+    uv_prepare_start(&a->log_flush, on_log_flush);
 
     LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
         F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
@@ -140,6 +151,10 @@ static void close_rest(struct app *a)
     a->http = NULL;
     if (a->dns) dns_close(a->dns);
     a->dns = NULL;
+    if (a->log_flush.data) {
+        uv_close((uv_handle_t *)&a->log_flush, NULL);
+        a->log_flush.data = NULL;
+    }
     if (uv_is_active((uv_handle_t *)&a->sigterm) || a->sigterm.data) {
         uv_close((uv_handle_t *)&a->sigterm, NULL);
         uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -165,6 +180,7 @@ void app_stop(struct app *a)
 
 void app_free(struct app *a)
 {
+    log_batch_free(&a->log);   /* the last lines, written after the loop ended */
     if (a->fwd) forward_free(a->fwd);
     routes_free(a->routes);
     dedupe_free(a->seen);

@@ -37,6 +37,7 @@ struct app {
     unsigned long events_forwarded, events_ignored, events_duplicate;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */
     bool stopping;
     int exit_code;
 };

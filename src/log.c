@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,11 +14,56 @@
 
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error"};
 
+#define BATCH_FLUSH_BYTES (64 * 1024)
+
+struct log_batch {
+    struct buf lines;
+};
+
 void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd)
 {
     lg->level = level;
     lg->format = format;
     lg->fd = fd;
+    lg->batch = NULL;
+}
+
+void log_batch_start(struct logger *lg)
+{
+    if (!lg->batch) {
+        lg->batch = xcalloc(1, sizeof *lg->batch);
+        buf_init(&lg->batch->lines);
+    }
+}
+
+static void write_all(int fd, const char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, p + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   /* nowhere to report a failing log sink */
+        off += (size_t)n;
+    }
+}
+
+void log_flush(const struct logger *lg)
+{
+    if (!lg || !lg->batch || !lg->batch->lines.len) return;
+    struct buf *b = &lg->batch->lines;
+    write_all(lg->fd, b->data, b->len);
+    /* A burst must not pin its buffer. */
+    if (b->cap > BATCH_FLUSH_BYTES * 2) buf_free(b);
+    else buf_reset(b);
+}
+
+void log_batch_free(struct logger *lg)
+{
+    if (!lg->batch) return;
+    log_flush(lg);
+    buf_free(&lg->batch->lines);
+    free(lg->batch);
+    lg->batch = NULL;
 }
 
 int log_enabled(const struct logger *lg, enum log_level level)
@@ -100,15 +147,15 @@ void log_write(const struct logger *lg, enum log_level level, const char *msg,
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (lg->batch) {
+        struct buf *b = &lg->batch->lines;
+        log_format_line(b, lg->format, ms, level, msg, fields, nfields);
+        if (level >= LOG_ERROR || b->len >= BATCH_FLUSH_BYTES) log_flush(lg);
+        return;
+    }
     struct buf line;
     buf_init(&line);
     log_format_line(&line, lg->format, ms, level, msg, fields, nfields);
-    size_t off = 0;
-    while (off < line.len) {
-        ssize_t n = write(lg->fd, line.data + off, line.len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;   /* nowhere to report a failing log sink */
-        off += (size_t)n;
-    }
+    write_all(lg->fd, line.data, line.len);
     buf_free(&line);
 }

@@ -22,10 +22,13 @@ struct log_field {
     long long i;       /* LF_INT, LF_BOOL */
 };
 
+struct log_batch;
+
 struct logger {
     enum log_level level;
     enum log_format format;
     int fd;            /* 1 for stdout; tests point it at a pipe or file */
+    struct log_batch *batch;   /* NULL: one write(2) per line */
 };
 
 #define F_STR(k, v)  {.key = (k), .type = LF_STR, .s = (v)}
@@ -37,7 +40,16 @@ void logger_init(struct logger *lg, enum log_level level, enum log_format format
 int log_enabled(const struct logger *lg, enum log_level level);
 const char *log_level_name(enum log_level level);
 
-/* Writes one line with one write(2) so lines from a pipe are never torn. */
+/* Batching: the daemon logs a line or two per forward, and a write(2)
+ * each cost as much as the forward itself. With a batch, lines collect in
+ * memory and go out with log_flush, which the loop calls once per
+ * iteration (so a line is late by at most one turn of the loop). Errors,
+ * and a batch past 64 KiB, are written at once. log_batch_free flushes. */
+void log_batch_start(struct logger *lg);
+void log_flush(const struct logger *lg);
+void log_batch_free(struct logger *lg);
+
+/* Writes whole lines with one write(2) so lines from a pipe are never torn. */
 void log_write(const struct logger *lg, enum log_level level, const char *msg,
                const struct log_field *fields, size_t nfields);
 

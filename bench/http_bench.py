@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The router against a ceiling, on loopback, in one run. Prints a table; not a test.
 
-  bench/http_bench.py [--seconds 10] [--connections 64]
+  bench/http_bench.py [--seconds 10] [--connections 64] [--binary PATH]
+
+The router measured is the static build (cmake --preset static), the binary
+the image ships, when it exists; otherwise the release build.
 
 Workloads, built from shared/fixtures/distribution:
   noise  a pull notification (ignored), the bulk of what a busy registry sends
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
 from harness import Engine, free_port, stop_pid, wait_until  # noqa: E402
 
 ROOT = os.path.join(HERE, "..")
-BINARY = os.path.join(ROOT, "build", "release", "webhook-router")
+BINARIES = [os.path.join(ROOT, "build", p, "webhook-router") for p in ("static", "release")]
 FIX = os.path.join(ROOT, "..", "shared", "fixtures", "distribution")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -107,9 +110,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--binary", default=next((b for b in BINARIES if os.access(b, os.X_OK)), None))
     args = ap.parse_args()
-    if not os.access(BINARY, os.X_OK):
-        sys.exit("build the release preset first")
+    if not args.binary or not os.access(args.binary, os.X_OK):
+        sys.exit("build the static (or release) preset first")
+    print(f"router binary: {os.path.relpath(args.binary)}")
     d = tempfile.mkdtemp(prefix="wr-hb-", dir="/tmp")
     engine = Engine(insecure_registry="127.0.0.1:1")
     procs, router = [], None
@@ -126,7 +131,7 @@ def main():
                    FORWARD_QUEUE_MAX="1000000", LISTEN_ADDR="127.0.0.1", LISTEN_PORT=str(router_port))
         # Logs go to a file: a reader in this process must not throttle the router.
         log = open(os.path.join(d, "router.log"), "wb")
-        router = subprocess.Popen(["taskset", "-c", "0", BINARY], env=env, stdout=log,
+        router = subprocess.Popen(["taskset", "-c", "0", args.binary], env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{router_port}"
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "handlers.h"
 
@@ -16,7 +17,9 @@
 #define MAX_HEADER_BYTES (16 * 1024)
 #define REQUEST_TIMEOUT_MS (10 * 1000)
 #define IDLE_TIMEOUT_MS (60 * 1000)
-#define MAX_CONNECTIONS 8192
+/* File descriptors kept for everything but client connections: the Docker
+ * sockets, forwards (FORWARD_CONCURRENCY more), DNS, the log. */
+#define RESERVED_FDS 64
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
@@ -107,6 +110,17 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
 
+    /* A cap the file descriptor limit cannot honour would turn into accept
+     * errors instead of clean 503s: lower it, and say so. */
+    size_t max_conns = (size_t)cfg->max_connections;
+    struct rlimit rl;
+    size_t reserve = RESERVED_FDS + (size_t)cfg->forward_concurrency;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max_conns + reserve) {
+        size_t fit = rl.rlim_cur > reserve + 16 ? (size_t)rl.rlim_cur - reserve : 16;
+        LOG(&a->log, LOG_WARN, "MAX_CONNECTIONS lowered to fit the open file limit",
+            F_INT("max_connections", cfg->max_connections), F_INT("nofile", rl.rlim_cur), F_INT("now", fit));
+        max_conns = fit;
+    }
     struct http_server_opts so = {
         .addr = cfg->listen_addr,
         .port = cfg->listen_port,
@@ -114,7 +128,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .max_body_bytes = cfg->max_body_bytes,
         .request_timeout_ms = REQUEST_TIMEOUT_MS,
         .idle_timeout_ms = IDLE_TIMEOUT_MS,
-        .max_connections = MAX_CONNECTIONS,
+        .max_connections = max_conns,
         .handler = handlers_dispatch,
         .ud = a,
         .log = &a->log,

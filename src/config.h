@@ -29,6 +29,7 @@ struct config {
     char *tls_ca_file;          /* NULL: system bundle */
     bool tls_insecure;
     size_t max_body_bytes;
+    int max_connections;
 };
 
 enum config_action {

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -163,7 +164,20 @@ def main():
         ceil_push = run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", push_lua, args)
         rows.append(("nginx ceiling", "push", ceil_push))
         before = delivered_total()
+        # The forward queue's depth while pushes pour in (sampled, from /metrics).
+        depth, sampling = [0], [True]
+
+        def sample():
+            while sampling[0]:
+                text = urllib.request.urlopen(base + "/metrics").read().decode()
+                m = re.search(r"^webhook_router_forward_queue_depth (\S+)$", text, re.M)
+                depth[0] = max(depth[0], int(float(m.group(1))) if m else 0)
+                time.sleep(0.1)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         r_push = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", push_lua, args)
+        sampling[0] = False
+        sampler.join()
         rows.append(("webhook-router", "push", r_push))
         accepted = r_push["requests"] - r_push["non2xx"]
         wait_until(lambda: delivered_total() - before >= accepted, 120, 0.2, "every push delivered")
@@ -196,7 +210,7 @@ def main():
         print(f"\nnoise: router/ceiling req/s = {r_noise['rps'] / ceil_noise['rps']:.2f}, "
               f"CPU per request router/ceiling = {r_noise['cpu_us_per_req'] / ceil_noise['cpu_us_per_req']:.2f}")
         print(f"push:  router/ceiling req/s = {r_push['rps'] / ceil_push['rps']:.2f}; "
-              f"accepted {accepted}, delivered {delivered}")
+              f"accepted {accepted}, delivered {delivered}; forward queue depth at most {depth[0]} (sampled)")
         print(f"router RSS: idle {idle_rss:.1f} MiB, peak {peak:.1f} MiB")
         print(f"event-to-route (docker create returned -> forwarded), 30 containers: "
               f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {lat[-1]:.1f} ms")

@@ -1,8 +1,10 @@
 /* JSON escaping, log line format and redaction in logs. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -102,11 +104,66 @@ static void test_levels(void **state)
     assert_string_equal(log_level_name(LOG_TRACE), "trace");
 }
 
+/* What the pipe holds right now (non-blocking read), as a string. */
+static size_t drain(int fd, char *out, size_t cap)
+{
+    ssize_t n = read(fd, out, cap - 1);
+    out[n > 0 ? n : 0] = '\0';
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+    struct logger lg;
+    logger_init(&lg, LOG_DEBUG, LOG_FORMAT_JSON, p[1]);
+    log_batch_start(&lg);
+    char got[256 * 1024];
+    LOG(&lg, LOG_INFO, "one", F_INT("n", 1));
+    LOG(&lg, LOG_WARN, "two", F_URL("target", "http://h/hook/secret-token"));
+    assert_int_equal(drain(p[0], got, sizeof got), 0);   /* held until the flush */
+    log_flush(&lg);
+    size_t n = drain(p[0], got, sizeof got);
+    assert_true(n > 0 && n == strlen(got));
+    assert_non_null(strstr(got, "\"msg\":\"one\""));
+    char *second = strchr(got, '\n');
+    assert_non_null(second);
+    assert_non_null(strstr(second, "\"msg\":\"two\""));   /* in order, whole lines */
+    assert_null(strstr(got, "secret-token"));
+    log_flush(&lg);                                        /* nothing pending: no write */
+    assert_int_equal(drain(p[0], got, sizeof got), 0);
+    /* An error goes out at once, with what was pending before it. */
+    LOG(&lg, LOG_INFO, "before");
+    LOG(&lg, LOG_ERROR, "bad");
+    drain(p[0], got, sizeof got);
+    assert_true(strstr(got, "before") && strstr(got, "bad") && strstr(got, "before") < strstr(got, "bad"));
+    /* A burst is written when the batch passes 64 KiB, not held. */
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 70; i++) LOG(&lg, LOG_INFO, "burst", F_STR("data", big));
+    assert_true(drain(p[0], got, sizeof got) >= 64 * 1024);
+    /* Freeing flushes the rest. */
+    LOG(&lg, LOG_INFO, "last");
+    log_batch_free(&lg);
+    assert_null(lg.batch);
+    drain(p[0], got, sizeof got);
+    assert_non_null(strstr(got, "\"msg\":\"last\""));
+    LOG(&lg, LOG_INFO, "unbatched again");                /* straight to the fd */
+    drain(p[0], got, sizeof got);
+    assert_non_null(strstr(got, "unbatched again"));
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_roundtrip_all_bytes),
         cmocka_unit_test(test_log_line), cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -457,6 +457,14 @@ int jdoc_parse(struct jdoc *doc, const char *text, size_t len, char *err, size_t
     return 0;
 }
 
+void *jdoc_alloc(struct jdoc *doc, size_t n)
+{
+    struct parser p = {.arena = doc->arena, .next_chunk = 256};
+    void *r = arena_alloc(&p, n);
+    doc->arena = p.arena;
+    return r;
+}
+
 void jdoc_free(struct jdoc *doc)
 {
     struct jarena *a = doc->arena;

@@ -48,6 +48,9 @@ struct jdoc {
  * into err (size errlen). doc is always safe to jdoc_free. */
 int jdoc_parse(struct jdoc *doc, const char *text, size_t len, char *err, size_t errlen);
 void jdoc_free(struct jdoc *doc);
+/* Memory that lives and dies with the document (for strings made from its
+ * values). doc must have been parsed successfully. */
+void *jdoc_alloc(struct jdoc *doc, size_t n);
 
 static inline bool jv_is(const struct jv *v, enum jv_type t) { return v && v->type == t; }
 static inline bool jv_is_object(const struct jv *v) { return jv_is(v, JV_OBJECT); }

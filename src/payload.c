@@ -21,16 +21,8 @@ struct push_event *payload_add_event(struct payload *p, const char *format)
 
 void payload_free(struct payload *p)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        struct push_event *ev = &p->events[i];
-        free(ev->id);
-        free(ev->registry);
-        free(ev->repository);
-        free(ev->tag);
-        free(ev->digest);
-        free(ev->ignored);
-    }
     free(p->events);
+    jdoc_free(&p->doc);
     memset(p, 0, sizeof *p);
 }
 
@@ -46,13 +38,12 @@ int payload_parse(const char *body, size_t len, const struct payload_hints *hint
                   struct payload *out, struct buf *err)
 {
     memset(out, 0, sizeof *out);
-    struct jdoc doc;
     char jerr[160];
-    if (jdoc_parse(&doc, body, len, jerr, sizeof jerr) < 0) {
+    if (jdoc_parse(&out->doc, body, len, jerr, sizeof jerr) < 0) {
         buf_printf(err, "body is not valid JSON: %s", jerr);
         return -EINVAL;
     }
-    const struct jv *root = doc.root;
+    const struct jv *root = out->doc.root;
     int rc = -EINVAL;
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         if (!formats[i]->detect(root, hints)) continue;
@@ -65,7 +56,6 @@ int payload_parse(const char *body, size_t len, const struct payload_hints *hint
         for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
             buf_printf(err, "%s %s", i ? ";" : ":", formats[i]->describe);
     }
-    jdoc_free(&doc);
     if (rc < 0) payload_free(out);
     return rc;
 }
@@ -82,9 +72,19 @@ int payload_get_str(const struct jv *obj, const char *key, const char **out)
     return 0;
 }
 
-char *payload_dup(const char *s)
+const char *payload_strndup(struct payload *p, const char *s, size_t n)
 {
-    return s ? xstrdup(s) : NULL;
+    char *d = jdoc_alloc(&p->doc, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+const char *payload_keep(struct payload *p, struct buf *b)
+{
+    const char *s = payload_strndup(p, b->data ? b->data : "", b->len);
+    buf_free(b);
+    return s;
 }
 
 const char *payload_str_at(const struct jv *root, const char *path)
@@ -115,19 +115,20 @@ static bool looks_like_host(const char *s, size_t n)
     return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && memcmp(s, "localhost", 9) == 0);
 }
 
-int payload_split_image(const char *ref, char **host, char **repository, char **tag, char **digest)
+int payload_split_image(struct payload *p, const char *ref, const char **host, const char **repository,
+                        const char **tag, const char **digest)
 {
     *host = *repository = *tag = *digest = NULL;
     if (!ref || !*ref) return -EINVAL;
     const char *at = strchr(ref, '@');
     size_t n = at ? (size_t)(at - ref) : strlen(ref);
-    if (at && at[1]) *digest = xstrdup(at + 1);
     const char *slash = memchr(ref, '/', n);
     const char *path = ref;
+    size_t hostlen = 0;
     if (slash && looks_like_host(ref, (size_t)(slash - ref))) {
-        *host = xstrndup(ref, (size_t)(slash - ref));
+        hostlen = (size_t)(slash - ref);
         path = slash + 1;
-        n -= (size_t)(slash - ref) + 1;
+        n -= hostlen + 1;
     }
     /* A tag is a ':' after the last '/'. */
     const char *last_slash = NULL, *colon = NULL;
@@ -135,32 +136,27 @@ int payload_split_image(const char *ref, char **host, char **repository, char **
         if (path[i] == '/') last_slash = path + i;
         if (path[i] == ':') colon = path + i;
     }
-    if (colon && (!last_slash || colon > last_slash)) {
-        *tag = xstrndup(colon + 1, n - (size_t)(colon + 1 - path));
-        n = (size_t)(colon - path);
-    }
-    if (n == 0) {
-        free(*host);
-        free(*tag);
-        free(*digest);
-        *host = *tag = *digest = NULL;
-        return -EINVAL;
-    }
-    *repository = xstrndup(path, n);
+    size_t repolen = n;
+    if (colon && (!last_slash || colon > last_slash)) repolen = (size_t)(colon - path);
+    if (repolen == 0) return -EINVAL;
+    if (repolen < n) *tag = payload_strndup(p, colon + 1, n - repolen - 1);
+    if (hostlen) *host = payload_strndup(p, ref, hostlen);
+    if (at && at[1]) *digest = payload_strdup(p, at + 1);
+    *repository = payload_strndup(p, path, repolen);
     return 0;
 }
 
-char *payload_host_of(const char *s)
+const char *payload_host_of(struct payload *out, const char *s)
 {
     if (!s) return NULL;
     const char *p = strstr(s, "://");
     p = p ? p + 3 : s;
     size_t n = strcspn(p, "/?#");
     if (!n || (!strstr(s, "://") && !looks_like_host(p, n))) return NULL;
-    return xstrndup(p, n);
+    return payload_strndup(out, p, n);
 }
 
-char *payload_synthetic_id(const char *format, const char *const *parts, size_t n)
+const char *payload_synthetic_id(struct payload *out, const char *format, const char *const *parts, size_t n)
 {
     struct buf b;
     buf_init(&b);
@@ -169,5 +165,5 @@ char *payload_synthetic_id(const char *format, const char *const *parts, size_t 
         buf_putc(&b, ':');
         buf_puts(&b, parts[i] ? parts[i] : "");
     }
-    return buf_steal(&b);
+    return payload_keep(out, &b);
 }

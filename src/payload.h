@@ -7,21 +7,25 @@
 
 #include <stddef.h>
 #include "buf.h"
+#include "json_parse.h"
 
+/* The strings live in the payload's document (or are static): valid until
+ * payload_free. */
 struct push_event {
     const char *format;   /* static string: "distribution", ... */
-    char *id;             /* registry's event id; NULL when it has none */
-    char *registry;       /* "host[:port]" as the registry named itself; NULL if unknown */
-    char *repository;
-    char *tag;
-    char *digest;
-    char *ignored;        /* NULL: a push to route. Else why it is ignored. */
+    const char *id;       /* registry's event id; NULL when it has none */
+    const char *registry; /* "host[:port]" as the registry named itself; NULL if unknown */
+    const char *repository;
+    const char *tag;
+    const char *digest;
+    const char *ignored;  /* NULL: a push to route. Else why it is ignored. */
 };
 
 struct payload {
     const char *format;
     struct push_event *events;
     size_t n;
+    struct jdoc doc;      /* the parsed body; owns every string of the events */
 };
 
 /* Header values that help detection; any may be NULL. */

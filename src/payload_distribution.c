@@ -17,13 +17,13 @@ static bool detect(const struct jv *root, const struct payload_hints *hints)
 }
 
 /* "http://127.0.0.1:5000/v2/..." -> "127.0.0.1:5000" */
-static char *host_of_url(const char *url)
+static const char *host_of_url(struct payload *out, const char *url)
 {
     const char *p = url ? strstr(url, "://") : NULL;
     if (!p) return NULL;
     p += 3;
     size_t n = strcspn(p, "/?#");
-    return n ? xstrndup(p, n) : NULL;
+    return n ? payload_strndup(out, p, n) : NULL;
 }
 
 static bool is_manifest_type(const char *media_type)
@@ -64,13 +64,13 @@ static int parse_event(const struct jv *e, size_t i, const char *format, struct 
     }
 
     struct push_event *ev = payload_add_event(out, format);
-    ev->id = payload_dup(id);
-    ev->repository = xstrdup(repo);
-    ev->tag = tag && *tag ? xstrdup(tag) : NULL;
-    ev->digest = payload_dup(digest);
+    ev->id = id;
+    ev->repository = repo;
+    ev->tag = tag && *tag ? tag : NULL;
+    ev->digest = digest;
     /* request.host is the name the pusher used for the registry: that is
      * what a host-qualified label is written with. */
-    ev->registry = host && *host ? xstrdup(host) : host_of_url(turl);
+    ev->registry = host && *host ? host : host_of_url(out, turl);
 
     struct buf why;
     buf_init(&why);
@@ -81,7 +81,7 @@ static int parse_event(const struct jv *e, size_t i, const char *format, struct 
     }
     else if (!ev->tag)
         buf_puts(&why, is_manifest_type(media) ? "manifest push without a tag" : "blob push");
-    if (why.len) ev->ignored = buf_steal(&why);
+    if (why.len) ev->ignored = payload_keep(out, &why);
     buf_free(&why);
     return 0;
 }

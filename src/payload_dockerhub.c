@@ -22,17 +22,17 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
         return -1;
     }
     struct push_event *ev = payload_add_event(out, payload_format_dockerhub.name);
-    ev->registry = xstrdup("docker.io");
-    ev->repository = xstrdup(repo);
-    ev->tag = tag && *tag ? xstrdup(tag) : NULL;
-    if (!ev->tag) ev->ignored = xstrdup("push without a tag");
+    ev->registry = "docker.io";
+    ev->repository = repo;
+    ev->tag = tag && *tag ? tag : NULL;
+    if (!ev->tag) ev->ignored = "push without a tag";
     /* Docker Hub sends no event id; its redeliveries carry the same
      * pushed_at, which makes one. */
     char when[32] = "";
     const struct jv *at = jv_get(jv_get(root, "push_data"), "pushed_at");
     if (jv_is_number(at)) snprintf(when, sizeof when, "%.0f", jv_number(at));
     const char *parts[] = {repo, tag, when};
-    ev->id = payload_synthetic_id("dockerhub", parts, 3);
+    ev->id = payload_synthetic_id(out, "dockerhub", parts, 3);
     return 0;
 }
 

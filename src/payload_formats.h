@@ -6,6 +6,7 @@
 
 #include "json_parse.h"
 #include <stdbool.h>
+#include <string.h>
 #include "payload.h"
 
 struct payload_format {
@@ -29,7 +30,16 @@ extern const struct payload_format payload_format_generic;
 /* A string member: 0 with *out NULL when absent or null, -EINVAL when it is
  * present with another type. */
 int payload_get_str(const struct jv *obj, const char *key, const char **out);
-char *payload_dup(const char *s);
+
+/* Strings an event needs beyond the body's own values (which it can point
+ * at directly) are made in the payload's document, freed with it. */
+const char *payload_strndup(struct payload *p, const char *s, size_t n);
+static inline const char *payload_strdup(struct payload *p, const char *s)
+{
+    return s ? payload_strndup(p, s, strlen(s)) : NULL;
+}
+/* Moves a built string into the payload (b is freed). */
+const char *payload_keep(struct payload *p, struct buf *b);
 
 /* The string at a dotted path ("event_data.repository.repo_full_name"), or
  * NULL when any step is missing or not of the right type. */
@@ -41,15 +51,16 @@ const char *payload_str_at(const struct jv *root, const char *path);
 const char *payload_require(const struct jv *root, const char *path, const char *where, struct buf *err);
 
 /* Splits an image reference "host:5000/ns/name:tag@sha256:..." into its
- * parts (each malloc'd or NULL). The host is the first component when it
- * looks like one (has '.' or ':', or is localhost). Returns 0 or -EINVAL. */
-int payload_split_image(const char *ref, char **host, char **repository, char **tag, char **digest);
+ * parts (in p, or NULL). The host is the first component when it looks like
+ * one (has '.' or ':', or is localhost). Returns 0 or -EINVAL. */
+int payload_split_image(struct payload *p, const char *ref, const char **host, const char **repository,
+                        const char **tag, const char **digest);
 
-/* The host part of "https://host:port/..." or "host/ns/name" (malloc'd), or NULL. */
-char *payload_host_of(const char *url_or_ref);
+/* The host part of "https://host:port/..." or "host/ns/name" (in p), or NULL. */
+const char *payload_host_of(struct payload *p, const char *url_or_ref);
 
 /* A synthetic event id for sources that send none, so redeliveries of the
  * same push can still be recognised: "<format>:<part>:<part>...". */
-char *payload_synthetic_id(const char *format, const char *const *parts, size_t n);
+const char *payload_synthetic_id(struct payload *p, const char *format, const char *const *parts, size_t n);
 
 #endif

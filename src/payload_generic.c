@@ -1,8 +1,6 @@
 /* payload_generic.c - for CI jobs and anything else:
  * {"image":"host/ns/name:tag"} or {"repository":"ns/name","tag":"v1"}
  * (optional "registry", "digest", "id"). */
-#include <stdlib.h>
-
 #include "payload_formats.h"
 
 static bool detect(const struct jv *root, const struct payload_hints *hints)
@@ -24,8 +22,8 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     struct push_event *ev;
     const char *image = payload_str_at(root, "image");
     if (image) {
-        char *host, *repo, *tag, *dig;
-        if (payload_split_image(image, &host, &repo, &tag, &dig) < 0) {
+        const char *host, *repo, *tag, *dig;
+        if (payload_split_image(out, image, &host, &repo, &tag, &dig) < 0) {
             buf_puts(err, "image is not an image reference like registry.local:5000/team/app:tag");
             return -1;
         }
@@ -36,14 +34,14 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
         ev->digest = dig;
     } else {
         ev = payload_add_event(out, payload_format_generic.name);
-        ev->repository = xstrdup(payload_str_at(root, "repository"));
+        ev->repository = payload_str_at(root, "repository");
         const char *tag = payload_str_at(root, "tag");
-        ev->tag = *tag ? xstrdup(tag) : NULL;
+        ev->tag = *tag ? tag : NULL;
     }
-    if (registry && !ev->registry) ev->registry = xstrdup(registry);
-    if (digest && !ev->digest) ev->digest = xstrdup(digest);
-    ev->id = payload_dup(id);
-    if (!ev->tag) ev->ignored = xstrdup("no tag given");
+    if (registry && !ev->registry) ev->registry = registry;
+    if (digest && !ev->digest) ev->digest = digest;
+    ev->id = id;
+    if (!ev->tag) ev->ignored = "no tag given";
     return 0;
 }
 

@@ -33,21 +33,21 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     buf_init(&repo);
     buf_printf(&repo, "%s/%s", owner, name);
     for (char *c = repo.data; *c; c++) *c = (char)tolower((unsigned char)*c);
-    ev->repository = buf_steal(&repo);
-    ev->registry = payload_host_of(payload_str_at(p, "html_url"));
+    ev->repository = payload_keep(out, &repo);
+    ev->registry = payload_host_of(out, payload_str_at(p, "html_url"));
     /* A container version is either a tag or, untagged, a digest. */
     bool by_digest = strncmp(version, "sha256:", 7) == 0;
-    ev->tag = by_digest ? NULL : xstrdup(version);
-    ev->digest = by_digest ? xstrdup(version) : NULL;
+    ev->tag = by_digest ? NULL : version;
+    ev->digest = by_digest ? version : NULL;
     const char *parts[] = {ev->repository, version, payload_str_at(p, "created_at")};
-    ev->id = payload_synthetic_id("gitea", parts, 3);
+    ev->id = payload_synthetic_id(out, "gitea", parts, 3);
 
     struct buf why;
     buf_init(&why);
     if (strcmp(action, "created") != 0) buf_printf(&why, "action is %s, not created", action);
     else if (!type || strcmp(type, "container") != 0) buf_printf(&why, "package type is %s, not container", type ? type : "missing");
     else if (!ev->tag) buf_puts(&why, "version without a tag");
-    if (why.len) ev->ignored = buf_steal(&why);
+    if (why.len) ev->ignored = payload_keep(out, &why);
     buf_free(&why);
     return 0;
 }

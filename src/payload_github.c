@@ -5,7 +5,6 @@
  * {"tag":{"name","digest"}},"package_url"}}} */
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,12 +27,6 @@ static bool detect(const struct jv *root, const struct payload_hints *hints)
     return jv_is_object(p) && jv_is_object(jv_get(p, "package_version"));
 }
 
-static char *lower(const char *s)
-{
-    char *d = xstrdup(s);
-    for (char *p = d; *p; p++) *p = (char)tolower((unsigned char)*p);
-    return d;
-}
 
 static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
@@ -59,22 +52,20 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
 
     struct push_event *ev = payload_add_event(out, payload_format_github.name);
     /* GHCR paths are lower case, while GitHub keeps the owner's spelling. */
-    char *lo = lower(owner), *ln = lower(name);
     struct buf repo;
     buf_init(&repo);
-    buf_printf(&repo, "%s/%s", lo, ln);
-    free(lo);
-    free(ln);
-    ev->repository = buf_steal(&repo);
-    ev->registry = payload_host_of(payload_str_at(p, "package_version.package_url"));
-    if (!ev->registry) ev->registry = xstrdup("ghcr.io");
-    ev->tag = tag && *tag ? xstrdup(tag) : NULL;
-    ev->digest = payload_dup(digest);
+    buf_printf(&repo, "%s/%s", owner, name);
+    for (char *c = repo.data; *c; c++) *c = (char)tolower((unsigned char)*c);
+    ev->repository = payload_keep(out, &repo);
+    ev->registry = payload_host_of(out, payload_str_at(p, "package_version.package_url"));
+    if (!ev->registry) ev->registry = "ghcr.io";
+    ev->tag = tag && *tag ? tag : NULL;
+    ev->digest = digest;
     const struct jv *vid = jv_get(jv_get(p, "package_version"), "id");
     char idbuf[32] = "";
     if (jv_is_integer(vid)) snprintf(idbuf, sizeof idbuf, "%lld", (long long)jv_integer(vid));
     const char *parts[] = {idbuf, ev->repository, tag};
-    ev->id = payload_synthetic_id("github", parts, 3);
+    ev->id = payload_synthetic_id(out, "github", parts, 3);
 
     struct buf why;
     buf_init(&why);
@@ -82,7 +73,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     else if (type && strcasecmp(type, "container") != 0 && strcasecmp(type, "docker") != 0)
         buf_printf(&why, "package type is %s, not container", type);
     else if (!ev->tag) buf_puts(&why, "version without a tag");
-    if (why.len) ev->ignored = buf_steal(&why);
+    if (why.len) ev->ignored = payload_keep(out, &why);
     buf_free(&why);
     return 0;
 }

@@ -40,12 +40,12 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     if (!push) {
         /* Scans, deletions, quota...: recognised, and not a redeploy. */
         struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
-        ev->repository = payload_dup(repo);
-        ev->id = payload_dup(ce ? payload_str_at(root, "id") : NULL);
+        ev->repository = repo;
+        ev->id = ce ? payload_str_at(root, "id") : NULL;
         struct buf why;
         buf_init(&why);
         buf_printf(&why, "event type is %s, not a push", type);
-        ev->ignored = buf_steal(&why);
+        ev->ignored = payload_keep(out, &why);
         return 0;
     }
     char when[32] = "";
@@ -63,14 +63,14 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
         struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
         const char *tag = payload_str_at(r, "tag");
         const char *digest = payload_str_at(r, "digest");
-        ev->repository = xstrdup(repo);
-        ev->tag = tag && *tag ? xstrdup(tag) : NULL;
-        ev->digest = payload_dup(digest);
-        ev->registry = payload_host_of(payload_str_at(r, "resource_url"));
-        if (!ev->tag) ev->ignored = xstrdup("push without a tag");
+        ev->repository = repo;
+        ev->tag = tag && *tag ? tag : NULL;
+        ev->digest = digest;
+        ev->registry = payload_host_of(out, payload_str_at(r, "resource_url"));
+        if (!ev->tag) ev->ignored = "push without a tag";
         const char *id = ce ? payload_str_at(root, "id") : NULL;
         const char *parts[] = {id ? id : when, repo, tag, digest};
-        ev->id = payload_synthetic_id("harbor", parts, 4);
+        ev->id = payload_synthetic_id(out, "harbor", parts, 4);
     }
     return 0;
 }

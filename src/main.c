@@ -1,5 +1,6 @@
 /* main.c - entry point: configuration, the `healthcheck` subcommand, the loop. */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,6 +95,10 @@ int main(int argc, char **argv)
     /* A peer closing its socket must be an EPIPE, not a dead process. */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    /* Small blocks come and go with every request; glibc's per-thread cache
+     * serves them. Its fastbins would only add work: each request's
+     * larger block (the parsed body) makes malloc consolidate them. */
+    mallopt(M_MXFAST, 0);
 
     uv_loop_t loop;
     uv_loop_init(&loop);

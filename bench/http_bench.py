@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--binary", default=next((b for b in BINARIES if os.access(b, os.X_OK)), None))
+    ap.add_argument("--perf", metavar="FILE", help="record the router's push run with perf into FILE")
     args = ap.parse_args()
     if not args.binary or not os.access(args.binary, os.X_OK):
         sys.exit("build the static (or release) preset first")
@@ -175,7 +176,12 @@ def main():
                 time.sleep(0.1)
         sampler = threading.Thread(target=sample)
         sampler.start()
+        perf = subprocess.Popen(["perf", "record", "-g", "-p", str(router.pid), "-o", args.perf],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.perf else None
         r_push = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", push_lua, args)
+        if perf:
+            perf.send_signal(2)
+            perf.wait(30)
         sampling[0] = False
         sampler.join()
         rows.append(("webhook-router", "push", r_push))

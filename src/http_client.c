@@ -348,6 +348,20 @@ static void on_write(uv_write_t *req, int status)
 
 static int conn_write(struct conn *conn, const char *data, size_t len)
 {
+    /* A request usually fits in the socket buffer: write it now. uv_write
+     * would copy it and cost an epoll_ctl each time. Anything queued
+     * before goes first, so then the queue it is. */
+    if (uv_stream_get_write_queue_size(&conn->h.stream) == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(&conn->h.stream, &b, 1);
+        if (n == (int)len) return 0;
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            return n;
+        }
+    }
     struct wreq *w = xmalloc(sizeof *w + len);
     w->conn = conn;
     memcpy(w->data, data, len);
@@ -401,7 +415,8 @@ static void send_request(struct http_call *call)
                                                                                    : -ECONNABORTED;
     else
         rc = conn_write(conn, call->request.data, call->request.len);
-    if (rc < 0) call_finish(call, rc);
+    /* A pooled connection the server closed can fail the write at once. */
+    if (rc < 0 && !retry_fresh(call)) call_finish(call, rc);
 }
 
 /* Drives the handshake; sends the request once it completed. */
@@ -726,9 +741,18 @@ int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insec
 static void build_request(struct http_call *call, const struct http_client_opts *o)
 {
     struct buf *r = &call->request;
-    buf_printf(r, "%s %s HTTP/1.1\r\nHost: %s\r\n", o->method, o->path, o->host_header);
+    buf_puts(r, o->method);
+    buf_putc(r, ' ');
+    buf_puts(r, o->path);
+    buf_puts(r, " HTTP/1.1\r\nHost: ");
+    buf_puts(r, o->host_header);
+    buf_puts(r, "\r\n");
     if (o->headers) buf_puts(r, o->headers);
-    if (o->body) buf_printf(r, "Content-Length: %zu\r\n", o->body_len);
+    if (o->body) {
+        buf_puts(r, "Content-Length: ");
+        buf_put_uint(r, o->body_len);
+        buf_puts(r, "\r\n");
+    }
     buf_puts(r, o->keep_alive ? "\r\n" : "Connection: close\r\n\r\n");
     if (o->body) buf_append(r, o->body, o->body_len);
 }

@@ -76,13 +76,42 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
+/* Decimal text of v into num (at least 21 bytes). */
+static void int_text(char *num, long long v)
+{
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) d[--i] = '-';
+    memcpy(num, d + i, sizeof d - i);
+    num[sizeof d - i] = '\0';
+}
+
 static void put_ts(struct buf *out, long long ts_ms)
 {
     time_t secs = (time_t)(ts_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    buf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts_ms % 1000));
+    /* By hand: printf was a tenth of the cost of a log line. */
+    int year = tm.tm_year + 1900, ms = (int)(ts_ms % 1000);
+    char s[] = "0000-00-00T00:00:00.000Z";
+    s[0] = (char)('0' + year / 1000 % 10);
+    s[1] = (char)('0' + year / 100 % 10);
+    s[2] = (char)('0' + year / 10 % 10);
+    s[3] = (char)('0' + year % 10);
+    const int two[] = {tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+    for (int i = 0; i < 5; i++) {
+        s[5 + 3 * i] = (char)('0' + two[i] / 10);
+        s[6 + 3 * i] = (char)('0' + two[i] % 10);
+    }
+    s[20] = (char)('0' + ms / 100);
+    s[21] = (char)('0' + ms / 10 % 10);
+    s[22] = (char)('0' + ms % 10);
+    buf_append(out, s, sizeof s - 1);
 }
 
 /* Text values are quoted only when they would be ambiguous to a reader. */
@@ -104,7 +133,9 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
     if (format == LOG_FORMAT_JSON) {
         buf_puts(out, "{\"ts\":\"");
         put_ts(out, ts_ms);
-        buf_printf(out, "\",\"level\":\"%s\",\"msg\":", level_names[level]);
+        buf_puts(out, "\",\"level\":\"");
+        buf_puts(out, level_names[level]);
+        buf_puts(out, "\",\"msg\":");
         json_put_str(out, msg);
     } else {
         put_ts(out, ts_ms);
@@ -122,8 +153,8 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
             url_redact(&tmp, f->s);
             sval = buf_cstr(&tmp);
             break;
-        case LF_INT: snprintf(num, sizeof num, "%lld", f->i); break;
-        case LF_BOOL: snprintf(num, sizeof num, "%s", f->i ? "true" : "false"); break;
+        case LF_INT: int_text(num, f->i); break;
+        case LF_BOOL: strcpy(num, f->i ? "true" : "false"); break;
         }
         if (format == LOG_FORMAT_JSON) {
             buf_putc(out, ',');

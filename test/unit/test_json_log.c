@@ -65,9 +65,9 @@ static void test_log_line(void **state)
     const struct log_field f[] = {
         F_STR("repository", "team/\"app\""), F_INT("status", 202),
         F_URL("target", "https://portainer:9443/api/stacks/webhooks/638e6967?tag=latest"),
-        F_STR("skipped", NULL), F_BOOL("ok", 1),
+        F_STR("skipped", NULL), F_BOOL("ok", 1), F_INT("min", -9223372036854775807LL - 1), F_INT("zero", 0),
     };
-    log_format_line(&b, LOG_FORMAT_JSON, 1795345013123LL, LOG_WARN, "forward \"done\"", f, 5);
+    log_format_line(&b, LOG_FORMAT_JSON, 1795345013123LL, LOG_WARN, "forward \"done\"", f, 7);
     json_error_t e;
     json_t *j = json_loads(buf_cstr(&b), 0, &e);
     assert_non_null(j);
@@ -77,6 +77,7 @@ static void test_log_line(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "repository")), "team/\"app\"");
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
     assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_non_null(strstr(buf_cstr(&b), "\"min\":-9223372036854775808,\"zero\":0}"));
     assert_null(json_object_get(j, "skipped"));
     assert_null(strstr(buf_cstr(&b), "638e6967"));
     assert_null(strstr(buf_cstr(&b), "latest"));

@@ -22,7 +22,7 @@
 #define MIN_API "1.24"
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define REQUEST_TIMEOUT_MS 30000
+#define REQUEST_TIMEOUT_MS 30000   /* default of docker_watch_opts.request_timeout_ms */
 #define MAX_EVENT_LINE (1024 * 1024)
 #define MAX_BUFFERED_EVENTS 10000
 #define MAX_LIST_BYTES (256 * 1024 * 1024)
@@ -35,6 +35,7 @@ struct docker_watch {
     char *host;                      /* the DOCKER_HOST entry; names this engine */
     char *prefix;
     int cache_ttl_secs;
+    uint64_t request_timeout_ms;     /* one API call, connect to last byte (not /events) */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;
@@ -132,7 +133,7 @@ static void start_get(struct docker_watch *w, struct http_call **slot, const cha
         .host_header = w->host_header,
         .path = path,
         .headers = "Accept: application/json\r\n",
-        .connect_timeout_ms = REQUEST_TIMEOUT_MS,
+        .connect_timeout_ms = w->request_timeout_ms,
         .response_timeout_ms = response_timeout_ms,
         .on_head = on_head,
         .on_body = on_body,
@@ -274,8 +275,8 @@ static void fetch_service(struct docker_watch *w, const char *id)
     url_encode(&path, id);
     struct http_client_opts o = {
         .method = "GET", .host_header = w->host_header, .path = buf_cstr(&path),
-        .headers = "Accept: application/json\r\n", .connect_timeout_ms = REQUEST_TIMEOUT_MS,
-        .response_timeout_ms = REQUEST_TIMEOUT_MS, .max_body = 4 * 1024 * 1024,
+        .headers = "Accept: application/json\r\n", .connect_timeout_ms = w->request_timeout_ms,
+        .response_timeout_ms = w->request_timeout_ms, .max_body = 4 * 1024 * 1024,
         .on_done = on_service_done, .ud = f,
     };
     f->call = http_client_request(w->http, &w->ep, &o);
@@ -469,7 +470,7 @@ static void start_services_list(struct docker_watch *w)
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
     buf_printf(&path, "/v%s/services?filters=", w->api);
     url_encode(&path, buf_cstr(&filter));
-    start_get(w, &w->list_call, buf_cstr(&path), REQUEST_TIMEOUT_MS, MAX_LIST_BYTES, NULL, NULL,
+    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
               on_services_done);
     buf_free(&filter);
     buf_free(&path);
@@ -501,7 +502,7 @@ static void start_list(struct docker_watch *w)
     url_encode(&path, buf_cstr(&filter));
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_get(w, &w->list_call, buf_cstr(&path), REQUEST_TIMEOUT_MS, MAX_LIST_BYTES, NULL, NULL,
+    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
               on_list_done);
     buf_free(&filter);
     buf_free(&path);
@@ -610,7 +611,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     json_decref(v);
     char path[64];
     snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, path, REQUEST_TIMEOUT_MS, 4 * 1024 * 1024, NULL, NULL, on_info_done);
+    start_get(w, &w->version_call, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL, on_info_done);
 }
 
 static void connect_engine(struct docker_watch *w)
@@ -618,7 +619,7 @@ static void connect_engine(struct docker_watch *w)
     if (w->closing) return;
     if (w->state != ST_RECONNECTING) w->state = ST_CONNECTING;
     w->sync_started_ms = uv_now(w->loop);
-    start_get(w, &w->version_call, "/version", REQUEST_TIMEOUT_MS, 64 * 1024, NULL, NULL,
+    start_get(w, &w->version_call, "/version", w->request_timeout_ms, 64 * 1024, NULL, NULL,
               on_version_done);
 }
 
@@ -631,6 +632,7 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
     w->host = xstrdup(opts->docker_host);
     w->prefix = xstrdup(opts->label_prefix);
     w->cache_ttl_secs = opts->cache_ttl_secs;
+    w->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : REQUEST_TIMEOUT_MS;
     w->routes = opts->routes;
     w->http = opts->http;
     w->log = opts->log;

@@ -21,6 +21,7 @@ struct docker_watch_opts {
     const char *docker_host;      /* one entry: "unix:///…" or "tcp://host:port" */
     const char *label_prefix;
     int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
+    uint64_t request_timeout_ms;  /* one API call (not the /events stream); 0 = 30 s */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;

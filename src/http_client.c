@@ -30,6 +30,10 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define DEFAULT_MAX_BODY (1024 * 1024)
+/* Status line and headers of a response: past this a peer is not an HTTP
+ * server we want to talk to (an endless header would otherwise grow
+ * without bound on the /events stream, which has no deadline). */
+#define MAX_RESPONSE_HEAD (64 * 1024)
 #define MAX_RESPONSE_HEADERS 64
 #define IDLE_LIMIT_MS 30000          /* a pooled connection unused this long is closed */
 #define MAX_IDLE_CONNS 256
@@ -108,6 +112,7 @@ struct http_call {
     struct header headers[MAX_RESPONSE_HEADERS];
     size_t nheaders;
     bool in_value;
+    size_t head_bytes;
     struct buf field, value;
     struct buf body;
     int status;
@@ -275,9 +280,18 @@ static void push_header(struct http_call *call)
     buf_reset(&call->value);
 }
 
+static int count_head(struct http_call *call, size_t len)
+{
+    call->head_bytes += len;
+    if (call->head_bytes <= MAX_RESPONSE_HEAD) return 0;
+    call->parse_err = -E2BIG;
+    return -1;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_call *call = p->data;
+    if (count_head(call, len) < 0) return -1;
     if (call->in_value) {
         push_header(call);
         call->in_value = false;
@@ -289,6 +303,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_call *call = p->data;
+    if (count_head(call, len) < 0) return -1;
     call->in_value = true;
     buf_append(&call->value, at, len);
     return 0;

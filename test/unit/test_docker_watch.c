@@ -53,6 +53,14 @@ struct fake {
     struct fake_conn *events;     /* the live /events stream, if any */
     struct fake_conn *held;       /* a list request waiting for an answer */
     int n_version, n_events, n_list, n_other;
+    /* Misbehaviour: the next `garbage_times` requests of kind `garbage_kind`
+     * ("version", "info", "events" or "list") get `garbage` as their whole
+     * answer; the connection is then closed, or left open (a stall). */
+    const char *garbage_kind;
+    const char *garbage;
+    size_t garbage_len;
+    int garbage_times;
+    bool garbage_stall;
     bool bad_method, bad_host;
     char events_path[1024], list_path[1024];
 };
@@ -139,6 +147,18 @@ static void fake_request(struct fake_conn *fc)
     snprintf(events, sizeof events, "/v%s/events?", f->api);
     snprintf(info, sizeof info, "/v%s/info", f->api);
     snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
+    const char *kind = strcmp(target, "/version") == 0 ? "version"
+                       : strcmp(target, info) == 0     ? "info"
+                       : starts_with(target, events)   ? "events"
+                       : starts_with(target, list)     ? "list"
+                                                       : "other";
+    if (f->garbage_times > 0 && strcmp(kind, f->garbage_kind) == 0) {
+        f->garbage_times--;
+        if (strcmp(kind, "events") == 0) f->n_events++;
+        if (strcmp(kind, "list") == 0) f->n_list++;
+        fake_write(fc, f->garbage, f->garbage_len, !f->garbage_stall);
+        return;
+    }
     if (strcmp(target, "/version") == 0) {
         f->n_version++;
         fake_respond(fc, 200, f->version_body);
@@ -285,6 +305,8 @@ struct bench {
     struct fake fake;
     uv_timer_t deadline;
     bool expired;
+    uv_timer_t tick;              /* the loop-lag probe: fires every 5 ms */
+    uint64_t last_tick, max_gap;
     char *fixture_list;
     char **events;                /* the lines of events-container-and-service.jsonl */
     size_t nevents;
@@ -310,6 +332,23 @@ static void deadline_start(struct bench *b, uint64_t ms)
         uv_timer_stop(&(b)->deadline);                                            \
         assert_true(cond);                                                        \
     } while (0)
+
+static void on_tick(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uv_update_time(&b->loop);
+    uint64_t now = uv_now(&b->loop);
+    if (b->last_tick && now - b->last_tick > b->max_gap) b->max_gap = now - b->last_tick;
+    b->last_tick = now;
+}
+
+/* From now on, the longest the loop went without running a 5 ms timer. */
+static void lag_probe_start(struct bench *b)
+{
+    b->last_tick = 0;
+    b->max_gap = 0;
+    uv_timer_start(&b->tick, on_tick, 5, 5);
+}
 
 static void run_for(struct bench *b, uint64_t ms)
 {
@@ -372,6 +411,8 @@ static int setup(void **state)
     b->routes = routes_new();
     uv_timer_init(&b->loop, &b->deadline);
     b->deadline.data = b;
+    uv_timer_init(&b->loop, &b->tick);
+    b->tick.data = b;
 
     b->fixture_list = tu_shared_fixture("docker/containers-json.json", NULL);
     char *all = tu_shared_fixture("docker/events-container-and-service.jsonl", NULL);
@@ -391,18 +432,24 @@ static int setup(void **state)
     return 0;
 }
 
-static struct docker_watch *watch(struct bench *b, int cache_ttl_secs)
+static struct docker_watch *watch_with_timeout(struct bench *b, int cache_ttl_secs, uint64_t request_timeout_ms)
 {
     struct docker_watch_opts o = {
         .docker_host = b->host,
         .label_prefix = "webhook-router",
         .cache_ttl_secs = cache_ttl_secs,
+        .request_timeout_ms = request_timeout_ms,
         .routes = b->routes,
         .http = b->http,
         .log = &b->lg,
     };
     b->w = docker_watch_new(&b->loop, &o);
     return b->w;
+}
+
+static struct docker_watch *watch(struct bench *b, int cache_ttl_secs)
+{
+    return watch_with_timeout(b, cache_ttl_secs, 0);
 }
 
 static int teardown(void **state)
@@ -413,6 +460,7 @@ static int teardown(void **state)
     dns_close(b->dns);
     fake_stop(&b->fake);
     uv_close((uv_handle_t *)&b->deadline, NULL);
+    uv_close((uv_handle_t *)&b->tick, NULL);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     /* Every handle of the watcher, the client and the fake is closed. */
     assert_int_equal(uv_loop_close(&b->loop), 0);
@@ -701,6 +749,141 @@ static void test_background_resync(void **state)
     assert_true(log_has(b, "resync found changes the events missed"));
 }
 
+/* An engine answering garbage at every step of a sync: each is a clear
+ * error naming the request, the last map stays, the loop keeps running,
+ * and once the engine behaves the map is exact again. */
+static void test_garbage_answers(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    static char big_header[100 * 1024];   /* past the client's 64 KiB limit on a response head */
+    memcpy(big_header, "HTTP/1.1 200 OK\r\nX-Big: ", 24);
+    memset(big_header + 24, 'x', sizeof big_header - 24 - 5);
+    memcpy(big_header + sizeof big_header - 5, "\r\n\r\n", 5);
+    static const char binary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\xff";
+    const struct {
+        const char *kind, *raw;
+        size_t len;
+        const char *request, *detail;   /* the error is "<request> <engine>: <detail>" */
+    } cases[] = {
+#define RAW(s) s, sizeof s - 1
+        {"version", RAW("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"), "GET /version", "malformed HTTP response"},
+        {"version", binary, sizeof binary - 1, "GET /version", "malformed HTTP response"},
+        {"version", RAW("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json!"), "GET /version", ""},
+        {"version", RAW("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n[1,2]"), "GET /version", ""},
+        {"info", RAW("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Swarm\":"), "GET /info", ""},
+        {"events", RAW("HTTP/1.1 abc\r\n\r\n"), "GET /events", "malformed HTTP response"},
+        {"events", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n"),
+         "GET /events", "malformed HTTP response"},
+        {"events", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n"),
+         "GET /events", "malformed HTTP response"},
+        {"events", RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"), "GET /events", ""},
+        {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"not\":\"a list\"}"),
+         "GET /containers/json", "the answer is not a JSON array"},
+        {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n[{\"Id\":"), "GET /containers/json", ""},
+        {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n[{\"Id\":"), "GET /containers/json", "the answer is not a JSON array"},
+        {"list", big_header, sizeof big_header, "GET /containers/json", "the response is too large"},
+        {"events", big_header, sizeof big_header, "GET /events", "the response is too large"},
+#undef RAW
+    };
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    lag_probe_start(b);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        f->garbage_kind = cases[i].kind;
+        f->garbage = cases[i].raw;
+        f->garbage_len = cases[i].len;
+        f->garbage_times = 1;
+        f->garbage_stall = false;
+        int lists = f->n_list;
+        fake_end_events(f);   /* reconnect: the next sync meets the garbage */
+        /* (The end of the old stream is an error too: wait for the next one.) */
+        RUN_UNTIL(b, f->garbage_times == 0 && docker_watch_last_error(b->w) &&
+                         strstr(docker_watch_last_error(b->w), cases[i].kind[0] == 'l' ? "containers" : cases[i].kind) &&
+                         !strstr(docker_watch_last_error(b->w), "closed the event stream"),
+                  10000);
+        const char *err = docker_watch_last_error(b->w);
+        if (strncmp(err, cases[i].request, strlen(cases[i].request)) != 0 || !strstr(err, b->host) ||
+            !strstr(err, cases[i].detail))
+            fail_msg("case %zu (%s): error \"%s\", want \"%s %s: %s\"", i, cases[i].kind, err, cases[i].request,
+                     b->host, cases[i].detail);
+        printf("  %-8s -> %s\n", cases[i].kind, err);
+        /* The last map keeps routing meanwhile. */
+        assert_int_equal(routes_source_count(b->routes), 3);
+        /* And the engine, behaving again, gives the exact map back. */
+        RUN_UNTIL(b, state_is(b, "live") && f->n_list > lists + (strcmp(cases[i].kind, "list") == 0), 10000);
+        assert_int_equal(routes_source_count(b->routes), 3);
+        assert_int_equal(routes_count(b->routes), 2);
+    }
+    assert_true(log_has(b, "\"msg\":\"docker connection lost\""));
+    printf("garbage answers: %zu cases, longest loop stall %llu ms\n", sizeof cases / sizeof cases[0],
+           (unsigned long long)b->max_gap);
+    assert_true(b->max_gap < 250);
+}
+
+/* An /events stream stalled in the middle of a chunk is indistinguishable
+ * from a quiet one: the map stays, nothing blocks, and when the rest comes
+ * the event is applied. */
+static void test_events_stall_mid_chunk(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    lag_probe_start(b);
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s\n", b->events[0]);   /* fx1 created */
+    struct buf head;
+    buf_init(&head);
+    buf_printf(&head, "%zx\r\n", line.len);
+    fake_write(f->events, head.data, head.len, false);
+    fake_write(f->events, line.data, 60, false);   /* the chunk's size and a bit of it */
+    run_for(b, 1500);
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(f->n_events, 1);
+    fake_write(f->events, line.data + 60, line.len - 60, false);
+    fake_write(f->events, "\r\n", 2, false);
+    RUN_UNTIL(b, routes_source_count(b->routes) == 4, 5000);
+    assert_true(has_source(b, "fx1"));
+    assert_true(b->max_gap < 250);
+    buf_free(&line);
+    buf_free(&head);
+}
+
+/* A list (or version) answer that stops half way is given up after the
+ * request timeout; the engine is asked again and the map comes back. */
+static void test_list_stall_mid_body(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    static const char half[] = "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n[{\"Id\":\"6ab5009c35";
+    fake_listen(f, b->sock);
+    assert_int_equal(docker_watch_start(watch_with_timeout(b, 0, 1000)), 0);
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    lag_probe_start(b);
+    const char *kinds[] = {"list", "version"};
+    for (size_t i = 0; i < 2; i++) {
+        f->garbage_kind = kinds[i];
+        f->garbage = half;
+        f->garbage_len = sizeof half - 1;
+        f->garbage_times = 1;
+        f->garbage_stall = true;
+        int lists = f->n_list;
+        fake_end_events(f);
+        RUN_UNTIL(b, f->garbage_times == 0, 5000);
+        run_for(b, 500);   /* stalled: nothing to do but wait */
+        assert_int_equal(routes_source_count(b->routes), 3);
+        RUN_UNTIL(b, docker_watch_last_error(b->w) && strstr(docker_watch_last_error(b->w), "timed out"), 5000);
+        RUN_UNTIL(b, state_is(b, "live") && f->n_list > lists + (i == 0), 10000);
+        assert_int_equal(routes_source_count(b->routes), 3);
+    }
+    assert_true(b->max_gap < 250);
+}
+
 static void test_bad_docker_host(void **state)
 {
     struct bench *b = *state;
@@ -722,6 +905,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_huge_event_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_docker_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_stall_mid_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

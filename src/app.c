@@ -20,6 +20,11 @@
 /* File descriptors kept for everything but client connections: the Docker
  * sockets, forwards (FORWARD_CONCURRENCY more), DNS, the log. */
 #define RESERVED_FDS 64
+/* Forward backlog that pauses webhook intake, the level that resumes it,
+ * and the longest one pause may last (see app_forward_pressure). */
+#define BACKLOG_PAUSE 1024
+#define BACKLOG_RESUME 256
+#define PAUSE_MAX_MS 50
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
@@ -28,6 +33,45 @@ static void on_log_flush(uv_prepare_t *h)
 {
     struct app *a = h->data;
     log_flush(&a->log);
+}
+
+static void intake_resume(struct app *a)
+{
+    if (!a->intake_paused) return;
+    a->intake_paused = false;
+    uv_timer_stop(&a->intake_timer);
+    if (a->server) http_server_pause(a->server, false);
+}
+
+static void on_intake_timer(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    size_t queued = forward_queued(a->fwd);
+    if (queued <= BACKLOG_RESUME) {
+        intake_resume(a);
+    } else if (uv_now(a->loop) - a->intake_paused_at >= PAUSE_MAX_MS) {
+        /* Forwards are not draining (slow or dead targets): hold no longer.
+         * FORWARD_QUEUE_MAX and its 503 are the limit from here on. */
+        a->intake_armed = false;
+        intake_resume(a);
+    }
+}
+
+void app_forward_pressure(struct app *a)
+{
+    if (a->intake_paused || a->stopping || !a->server) return;
+    size_t queued = forward_queued(a->fwd);
+    if (!a->intake_armed) {
+        if (queued <= BACKLOG_RESUME) a->intake_armed = true;
+        return;
+    }
+    if (queued < BACKLOG_PAUSE) return;
+    a->intake_paused = true;
+    a->intake_paused_at = uv_now(a->loop);
+    a->intake_pauses++;
+    http_server_pause(a->server, true);
+    uv_timer_start(&a->intake_timer, on_intake_timer, 2, 2);
+    LOG(&a->log, LOG_DEBUG, "webhook intake paused: forward backlog", F_INT("queued", queued));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -78,6 +122,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     uv_prepare_init(loop, &a->log_flush);
     a->log_flush.data = a;
     uv_prepare_start(&a->log_flush, on_log_flush);
+    uv_timer_init(loop, &a->intake_timer);
+    a->intake_timer.data = a;
+    a->intake_armed = true;
 
     LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
         F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
@@ -168,6 +215,7 @@ static void close_rest(struct app *a)
     if (a->log_flush.data) {
         uv_close((uv_handle_t *)&a->log_flush, NULL);
         a->log_flush.data = NULL;
+        uv_close((uv_handle_t *)&a->intake_timer, NULL);
     }
     if (uv_is_active((uv_handle_t *)&a->sigterm) || a->sigterm.data) {
         uv_close((uv_handle_t *)&a->sigterm, NULL);
@@ -187,6 +235,7 @@ void app_stop(struct app *a)
 {
     if (a->stopping) return;
     a->stopping = true;
+    intake_resume(a);   /* requests being received must complete to be answered */
     if (a->server) http_server_stop(a->server);
     if (a->fwd) forward_drain(a->fwd, on_drained, a);
     else on_drained(a);

@@ -38,6 +38,12 @@ struct app {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */
+    /* Webhook intake paused while the forward backlog is deep (app_forward_pressure). */
+    uv_timer_t intake_timer;
+    bool intake_paused;
+    bool intake_armed;                /* false after a pause ran out: until the backlog is low again */
+    uint64_t intake_paused_at;
+    unsigned long intake_pauses;
     bool stopping;
     int exit_code;
 };
@@ -48,6 +54,12 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg);
 /* Graceful stop: stop accepting, drain forwards, close everything. The loop
  * then runs out and uv_run returns. */
 void app_stop(struct app *a);
+/* Called by the webhook handler after queuing forwards. When the backlog
+ * is deep because the router itself is the bottleneck (forwards are being
+ * made as fast as it can), reading more webhooks only grows memory: the
+ * listener pauses until the backlog is low again, for at most 50 ms at a
+ * time, so a stuck target still ends in 503s rather than a deaf router. */
+void app_forward_pressure(struct app *a);
 /* Frees what is left after uv_run returned. */
 void app_free(struct app *a);
 

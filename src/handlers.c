@@ -180,6 +180,9 @@ static void handle_metrics(struct app *a, struct http_response *res)
 
     prom_family(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.");
     prom_sample(b, "webhook_router_forward_queue_depth", NULL, (double)forward_queued(a->fwd));
+    prom_family(b, "webhook_router_intake_pauses_total", "counter",
+                "Times webhook intake paused for the forward backlog to drain.");
+    prom_sample(b, "webhook_router_intake_pauses_total", NULL, (double)a->intake_pauses);
     prom_family(b, "webhook_router_forwards_in_flight", "gauge", "Forwards being sent now.");
     prom_sample(b, "webhook_router_forwards_in_flight", NULL, (double)forward_in_flight(a->fwd));
     prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
@@ -348,6 +351,7 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
     }
     buf_puts(b, "]}");
     res->status = 202;
+    if (total) app_forward_pressure(a);
     free(first_target);
     free(targets);
     payload_free(&p);

@@ -71,6 +71,7 @@ struct http_server {
     bool stopping;
     bool closing;
     bool cap_warned;              /* one warning per episode of hitting max_connections */
+    bool paused;                  /* http_server_pause: no connection reads */
     int open_handles;             /* listener + every connection's handles */
     void (*closed_cb)(void *ud);
     void *closed_ud;
@@ -200,7 +201,7 @@ static void conn_resume(struct conn *c);
 
 static void start_reading(struct conn *c)
 {
-    if (c->reading || c->closing) return;
+    if (c->reading || c->closing || c->srv->paused) return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
 }
 
@@ -779,6 +780,18 @@ static void listener_closed(uv_handle_t *h)
     struct http_server *s = h->data;
     s->open_handles--;
     server_maybe_free(s);
+}
+
+void http_server_pause(struct http_server *s, bool pause)
+{
+    if (s->paused == pause) return;
+    s->paused = pause;
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (pause) stop_reading(c);
+        /* Resume what would be reading now: a lingering connection drains,
+         * one waiting to write its last reply or its queued replies does not. */
+        else if (c->lingering || (!c->close_after && !c->paused)) start_reading(c);
+    }
 }
 
 void http_server_stop(struct http_server *s)

@@ -7,6 +7,7 @@
 #ifndef WR_HTTP_SERVER_H
 #define WR_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -66,6 +67,10 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
 int http_server_listen(struct http_server *s);
 int http_server_port(const struct http_server *s);   /* the bound port */
 size_t http_server_connections(const struct http_server *s);
+/* Pausing stops reading from every connection (new ones are accepted and
+ * read once resumed); the kernel's buffers and TCP flow control hold what
+ * clients send meanwhile. What was already read is still answered. */
+void http_server_pause(struct http_server *s, bool pause);
 /* Stops accepting; open connections close after the response in progress. */
 void http_server_stop(struct http_server *s);
 /* Closes every handle; frees itself, then calls cb (may be NULL). */

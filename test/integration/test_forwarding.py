@@ -273,3 +273,38 @@ def test_429_honours_retry_after(receiver, start_router, containers, fixtures_di
     assert line["attempt"] == 2
     first, second = receiver.on(path)[:2]
     assert second["time"] - first["time"] >= 0.95
+
+
+def test_deep_backlog_pauses_intake_then_lets_go(receiver, start_router, containers, fixtures_dir, uniq):
+    """Pushes arriving faster than forwards complete: past a backlog of 1024
+    the listener stops reading for up to 50 ms instead of buffering without
+    bound; with targets this slow it lets go again, so every push is still
+    answered 202 (the queue limit is far away) and delivered, and /health
+    keeps answering."""
+    import concurrent.futures
+    path = f"/backlog/{uniq}"
+    repo = f"team/backlog{uniq}"
+    slow = Receiver()
+    slow.delay = 0.2
+    containers(repo, slow.url(path))
+    router = start_router(env={"FORWARD_CONCURRENCY": "32", "FORWARD_QUEUE_MAX": "100000", "LOG_LEVEL": "debug"})
+    try:
+        router.wait_ready()
+        n = 1500
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda i: push(router, fixtures_dir, repo, f"t{i}", f"bk-{uniq}-{i}")[0],
+                                     range(n)))
+        assert statuses.count(202) == n, {s: statuses.count(s) for s in set(statuses)}
+        line = router.wait_log("webhook intake paused: forward backlog")[0]
+        assert line["queued"] >= 1024
+        t0 = time.monotonic()
+        assert router.get("/health")[0] == 200
+        health_s = time.monotonic() - t0
+        wait_until(lambda: len(slow.on(path)) >= n, 60, 0.2, f"all {n} forwards delivered")
+        pauses = router.get("/metrics")[1]
+        pauses = pauses.decode() if isinstance(pauses, bytes) else pauses
+        count = [l for l in pauses.splitlines() if l.startswith("webhook_router_intake_pauses_total ")]
+        print(f"\n{n} pushes to a 200 ms target: {count[0]}; /health {health_s * 1000:.1f} ms while backlogged")
+        assert float(count[0].split()[1]) >= 1
+    finally:
+        slow.close()

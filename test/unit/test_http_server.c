@@ -639,6 +639,46 @@ static void c_stop(struct run *r)
     close(busy);
 }
 
+static void ctl_pause(struct run *r)
+{
+    http_server_pause(r->srv, true);
+}
+
+static void ctl_resume(struct run *r)
+{
+    http_server_pause(r->srv, false);
+}
+
+/* Paused: nothing is read - not from open connections, not from new ones -
+ * but nothing is lost either; resumed, every request is answered. */
+static void c_pause(struct run *r)
+{
+    char buf[4096];
+    int a = dial(r);
+    send_all(a, "GET /before HTTP/1.1\r\nHost: t\r\n\r\n");
+    read_until(a, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "\"path\":\"/before\""));
+    on_loop(r, ctl_pause);
+    on_loop(r, ctl_pause);   /* twice is once */
+    on_loop(r, ctl_snapshot);
+    size_t handled = r->snap_handled;
+    send_all(a, "GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+    int b = dial(r);
+    CHECK(r, b >= 0);
+    send_all(b, "POST /new HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    usleep(200000);
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_handled == handled);   /* nothing read meanwhile */
+    CHECK(r, r->snap_conns == 2);
+    on_loop(r, ctl_resume);
+    read_until(a, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "\"path\":\"/held\""));
+    read_until(b, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "\"path\":\"/new\"") && strstr(buf, "\"body\":\"abc\""));
+    close(a);
+    close(b);
+}
+
 /* close with connections open mid-request: everything is released and the
  * callback runs once (checked by run_scenario). */
 static void c_close_busy(struct run *r)
@@ -675,6 +715,7 @@ static void test_disconnects(void **s) { (void)s; run_scenario(default_opts(), c
 static void test_backpressure(void **s) { (void)s; run_scenario(default_opts(), c_backpressure); }
 static void test_stop(void **s) { (void)s; run_scenario(default_opts(), c_stop); }
 static void test_close_busy(void **s) { (void)s; run_scenario(default_opts(), c_close_busy); }
+static void test_pause(void **s) { (void)s; run_scenario(default_opts(), c_pause); }
 
 static void test_slowloris(void **s)
 {
@@ -777,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_close_busy),
+        cmocka_unit_test(test_pause),
         cmocka_unit_test(test_dual_stack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

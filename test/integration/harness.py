@@ -463,11 +463,23 @@ class UnixProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            self._handle(client)
+            # The router speaks first: its request head is read (not on
+            # the accept thread) before _request decides what to do with it.
+            threading.Thread(target=self._read_head, args=(client,), daemon=True).start()
 
-    def _handle(self, client):
-        """What to do with an accepted connection: here, pass it through."""
-        self._bridge(client)
+    def _read_head(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        self._request(client, head)
+
+    def _request(self, client, head):
+        """Decides what to do with a connection once its request head is read."""
+        self._bridge(client, head)
 
     def _bridge(self, client, head=b""):
         """Connects client to the engine's socket (sending head first) and
@@ -697,18 +709,7 @@ class GetOnlyProxy(UnixProxy):
         super().__init__(sock_path, port)
         self.seen = []
 
-    def _handle(self, client):
-        # The request head must be read before deciding: not on the accept thread.
-        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client):
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = client.recv(4096)
-            if not chunk:
-                client.close()
-                return
-            head += chunk
+    def _request(self, client, head):
         method, target = head.split(b" ", 2)[:2]
         path = re.sub(rb"^/v[0-9.]+", b"", target.split(b"?")[0])
         with self.lock:

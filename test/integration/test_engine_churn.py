@@ -3,7 +3,6 @@ labelled containers come and go: the map stays exact and the router keeps
 answering. (Garbage and stalls from an engine are in
 test/unit/test_docker_watch.c, against a fake one.)"""
 
-import json
 import random
 import threading
 import time
@@ -23,17 +22,7 @@ class CuttingProxy(UnixProxy):
         self.cuts = 0
         self.cutting = True
 
-    def _handle(self, client):
-        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client):
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = client.recv(4096)
-            if not chunk:
-                client.close()
-                return
-            head += chunk
+    def _request(self, client, head):
         self._bridge(client, head)
         if b"/events" in head.split(b"\r\n", 1)[0] and self.cutting:
             threading.Timer(CUT_AFTER, self._cut, args=(client,)).start()

@@ -106,7 +106,7 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     b->len += (size_t)n;
 }
 
-void buf_put_uint(struct buf *b, size_t v)
+void buf_put_uint(struct buf *b, unsigned long long v)
 {
     char d[24];
     size_t i = sizeof d;
@@ -115,6 +115,12 @@ void buf_put_uint(struct buf *b, size_t v)
         v /= 10;
     } while (v);
     buf_append(b, d + i, sizeof d - i);
+}
+
+void buf_put_int(struct buf *b, long long v)
+{
+    if (v < 0) buf_putc(b, '-');
+    buf_put_uint(b, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
 }
 
 void buf_printf(struct buf *b, const char *fmt, ...)

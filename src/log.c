@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,10 +15,6 @@ static const char *const level_names[] = {"trace", "debug", "info", "warn", "err
 
 #define BATCH_FLUSH_BYTES (64 * 1024)
 
-struct log_batch {
-    struct buf lines;
-};
-
 void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd)
 {
     lg->level = level;
@@ -30,10 +25,7 @@ void logger_init(struct logger *lg, enum log_level level, enum log_format format
 
 void log_batch_start(struct logger *lg)
 {
-    if (!lg->batch) {
-        lg->batch = xcalloc(1, sizeof *lg->batch);
-        buf_init(&lg->batch->lines);
-    }
+    if (!lg->batch) lg->batch = xcalloc(1, sizeof *lg->batch);   /* an empty buf */
 }
 
 static void write_all(int fd, const char *p, size_t len)
@@ -49,8 +41,8 @@ static void write_all(int fd, const char *p, size_t len)
 
 void log_flush(const struct logger *lg)
 {
-    if (!lg || !lg->batch || !lg->batch->lines.len) return;
-    struct buf *b = &lg->batch->lines;
+    if (!lg || !lg->batch || !lg->batch->len) return;
+    struct buf *b = lg->batch;
     write_all(lg->fd, b->data, b->len);
     /* A burst must not pin its buffer. */
     if (b->cap > BATCH_FLUSH_BYTES * 2) buf_free(b);
@@ -61,7 +53,7 @@ void log_batch_free(struct logger *lg)
 {
     if (!lg->batch) return;
     log_flush(lg);
-    buf_free(&lg->batch->lines);
+    buf_free(lg->batch);
     free(lg->batch);
     lg->batch = NULL;
 }
@@ -74,21 +66,6 @@ int log_enabled(const struct logger *lg, enum log_level level)
 const char *log_level_name(enum log_level level)
 {
     return level_names[level];
-}
-
-/* Decimal text of v into num (at least 21 bytes). */
-static void int_text(char *num, long long v)
-{
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    char d[24];
-    size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) d[--i] = '-';
-    memcpy(num, d + i, sizeof d - i);
-    num[sizeof d - i] = '\0';
 }
 
 static void put_ts(struct buf *out, long long ts_ms)
@@ -114,11 +91,12 @@ static void put_ts(struct buf *out, long long ts_ms)
     buf_append(out, s, sizeof s - 1);
 }
 
-/* Text values are quoted only when they would be ambiguous to a reader. */
-static void put_text_value(struct buf *out, const char *s)
+/* A string value: always quoted in JSON; in text only when it would be
+ * ambiguous to a reader. */
+static void put_value(struct buf *out, enum log_format format, const char *s)
 {
-    int plain = *s != '\0';
-    for (const char *p = s; *p; p++)
+    int plain = format == LOG_FORMAT_TEXT && *s != '\0';
+    for (const char *p = s; plain && *p; p++)
         if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20) plain = 0;
     if (plain) buf_puts(out, s);
     else json_put_str(out, s);
@@ -143,28 +121,25 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
     }
     for (size_t i = 0; i < nfields; i++) {
         const struct log_field *f = &fields[i];
-        const char *sval = NULL;
-        char num[32];
         if ((f->type == LF_STR || f->type == LF_URL) && !f->s) continue;
-        switch (f->type) {
-        case LF_STR: sval = f->s; break;
-        case LF_URL:
-            buf_reset(&tmp);
-            url_redact(&tmp, f->s);
-            sval = buf_cstr(&tmp);
-            break;
-        case LF_INT: int_text(num, f->i); break;
-        case LF_BOOL: strcpy(num, f->i ? "true" : "false"); break;
-        }
         if (format == LOG_FORMAT_JSON) {
             buf_putc(out, ',');
             json_put_str(out, f->key);
             buf_putc(out, ':');
-            if (sval) json_put_str(out, sval);
-            else buf_puts(out, num);
         } else {
-            buf_printf(out, " %s=", f->key);
-            put_text_value(out, sval ? sval : num);
+            buf_putc(out, ' ');
+            buf_puts(out, f->key);
+            buf_putc(out, '=');
+        }
+        switch (f->type) {
+        case LF_STR: put_value(out, format, f->s); break;
+        case LF_URL:
+            buf_reset(&tmp);
+            url_redact(&tmp, f->s);
+            put_value(out, format, buf_cstr(&tmp));
+            break;
+        case LF_INT: buf_put_int(out, f->i); break;
+        case LF_BOOL: buf_puts(out, f->i ? "true" : "false"); break;
         }
     }
     if (format == LOG_FORMAT_JSON) buf_putc(out, '}');
@@ -179,7 +154,7 @@ void log_write(const struct logger *lg, enum log_level level, const char *msg,
     clock_gettime(CLOCK_REALTIME, &ts);
     long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (lg->batch) {
-        struct buf *b = &lg->batch->lines;
+        struct buf *b = lg->batch;
         log_format_line(b, lg->format, ms, level, msg, fields, nfields);
         if (level >= LOG_ERROR || b->len >= BATCH_FLUSH_BYTES) log_flush(lg);
         return;

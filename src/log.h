@@ -22,13 +22,13 @@ struct log_field {
     long long i;       /* LF_INT, LF_BOOL */
 };
 
-struct log_batch;
+struct buf;
 
 struct logger {
     enum log_level level;
     enum log_format format;
     int fd;            /* 1 for stdout; tests point it at a pipe or file */
-    struct log_batch *batch;   /* NULL: one write(2) per line */
+    struct buf *batch;  /* NULL: one write(2) per line; else lines not yet written */
 };
 
 #define F_STR(k, v)  {.key = (k), .type = LF_STR, .s = (v)}

@@ -98,6 +98,26 @@ static void test_parse_rejects(void **state)
     assert_int_not_equal(repo_ref_from_event(huge, "app", &r), 0);
 }
 
+/* Registries refuse upper-case repository paths, so a label holding one
+ * could never match: it is refused. The host is case-insensitive. */
+static void test_upper_case_path_refused(void **state)
+{
+    (void)state;
+    struct repo_ref r;
+    const char *bad[] = {"MyApp", "team/MyApp", "Team/myapp", "reg.io:5000/Team/app",
+                         "docker.io/Nginx", "localhost/App"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (repo_ref_parse(bad[i], &r) == 0) fail_msg("\"%s\" accepted", bad[i]);
+    assert_int_equal(repo_ref_parse("REG.IO:5000/team/app", &r), 0);
+    assert_string_equal(r.host, "reg.io:5000");
+    assert_string_equal(r.path, "team/app");
+    assert_int_equal(repo_ref_parse("LocalHost.Lan/app", &r), 0);
+    assert_string_equal(r.host, "localhost.lan");
+    /* Events are read as sent (a registry that reports upper case is not
+     * second-guessed here). */
+    assert_int_equal(repo_ref_from_event("reg.io", "Team/App", &r), 0);
+}
+
 static void test_globs(void **state)
 {
     (void)state;
@@ -135,7 +155,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_forms),     cmocka_unit_test(test_docker_hub_aliases),
         cmocka_unit_test(test_host_rules),      cmocka_unit_test(test_exact_only),
-        cmocka_unit_test(test_parse_rejects),   cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_parse_rejects),   cmocka_unit_test(test_upper_case_path_refused),
+        cmocka_unit_test(test_globs),
         cmocka_unit_test(test_glob_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

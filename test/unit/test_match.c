@@ -70,6 +70,13 @@ static void test_host_rules(void **state)
     assert_false(matches("docker.io/team/myapp", "ghcr.io", "team/myapp"));
     /* library/ only for Docker Hub. */
     assert_false(matches("nginx", "ghcr.io", "library/nginx"));
+    /* A generic {"image":"redis:7"} arrives as Docker Hub's (payload_generic.c);
+     * a repository without a registry names no host, so a label with one
+     * cannot claim it. */
+    assert_true(matches("docker.io/library/redis", "docker.io", "redis"));
+    assert_true(matches("redis", "docker.io", "redis"));
+    assert_false(matches("docker.io/library/redis", NULL, "redis"));
+    assert_true(matches("redis", NULL, "redis"));
 }
 
 static void test_exact_only(void **state)

@@ -29,7 +29,8 @@ int registry_host_normalize(const char *h, char *out, size_t outlen)
 
 /* Repository path components: lower-case alphanumerics separated by '.',
  * '_', '__' or '-' runs (the distribution grammar, slightly relaxed: upper
- * case is accepted here because some registries report it as pushed). */
+ * case is accepted here because some registries report it as pushed; a
+ * label's path is held to lower case by repo_ref_parse). */
 static bool path_valid(const char *p)
 {
     if (!*p || *p == '/') return false;
@@ -97,6 +98,10 @@ int repo_ref_parse(const char *s, struct repo_ref *out)
     /* A tag or digest has no place in an image label: the tag glob is its
      * own label. Refusing it beats silently never matching. */
     if (memchr(path, ':', n) || memchr(path, '@', n)) return -EINVAL;
+    /* Registries refuse upper-case repository names, so such a label could
+     * never match a push: malformed, not a route that silently stays dead. */
+    for (size_t i = 0; i < n; i++)
+        if (path[i] >= 'A' && path[i] <= 'Z') return -EINVAL;
     return set_path(out, path, n);
 }
 

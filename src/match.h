@@ -19,8 +19,10 @@ bool registry_host_is_docker_hub(const char *host);
 
 /* Parses "myapp", "team/myapp", "registry.local:5000/team/myapp",
  * "docker.io/nginx". The first component is a host when it contains '.' or
- * ':' or is "localhost". A Docker Hub single name gets "library/".
- * Returns 0 or -EINVAL (empty, bad characters, a tag or digest attached...). */
+ * ':' or is "localhost". A Docker Hub single name gets "library/". The host
+ * is case-insensitive (lower-cased); the path must be lower case, as
+ * registries require. Returns 0 or -EINVAL (empty, bad characters, upper
+ * case in the path, a tag or digest attached...). */
 int repo_ref_parse(const char *s, struct repo_ref *out);
 
 /* Builds the reference of a pushed event: registry host (may be NULL or "")

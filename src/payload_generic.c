@@ -1,6 +1,13 @@
 /* payload_generic.c - for CI jobs and anything else:
  * {"image":"host/ns/name:tag"} or {"repository":"ns/name","tag":"v1"}
- * (optional "registry", "digest", "id"). */
+ * (optional "registry", "digest", "id").
+ *
+ * "image" is an image reference and means what it means to Docker: without
+ * a host ("redis:7", "team/app:1") it is on Docker Hub, so it matches a
+ * docker.io label as well as a host-less one. "repository" names no
+ * registry: without "registry" it stays host-less and matches host-less
+ * labels only. An explicit "registry" says where the push was and wins over
+ * the Docker Hub default. */
 #include "payload_formats.h"
 
 static bool detect(const struct jv *root, const struct payload_hints *hints)
@@ -28,7 +35,9 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
             return -1;
         }
         ev = payload_add_event(out, payload_format_generic.name);
-        ev->registry = host;
+        /* payload_split_image finds the host by Docker's rule ('.' or ':'
+         * in the first component, or "localhost"). */
+        ev->registry = host ? host : registry ? registry : "docker.io";
         ev->repository = repo;
         ev->tag = tag;
         ev->digest = dig;

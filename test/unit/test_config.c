@@ -159,10 +159,10 @@ static void test_flags_override_env(void **state)
     struct config c;
     char err[ERRLEN];
     char *argv[] = {"wr", "--listen-port", "4000", "--log-format=text", "--tls-insecure",
-                    "--docker-host", "unix:///a.sock, tcp://10.0.0.1:2375", "--webhook-token=",
+                    "--docker-host", "unix:///a.sock, tcp://10.0.0.1:2375", "--webhook-token=fl4g",
                     "--log-level", "error", "--log-level=debug", NULL};
     char *env[] = {"LISTEN_PORT=3500", "LISTEN_ADDR=::", "WEBHOOK_TOKEN=t0k", "LOG_FORMAT=json",
-                   "WEBHOOK_HMAC_SECRET=", "MAX_BODY_BYTES=2048", "TLS_CA_FILE=/dev/null",
+                   "MAX_BODY_BYTES=2048", "TLS_CA_FILE=/dev/null",
                    "TLS_INSECURE=0", "DOCKER_HOST=tcp://other:1", NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_int_equal(c.listen_port, 4000);   /* flag wins */
@@ -171,8 +171,8 @@ static void test_flags_override_env(void **state)
     assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
     assert_true(c.tls_insecure);
     assert_string_equal(c.docker_host, "unix:///a.sock, tcp://10.0.0.1:2375");
-    assert_null(c.webhook_token);            /* the empty flag unsets the env token */
-    assert_null(c.webhook_hmac_secret);      /* empty = unset */
+    assert_string_equal(c.webhook_token, "fl4g");   /* the flag wins over the env token */
+    assert_null(c.webhook_hmac_secret);
     assert_int_equal(c.max_body_bytes, 2048);
     assert_string_equal(c.tls_ca_file, "/dev/null");
     config_free(&c);
@@ -401,6 +401,35 @@ static void test_secret_not_echoed(void **state)
     config_free(&c);
 }
 
+/* "WEBHOOK_TOKEN=" (a compose file's typo, an unset shell variable) must not
+ * quietly mean "auth off": it stops start-up with one line naming it. */
+static void test_empty_secret_refused(void **state)
+{
+    (void)state;
+    char *none[] = {"wr", NULL};
+    char *e1[] = {"PATH=/bin", "WEBHOOK_TOKEN=", NULL};
+    expect_error(none, e1, "WEBHOOK_TOKEN: set but empty");
+    char *e2[] = {"WEBHOOK_HMAC_SECRET=", "WEBHOOK_TOKEN=t0k", NULL};
+    expect_error(none, e2, "WEBHOOK_HMAC_SECRET: set but empty");
+    char *env[] = {NULL};
+    char *a1[] = {"wr", "--webhook-token=", NULL};
+    expect_error(a1, env, "--webhook-token (WEBHOOK_TOKEN): set but empty");
+    char *a2[] = {"wr", "--webhook-hmac-secret", "", NULL};
+    expect_error(a2, env, "--webhook-hmac-secret (WEBHOOK_HMAC_SECRET): set but empty");
+    /* A flag does not rescue an empty environment value it does not replace. */
+    char *a3[] = {"wr", "--webhook-token=t0k", NULL};
+    char *e3[] = {"WEBHOOK_HMAC_SECRET=", NULL};
+    expect_error(a3, e3, "WEBHOOK_HMAC_SECRET: set but empty");
+    /* Unset stays "auth off". */
+    struct config c;
+    char err[ERRLEN];
+    char *e4[] = {"PATH=/bin", NULL};
+    assert_int_equal(run(&c, none, e4, err), CONFIG_RUN);
+    assert_null(c.webhook_token);
+    assert_null(c.webhook_hmac_secret);
+    config_free(&c);
+}
+
 static void test_flag_errors(void **state)
 {
     (void)state;
@@ -541,7 +570,8 @@ int main(void)
         cmocka_unit_test(test_tls_insecure_forms), cmocka_unit_test(test_integers),
         cmocka_unit_test(test_bad_values),       cmocka_unit_test(test_good_shapes),
         cmocka_unit_test(test_error_text),       cmocka_unit_test(test_ca_file_unreadable),
-        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_flag_errors),
+        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_empty_secret_refused),
+        cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help),             cmocka_unit_test(test_version),
         cmocka_unit_test(test_healthcheck),
     };

@@ -2,7 +2,7 @@
  *
  * The fake is a tiny HTTP server on a unix socket in a temp dir, served by
  * the test's own loop: /version and /containers/json answer from the real
- * captures in shared/fixtures/docker, /events is a chunked stream the test
+ * captures in test/fixtures/docker, /events is a chunked stream the test
  * writes to when it wants an event to happen. */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +173,7 @@ static void fake_request(struct fake_conn *fc)
             fake_respond(fc, 500, "{\"message\":\"try later\"}");
             return;
         }
-        /* The head Docker sends (shared/fixtures/docker/events-response-head.txt). */
+        /* The head Docker sends (test/fixtures/docker/events-response-head.txt). */
         char head[256];
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nApi-Version: %s\r\nContent-Type: application/json\r\n"
                  "Docker-Experimental: false\r\nOstype: linux\r\nTransfer-Encoding: chunked\r\n\r\n", f->api);

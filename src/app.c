@@ -176,7 +176,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .request_timeout_ms = REQUEST_TIMEOUT_MS,
         .idle_timeout_ms = IDLE_TIMEOUT_MS,
         .max_connections = max_conns,
+        .max_buffered_bytes = cfg->max_buffered_bytes,
         .handler = handlers_dispatch,
+        .head_handler = handlers_head,
         .ud = a,
         .log = &a->log,
     };

@@ -188,6 +188,10 @@ static void handle_metrics(struct app *a, struct http_response *res)
     prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
     prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
 
+    prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
+                "Log lines dropped because stdout was not being read (see the warn line when it recovers).");
+    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(&a->log));
+
     prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
     for (size_t i = 0; i < a->nwatchers; i++)
         prom_sample(b, "webhook_router_docker_connected",

@@ -201,6 +201,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             F_INT("max_connections", cfg->max_connections), F_INT("nofile", rl.rlim_cur), F_INT("now", fit));
         max_conns = fit;
     }
+    if (cfg->max_buffered_bytes < cfg->max_body_bytes)
+        LOG(&a->log, LOG_WARN, "MAX_BUFFERED_BYTES is below MAX_BODY_BYTES: bodies larger than it always get 503",
+            F_INT("max_buffered_bytes", cfg->max_buffered_bytes), F_INT("max_body_bytes", cfg->max_body_bytes));
     struct http_server_opts so = {
         .addr = cfg->listen_addr,
         .port = cfg->listen_port,

@@ -1,5 +1,7 @@
 """Many idle clients against the real binary: memory stays bounded, the
-connection cap refuses cleanly, and the router keeps serving.
+connection cap refuses cleanly, and the router keeps serving. Many uploads
+that are not authenticated: with WEBHOOK_TOKEN their bodies are never read,
+with only WEBHOOK_HMAC_SECRET the bytes held are capped (MAX_BUFFERED_BYTES).
 
 (The byte-level hostile clients - slowloris, oversize headers, bad chunked
 framing, pipelined garbage, mid-body disconnects - are in

@@ -79,6 +79,8 @@ static const struct setting settings[] = {
      "1 to skip certificate verification (bare --tls-insecure means 1)"},
     {"MAX_BODY_BYTES", "1048576", NULL, K_SIZE, 1024, 1073741824, OFF(max_body_bytes),
      "largest webhook body accepted"},
+    {"MAX_BUFFERED_BYTES", "67108864", NULL, K_SIZE, 1024, 68719476736LL, OFF(max_buffered_bytes),
+     "request-body bytes held across all connections at most (then 503 and close)"},
     {"MAX_CONNECTIONS", "8192", NULL, K_INT, 16, 1000000, OFF(max_connections),
      "open client connections at most (then 503 and close)"},
 };

@@ -75,6 +75,7 @@ static void test_defaults(void **state)
     assert_null(c.tls_ca_file);
     assert_false(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1048576);
+    assert_int_equal(c.max_buffered_bytes, 67108864);
     config_free(&c);
     config_free(&c);   /* harmless twice */
 
@@ -96,7 +97,7 @@ static void test_env_values(void **state)
                    "LOG_FORMAT=text", "WEBHOOK_TOKEN=t0k!$x", "WEBHOOK_HMAC_SECRET=hm4c",
                    "FORWARD_TIMEOUT_SECS=300", "FORWARD_RETRIES=0", "FORWARD_CONCURRENCY=10000",
                    "FORWARD_QUEUE_MAX=10000000", "DEBOUNCE_MS=0", "TLS_CA_FILE=/dev/null",
-                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", NULL};
+                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", "MAX_BUFFERED_BYTES=68719476736", NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_string_equal(c.listen_addr, "::");
     assert_int_equal(c.listen_port, 8080);
@@ -115,6 +116,7 @@ static void test_env_values(void **state)
     assert_string_equal(c.tls_ca_file, "/dev/null");
     assert_true(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1073741824);
+    assert_true(c.max_buffered_bytes == 68719476736ULL);
     config_free(&c);
 }
 
@@ -130,7 +132,7 @@ static void test_flags(void **state)
                     "--webhook-token", "tok", "--webhook-hmac-secret=sec", "--forward-timeout-secs", "1",
                     "--forward-retries=20", "--forward-concurrency", "1", "--forward-queue-max=1",
                     "--debounce-ms", "600000", "--tls-ca-file=/dev/null", "--tls-insecure=true",
-                    "--max-body-bytes", "1024", NULL};
+                    "--max-body-bytes", "1024", "--max-buffered-bytes=1024", NULL};
     char *env[] = {NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_string_equal(c.listen_addr, "127.0.0.1");
@@ -150,6 +152,7 @@ static void test_flags(void **state)
     assert_string_equal(c.tls_ca_file, "/dev/null");
     assert_true(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1024);
+    assert_int_equal(c.max_buffered_bytes, 1024);
     config_free(&c);
 }
 
@@ -244,6 +247,7 @@ static void test_integers(void **state)
         "LISTEN_PORT=+80",  "LISTEN_PORT= 80",  "LISTEN_PORT=80 ",  "LISTEN_PORT=0x50",
         "LISTEN_PORT=8.0",  "LISTEN_PORT=-0",   "LISTEN_PORT=1e3",  "LISTEN_PORT=٣",
         "MAX_BODY_BYTES=1073741825",            "MAX_BODY_BYTES=1023",
+        "MAX_BUFFERED_BYTES=1023",              "MAX_BUFFERED_BYTES=68719476737",
         "MAX_BODY_BYTES=18446744073709551617",  "FORWARD_QUEUE_MAX=9223372036854775808",
         "FORWARD_QUEUE_MAX=10000001",           "CACHE_TTL_SECS=-1",
         "DEBOUNCE_MS=600001",                   "FORWARD_TIMEOUT_SECS=301",
@@ -499,6 +503,7 @@ static void test_help(void **state)
         "TLS_CA_FILE",          "--tls-ca-file",          "system bundle",
         "TLS_INSECURE",         "--tls-insecure",         "0",
         "MAX_BODY_BYTES",       "--max-body-bytes",       "1048576",
+        "MAX_BUFFERED_BYTES",   "--max-buffered-bytes",   "67108864",
     };
     /* --help works even when the environment holds an invalid value. */
     char *env[] = {"LISTEN_PORT=broken", NULL};

@@ -40,6 +40,17 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *xstrdup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+size_t hash_str(size_t h, const char *s)
+{
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
+    return h;
+}
+
 char *xstrdup(const char *s)
 {
     return xstrndup(s, strlen(s));

@@ -20,6 +20,12 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+char *xstrdup_or_null(const char *s);   /* NULL stays NULL */
+
+/* FNV-1a, the one string hash of the program: hash_str(HASH_INIT, s), or
+ * chained over several strings (each result seeds the next). */
+#define HASH_INIT ((size_t)1469598103934665603ULL)
+size_t hash_str(size_t h, const char *s);
 
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);

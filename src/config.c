@@ -231,7 +231,7 @@ static void set_string(struct config *c, const struct setting *s, const char *v)
 {
     char **slot = (char **)((char *)c + s->offset);
     free(*slot);
-    *slot = v ? xstrdup(v) : NULL;
+    *slot = xstrdup_or_null(v);
 }
 
 /* Stores value v for setting s. Returns 0, -EINVAL when v is not acceptable,

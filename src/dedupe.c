@@ -17,9 +17,7 @@ struct dedupe {
 
 static size_t hash(const char *s)
 {
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return hash_str(HASH_INIT, s);
 }
 
 struct dedupe *dedupe_new(size_t capacity)

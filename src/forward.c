@@ -131,11 +131,6 @@ static char *expand_url(const char *tmpl, const struct push_event *ev)
     return buf_steal(&b);
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? xstrdup(s) : NULL;
-}
-
 /* The job now stands for ev (the last event wins the body). */
 static void job_set_event(struct job *j, const struct push_event *ev)
 {
@@ -148,26 +143,19 @@ static void job_set_event(struct job *j, const struct push_event *ev)
     forward_build_body(&body, ev);
     j->body_len = body.len;
     j->body = buf_steal(&body);
-    j->repository = dup_or_null(ev->repository);
-    j->tag = dup_or_null(ev->tag);
-    j->event_id = dup_or_null(ev->id);
+    j->repository = xstrdup_or_null(ev->repository);
+    j->tag = xstrdup_or_null(ev->tag);
+    j->event_id = xstrdup_or_null(ev->id);
     j->merged++;
 }
 
 /* ---- origins ------------------------------------------------------------- */
 
-static size_t hash_str(const char *s)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static struct origin *origin_get(struct forwarder *f, const struct url *u)
 {
     char key[300];
     snprintf(key, sizeof key, "%s://%s:%u", u->tls ? "https" : "http", u->host, (unsigned)u->port);
-    struct origin **head = &f->origins[hash_str(key) % ORIGIN_BUCKETS];
+    struct origin **head = &f->origins[hash_str(HASH_INIT, key) % ORIGIN_BUCKETS];
     for (struct origin *o = *head; o; o = o->hnext)
         if (strcmp(o->key, key) == 0) {
             o->refs++;
@@ -184,7 +172,7 @@ static struct origin *origin_get(struct forwarder *f, const struct url *u)
 static void origin_unref(struct forwarder *f, struct origin *o)
 {
     if (--o->refs) return;
-    struct origin **pp = &f->origins[hash_str(o->key) % ORIGIN_BUCKETS];
+    struct origin **pp = &f->origins[hash_str(HASH_INIT, o->key) % ORIGIN_BUCKETS];
     while (*pp != o) pp = &(*pp)->hnext;
     *pp = o->hnext;
     free(o->key);
@@ -235,7 +223,7 @@ static void job_free(struct job *j)
 
 static size_t bucket(const char *url)
 {
-    return hash_str(url) % DEBOUNCE_BUCKETS;
+    return hash_str(HASH_INIT, url) % DEBOUNCE_BUCKETS;
 }
 
 static struct job *debounce_find(struct forwarder *f, const char *url)

@@ -644,7 +644,7 @@ static struct conn *conn_new(struct http_call *call)
     struct conn *conn = xcalloc(1, sizeof *conn);
     conn->client = c;
     conn->call = call;
-    conn->host = call->host ? xstrdup(call->host) : NULL;
+    conn->host = xstrdup_or_null(call->host);
     conn->port = call->port;
     conn->tls = call->tls;
     c->open_conns++;
@@ -840,7 +840,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
         return call;
     }
     call->started_ms = uv_now(c->loop);
-    call->unix_path = ep->unix_path ? xstrdup(ep->unix_path) : NULL;
+    call->unix_path = xstrdup_or_null(ep->unix_path);
     call->host = ep->host && !ep->unix_path ? xstrdup(ep->host) : NULL;
     call->port = ep->port;
     call->tls = ep->tls;

@@ -153,7 +153,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
             routes[n].image = one;
             routes[n].ref = ref;
             routes[n].url = xstrdup(url);
-            routes[n].tag_glob = tag ? xstrdup(tag) : NULL;
+            routes[n].tag_glob = xstrdup_or_null(tag);
             n++;
         }
         p += len + (comma ? 1 : 0);
@@ -170,12 +170,8 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
 
 static size_t hash_key(const char *engine, const char *id)
 {
-    /* FNV-1a over engine, a separator, and id. */
-    size_t h = 1469598103934665603ULL;
-    for (const char *p = engine; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0x1f) * 1099511628211ULL;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
+    /* engine, a separator, and id. */
+    return hash_str(hash_str(hash_str(HASH_INIT, engine), "\x1f"), id);
 }
 
 static struct source **find_slot(struct route_table *t, const char *engine, const char *id)

@@ -20,11 +20,6 @@
 /* File descriptors kept for everything but client connections: the Docker
  * sockets, forwards (FORWARD_CONCURRENCY more), DNS, the log. */
 #define RESERVED_FDS 64
-/* Forward backlog that pauses webhook intake, the level that resumes it,
- * and the longest one pause may last (see app_forward_pressure). */
-#define BACKLOG_PAUSE 1024
-#define BACKLOG_RESUME 256
-#define PAUSE_MAX_MS 50
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
@@ -62,43 +57,10 @@ static void on_log_flush(uv_prepare_t *h)
     log_watch(a);
 }
 
-static void intake_resume(struct app *a)
+static void on_forwards_queued(void *ud)
 {
-    if (!a->intake_paused) return;
-    a->intake_paused = false;
-    uv_timer_stop(&a->intake_timer);
-    if (a->server) http_server_pause(a->server, false);
-}
-
-static void on_intake_timer(uv_timer_t *t)
-{
-    struct app *a = t->data;
-    size_t queued = forward_queued(a->fwd);
-    if (queued <= BACKLOG_RESUME) {
-        intake_resume(a);
-    } else if (uv_now(a->loop) - a->intake_paused_at >= PAUSE_MAX_MS) {
-        /* Forwards are not draining (slow or dead targets): hold no longer.
-         * FORWARD_QUEUE_MAX and its 503 are the limit from here on. */
-        a->intake_armed = false;
-        intake_resume(a);
-    }
-}
-
-void app_forward_pressure(struct app *a)
-{
-    if (a->intake_paused || a->stopping || !a->server) return;
-    size_t queued = forward_queued(a->fwd);
-    if (!a->intake_armed) {
-        if (queued <= BACKLOG_RESUME) a->intake_armed = true;
-        return;
-    }
-    if (queued < BACKLOG_PAUSE) return;
-    a->intake_paused = true;
-    a->intake_paused_at = uv_now(a->loop);
-    a->intake_pauses++;
-    http_server_pause(a->server, true);
-    uv_timer_start(&a->intake_timer, on_intake_timer, 2, 2);
-    LOG(&a->log, LOG_DEBUG, "webhook intake paused: forward backlog", F_INT("queued", queued));
+    struct app *a = ud;
+    if (!a->stopping) intake_pressure(a->intake);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -155,9 +117,6 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     uv_prepare_init(loop, &a->log_flush);
     a->log_flush.data = a;
     uv_prepare_start(&a->log_flush, on_log_flush);
-    uv_timer_init(loop, &a->intake_timer);
-    a->intake_timer.data = a;
-    a->intake_armed = true;
 
     LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
         F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
@@ -190,6 +149,17 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .debounce_ms = cfg->debounce_ms,
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
+    a->intake = intake_new(loop, a->fwd, &a->log);
+    a->webhook = (struct webhook_ctx){
+        .token = cfg->webhook_token,
+        .hmac_secret = cfg->webhook_hmac_secret,
+        .routes = a->routes,
+        .seen = a->seen,
+        .fwd = a->fwd,
+        .log = &a->log,
+        .queued = on_forwards_queued,
+        .queued_ud = a,
+    };
 
     /* A cap the file descriptor limit cannot honour would turn into accept
      * errors instead of clean 503s: lower it, and say so. */
@@ -226,6 +196,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             F_INT("listen_port", cfg->listen_port), F_STR("error", uv_strerror(rc)));
         return rc;
     }
+    intake_attach(a->intake, a->server);
     LOG(&a->log, LOG_INFO, "listening", F_STR("listen_addr", cfg->listen_addr),
         F_INT("listen_port", http_server_port(a->server)));
 
@@ -245,6 +216,8 @@ static void close_rest(struct app *a)
 {
     for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i]);
     a->nwatchers = 0;
+    if (a->intake) intake_close(a->intake);
+    a->intake = NULL;
     if (a->server) http_server_close(a->server, NULL, NULL);
     a->server = NULL;
     if (a->http) http_client_close(a->http);
@@ -254,7 +227,6 @@ static void close_rest(struct app *a)
     if (a->log_flush.data) {
         uv_close((uv_handle_t *)&a->log_flush, NULL);
         a->log_flush.data = NULL;
-        uv_close((uv_handle_t *)&a->intake_timer, NULL);
     }
     if (a->log_poll_ready) {
         uv_close((uv_handle_t *)&a->log_poll, NULL);
@@ -279,7 +251,9 @@ void app_stop(struct app *a)
 {
     if (a->stopping) return;
     a->stopping = true;
-    intake_resume(a);   /* requests being received must complete to be answered */
+    a->webhook.stopping = true;
+    /* Requests being received must complete to be answered. */
+    if (a->intake) intake_resume(a->intake);
     if (a->server) http_server_stop(a->server);
     if (a->fwd) forward_drain(a->fwd, on_drained, a);
     else on_drained(a);

@@ -12,8 +12,10 @@
 #include "forward.h"
 #include "http_client.h"
 #include "http_server.h"
+#include "intake.h"
 #include "log.h"
 #include "routes.h"
+#include "webhook.h"
 
 struct app {
     uv_loop_t *loop;
@@ -27,26 +29,14 @@ struct app {
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct http_server *server;
-    /* Counters for /metrics that belong to the webhook handler. */
-    struct webhook_counter {
-        const char *format;   /* static: a payload format name, or "none" */
-        int status;
-        unsigned long n;
-    } webhooks[48];
-    size_t nwebhooks;
-    unsigned long events_forwarded, events_ignored, events_duplicate;
+    struct webhook_ctx webhook;       /* the webhook handler's own context and counters */
+    struct intake *intake;            /* pauses the listener on a deep forward backlog */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */
     uv_poll_t log_poll;               /* stdout writable again, while lines wait for it */
     bool log_poll_ready;              /* log_poll initialised (stdout a pipe or socket) */
     bool log_polling;
-    /* Webhook intake paused while the forward backlog is deep (app_forward_pressure). */
-    uv_timer_t intake_timer;
-    bool intake_paused;
-    bool intake_armed;                /* false after a pause ran out: until the backlog is low again */
-    uint64_t intake_paused_at;
-    unsigned long intake_pauses;
     bool stopping;
     int exit_code;
 };
@@ -57,12 +47,6 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg);
 /* Graceful stop: stop accepting, drain forwards, close everything. The loop
  * then runs out and uv_run returns. */
 void app_stop(struct app *a);
-/* Called by the webhook handler after queuing forwards. When the backlog
- * is deep because the router itself is the bottleneck (forwards are being
- * made as fast as it can), reading more webhooks only grows memory: the
- * listener pauses until the backlog is low again, for at most 50 ms at a
- * time, so a stuck target still ends in 503s rather than a deaf router. */
-void app_forward_pressure(struct app *a);
 /* Frees what is left after uv_run returned. */
 void app_free(struct app *a);
 

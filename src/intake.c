@@ -1,0 +1,96 @@
+/* intake.c - webhook intake paused on a deep forward backlog (intake.h). */
+#include "intake.h"
+
+#include <stdlib.h>
+
+#include "buf.h"
+
+/* Backlog that pauses intake, the level that resumes it, and the longest
+ * one pause may last. */
+#define BACKLOG_PAUSE 1024
+#define BACKLOG_RESUME 256
+#define PAUSE_MAX_MS 50
+
+struct intake {
+    uv_timer_t timer;             /* first member: the handle is the struct */
+    const struct forwarder *fwd;
+    const struct logger *log;
+    struct http_server *server;
+    bool paused;
+    bool armed;                   /* false after a pause ran out: until the backlog is low again */
+    uint64_t paused_at;
+    unsigned long pauses;
+};
+
+struct intake *intake_new(uv_loop_t *loop, const struct forwarder *fwd, const struct logger *lg)
+{
+    struct intake *in = xcalloc(1, sizeof *in);
+    uv_timer_init(loop, &in->timer);
+    in->timer.data = in;
+    in->fwd = fwd;
+    in->log = lg;
+    in->armed = true;
+    return in;
+}
+
+void intake_attach(struct intake *in, struct http_server *server)
+{
+    if (!server) intake_resume(in);
+    in->server = server;
+}
+
+void intake_resume(struct intake *in)
+{
+    if (!in->paused) return;
+    in->paused = false;
+    uv_timer_stop(&in->timer);
+    if (in->server) http_server_pause(in->server, false);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct intake *in = t->data;
+    if (forward_queued(in->fwd) <= BACKLOG_RESUME) {
+        intake_resume(in);
+    } else if (uv_now(t->loop) - in->paused_at >= PAUSE_MAX_MS) {
+        /* Forwards are not draining (slow or dead targets): hold no longer.
+         * FORWARD_QUEUE_MAX and its 503 are the limit from here on. */
+        in->armed = false;
+        intake_resume(in);
+    }
+}
+
+void intake_pressure(struct intake *in)
+{
+    if (in->paused || !in->server) return;
+    size_t queued = forward_queued(in->fwd);
+    if (!in->armed) {
+        if (queued <= BACKLOG_RESUME) in->armed = true;
+        return;
+    }
+    if (queued < BACKLOG_PAUSE) return;
+    in->paused = true;
+    in->paused_at = uv_now(in->timer.loop);
+    in->pauses++;
+    http_server_pause(in->server, true);
+    uv_timer_start(&in->timer, on_timer, 2, 2);
+    LOG(in->log, LOG_DEBUG, "webhook intake paused: forward backlog", F_INT("queued", queued));
+}
+
+unsigned long intake_pauses(const struct intake *in)
+{
+    return in->pauses;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void intake_close(struct intake *in)
+{
+    if (!in) return;
+    intake_resume(in);
+    in->server = NULL;
+    uv_close((uv_handle_t *)&in->timer, on_closed);
+}

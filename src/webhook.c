@@ -1,0 +1,232 @@
+/* webhook.c - the webhook handler (see webhook.h). */
+#include "webhook.h"
+
+#include <string.h>
+
+#include "auth.h"
+#include "json.h"
+
+/* Targets looked up per event; more distinct URLs for one image is not a
+ * deployment, it is a mistake. */
+#define MAX_TARGETS 64
+
+static void count(struct webhook_ctx *w, const char *format, int status)
+{
+    struct webhook_counts *c = &w->counts;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->by_status[i].status == status && strcmp(c->by_status[i].format, format) == 0) {
+            c->by_status[i].n++;
+            return;
+        }
+    /* Formats and statuses are few and fixed: the table cannot fill up in
+     * practice; if it did, the newest combination goes uncounted. */
+    if (c->n < sizeof c->by_status / sizeof c->by_status[0])
+        c->by_status[c->n++] = (struct webhook_counter){format, status, 1};
+}
+
+/* token_only: the head stage, where there is no body to check a signature
+ * against; the token alone decides. The full check runs again with the body. */
+static int check_auth(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                      bool token_only, struct http_response *res)
+{
+    const char *why;
+    struct auth_input in = {
+        .authorization = http_request_header(req, "authorization"),
+        .path_token = path_token,
+        .hub_signature = http_request_header(req, "x-hub-signature-256"),
+        .gitea_signature = http_request_header(req, "x-gitea-signature"),
+        .body = req->body,
+        .body_len = req->body_len,
+    };
+    if (auth_check(w->token, token_only ? NULL : w->hmac_secret, &in, &why) == 0) return 0;
+    LOG(w->log, LOG_WARN, "webhook unauthorized", F_STR("peer", req->peer), F_STR("error", why));
+    http_response_error(res, 401, why);
+    return -1;
+}
+
+bool webhook_token_path_ok(const struct webhook_ctx *w, const char *token)
+{
+    return !token || (w->token && *token && !strchr(token, '/'));
+}
+
+void webhook_head(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                  struct http_response *res)
+{
+    /* With WEBHOOK_TOKEN the token decides before a byte of the body is
+     * read. With only WEBHOOK_HMAC_SECRET the signature covers the body,
+     * which must be read (within MAX_BUFFERED_BYTES). */
+    if (!w->token || !webhook_token_path_ok(w, path_token)) return;
+    if (check_auth(w, req, path_token, true, res) < 0) count(w, "none", res->status);
+}
+
+/* ---- the plan --------------------------------------------------------------- */
+
+static bool forwarded_earlier(const struct payload *p, const struct webhook_plan *plan, size_t i)
+{
+    const char *id = p->events[i].id;
+    if (!id) return false;
+    for (size_t k = 0; k < i; k++)
+        if (plan->decision[k] == WEBHOOK_FORWARD && p->events[k].id && strcmp(p->events[k].id, id) == 0)
+            return true;
+    return false;
+}
+
+void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct payload *p,
+                       struct webhook_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->decision = xcalloc(p->n + 1, sizeof *plan->decision);
+    plan->first = xcalloc(p->n + 1, sizeof *plan->first);
+    const char *urls[MAX_TARGETS];
+    for (size_t i = 0; i < p->n; i++) {
+        const struct push_event *ev = &p->events[i];
+        plan->first[i] = plan->ntargets;
+        if (ev->ignored) {
+            plan->decision[i] = WEBHOOK_IGNORED;
+            continue;
+        }
+        /* A redelivery, or the same id twice in one request. */
+        if (dedupe_seen(seen, ev->id) || forwarded_earlier(p, plan, i)) {
+            plan->decision[i] = WEBHOOK_DUPLICATE;
+            continue;
+        }
+        size_t n = routes_match(routes, ev, urls, MAX_TARGETS);
+        plan->decision[i] = n ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n) continue;
+        plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
+        memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
+        plan->ntargets += n;
+    }
+    plan->first[p->n] = plan->ntargets;
+}
+
+void webhook_plan_free(struct webhook_plan *plan)
+{
+    free(plan->decision);
+    free(plan->first);
+    free(plan->targets);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* ---- carrying it out ---------------------------------------------------------- */
+
+static void put_event_head(struct buf *b, const struct push_event *ev, int *first)
+{
+    json_put_key(b, "format", first);
+    json_put_str(b, ev->format);
+    json_put_key(b, "id", first);
+    json_put_str(b, ev->id);
+    json_put_key(b, "repository", first);
+    json_put_str(b, ev->repository);
+    json_put_key(b, "tag", first);
+    json_put_str(b, ev->tag);
+}
+
+/* One event: its forwards queued (when planned), its line in the summary,
+ * its log line and its count. */
+static void carry_out(struct webhook_ctx *w, const struct payload *p, const struct webhook_plan *plan, size_t i,
+                      struct buf *b)
+{
+    const struct push_event *ev = &p->events[i];
+    int first = 1;
+    buf_puts(b, i ? ",{" : "{");
+    put_event_head(b, ev, &first);
+    json_put_key(b, "decision", &first);
+    switch (plan->decision[i]) {
+    case WEBHOOK_IGNORED:
+        json_put_str(b, "ignored");
+        json_put_key(b, "reason", &first);
+        json_put_str(b, ev->ignored);
+        w->counts.ignored++;
+        LOG(w->log, LOG_DEBUG, "event ignored", F_STR("repository", ev->repository),
+            F_STR("event_id", ev->id), F_STR("reason", ev->ignored));
+        break;
+    case WEBHOOK_DUPLICATE:
+        json_put_str(b, "duplicate");
+        w->counts.duplicate++;
+        LOG(w->log, LOG_INFO, "duplicate event not forwarded", F_STR("repository", ev->repository),
+            F_STR("tag", ev->tag), F_STR("event_id", ev->id));
+        break;
+    case WEBHOOK_NO_ROUTE:
+        json_put_str(b, "ignored");
+        json_put_key(b, "reason", &first);
+        json_put_str(b, "no route matches");
+        w->counts.ignored++;
+        LOG(w->log, LOG_INFO, "push without route", F_STR("registry", ev->registry),
+            F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id));
+        break;
+    case WEBHOOK_FORWARD: {
+        size_t n = plan->first[i + 1] - plan->first[i];
+        for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) forward_submit(w->fwd, plan->targets[k], ev);
+        dedupe_add(w->seen, ev->id);
+        json_put_str(b, "forwarded");
+        w->counts.forwarded++;
+        json_put_key(b, "targets", &first);
+        buf_put_uint(b, n);
+        LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
+            F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
+            F_INT("targets", n));
+        break;
+    }
+    }
+    buf_putc(b, '}');
+}
+
+/* Returns the format to count the request under. */
+static const char *handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                          struct http_response *res)
+{
+    if (check_auth(w, req, path_token, false, res) < 0) return "none";
+
+    struct payload_hints hints = {
+        .content_type = http_request_header(req, "content-type"),
+        .github_event = http_request_header(req, "x-github-event"),
+        .gitea_event = http_request_header(req, "x-gitea-event"),
+        .gitlab_event = http_request_header(req, "x-gitlab-event"),
+    };
+    struct payload p;
+    struct buf err;
+    buf_init(&err);
+    if (payload_parse(req->body, req->body_len, &hints, &p, &err) < 0) {
+        LOG(w->log, LOG_WARN, "webhook rejected", F_STR("peer", req->peer), F_STR("error", buf_cstr(&err)));
+        http_response_error(res, 400, buf_cstr(&err));
+        buf_free(&err);
+        return "unknown";
+    }
+    buf_free(&err);
+    const char *format = p.format;
+
+    /* Every event is decided first: if the queue cannot take all of this
+     * request's forwards, none is taken and the registry retries (503), so
+     * nothing that was answered 202 is ever dropped. */
+    struct webhook_plan plan;
+    webhook_plan_make(w->routes, w->seen, &p, &plan);
+    if (plan.ntargets && (w->stopping || !forward_has_room(w->fwd, plan.ntargets))) {
+        LOG(w->log, LOG_WARN, "webhook deferred: forward queue full", F_INT("targets", plan.ntargets),
+            F_INT("queued", forward_queued(w->fwd)));
+        http_response_error(res, 503, w->stopping ? "shutting down, retry later" : "forward queue full, retry later");
+    } else {
+        struct buf *b = &res->body;
+        int top = 1;
+        buf_putc(b, '{');
+        json_put_key(b, "format", &top);
+        json_put_str(b, p.format);
+        json_put_key(b, "accepted", &top);
+        buf_put_uint(b, p.n);
+        json_put_key(b, "events", &top);
+        buf_putc(b, '[');
+        for (size_t i = 0; i < p.n; i++) carry_out(w, &p, &plan, i, b);
+        buf_puts(b, "]}");
+        res->status = 202;
+        if (plan.ntargets && w->queued) w->queued(w->queued_ud);
+    }
+    webhook_plan_free(&plan);
+    payload_free(&p);
+    return format;
+}
+
+void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                    struct http_response *res)
+{
+    count(w, handle(w, req, path_token, res), res->status);
+}

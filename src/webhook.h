@@ -1,0 +1,75 @@
+/* webhook.h - the webhook handler: payload -> push events -> route lookup
+ * -> forward queue.
+ *
+ * It sees only what it needs (struct webhook_ctx): the auth settings, the
+ * route table, the dedupe memory, the forwarder, the logger, and its own
+ * counters. The decisions are a pure plan (webhook_plan_make), tested
+ * without sockets; webhook_handle turns the plan into forwards and the 202
+ * summary. It answers before any forward happens; from the 202 on,
+ * delivery is the forwarder's job. */
+#ifndef WR_WEBHOOK_H
+#define WR_WEBHOOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "dedupe.h"
+#include "forward.h"
+#include "http_server.h"
+#include "log.h"
+#include "payload.h"
+#include "routes.h"
+
+/* What /metrics reports of the webhook endpoint. */
+struct webhook_counts {
+    struct webhook_counter {
+        const char *format;   /* static: a payload format name, "unknown" or "none" */
+        int status;
+        unsigned long n;
+    } by_status[48];
+    size_t n;
+    unsigned long forwarded, ignored, duplicate;   /* events by decision */
+};
+
+struct webhook_ctx {
+    const char *token;                /* WEBHOOK_TOKEN, or NULL */
+    const char *hmac_secret;          /* WEBHOOK_HMAC_SECRET, or NULL */
+    struct route_table *routes;
+    struct dedupe *seen;              /* ids of recently forwarded events */
+    struct forwarder *fwd;
+    const struct logger *log;
+    bool stopping;                    /* shutting down: 503 for anything to forward */
+    /* Called after forwards were queued (the intake may pause); optional. */
+    void (*queued)(void *ud);
+    void *queued_ud;
+    struct webhook_counts counts;
+};
+
+enum webhook_decision { WEBHOOK_IGNORED, WEBHOOK_DUPLICATE, WEBHOOK_NO_ROUTE, WEBHOOK_FORWARD };
+
+/* Per event of a payload: its decision, and for WEBHOOK_FORWARD its
+ * targets targets[first[i]] .. targets[first[i + 1] - 1]. */
+struct webhook_plan {
+    enum webhook_decision *decision;
+    size_t *first;
+    const char **targets;    /* URLs owned by the route table: valid until it changes */
+    size_t ntargets;
+};
+
+/* Decides every event: ignored by its parser, a redelivery (seen before,
+ * or earlier in the same payload), no route, or forward to its targets.
+ * Reads routes and seen, changes nothing. */
+void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct payload *p,
+                       struct webhook_plan *plan);
+void webhook_plan_free(struct webhook_plan *plan);
+
+/* /webhook/<token> exists only with a token configured. */
+bool webhook_token_path_ok(const struct webhook_ctx *w, const char *token);
+/* The head stage (headers complete, body unread): with a token configured
+ * a missing or wrong one is answered 401 here. Leaves res alone otherwise. */
+void webhook_head(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                  struct http_response *res);
+/* POST /webhook[/<token>]: auth, parse, plan, queue, answer; counts it. */
+void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
+                    struct http_response *res);
+
+#endif

@@ -1,0 +1,234 @@
+/* The routing layer and the webhook handler without sockets: the pure plan
+ * (events -> decisions and targets), the answer and what it queues, auth at
+ * the head stage, and the path table's 404 / 405. */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "app.h"
+#include "dedupe.h"
+#include "handlers.h"
+#include "webhook.h"
+
+struct fx {
+    uv_loop_t loop;
+    struct logger lg;
+    struct dns *dns;
+    struct http_client *http;
+    struct forwarder *fwd;
+    struct route_table *routes;
+    struct dedupe *seen;
+    struct webhook_ctx w;
+    struct http_response res;
+};
+
+static void put_labels(struct fx *x, const char *id, const char *json)
+{
+    json_error_t e;
+    json_t *l = json_loads(json, 0, &e);
+    assert_non_null(l);
+    struct route_source src = {.engine = "unix:///d.sock", .kind = "container", .id = id, .name = id};
+    assert_true(routes_put(x->routes, &src, l, "webhook-router", &x->lg) > 0);
+    json_decref(l);
+}
+
+static void fx_start(struct fx *x, int queue_max)
+{
+    memset(x, 0, sizeof *x);
+    uv_loop_init(&x->loop);
+    logger_init(&x->lg, LOG_ERROR, LOG_FORMAT_JSON, 2);
+    x->dns = dns_new(&x->loop, &x->lg);
+    x->http = http_client_new(&x->loop, x->dns, &x->lg);
+    /* A long coalescing window: forwards stay queued, nothing is sent. */
+    struct forward_opts fo = {.timeout_secs = 1, .concurrency = 4, .queue_max = queue_max, .debounce_ms = 60000};
+    x->fwd = forward_new(&x->loop, x->http, &x->lg, &fo);
+    x->routes = routes_new();
+    x->seen = dedupe_new(64);
+    x->w = (struct webhook_ctx){.routes = x->routes, .seen = x->seen, .fwd = x->fwd, .log = &x->lg};
+    buf_init(&x->res.headers);
+    buf_init(&x->res.body);
+    put_labels(x, "c1", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"http://127.0.0.1:9/a\"}");
+    put_labels(x, "c2", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"http://127.0.0.1:9/b\"}");
+}
+
+static void on_drained(void *ud)
+{
+    forward_free(ud);
+}
+
+static void fx_finish(struct fx *x)
+{
+    forward_drain(x->fwd, on_drained, x->fwd);
+    http_client_close(x->http);
+    dns_close(x->dns);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    routes_free(x->routes);
+    dedupe_free(x->seen);
+    buf_free(&x->res.headers);
+    buf_free(&x->res.body);
+}
+
+static void reset_res(struct fx *x)
+{
+    x->res.status = 0;
+    buf_reset(&x->res.headers);
+    buf_reset(&x->res.body);
+}
+
+static void test_plan(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    dedupe_add(x.seen, "old");
+    struct push_event evs[] = {
+        {.format = "t", .id = "blob", .repository = "team/app", .ignored = "blob push"},
+        {.format = "t", .id = "old", .repository = "team/app", .tag = "v1"},
+        {.format = "t", .id = "other", .repository = "team/other", .tag = "v1"},
+        {.format = "t", .id = "new", .repository = "team/app", .tag = "v2"},
+        {.format = "t", .id = "new", .repository = "team/app", .tag = "v2"},
+        {.format = "t", .id = NULL, .repository = "team/app", .tag = "v3"},
+    };
+    struct payload p = {.format = "t", .events = evs, .n = 6};
+    struct webhook_plan plan;
+    webhook_plan_make(x.routes, x.seen, &p, &plan);
+    enum webhook_decision want[] = {WEBHOOK_IGNORED, WEBHOOK_DUPLICATE, WEBHOOK_NO_ROUTE,
+                                    WEBHOOK_FORWARD, WEBHOOK_DUPLICATE, WEBHOOK_FORWARD};
+    for (size_t i = 0; i < 6; i++) assert_int_equal(plan.decision[i], want[i]);
+    assert_int_equal(plan.ntargets, 4);
+    assert_int_equal(plan.first[3], 0);
+    assert_int_equal(plan.first[4], 2);
+    assert_int_equal(plan.first[6], 4);
+    /* Pure: nothing was marked seen or queued. */
+    assert_false(dedupe_seen(x.seen, "new"));
+    assert_int_equal(forward_queued(x.fwd), 0);
+    webhook_plan_free(&plan);
+    fx_finish(&x);
+}
+
+static const char body[] =
+    "{\"events\":[{\"id\":\"e1\",\"action\":\"push\",\"target\":{\"mediaType\":"
+    "\"application/vnd.oci.image.manifest.v1+json\",\"repository\":\"team/app\",\"tag\":\"v1\","
+    "\"digest\":\"sha256:aa\"},\"request\":{\"host\":\"reg:5000\"}},"
+    "{\"id\":\"e2\",\"action\":\"pull\",\"target\":{\"repository\":\"team/app\",\"tag\":\"v1\"}}]}";
+
+static struct http_request request(const char *path, const struct http_header *h, size_t nh)
+{
+    return (struct http_request){.method = "POST", .path = path, .query = "", .headers = h, .nheaders = nh,
+                                 .body = body, .body_len = sizeof body - 1, .peer = "127.0.0.1:1"};
+}
+
+static void test_handle_accepts_and_queues(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    struct http_request req = request("/webhook", NULL, 0);
+    webhook_handle(&x.w, &req, NULL, &x.res);
+    assert_int_equal(x.res.status, 202);
+    const char *b = buf_cstr(&x.res.body);
+    assert_non_null(strstr(b, "\"format\":\"distribution\",\"accepted\":2"));
+    assert_non_null(strstr(b, "\"decision\":\"forwarded\",\"targets\":2"));
+    assert_non_null(strstr(b, "\"decision\":\"ignored\",\"reason\":\"action is pull, not push\""));
+    assert_int_equal(forward_queued(x.fwd), 2);
+    assert_true(dedupe_seen(x.seen, "e1"));
+    assert_int_equal(x.w.counts.forwarded, 1);
+    assert_int_equal(x.w.counts.ignored, 1);
+    /* The registry redelivers: a duplicate, nothing more queued. */
+    reset_res(&x);
+    webhook_handle(&x.w, &req, NULL, &x.res);
+    assert_int_equal(x.res.status, 202);
+    assert_non_null(strstr(buf_cstr(&x.res.body), "\"decision\":\"duplicate\""));
+    assert_int_equal(forward_queued(x.fwd), 2);
+    assert_int_equal(x.w.counts.n, 1);
+    assert_string_equal(x.w.counts.by_status[0].format, "distribution");
+    assert_int_equal(x.w.counts.by_status[0].n, 2);
+    fx_finish(&x);
+}
+
+static void test_handle_all_or_nothing(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 1);   /* room for one forward; the push needs two */
+    struct http_request req = request("/webhook", NULL, 0);
+    webhook_handle(&x.w, &req, NULL, &x.res);
+    assert_int_equal(x.res.status, 503);
+    assert_int_equal(forward_queued(x.fwd), 0);
+    assert_false(dedupe_seen(x.seen, "e1"));   /* its redelivery will go through */
+    fx_finish(&x);
+}
+
+static void test_token_at_head(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    x.w.token = "s3cr3t";
+    struct http_header wrong = {"Authorization", "Bearer nope"};
+    struct http_request req = request("/webhook", &wrong, 1);
+    req.body = NULL;
+    req.body_len = 0;
+    webhook_head(&x.w, &req, NULL, &x.res);
+    assert_int_equal(x.res.status, 401);
+    assert_null(strstr(buf_cstr(&x.res.body), "s3cr3t"));
+    reset_res(&x);
+    struct http_header right = {"Authorization", "Bearer s3cr3t"};
+    req = request("/webhook", &right, 1);
+    webhook_head(&x.w, &req, NULL, &x.res);
+    assert_int_equal(x.res.status, 0);   /* left alone: the body may be read */
+    req = request("/webhook/s3cr3t", NULL, 0);
+    webhook_head(&x.w, &req, "s3cr3t", &x.res);
+    assert_int_equal(x.res.status, 0);
+    assert_false(webhook_token_path_ok(&x.w, "a/b"));
+    x.w.token = NULL;
+    assert_false(webhook_token_path_ok(&x.w, "s3cr3t"));
+    assert_true(webhook_token_path_ok(&x.w, NULL));
+    fx_finish(&x);
+}
+
+static void test_dispatch_table(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    struct app a;
+    memset(&a, 0, sizeof a);
+    a.webhook = x.w;
+    struct { const char *method, *path; int status; const char *allow; } cases[] = {
+        {"GET", "/nope", 404, NULL},
+        {"POST", "/health", 405, "Allow: GET, HEAD\r\n"},
+        {"DELETE", "/routes", 405, "Allow: GET, HEAD\r\n"},
+        {"GET", "/webhook", 405, "Allow: POST\r\n"},
+        {"POST", "/webhook/token", 404, NULL},   /* no token configured: no such path */
+        {"GET", "/health", 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reset_res(&x);
+        struct http_request req = {.method = cases[i].method, .path = cases[i].path, .query = "", .body = "",
+                                   .peer = "p"};
+        handlers_dispatch(&a, &req, &x.res);
+        assert_int_equal(x.res.status, cases[i].status);
+        if (cases[i].allow) assert_string_equal(buf_cstr(&x.res.headers), cases[i].allow);
+    }
+    fx_finish(&x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_handle_accepts_and_queues),
+        cmocka_unit_test(test_handle_all_or_nothing),
+        cmocka_unit_test(test_token_at_head),
+        cmocka_unit_test(test_dispatch_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "json.h"
+#include "stream.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define MAX_PENDING_WRITE (1024 * 1024)   /* pause a client that does not read its replies */
@@ -88,12 +89,6 @@ struct http_server {
     char read_buf[READ_BUF_SIZE];
 };
 
-struct wreq {
-    uv_write_t req;
-    struct conn *c;
-    size_t len;
-    char data[];
-};
 
 static void conn_close(struct conn *c);
 
@@ -255,11 +250,9 @@ static void finish_conn(struct conn *c)
     uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
 }
 
-static void on_write(uv_write_t *req, int status)
+static void on_written(void *ud, int status)
 {
-    struct wreq *w = (struct wreq *)req;
-    struct conn *c = w->c;
-    free(w);
+    struct conn *c = ud;
     c->pending_writes--;
     if (c->closing) return;
     if (status < 0) {
@@ -281,36 +274,16 @@ static void on_write(uv_write_t *req, int status)
 static void conn_write(struct conn *c, const char *data, size_t len)
 {
     if (c->closing) return;
-    /* Nearly every reply fits in the socket buffer: write it now. uv_write
-     * would also write at once, but costs a copy, an allocation and an
-     * epoll_ctl per reply. A closing reply keeps the queued path, whose
-     * completion callback ends the connection. */
-    if (c->pending_writes == 0 && !c->close_after) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n == (int)len) return;
-        if (n > 0) {
-            data += n;
-            len -= (size_t)n;
-        } else if (n != UV_EAGAIN) {
-            LOG(c->srv->o.log, LOG_DEBUG, "http write failed", F_STR("peer", c->peer), F_STR("error", uv_strerror(n)));
-            conn_close(c);
-            return;
-        }
-    }
-    struct wreq *w = xmalloc(sizeof *w + len);
-    w->c = c;
-    w->len = len;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    /* A closing reply takes the queued path: its completion callback ends
+     * the connection. */
+    int rc = stream_write((uv_stream_t *)&c->tcp, data, len, c->pending_writes == 0 && !c->close_after,
+                          on_written, c);
     if (rc < 0) {
         LOG(c->srv->o.log, LOG_DEBUG, "http write failed", F_STR("peer", c->peer), F_STR("error", uv_strerror(rc)));
-        free(w);
         conn_close(c);
-        return;
+    } else if (rc == 1) {
+        c->pending_writes++;
     }
-    c->pending_writes++;
 }
 
 /* Big buffers are not kept between requests: one large /routes reply

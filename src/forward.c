@@ -628,8 +628,11 @@ static void on_drain_deadline(uv_timer_t *t)
     }
     struct origin *o;
     while ((o = runnable_pop(f))) {
+        /* Held while its jobs go: the last job's free would free it. */
+        o->refs++;
         struct job *j;
         while ((j = ready_pop(f, o))) give_up(f, j);
+        origin_unref(f, o);
     }
     check_drained(f);
 }

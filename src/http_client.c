@@ -624,6 +624,9 @@ static void on_connected(struct http_call *call)
     call->connected_ms = uv_now(call->client->loop);
     arm_deadline(call);
     if (!call->reused) {
+        /* Here, not before connecting: libuv applies the delay only to a
+         * socket that exists (before, it silently uses its own 60 s). */
+        if (conn->host && call->o.tcp_keepalive_secs) uv_tcp_keepalive(&conn->h.tcp, 1, call->o.tcp_keepalive_secs);
         int rc = uv_read_start(&conn->h.stream, on_alloc, on_read);
         if (rc == 0 && conn->tls) {
             conn->session = tls_session_new(call->client->tls, conn->host);
@@ -680,7 +683,6 @@ static void try_next_addr(struct http_call *call)
     struct conn *conn = conn_new(call);
     uv_tcp_init(call->client->loop, &conn->h.tcp);
     uv_tcp_nodelay(&conn->h.tcp, 1);
-    if (call->o.tcp_keepalive_secs) uv_tcp_keepalive(&conn->h.tcp, 1, call->o.tcp_keepalive_secs);
     call->conn = conn;
     conn->connect_req.data = conn;
     int rc = uv_tcp_connect(&conn->connect_req, &conn->h.tcp, sa, on_connect);

@@ -629,7 +629,18 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
 {
     struct docker_watch *w = xcalloc(1, sizeof *w);
     w->loop = loop;
-    w->host = xstrdup(opts->docker_host);
+    struct docker_host engine;
+    docker_host_copy(&engine, opts->engine);
+    w->host = engine.text;   /* both now owned by w */
+    w->ep = engine.ep;
+    if (w->ep.unix_path) {
+        w->host_header = xstrdup("docker");
+    } else {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
+        w->host_header = buf_steal(&b);
+    }
     w->prefix = xstrdup(opts->label_prefix);
     w->cache_ttl_secs = opts->cache_ttl_secs;
     w->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : REQUEST_TIMEOUT_MS;
@@ -646,23 +657,9 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
     return w;
 }
 
-int docker_watch_start(struct docker_watch *w)
+void docker_watch_start(struct docker_watch *w)
 {
-    const char *err;
-    if (http_endpoint_parse_docker_host(w->host, &w->ep, &err) < 0) {
-        LOG(w->log, LOG_ERROR, "invalid DOCKER_HOST", F_STR("engine", w->host), F_STR("error", err));
-        return -EINVAL;
-    }
-    if (w->ep.unix_path) {
-        w->host_header = xstrdup("docker");
-    } else {
-        struct buf b;
-        buf_init(&b);
-        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
-        w->host_header = buf_steal(&b);
-    }
     connect_engine(w);
-    return 0;
 }
 
 bool docker_watch_synced(const struct docker_watch *w)

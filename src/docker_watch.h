@@ -13,12 +13,13 @@
 
 #include <stdbool.h>
 #include <uv.h>
+#include "docker_host.h"
 #include "http_client.h"
 #include "log.h"
 #include "routes.h"
 
 struct docker_watch_opts {
-    const char *docker_host;      /* one entry: "unix:///…" or "tcp://host:port" */
+    const struct docker_host *engine;  /* one parsed DOCKER_HOST entry (copied) */
     const char *label_prefix;
     int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
     uint64_t request_timeout_ms;  /* one API call (not the /events stream); 0 = 30 s */
@@ -30,15 +31,16 @@ struct docker_watch_opts {
 struct docker_watch;
 
 struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch_opts *opts);
-/* Begins connecting; failures are retried forever with backoff. Returns 0
- * or -EINVAL for an unusable docker_host. */
-int docker_watch_start(struct docker_watch *w);
+/* Begins connecting; failures are retried forever with backoff. (The
+ * address was checked when DOCKER_HOST was parsed: nothing can fail here.) */
+void docker_watch_start(struct docker_watch *w);
 /* true once the first full sync completed (stays true across reconnects). */
 bool docker_watch_synced(const struct docker_watch *w);
 /* "connecting", "syncing", "live", "reconnecting" */
 const char *docker_watch_state(const struct docker_watch *w);
 /* Last connection problem, e.g. "connect unix:///var/run/docker.sock: no such file or directory"; NULL if none. */
 const char *docker_watch_last_error(const struct docker_watch *w);
+/* The DOCKER_HOST entry, blanks trimmed: names the engine in logs and routes. */
 const char *docker_watch_host(const struct docker_watch *w);
 /* Connections lost (or never made) so far: each one is a reconnect. */
 unsigned long docker_watch_reconnects(const struct docker_watch *w);

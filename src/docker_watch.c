@@ -26,6 +26,9 @@
 #define MAX_EVENT_LINE (1024 * 1024)
 #define MAX_BUFFERED_EVENTS 10000
 #define MAX_LIST_BYTES (256 * 1024 * 1024)
+/* A failed GET /services/<id> is asked again after 0.5 s, 1 s and 2 s. */
+#define SVC_FETCH_RETRIES 3
+#define SVC_RETRY_MIN_MS 500
 
 enum state { ST_CONNECTING, ST_SYNCING, ST_LIVE, ST_RECONNECTING };
 static const char *const state_names[] = {"connecting", "syncing", "live", "reconnecting"};
@@ -69,11 +72,16 @@ struct docker_watch {
 
 /* Service events carry no labels: each create/update is followed by a GET
  * of that one service. A newer event for the same service cancels the
- * older fetch, so a slow answer can never resurrect a removed service. */
+ * older fetch, so a slow answer can never resurrect a removed service.
+ * A failed GET is retried on its own (the engine connection is fine: the
+ * /events stream says so), and only after the last retry does a list
+ * resync the table. */
 struct svc_fetch {
     struct docker_watch *w;
     char *id;
     struct http_call *call;
+    unsigned attempts;               /* GETs sent so far */
+    uv_timer_t retry;                /* the backoff before the next one */
     struct svc_fetch *next;
 };
 
@@ -89,6 +97,14 @@ static void clear_pending(struct docker_watch *w)
     w->npending = 0;
 }
 
+static void on_fetch_closed(uv_handle_t *h)
+{
+    struct svc_fetch *f = h->data;   /* touches nothing else: w may be gone by now */
+    free(f->id);
+    free(f);
+}
+
+/* Unlinks f; it is freed once its timer is closed. */
 static void fetch_drop(struct docker_watch *w, struct svc_fetch *f)
 {
     for (struct svc_fetch **pp = &w->fetches; *pp; pp = &(*pp)->next)
@@ -96,8 +112,7 @@ static void fetch_drop(struct docker_watch *w, struct svc_fetch *f)
             *pp = f->next;
             break;
         }
-    free(f->id);
-    free(f);
+    uv_close((uv_handle_t *)&f->retry, on_fetch_closed);
 }
 
 static void fetch_cancel_id(struct docker_watch *w, const char *id)
@@ -191,16 +206,22 @@ static bool is_connect_error(int err)
            err == -EADDRNOTAVAIL;
 }
 
+/* The cause of a failed call in words: "malformed HTTP response", "HTTP 500"... */
+static void describe_error(int err, int status, char *detail, size_t n)
+{
+    if (err == -E2BIG) snprintf(detail, n, "the response is too large");
+    else if (err == -EPROTO) snprintf(detail, n, "malformed HTTP response");
+    else if (err) snprintf(detail, n, "%s", uv_strerror(err));
+    else snprintf(detail, n, "HTTP %d", status);
+}
+
 /* what: the request, e.g. "GET /version"; a failure to connect is named
  * "connect" instead, since that is what an operator has to fix. */
 static void fail_errno(struct docker_watch *w, const char *what, int err, int status)
 {
     char detail[96];
     if (status == 0 && is_connect_error(err)) what = "connect";
-    if (err == -E2BIG) snprintf(detail, sizeof detail, "the response is too large");
-    else if (err == -EPROTO) snprintf(detail, sizeof detail, "malformed HTTP response");
-    else if (err) snprintf(detail, sizeof detail, "%s", uv_strerror(err));
-    else snprintf(detail, sizeof detail, "HTTP %d", status);
+    describe_error(err, status, detail, sizeof detail);
     fail(w, what, detail);
 }
 
@@ -234,10 +255,52 @@ static int put_service(struct docker_watch *w, json_t *svc)
     return routes_put(w->routes, &src, labels, w->prefix, w->log);
 }
 
+static void start_list(struct docker_watch *w);
+static void fetch_send(struct svc_fetch *f);
+
+static void on_fetch_retry(uv_timer_t *t)
+{
+    fetch_send(t->data);
+}
+
+/* A list taken now includes whatever the fetch would have told: unless one
+ * is in flight already (it was started after the event, so it has it too). */
+static void resync_now(struct docker_watch *w)
+{
+    if (w->state != ST_LIVE || w->list_call || w->listing) return;
+    w->resync = true;
+    start_list(w);
+}
+
+static void service_fetch_failed(struct svc_fetch *f, int err, int status)
+{
+    struct docker_watch *w = f->w;
+    char detail[96];
+    describe_error(err, status, detail, sizeof detail);
+    if (f->attempts <= SVC_FETCH_RETRIES) {
+        uint64_t delay = (uint64_t)SVC_RETRY_MIN_MS << (f->attempts - 1);
+        LOG(w->log, LOG_DEBUG, "service fetch failed, retrying", F_STR("engine", w->host),
+            F_STR("service", f->id), F_STR("error", detail), F_INT("attempt", f->attempts),
+            F_INT("retry_ms", delay));
+        uv_timer_start(&f->retry, on_fetch_retry, delay, 0);
+        return;
+    }
+    LOG(w->log, LOG_WARN, "service fetch failed", F_STR("engine", w->host), F_STR("service", f->id),
+        F_STR("error", detail), F_INT("attempts", f->attempts),
+        F_STR("note", "resyncing the engine's list instead"));
+    fetch_drop(w, f);
+    resync_now(w);
+}
+
 static void on_service_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct svc_fetch *f = ud;
     struct docker_watch *w = f->w;
+    f->call = NULL;
+    if (status != 404 && (err || status != 200)) {
+        service_fetch_failed(f, err, status);
+        return;
+    }
     char *id = xstrdup(f->id);
     fetch_drop(w, f);
     if (status == 404) {
@@ -245,8 +308,6 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
         if (routes_remove(w->routes, w->host, id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("service", id),
                 F_INT("routes", routes_count(w->routes)));
-    } else if (err || status != 200) {
-        fail_errno(w, "GET /services/<id>", err, status);
     } else {
         json_error_t jerr;
         json_t *svc = json_loadb(body, len, 0, &jerr);
@@ -261,18 +322,14 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
     free(id);
 }
 
-static void fetch_service(struct docker_watch *w, const char *id)
+static void fetch_send(struct svc_fetch *f)
 {
-    fetch_cancel_id(w, id);
-    struct svc_fetch *f = xcalloc(1, sizeof *f);
-    f->w = w;
-    f->id = xstrdup(id);
-    f->next = w->fetches;
-    w->fetches = f;
+    struct docker_watch *w = f->w;
+    f->attempts++;
     struct buf path;
     buf_init(&path);
     buf_printf(&path, "/v%s/services/", w->api);
-    url_encode(&path, id);
+    url_encode(&path, f->id);
     struct http_client_opts o = {
         .method = "GET", .host_header = w->host_header, .path = buf_cstr(&path),
         .headers = "Accept: application/json\r\n", .connect_timeout_ms = w->request_timeout_ms,
@@ -281,6 +338,19 @@ static void fetch_service(struct docker_watch *w, const char *id)
     };
     f->call = http_client_request(w->http, &w->ep, &o);
     buf_free(&path);
+}
+
+static void fetch_service(struct docker_watch *w, const char *id)
+{
+    fetch_cancel_id(w, id);
+    struct svc_fetch *f = xcalloc(1, sizeof *f);
+    f->w = w;
+    f->id = xstrdup(id);
+    uv_timer_init(w->loop, &f->retry);
+    f->retry.data = f;
+    f->next = w->fetches;
+    w->fetches = f;
+    fetch_send(f);
 }
 
 static void apply_service_event(struct docker_watch *w, struct docker_event *ev)

@@ -63,6 +63,13 @@ struct fake {
     int garbage_times;
     bool garbage_stall;
     bool bad_method, bad_host;
+    /* Swarm: /info says manager; /services lists services_body and
+     * /services/<id> answers service_body, after fail_service 500s. */
+    bool swarm;
+    char *services_body;
+    char *service_body;
+    int fail_service;
+    int n_services, n_service;
     char events_path[1024], list_path[1024];
 };
 
@@ -144,14 +151,18 @@ static void fake_request(struct fake_conn *fc)
     if (strcmp(method, "GET") != 0) f->bad_method = true;
     if (!strstr(fc->in.data, "\r\nHost: docker\r\n")) f->bad_host = true;
 
-    char events[64], list[64], info[64];
+    char events[64], list[64], info[64], services[64], service[64];
     snprintf(events, sizeof events, "/v%s/events?", f->api);
     snprintf(info, sizeof info, "/v%s/info", f->api);
     snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
+    snprintf(services, sizeof services, "/v%s/services?", f->api);
+    snprintf(service, sizeof service, "/v%s/services/", f->api);
     const char *kind = strcmp(target, "/version") == 0 ? "version"
                        : strcmp(target, info) == 0     ? "info"
                        : starts_with(target, events)   ? "events"
                        : starts_with(target, list)     ? "list"
+                       : starts_with(target, services) ? "services"
+                       : starts_with(target, service)  ? "service"
                                                        : "other";
     if (f->garbage_times > 0 && strcmp(kind, f->garbage_kind) == 0) {
         f->garbage_times--;
@@ -164,8 +175,20 @@ static void fake_request(struct fake_conn *fc)
         f->n_version++;
         fake_respond(fc, 200, f->version_body);
     } else if (strcmp(target, info) == 0) {
-        /* A standalone engine: not a Swarm manager. */
-        fake_respond(fc, 200, "{\"Swarm\":{\"LocalNodeState\":\"inactive\",\"ControlAvailable\":false}}");
+        /* A standalone engine unless the test made it a Swarm manager. */
+        fake_respond(fc, 200, f->swarm ? "{\"Swarm\":{\"LocalNodeState\":\"active\",\"ControlAvailable\":true}}"
+                                       : "{\"Swarm\":{\"LocalNodeState\":\"inactive\",\"ControlAvailable\":false}}");
+    } else if (strcmp(kind, "services") == 0 && f->swarm) {
+        f->n_services++;
+        fake_respond(fc, 200, f->services_body ? f->services_body : "[]");
+    } else if (strcmp(kind, "service") == 0 && f->swarm && f->service_body) {
+        f->n_service++;
+        if (f->fail_service > 0) {
+            f->fail_service--;
+            fake_respond(fc, 500, "{\"message\":\"rpc error: code = Unavailable\"}");
+        } else {
+            fake_respond(fc, 200, f->service_body);
+        }
     } else if (starts_with(target, events)) {
         f->n_events++;
         snprintf(f->events_path, sizeof f->events_path, "%s", target);
@@ -478,6 +501,8 @@ static int teardown(void **state)
     rmdir(b->dir);
     free(b->fake.version_body);
     free(b->fake.list_body);
+    free(b->fake.services_body);
+    free(b->fake.service_body);
     free(b->fixture_list);
     for (size_t i = 0; i < b->nevents; i++) free(b->events[i]);
     free(b->events);
@@ -891,6 +916,96 @@ static void test_list_stall_mid_body(void **state)
     assert_true(b->max_gap < 250);
 }
 
+/* services.json's element i, as GET /services/<id> answers it. */
+static char *fixture_service(size_t i)
+{
+    char *all = tu_shared_fixture("docker/services.json", NULL);
+    json_error_t jerr;
+    json_t *list = json_loads(all, 0, &jerr);
+    assert_non_null(list);
+    free(all);
+    char *out = json_dumps(json_array_get(list, i), JSON_COMPACT);
+    assert_non_null(out);
+    json_decref(list);
+    return out;
+}
+
+#define SVC2_ID "s9oejhuzrgh09xljxgv4jc22m"
+#define SVC2_EVENT "{\"Type\":\"service\",\"Action\":\"update\",\"Actor\":{\"ID\":\"" SVC2_ID \
+                   "\",\"Attributes\":{\"name\":\"fxsvc2\"}}}"
+
+/* A GET /services/<id> that fails is retried by itself (0.5 s, 1 s, 2 s):
+ * the engine connection and the rest of the map are left alone. */
+static void test_service_fetch_retried(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->swarm = true;
+    f->service_body = fixture_service(1);   /* fxsvc2 */
+    f->fail_service = 2;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(f->n_services, 1);
+
+    uint64_t t0 = uv_now(&b->loop);
+    fake_event(f, SVC2_EVENT);
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 10000);
+    uint64_t took = uv_now(&b->loop) - t0;
+    assert_int_equal(f->n_service, 3);
+    assert_true(took >= 1400 && took < 3000);   /* 0.5 s + 1 s of backoff */
+    assert_int_equal(routes_source_count(b->routes), 4);
+    /* Same subscription, no resync: only that one fetch was repeated. */
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(f->n_version, 1);
+    assert_int_equal(f->n_list, 1);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_null(docker_watch_last_error(b->w));
+    assert_false(log_has(b, "docker connection lost"));
+}
+
+/* A fetch that keeps failing is given up after three retries with one
+ * warn; a background list (the /events stream stays) then brings the
+ * service in, so the map converges even with CACHE_TTL_SECS=0. */
+static void test_service_fetch_gives_up(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->swarm = true;
+    f->service_body = fixture_service(1);
+    f->fail_service = 1000;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_false(has_source(b, "fxsvc2"));
+
+    /* The service list now has it (the engine answers lists, not this one GET). */
+    char *svc = fixture_service(1);
+    struct buf list;
+    buf_init(&list);
+    buf_printf(&list, "[%s]", svc);
+    free(svc);
+    f->services_body = buf_steal(&list);
+
+    uint64_t t0 = uv_now(&b->loop);
+    fake_event(f, SVC2_EVENT);
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 10000);
+    uint64_t took = uv_now(&b->loop) - t0;
+    assert_int_equal(f->n_service, 4);           /* one try and three retries */
+    assert_true(took >= 3400 && took < 6000);    /* 0.5 + 1 + 2 s */
+    assert_int_equal(f->n_list, 2);
+    assert_int_equal(f->n_services, 2);
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_true(log_has(b, "\"msg\":\"service fetch failed\""));
+    assert_true(log_has(b, "HTTP 500"));
+    run_for(b, 300);
+    assert_int_equal(f->n_service, 4);           /* and not asked again */
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -905,6 +1020,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_stall_mid_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -397,6 +397,14 @@ static void apply_event(struct docker_watch *w, struct docker_event *ev)
         if (routes_remove(w->routes, w->host, ev->id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("container", name),
                 F_STR("id", ev->id), F_STR("image", image), F_INT("routes", routes_count(w->routes)));
+    } else if (strcmp(ev->action, "rename") == 0) {
+        /* Labels cannot change on a rename, only the name /routes shows.
+         * A container without routes is not in the table: nothing to do. */
+        const char *old = attr(ev->attributes, "oldName");
+        if (old && old[0] == '/') old++;
+        if (name && routes_rename(w->routes, w->host, ev->id, name))
+            LOG(w->log, LOG_INFO, "container renamed", F_STR("engine", w->host), F_STR("container", name),
+                F_STR("old_name", old), F_STR("id", ev->id));
     }
 }
 
@@ -436,12 +444,21 @@ static void arm_resync(struct docker_watch *w)
         uv_timer_start(&w->resync_timer, on_resync_timer, (uint64_t)w->cache_ttl_secs * 1000, 0);
 }
 
+/* A listed source the table knows under another name (a rename the events
+ * did not tell). Asked before the source is put. */
+static bool renamed_since(struct docker_watch *w, const char *id, const char *name)
+{
+    const struct route_source *known = id ? routes_find(w->routes, w->host, id) : NULL;
+    if (!known) return false;
+    return (known->name == NULL) != (name == NULL) || (name && strcmp(known->name, name) != 0);
+}
+
 /* Both lists are in (services is NULL on a node that is no Swarm manager):
  * make the table equal to them in one go, then replay the held events. */
 static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
 {
     routes_mark(w->routes, w->host);
-    size_t i, listed = 0, added = 0;
+    size_t i, listed = 0, added = 0, renamed = 0;
     json_t *c;
     json_array_foreach(list, i, c) {
         const char *id = attr(c, "Id");
@@ -452,6 +469,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
                                    .stack = stack_of(labels)};
+        if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
         routes_put(w->routes, &src, labels, w->prefix, w->log);
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
@@ -459,6 +477,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
     }
     size_t nservices = 0;
     json_array_foreach(services, i, c) {
+        if (renamed_since(w, attr(c, "ID"), attr(json_object_get(c, "Spec"), "Name"))) renamed++;
         size_t before = routes_source_count(w->routes);
         put_service(w, c);
         if (routes_source_count(w->routes) > before) added++;
@@ -474,9 +493,10 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
     long long ms = (long long)(uv_now(w->loop) - w->sync_started_ms);
     if (w->resync) {
         /* The safety net caught something the events did not say. */
-        if (removed || added)
+        if (removed || added || renamed)
             LOG(w->log, LOG_WARN, "resync found changes the events missed", F_STR("engine", w->host),
-                F_INT("removed", removed), F_INT("added", added), F_INT("routes", routes_count(w->routes)));
+                F_INT("removed", removed), F_INT("added", added), F_INT("renamed", renamed),
+                F_INT("routes", routes_count(w->routes)));
         else
             LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
     } else {
@@ -631,8 +651,8 @@ static void start_events(struct docker_watch *w)
     buf_printf(&path, "/v%s/events?filters=", w->api);
     url_encode(&path, w->swarm_manager
                           ? "{\"type\":[\"container\",\"service\"],"
-                            "\"event\":[\"create\",\"destroy\",\"update\",\"remove\"]}"
-                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\"]}");
+                            "\"event\":[\"create\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
+                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\",\"rename\"]}");
     start_get(w, &w->events_call, buf_cstr(&path), 0, 0, on_events_head, on_events_body, on_events_done);
     buf_free(&path);
 }

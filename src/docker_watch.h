@@ -4,7 +4,8 @@
  * subscribe to /events, and once the subscription is live list
  * /containers/json?all=1 with a label filter; events that arrive while the
  * list is in flight are buffered and replayed on top of it, so no change in
- * between is lost. Then container create/destroy events update the table;
+ * between is lost. Then container create/destroy/rename events update the
+ * table (a full resync compares names too);
  * service events are followed by GET /services/<id>, retried on its own
  * (0.5 s, 1 s, 2 s) when it fails, then replaced by a list of the engine
  * (the /events stream stays): one failed GET never drops the connection.

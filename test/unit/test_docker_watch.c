@@ -1006,6 +1006,102 @@ static void test_service_fetch_gives_up(void **state)
     assert_string_equal(docker_watch_state(b->w), "live");
 }
 
+/* The real rename event (test/fixtures/docker/events-rename.jsonl, from
+ * dockerd 20.10) re-aimed at fx2: Actor.ID := id, name := new_name. */
+static char *rename_event(const char *id, const char *new_name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/docker/events-rename.jsonl", WR_TEST_FIXTURES);
+    char *raw = tu_read_file(path, NULL);
+    json_error_t jerr;
+    json_t *ev = json_loads(raw, JSON_DISABLE_EOF_CHECK, &jerr);
+    free(raw);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "Action")), "rename");
+    json_t *actor = json_object_get(ev, "Actor");
+    json_object_set_new(actor, "ID", json_string(id));
+    json_object_set_new(ev, "id", json_string(id));
+    json_t *attrs = json_object_get(actor, "Attributes");
+    json_object_set_new(attrs, "name", json_string(new_name));
+    json_object_set_new(attrs, "oldName", json_string("/fx2"));
+    char *out = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return out;
+}
+
+/* docker rename: /routes names the container by its new name at once. */
+static void test_rename_event(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    /* The engine only sends what the filter asks for. */
+    assert_non_null(strstr(f->events_path, "rename"));
+    assert_true(has_source(b, "fx2"));
+
+    char *ev = rename_event(FX2_ID, "fx2-blue");
+    fake_event(f, ev);
+    free(ev);
+    RUN_UNTIL(b, has_source(b, "fx2-blue"), 5000);
+    assert_false(has_source(b, "fx2"));
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(routes_count(b->routes), 2);
+    assert_true(log_has(b, "\"msg\":\"container renamed\""));
+    assert_true(log_has(b, "\"old_name\":\"fx2\""));
+
+    /* A container without routes: nothing to rename, nothing added. */
+    ev = rename_event("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "other");
+    json_error_t jerr;
+    json_t *j = json_loads(ev, 0, &jerr);
+    free(ev);
+    json_t *attrs = json_object_get(json_object_get(j, "Actor"), "Attributes");
+    json_object_del(attrs, "webhook-router.image");
+    json_object_del(attrs, "webhook-router.url");
+    ev = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    fake_event(f, ev);
+    free(ev);
+    run_for(b, 100);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_false(has_source(b, "other"));
+    assert_int_equal(f->n_events, 1);
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
+/* A rename the events missed is a change the resync finds (and says so),
+ * not "resync: no change". */
+static void test_resync_sees_rename(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 1));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_true(has_source(b, "fx2"));
+
+    json_error_t jerr;
+    json_t *list = json_loads(b->fixture_list, 0, &jerr);
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        json_t *names = json_object_get(c, "Names");
+        if (strcmp(json_string_value(json_array_get(names, 0)), "/fx2") == 0)
+            json_array_set_new(names, 0, json_string("/fx2-green"));
+    }
+    char *renamed = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    fake_set_list(f, renamed);
+    free(renamed);
+    RUN_UNTIL(b, has_source(b, "fx2-green"), 5000);
+    assert_false(has_source(b, "fx2"));
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(f->n_events, 1);
+    assert_true(log_has(b, "resync found changes the events missed"));
+    assert_true(log_has(b, "\"renamed\":1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,6 +1118,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resync_sees_rename, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,6 +142,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .timeout_secs = cfg->forward_timeout_secs,
         .retries = cfg->forward_retries,
         .concurrency = cfg->forward_concurrency,
+        .per_origin = cfg->forward_origin_concurrency,
         .queue_max = cfg->forward_queue_max,
         .debounce_ms = cfg->debounce_ms,
     };

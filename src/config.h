@@ -28,6 +28,7 @@ struct config {
     int forward_timeout_secs;
     int forward_retries;
     int forward_concurrency;
+    int forward_origin_concurrency;   /* in flight per scheme+host+port */
     int forward_queue_max;
     int debounce_ms;
     char *tls_ca_file;          /* NULL: system bundle */

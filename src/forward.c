@@ -2,16 +2,19 @@
  *
  * A job is one target URL and the last event for it. Its life:
  *
- *   submit -> [debounce wait] -> ready queue -> in flight -> done
- *                                    ^               |
- *                                    +- retry wait <-+  (5xx, 429, network)
+ *   submit -> [debounce wait] -> ready (per origin) -> in flight -> done
+ *                                    ^                     |
+ *                                    +---- retry wait <----+  (5xx, 429, network)
  *
  * Both waits live in one list sorted by due time, driven by one timer. While
  * a job waits out DEBOUNCE_MS, further events for the same URL replace its
  * event instead of making a second POST (a CI job pushing :latest and :sha
- * redeploys once). At most FORWARD_CONCURRENCY jobs are in flight; jobs
- * accepted but not in flight are bounded by FORWARD_QUEUE_MAX. Every job
- * ends in exactly one info or error line. */
+ * redeploys once). Ready jobs queue per origin (scheme, host, port): at most
+ * FORWARD_CONCURRENCY jobs are in flight, and at most per_origin of them to
+ * one origin, so a target that hangs holds its own slots, not everyone's.
+ * Origins with work and a free slot take turns (round robin). Jobs accepted
+ * but not in flight are bounded by FORWARD_QUEUE_MAX. Every job ends in
+ * exactly one info or error line. */
 #include "forward.h"
 
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "buf.h"
 #include "json.h"
@@ -28,12 +32,27 @@
 #define BACKOFF_MAX_MS 30000
 #define RETRY_AFTER_MAX_MS 60000
 #define DEBOUNCE_BUCKETS 256
+#define ORIGIN_BUCKETS 64
+/* Past the last attempt's deadline, what shutdown still waits for. */
+#define DRAIN_GRACE_MS 1000
 
 enum stage { ST_DEBOUNCE, ST_READY, ST_IN_FLIGHT, ST_RETRY_WAIT };
 
+/* Where forwards go: scheme, host and port. */
+struct origin {
+    struct origin *hnext;      /* hash chain */
+    struct origin *rnext;      /* the runnable list */
+    char *key;
+    struct job *ready_head, *ready_tail;
+    size_t in_flight;
+    size_t refs;               /* jobs pointing here */
+    bool runnable;             /* in the runnable list */
+};
+
 struct job {
     struct forwarder *f;
-    struct job *next;          /* in the ready queue, the wait list or the in-flight list */
+    struct origin *origin;
+    struct job *next;          /* in its origin's ready queue, the wait list or the in-flight list */
     struct job *prev;          /* in the in-flight list only */
     struct job *hnext;         /* debounce index chain */
     enum stage stage;
@@ -46,7 +65,9 @@ struct job {
     int attempt;
     uint64_t due_ms;
     uint64_t started_ms;
-    uint64_t retry_after_ms;   /* from the last response, 0 if none */
+    uint64_t retry_after_ms;   /* from this attempt's response, 0 if none */
+    struct http_call *call;    /* while in flight */
+    char cause[160];           /* the client's words for a failure */
 };
 
 struct forwarder {
@@ -54,15 +75,17 @@ struct forwarder {
     struct http_client *http;
     const struct logger *log;
     struct forward_opts opts;
-    struct job *ready_head, *ready_tail;
+    struct origin *origins[ORIGIN_BUCKETS];
+    struct origin *runnable_head, *runnable_tail;
     struct job *waiting;       /* sorted by due_ms */
     struct job *flying;        /* in flight: owned here, so forward_free can free them */
     size_t nready, nwaiting, in_flight;
     struct job *debounce[DEBOUNCE_BUCKETS];
-    uv_timer_t wake;
+    uv_timer_t wake;           /* the wait list; while draining, the drain deadline */
     uint64_t rng;              /* jitter; xorshift state */
     struct forward_stats stats;
     bool draining;
+    uint64_t drain_deadline;
     void (*drained)(void *ud);
     void *drained_ud;
     bool closed;
@@ -131,8 +154,74 @@ static void job_set_event(struct job *j, const struct push_event *ev)
     j->merged++;
 }
 
+/* ---- origins ------------------------------------------------------------- */
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct origin *origin_get(struct forwarder *f, const struct url *u)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s://%s:%u", u->tls ? "https" : "http", u->host, (unsigned)u->port);
+    struct origin **head = &f->origins[hash_str(key) % ORIGIN_BUCKETS];
+    for (struct origin *o = *head; o; o = o->hnext)
+        if (strcmp(o->key, key) == 0) {
+            o->refs++;
+            return o;
+        }
+    struct origin *o = xcalloc(1, sizeof *o);
+    o->key = xstrdup(key);
+    o->refs = 1;
+    o->hnext = *head;
+    *head = o;
+    return o;
+}
+
+static void origin_unref(struct forwarder *f, struct origin *o)
+{
+    if (--o->refs) return;
+    struct origin **pp = &f->origins[hash_str(o->key) % ORIGIN_BUCKETS];
+    while (*pp != o) pp = &(*pp)->hnext;
+    *pp = o->hnext;
+    free(o->key);
+    free(o);
+}
+
+static size_t origin_cap(const struct forwarder *f)
+{
+    int cap = f->opts.per_origin > 0 ? f->opts.per_origin : f->opts.concurrency;
+    return (size_t)cap;
+}
+
+/* An origin with ready jobs and a free slot waits its turn in the runnable list. */
+static void origin_maybe_runnable(struct forwarder *f, struct origin *o)
+{
+    if (o->runnable || !o->ready_head || o->in_flight >= origin_cap(f)) return;
+    o->runnable = true;
+    o->rnext = NULL;
+    if (f->runnable_tail) f->runnable_tail->rnext = o;
+    else f->runnable_head = o;
+    f->runnable_tail = o;
+}
+
+static struct origin *runnable_pop(struct forwarder *f)
+{
+    struct origin *o = f->runnable_head;
+    if (!o) return NULL;
+    f->runnable_head = o->rnext;
+    if (!f->runnable_head) f->runnable_tail = NULL;
+    o->rnext = NULL;
+    o->runnable = false;
+    return o;
+}
+
 static void job_free(struct job *j)
 {
+    if (j->origin) origin_unref(j->f, j->origin);
     free(j->url);
     url_free(&j->target);
     free(j->body);
@@ -146,9 +235,7 @@ static void job_free(struct job *j)
 
 static size_t bucket(const char *url)
 {
-    size_t h = 1469598103934665603ULL;
-    for (; *url; url++) h = (h ^ (unsigned char)*url) * 1099511628211ULL;
-    return h % DEBOUNCE_BUCKETS;
+    return hash_str(url) % DEBOUNCE_BUCKETS;
 }
 
 static struct job *debounce_find(struct forwarder *f, const char *url)
@@ -168,19 +255,32 @@ static void debounce_remove(struct forwarder *f, struct job *j)
 
 static void ready_push(struct forwarder *f, struct job *j)
 {
+    struct origin *o = j->origin;
     j->stage = ST_READY;
     j->next = NULL;
-    if (f->ready_tail) f->ready_tail->next = j;
-    else f->ready_head = j;
-    f->ready_tail = j;
+    if (o->ready_tail) o->ready_tail->next = j;
+    else o->ready_head = j;
+    o->ready_tail = j;
     f->nready++;
+    origin_maybe_runnable(f, o);
+}
+
+static struct job *ready_pop(struct forwarder *f, struct origin *o)
+{
+    struct job *j = o->ready_head;
+    if (!j) return NULL;
+    o->ready_head = j->next;
+    if (!o->ready_head) o->ready_tail = NULL;
+    j->next = NULL;
+    f->nready--;
+    return j;
 }
 
 static void on_wake(uv_timer_t *t);
 
 static void arm_wake(struct forwarder *f)
 {
-    if (f->closed) return;
+    if (f->closed || f->draining) return;   /* draining: the timer is the drain deadline */
     if (!f->waiting) {
         uv_timer_stop(&f->wake);
         return;
@@ -201,7 +301,7 @@ static void wait_insert(struct forwarder *f, struct job *j, uint64_t delay_ms)
     arm_wake(f);
 }
 
-/* Moves waiting jobs to the ready queue: the due ones, or all of them. */
+/* Moves waiting jobs to the ready queues: the due ones, or all of them. */
 static void release_waiting(struct forwarder *f, bool all)
 {
     uint64_t now = uv_now(f->loop);
@@ -222,15 +322,16 @@ static void on_wake(uv_timer_t *t)
     release_waiting(f, false);
     pump(f);
     arm_wake(f);
-    check_drained(f);
 }
 
 /* ---- outcomes ------------------------------------------------------------- */
 
 static bool retryable(int err, int status)
 {
-    if (err == -EINVAL || err == -EPROTONOSUPPORT || err == -E2BIG) return false;
-    if (err) return true;              /* refused, reset, timeout, DNS, TLS... */
+    /* A certificate that failed verification will fail the same way next
+     * time; an unusable URL or request likewise. */
+    if (err == -EINVAL || err == -EPROTONOSUPPORT || err == -EKEYREJECTED) return false;
+    if (err) return true;              /* refused, reset, timeout, DNS, other TLS trouble... */
     return status >= 500 || status == 429;
 }
 
@@ -261,6 +362,7 @@ static void check_drained(struct forwarder *f)
 {
     if (!f->draining || f->closed || f->nready || f->nwaiting || f->in_flight) return;
     f->closed = true;
+    uv_timer_stop(&f->wake);
     uv_close((uv_handle_t *)&f->wake, on_wake_closed);
 }
 
@@ -271,6 +373,7 @@ static void flying_add(struct forwarder *f, struct job *j)
     if (f->flying) f->flying->prev = j;
     f->flying = j;
     f->in_flight++;
+    j->origin->in_flight++;
 }
 
 static void flying_remove(struct forwarder *f, struct job *j)
@@ -280,26 +383,63 @@ static void flying_remove(struct forwarder *f, struct job *j)
     if (j->next) j->next->prev = j->prev;
     j->next = j->prev = NULL;
     f->in_flight--;
+    j->origin->in_flight--;
+    origin_maybe_runnable(f, j->origin);
 }
 
-static void cause_of(char *out, size_t n, int err, int status)
+/* The failure in words: the client's own account when it gave one
+ * ("certificate verify failed: self-signed certificate"), else its errno
+ * in plain terms, else the HTTP status. */
+static const char *cause_of(struct job *j, int err, int status)
 {
-    if (err == -EKEYREJECTED) snprintf(out, n, "TLS certificate verification failed");
-    else if (err) snprintf(out, n, "%s", uv_strerror(err));
-    else snprintf(out, n, "HTTP %d", status);
+    if (err && j->cause[0]) return j->cause;
+    if (err) return http_client_strerror(err);
+    snprintf(j->cause, sizeof j->cause, "HTTP %d", status);
+    return j->cause;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+long long forward_retry_after_ms(const char *value, long long now)
+{
+    if (!value) return -1;
+    while (is_blank(*value)) value++;
+    size_t n = strlen(value);
+    while (n && is_blank(value[n - 1])) n--;
+    if (!n) return -1;
+    char v[64];
+    if (n >= sizeof v) return -1;
+    memcpy(v, value, n);
+    v[n] = '\0';
+    if (v[0] >= '0' && v[0] <= '9') {
+        /* delay-seconds: clamped digit by digit, so no value can overflow. */
+        long long ms = 0;
+        for (const char *p = v; *p; p++) {
+            if (*p < '0' || *p > '9') return -1;
+            if (ms < RETRY_AFTER_MAX_MS) ms = ms * 10 + (*p - '0') * 1000;
+        }
+        return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+    }
+    /* HTTP-date, IMF-fixdate form: "Sun, 06 Nov 1994 08:49:37 GMT". */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end) return -1;
+    long long at = (long long)timegm(&tm);
+    if (at <= now) return 0;
+    long long secs = at - now;
+    return secs >= RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
 }
 
 static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
 {
     struct job *j = ud;
-    j->retry_after_ms = 0;
     const char *ra = (status == 429 || status == 503) ? get(ctx, "retry-after") : NULL;
-    if (ra) {
-        char *end;
-        long secs = strtol(ra, &end, 10);
-        if (end != ra && *end == '\0' && secs >= 0)
-            j->retry_after_ms = secs * 1000 > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (uint64_t)secs * 1000;
-    }
+    long long ms = ra ? forward_retry_after_ms(ra, (long long)time(NULL)) : -1;
+    j->retry_after_ms = ms > 0 ? (uint64_t)ms : 0;
 }
 
 static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -331,9 +471,9 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
     struct job *j = ud;
     struct forwarder *f = j->f;
     long long ms = (long long)(uv_now(f->loop) - j->started_ms);
+    j->call = NULL;
     flying_remove(f, j);
     observe(f, ms);
-    char cause[96];
     if (err == 0 && status >= 200 && status < 300) {
         LOG(f->log, LOG_INFO, "forwarded", F_URL("target", j->url), F_INT("status", status),
             F_INT("duration_ms", ms), F_INT("attempt", j->attempt),
@@ -341,19 +481,17 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
         f->stats.delivered[j->attempt >= 4 ? 3 : j->attempt - 1]++;
         job_free(j);
-    } else if (retryable(err, status) && j->attempt <= f->opts.retries) {
-        cause_of(cause, sizeof cause, err, status);
+    } else if (retryable(err, status) && j->attempt <= f->opts.retries && !f->draining) {
         uint64_t delay = j->retry_after_ms ? j->retry_after_ms : backoff_ms(f, j->attempt);
         LOG(f->log, LOG_WARN, "forward attempt failed, retrying", F_URL("target", j->url),
-            F_INT("status", status), F_STR("error", cause), F_INT("attempt", j->attempt),
+            F_INT("status", status), F_STR("error", cause_of(j, err, status)), F_INT("attempt", j->attempt),
             F_INT("retry_in_ms", delay), F_INT("duration_ms", ms), F_STR("event_id", j->event_id));
         j->stage = ST_RETRY_WAIT;
         f->stats.retried++;
         wait_insert(f, j, delay);
     } else {
-        cause_of(cause, sizeof cause, err, status);
         LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_INT("status", status),
-            F_STR("error", cause), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
+            F_STR("error", cause_of(j, err, status)), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
         f->stats.failed++;
         job_free(j);
@@ -375,30 +513,33 @@ static void start(struct forwarder *f, struct job *j)
         .headers = headers,
         .body = j->body,
         .body_len = j->body_len,
-        .connect_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
-        .response_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
+        /* One deadline for the whole attempt, whatever phase it is in. */
+        .total_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
         .on_head = on_head,
-        .max_body = 64 * 1024,
+        .discard_body = true,   /* a 2xx is a success whatever it says */
         .keep_alive = true,
+        .errbuf = j->cause,
+        .errbuf_len = sizeof j->cause,
         .on_done = on_done,
         .ud = j,
     };
     j->stage = ST_IN_FLIGHT;
     j->attempt++;
     j->started_ms = uv_now(f->loop);
+    j->retry_after_ms = 0;   /* a Retry-After counts for the attempt that got it only */
+    j->cause[0] = '\0';
     flying_add(f, j);
-    http_client_request(f->http, &ep, &o);   /* never calls on_done from in here */
+    j->call = http_client_request(f->http, &ep, &o);   /* never calls on_done from in here */
 }
 
 static void pump(struct forwarder *f)
 {
-    while (f->ready_head && f->in_flight < (size_t)f->opts.concurrency) {
-        struct job *j = f->ready_head;
-        f->ready_head = j->next;
-        if (!f->ready_head) f->ready_tail = NULL;
-        f->nready--;
-        j->next = NULL;
-        start(f, j);
+    while (f->in_flight < (size_t)f->opts.concurrency) {
+        struct origin *o = runnable_pop(f);
+        if (!o) break;
+        struct job *j = ready_pop(f, o);
+        start(f, j);   /* takes a slot of o: it re-enters the list only with one free */
+        origin_maybe_runnable(f, o);
     }
 }
 
@@ -446,6 +587,7 @@ int forward_submit(struct forwarder *f, const char *url, const struct push_event
         job_free(j);
         return -EINVAL;
     }
+    j->origin = origin_get(f, &j->target);
     job_set_event(j, ev);
     if (f->opts.debounce_ms > 0) {
         j->stage = ST_DEBOUNCE;
@@ -470,28 +612,53 @@ size_t forward_in_flight(const struct forwarder *f)
     return f->in_flight;
 }
 
+static void give_up(struct forwarder *f, struct job *j)
+{
+    LOG(f->log, LOG_ERROR, "forward not delivered: shutting down", F_URL("target", j->url),
+        F_INT("attempts", j->attempt), F_STR("repository", j->repository), F_STR("tag", j->tag),
+        F_STR("event_id", j->event_id));
+    f->stats.failed++;
+    job_free(j);
+}
+
+/* Past the drain deadline: what is still queued or in flight is given up,
+ * each job with its own error line, so nothing disappears silently. */
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct forwarder *f = t->data;
+    if (uv_now(f->loop) < f->drain_deadline) {
+        uv_timer_start(&f->wake, on_drain_deadline, f->drain_deadline - uv_now(f->loop), 0);
+        check_drained(f);
+        return;
+    }
+    while (f->flying) {
+        struct job *j = f->flying;
+        http_call_cancel(j->call);   /* on_done will not come */
+        j->call = NULL;
+        flying_remove(f, j);
+        give_up(f, j);
+    }
+    struct origin *o;
+    while ((o = runnable_pop(f))) {
+        struct job *j;
+        while ((j = ready_pop(f, o))) give_up(f, j);
+    }
+    check_drained(f);
+}
+
 void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud)
 {
     if (f->draining) return;   /* once: the first caller is told */
     f->draining = true;
     f->drained = done;
     f->drained_ud = ud;
-    /* Coalescing windows close now: nobody will add to them any more. */
-    struct job **pp = &f->waiting;
-    while (*pp) {
-        struct job *j = *pp;
-        if (j->stage == ST_DEBOUNCE) {
-            *pp = j->next;
-            f->nwaiting--;
-            debounce_remove(f, j);
-            ready_push(f, j);
-        } else {
-            pp = &j->next;
-        }
-    }
+    /* Coalescing windows close now, and a retry waits no longer: each gets
+     * its last attempt at once (a failure is then final). */
+    release_waiting(f, true);
     pump(f);
+    f->drain_deadline = uv_now(f->loop) + (uint64_t)f->opts.timeout_secs * 1000 + DRAIN_GRACE_MS;
     /* Report from the loop, never from inside the caller. */
-    uv_timer_start(&f->wake, on_wake, 0, 0);
+    uv_timer_start(&f->wake, on_drain_deadline, 0, 0);
 }
 
 static void free_list(struct job *j)
@@ -507,9 +674,18 @@ void forward_free(struct forwarder *f)
 {
     if (!f) return;
     /* Jobs left here were never finished: the loop stopped early (their
-     * calls can no longer call back). */
-    free_list(f->ready_head);
+     * calls can no longer call back). Origins go with their last job. */
     free_list(f->waiting);
     free_list(f->flying);
+    for (size_t i = 0; i < ORIGIN_BUCKETS; i++) {
+        struct origin *o = f->origins[i];
+        while (o) {
+            struct origin *next = o->hnext;
+            struct job *j = o->ready_head;
+            o->ready_head = NULL;
+            free_list(j);   /* may free o once its last job goes */
+            o = next;
+        }
+    }
     free(f);
 }

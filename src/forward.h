@@ -15,11 +15,12 @@
 #include "payload.h"
 
 struct forward_opts {
-    int timeout_secs;      /* per attempt */
-    int retries;           /* attempts after the first (issue 3) */
+    int timeout_secs;      /* one attempt, whole: connect, TLS, write, answer */
+    int retries;           /* attempts after the first */
     int concurrency;
+    int per_origin;        /* in flight to one scheme+host+port; 0 = concurrency */
     int queue_max;
-    int debounce_ms;       /* issue 3 */
+    int debounce_ms;
 };
 
 struct forwarder;
@@ -48,10 +49,17 @@ struct forward_stats {
 double forward_latency_bound(size_t i);
 const struct forward_stats *forward_stats(const struct forwarder *f);
 
-/* Shutdown: accept nothing more, let queued and in-flight forwards finish
- * (each bounded by its timeout), then call done once. */
+/* Shutdown: accept nothing more; forwards waiting for their coalescing
+ * window or a retry get one last attempt now, without further retries;
+ * whatever is not delivered within timeout_secs + 1 s is given up with one
+ * error line per job. Then done is called once, from the loop. */
 void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud);
 void forward_free(struct forwarder *f);   /* only after drain completed or loop stopped */
+
+/* Milliseconds a Retry-After value asks for (delay-seconds or an HTTP
+ * date, blanks around it allowed), clamped to 0..60000; -1 when it is
+ * neither. now is the current time in seconds since the epoch. Pure. */
+long long forward_retry_after_ms(const char *value, long long now);
 
 /* The JSON body of a forward (pure; exposed for tests):
  * {"repository":…,"tag":…,"digest":…,"registry":…,"event_id":…} */

@@ -21,10 +21,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 
@@ -98,9 +100,16 @@ struct http_call {
 
     struct conn *conn;
     bool reused;                  /* conn came from the pool */
-    bool reuse_pending;           /* pooled conn taken; exchange starts from the loop */
+    bool fresh_only;              /* a pooled conn failed us: the next one is new */
     bool got_bytes;               /* any response byte arrived on conn */
-    uv_timer_t timer;             /* deferred errors, then connect, then response timeout */
+    bool connected;               /* conn is up (new or pooled) and the request went out */
+    bool head_done;               /* the final response head arrived */
+    bool interim;                 /* the head being parsed is a 1xx: skipped */
+    bool stale;                   /* a pooled conn answered 408: it had timed out */
+    uv_timer_t timer;             /* deferred errors, then the nearest deadline */
+    uint64_t started_ms;          /* http_client_request */
+    uint64_t connect_started_ms;  /* the current connection attempt (DNS included) */
+    uint64_t connected_ms;
 
     struct dns_query *dns_query;
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
@@ -244,6 +253,52 @@ static struct conn *pool_take(struct http_client *c, const char *host, uint16_t 
     return NULL;
 }
 
+/* Writes the caller's one-line cause, when it asked for one. */
+static void set_cause(struct http_call *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_cause(struct http_call *call, const char *fmt, ...)
+{
+    if (!call->o.errbuf || !call->o.errbuf_len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->o.errbuf, call->o.errbuf_len, fmt, ap);
+    va_end(ap);
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* The deadlines that apply in the call's phase; the nearest one arms the
+ * timer. Recomputed at each phase change (start, connected, head). */
+static uint64_t next_deadline(const struct http_call *call, const char **what, uint64_t *limit)
+{
+    const struct http_client_opts *o = &call->o;
+    uint64_t due = UINT64_MAX;
+#define CONSIDER(cond, at, ms, name)                       \
+    if ((cond) && (ms) && (at) + (ms) < due) {            \
+        due = (at) + (ms);                                \
+        *what = (name);                                   \
+        *limit = (ms);                                    \
+    }
+    CONSIDER(!call->connected, call->connect_started_ms, o->connect_timeout_ms, "no connection");
+    CONSIDER(call->connected, call->connected_ms, o->response_timeout_ms, "no complete answer");
+    CONSIDER(!call->head_done, call->started_ms, o->head_timeout_ms, "no response head");
+    CONSIDER(true, call->started_ms, o->total_timeout_ms, "no complete answer");
+#undef CONSIDER
+    return due;
+}
+
+static void arm_deadline(struct http_call *call)
+{
+    const char *what;
+    uint64_t limit;
+    uint64_t due = next_deadline(call, &what, &limit);
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&call->timer);
+        return;
+    }
+    uint64_t now = uv_now(call->client->loop);
+    uv_timer_start(&call->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
 /* Ends the call once: stop everything, tell the caller (unless cancelled). */
 static void call_finish(struct http_call *call, int err)
 {
@@ -317,11 +372,51 @@ static const char *get_header(void *ctx, const char *name)
     return NULL;
 }
 
+static void drop_headers(struct http_call *call)
+{
+    for (size_t i = 0; i < call->nheaders; i++) {
+        free(call->headers[i].name);
+        free(call->headers[i].value);
+    }
+    call->nheaders = 0;
+    call->in_value = false;
+    buf_reset(&call->field);
+    buf_reset(&call->value);
+}
+
+/* Forgets what was read of an answer, for a retry on a fresh connection. */
+static void reset_response(struct http_call *call)
+{
+    drop_headers(call);
+    buf_reset(&call->body);
+    llhttp_init(&call->parser, HTTP_RESPONSE, &call->client->settings);
+    call->parser.data = call;
+    call->status = 0;
+    call->head_bytes = 0;
+    call->head_done = call->interim = call->complete = call->got_bytes = false;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct http_call *call = p->data;
     push_header(call);
-    call->status = p->status_code;
+    int status = p->status_code;
+    if (status >= 100 && status < 200 && status != 101) {
+        /* 100 Continue, 103 Early Hints: not the answer. llhttp ends this
+         * bodiless message and goes on to the next on the same bytes. */
+        call->interim = true;
+        drop_headers(call);
+        return 0;
+    }
+    if (status == 408 && call->reused) {
+        /* The server gave up on the idle connection before our request
+         * reached it: the 408 answers nothing we sent. */
+        call->stale = true;
+        return -1;
+    }
+    call->status = status;
+    call->head_done = true;
+    arm_deadline(call);
     if (call->o.on_head) call->o.on_head(call->o.ud, call->status, get_header, call);
     return call->done ? -1 : 0;
 }
@@ -333,6 +428,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         call->o.on_body(call->o.ud, at, len);
         return call->done ? -1 : 0;
     }
+    if (call->o.discard_body) return 0;
     size_t max = call->o.max_body ? call->o.max_body : DEFAULT_MAX_BODY;
     if (call->body.len + len > max) {
         call->parse_err = -E2BIG;
@@ -345,6 +441,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct http_call *call = p->data;
+    if (call->interim) {
+        call->interim = false;
+        return 0;
+    }
     call->complete = true;
     /* One response per call: anything after it is not ours to read. */
     return HPE_PAUSED;
@@ -406,7 +506,7 @@ static int tls_failure(struct http_call *call)
     char detail[256];
     int err;
     if (vr != X509_V_OK) {
-        snprintf(detail, sizeof detail, "certificate verification failed: %s",
+        snprintf(detail, sizeof detail, "certificate verify failed: %s",
                  X509_verify_cert_error_string(vr));
         err = -EKEYREJECTED;
     } else {
@@ -416,8 +516,10 @@ static int tls_failure(struct http_call *call)
         err = -ECONNABORTED;
     }
     ERR_clear_error();
-    LOG(call->client->log, LOG_WARN, "tls handshake failed", F_STR("host", call->host),
-        F_INT("port", call->port), F_STR("error", detail));
+    set_cause(call, "%s", detail);
+    /* A caller that takes the cause reports it in its own line. */
+    LOG(call->client->log, call->o.errbuf ? LOG_DEBUG : LOG_WARN, "tls handshake failed",
+        F_STR("host", call->host), F_INT("port", call->port), F_STR("error", detail));
     return err;
 }
 
@@ -483,6 +585,12 @@ static bool parse_bytes(struct http_call *call, const char *data, size_t len)
     call->got_bytes = true;
     llhttp_errno_t e = llhttp_execute(&call->parser, data, len);
     if (call->done) return false;   /* a callback cancelled or finished the call */
+    if (call->stale) {
+        call->stale = false;
+        reset_response(call);
+        if (!retry_fresh(call)) call_finish(call, -ECONNRESET);
+        return false;
+    }
     if (call->complete) {
         call_finish(call, 0);
         return false;
@@ -502,6 +610,7 @@ static bool retry_fresh(struct http_call *call)
     struct conn *conn = call->conn;
     call->conn = NULL;
     call->reused = false;
+    call->fresh_only = true;
     conn_close(conn);
     start_connect(call);
     return true;
@@ -573,21 +682,24 @@ static void on_connected(struct http_call *call);
 static void on_timer(uv_timer_t *t)
 {
     struct http_call *call = t->data;
-    if (call->reuse_pending) {
-        call->reuse_pending = false;
-        on_connected(call);
+    if (call->deferred_err) {
+        call_finish(call, call->deferred_err);
         return;
     }
-    call_finish(call, call->deferred_err ? call->deferred_err : -ETIMEDOUT);
+    const char *what = "timed out";
+    uint64_t limit = 0;
+    next_deadline(call, &what, &limit);
+    set_cause(call, "%s within %llu ms", what, (unsigned long long)limit);
+    call_finish(call, -ETIMEDOUT);
 }
 
 /* The connection is up (new or from the pool): start the exchange. */
 static void on_connected(struct http_call *call)
 {
     struct conn *conn = call->conn;
-    uv_timer_stop(&call->timer);
-    if (call->o.response_timeout_ms)
-        uv_timer_start(&call->timer, on_timer, call->o.response_timeout_ms, 0);
+    call->connected = true;
+    call->connected_ms = uv_now(call->client->loop);
+    arm_deadline(call);
     if (!call->reused) {
         int rc = uv_read_start(&conn->h.stream, on_alloc, on_read);
         if (rc == 0 && conn->tls) rc = tls_start(conn);
@@ -642,6 +754,7 @@ static void try_next_addr(struct http_call *call)
     struct conn *conn = conn_new(call);
     uv_tcp_init(call->client->loop, &conn->h.tcp);
     uv_tcp_nodelay(&conn->h.tcp, 1);
+    if (call->o.tcp_keepalive_secs) uv_tcp_keepalive(&conn->h.tcp, 1, call->o.tcp_keepalive_secs);
     call->conn = conn;
     conn->connect_req.data = conn;
     int rc = uv_tcp_connect(&conn->connect_req, &conn->h.tcp, sa, on_connect);
@@ -667,9 +780,46 @@ static void on_resolved(void *ud, int status, const struct sockaddr_storage *add
     try_next_addr(call);
 }
 
+/* Whether a pooled connection can carry a request: nothing may be waiting
+ * on it, neither the server's FIN nor bytes nobody asked for (a 408 sent
+ * when it timed the connection out). Either would otherwise be read as
+ * the answer, or the start of it, to the request about to be written. */
+static bool conn_is_idle_clean(struct conn *conn)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno(&conn->h.handle, &fd) < 0) return false;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Takes a usable pooled connection for the call's origin and sends the
+ * request on it, in one step: nothing can happen to the connection
+ * between the check and the write. Returns false when none is left. */
+static bool start_pooled(struct http_call *call)
+{
+    struct http_client *c = call->client;
+    struct conn *conn;
+    while ((conn = pool_take(c, call->host, call->port, call->tls))) {
+        if (conn_is_idle_clean(conn)) break;
+        conn_close(conn);
+    }
+    if (!conn) return false;
+    conn->call = call;
+    call->conn = conn;
+    call->reused = true;
+    /* A failing write retries on a fresh connection (retry_fresh), so
+     * on_done is never called from inside http_client_request. */
+    on_connected(call);
+    return true;
+}
+
 static void start_connect(struct http_call *call)
 {
     struct http_client *c = call->client;
+    call->connected = false;
+    call->connect_started_ms = uv_now(c->loop);
+    arm_deadline(call);
     if (call->unix_path) {
         struct conn *conn = conn_new(call);
         uv_pipe_init(c->loop, &conn->h.pipe, 0);
@@ -679,19 +829,7 @@ static void start_connect(struct http_call *call)
         uv_pipe_connect(&conn->connect_req, &conn->h.pipe, call->unix_path, on_connect);
         return;
     }
-    if (call->o.keep_alive) {
-        struct conn *conn = pool_take(c, call->host, call->port, call->tls);
-        if (conn) {
-            conn->call = call;
-            call->conn = conn;
-            call->reused = true;
-            /* Start from the loop: a failing write must not call back
-             * from inside http_client_request. */
-            call->reuse_pending = true;
-            uv_timer_start(&call->timer, on_timer, 0, 0);
-            return;
-        }
-    }
+    if (call->o.keep_alive && !call->fresh_only && start_pooled(call)) return;
     call->dns_query = dns_resolve(c->dns, call->host, call->port, on_resolved, call);
 }
 
@@ -805,7 +943,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
         uv_timer_start(&call->timer, on_timer, 0, 0);
         return call;
     }
-    if (opts->connect_timeout_ms) uv_timer_start(&call->timer, on_timer, opts->connect_timeout_ms, 0);
+    call->started_ms = uv_now(c->loop);
     call->unix_path = ep->unix_path ? xstrdup(ep->unix_path) : NULL;
     call->host = ep->host && !ep->unix_path ? xstrdup(ep->host) : NULL;
     call->port = ep->port;
@@ -844,6 +982,25 @@ void http_client_close(struct http_client *c)
      * (libuv still touches a closing handle on the next loop turn). */
     uv_timer_stop(&c->sweep);
     uv_close((uv_handle_t *)&c->sweep, on_sweep_closed);
+}
+
+const char *http_client_strerror(int err)
+{
+    switch (err) {
+    case 0: return "ok";
+    case -ETIMEDOUT: return "timed out";
+    case -ECONNREFUSED: return "connection refused";
+    case -ECONNRESET: return "connection closed before the answer was complete";
+    case -EPROTO: return "malformed HTTP response";
+    case -E2BIG: return "response too large";
+    case -ENOENT: return "unknown host (DNS: no such name)";
+    case -EKEYREJECTED: return "certificate verify failed";
+    case -ECONNABORTED: return "TLS handshake failed";
+    case -EPROTONOSUPPORT: return "https is not set up";
+    case -ECANCELED: return "cancelled";
+    case -EINVAL: return "invalid request";
+    default: return uv_strerror(err);
+    }
 }
 
 unsigned long http_client_connections_opened(const struct http_client *c)

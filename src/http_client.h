@@ -30,15 +30,31 @@ struct http_client_opts {
     size_t body_len;
     uint64_t connect_timeout_ms;  /* DNS + connect; 0 = none */
     uint64_t response_timeout_ms; /* from connect until the whole response; 0 = none (streams) */
+    /* From the start of the call until the response head is complete; 0 =
+     * none. An endless stream (Docker /events) has no response deadline,
+     * but a peer that accepts and never answers must still be noticed. */
+    uint64_t head_timeout_ms;
+    /* From the start of the call until the whole response, whatever phase
+     * it is in (connect, TLS, write, answer): one attempt, one deadline. */
+    uint64_t total_timeout_ms;
+    /* TCP keepalive on the connection (seconds of idle before probes; 0 =
+     * off): a half-open peer of a long stream is noticed. */
+    unsigned tcp_keepalive_secs;
+    /* Optional: on failure a one-line cause is written here, more precise
+     * than the errno (which TLS check failed, which deadline passed). */
+    char *errbuf;
+    size_t errbuf_len;
     /* Called once with the status when the response head is complete;
      * optional. get_header looks a response header up (case-insensitive). */
     void (*on_head)(void *ud, int status, const char *(*get_header)(void *ctx, const char *name),
                     void *ctx);
     /* Called with de-framed body bytes as they arrive. When NULL the body is
      * collected (up to max_body bytes, else the call fails with -E2BIG) and
-     * handed to on_done. */
+     * handed to on_done, unless discard_body is set: then it is read to its
+     * end and dropped (a forward needs the status, not a page of HTML). */
     void (*on_body)(void *ud, const char *data, size_t len);
     size_t max_body;
+    bool discard_body;
     /* Reuse connections to this origin (scheme, host, port): the connection
      * goes back to an idle pool after a complete response that allows it.
      * A pooled connection the server closed is replaced without losing the
@@ -49,7 +65,8 @@ struct http_client_opts {
      * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for
      * an unknown host, -EKEYREJECTED when the server's certificate failed
      * verification, -ECONNABORTED for another TLS failure, ...). status is 0
-     * when no response head arrived. */
+     * when no response head arrived; interim 1xx answers are skipped, so it
+     * is the final status. */
     void (*on_done)(void *ud, int err, int status, const char *body, size_t body_len);
     void *ud;
 };
@@ -72,6 +89,11 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
 void http_call_cancel(struct http_call *call);
 /* Cancels every call; frees itself once all handles are closed. */
 void http_client_close(struct http_client *c);
+
+/* A short cause for an error of on_done ("connection refused", "timed
+ * out", "unknown host", "response too large", ...), never errno jargon
+ * like "argument list too long". */
+const char *http_client_strerror(int err);
 
 /* Connections opened so far (for tests and metrics: reuse shows here). */
 unsigned long http_client_connections_opened(const struct http_client *c);

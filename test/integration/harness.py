@@ -359,6 +359,7 @@ class Receiver:
         self.script = {}          # path -> statuses to answer in turn, then self.status
         self.connections = 0      # TCP connections accepted
         self.drop_after_reply = False   # close each connection silently after answering
+        self.retry_after = "1"    # the Retry-After of a 429 or 503
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -386,7 +387,7 @@ class Receiver:
                     return
                 self.send_response(status)
                 if status in (429, 503):
-                    self.send_header("Retry-After", "1")
+                    self.send_header("Retry-After", outer.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 if outer.drop_after_reply:

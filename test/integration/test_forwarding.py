@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness import Receiver, make_cert, manifest_payload, wait_until
+from harness import TIME_FACTOR, Receiver, make_cert, manifest_payload, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,17 @@ def test_https_with_ca_file_delivers(https, certs, start_router, containers, fix
 def test_https_unverified_is_refused(https, start_router, containers, fixtures_dir, uniq):
     repo = f"team/tlsn{uniq}"
     containers(repo, https.url(f"/tlsno/{uniq}"))
-    router = start_router(env={"FORWARD_RETRIES": "0"})
+    # Retries allowed, yet a certificate that failed verification is final:
+    # one attempt, one error line that says why.
+    router = start_router(env={"FORWARD_RETRIES": "3"})
     router.wait_ready()
     push(router, fixtures_dir, repo, "v1", f"tn-{uniq}")
-    line = router.wait_log("tls handshake failed")[0]
-    assert "certificate verification failed" in line["error"]
     failed = router.wait_log("forward failed")[0]
-    assert failed["error"] == "TLS certificate verification failed"
+    assert failed["error"] == "certificate verify failed: self-signed certificate"
+    assert failed["attempts"] == 1
+    time.sleep(1.5 * TIME_FACTOR)   # longer than the first backoff: no retry comes
+    assert not router.find("forward attempt failed, retrying")
+    assert len(router.find("forward failed")) == 1
     assert https.on(f"/tlsno/{uniq}") == []
 
 
@@ -76,8 +80,7 @@ def test_https_wrong_hostname_is_refused(https_other, certs, start_router, conta
     router = start_router(env={"TLS_CA_FILE": certs["other"][0], "FORWARD_RETRIES": "0"})
     router.wait_ready()
     push(router, fixtures_dir, repo, "v1", f"th-{uniq}")
-    assert "hostname mismatch" in router.wait_log("tls handshake failed")[0]["error"]
-    router.wait_log("forward failed")
+    assert "hostname mismatch" in router.wait_log("forward failed")[0]["error"]
     assert https_other.on(f"/tlsh/{uniq}") == []
 
 
@@ -148,7 +151,7 @@ def test_hanging_target_times_out_and_loop_stays_responsive(receiver, start_rout
     while time.monotonic() - t0 < 0.8:     # the forward hangs meanwhile
         assert router.get("/health")[0] == 200
     retry = router.wait_log("forward attempt failed, retrying", event_id=f"h-{uniq}")[0]
-    assert retry["error"] == "connection timed out"
+    assert retry["error"] == "no complete answer within 1000 ms"
     line = router.wait_log("forwarded", timeout=10, event_id=f"h-{uniq}")[0]
     assert line["attempt"] == 2
 
@@ -308,3 +311,30 @@ def test_deep_backlog_pauses_intake_then_lets_go(receiver, start_router, contain
         assert float(count[0].split()[1]) >= 1
     finally:
         slow.close()
+
+
+def test_shutdown_bounded_with_retry_far_ahead(receiver, start_router, containers, fixtures_dir, uniq):
+    """SIGTERM with a retry scheduled a minute ahead (a Retry-After of 2^63 ms
+    clamped to 60 s): the job gets its last attempt at once, the router exits
+    0 within FORWARD_TIMEOUT_SECS plus a little, and what was not delivered
+    is one error line naming it."""
+    path = f"/far/{uniq}"
+    repo = f"team/far{uniq}"
+    receiver.script[path] = [503, "hang"]
+    receiver.retry_after = "9223372036854776"
+    containers(repo, receiver.url(path))
+    router = start_router(env={"FORWARD_TIMEOUT_SECS": "2", "FORWARD_RETRIES": "5"})
+    router.wait_ready()
+    push(router, fixtures_dir, repo, "v1", f"far-{uniq}")
+    retry = router.wait_log("forward attempt failed, retrying", event_id=f"far-{uniq}")[0]
+    assert retry["retry_in_ms"] == 60000
+    t0 = time.monotonic()
+    router.stop(timeout=2 + 3 * TIME_FACTOR)
+    took = time.monotonic() - t0
+    assert len(receiver.on(path)) == 2          # the last attempt went out at once
+    failed = [line for line in router.lines if line["level"] == "error"]
+    assert len(failed) == 1, failed
+    assert failed[0]["repository"] == repo and failed[0]["tag"] == "v1" and failed[0]["attempts"] == 2
+    assert uniq not in failed[0]["target"]      # the target is redacted
+    if not TIME_FACTOR > 1:
+        assert took < 4.5, took

@@ -1,6 +1,7 @@
 /* The forwarder against a receiver in the same loop: the POST it sends
  * (line, headers, body), one log line per outcome with the target redacted,
  * the queue bound, no retry on 4xx, coalescing, and drain. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -37,6 +39,8 @@ struct receiver {
     int port;
     int status;                /* answer with this; 0: never answer */
     bool keep;                 /* keep-alive: answer and wait for the next request */
+    const char *headers;       /* extra header lines of the answer, or NULL */
+    size_t body_bytes;         /* answer body of this many bytes; 0: "ok" */
     int nrequests;
     char last[4096];           /* the last complete request, head and body */
     struct rx_conn *conns;
@@ -79,7 +83,7 @@ static void rx_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 
 struct rx_write {
     uv_write_t req;
-    char data[128];
+    char data[];
 };
 
 static void rx_written(uv_write_t *req, int status)
@@ -121,10 +125,13 @@ static void rx_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         buf_reset(&c->in);
         c->answered = false;
     }
-    struct rx_write *w = malloc(sizeof *w);
-    int n = snprintf(w->data, sizeof w->data, "HTTP/1.1 %d X\r\nContent-Length: 2\r\n%s\r\nok", rx->status,
-                     rx->keep ? "" : "Connection: close\r\n");
-    uv_buf_t out = uv_buf_init(w->data, (unsigned)n);
+    size_t blen = rx->body_bytes ? rx->body_bytes : 2;
+    struct rx_write *w = malloc(sizeof *w + 256 + blen);
+    int n = snprintf(w->data, 256, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s%s\r\n", rx->status, blen,
+                     rx->keep ? "" : "Connection: close\r\n", rx->headers ? rx->headers : "");
+    if (rx->body_bytes) memset(w->data + n, 'x', blen);
+    else memcpy(w->data + n, "ok", 2);
+    uv_buf_t out = uv_buf_init(w->data, (unsigned)((size_t)n + blen));
     uv_write(&w->req, s, &out, 1, rx_written);
 }
 
@@ -435,7 +442,7 @@ static void test_timeout_logged(void **s)
     RUN_UNTIL(&x, strstr(fx_log(&x), "\"forward failed\""));
     uint64_t took = uv_now(&x.loop) - t0;
     assert_true(took >= 900 && took < 3000);
-    assert_non_null(strstr(fx_log(&x), "\"error\":\"connection timed out\""));
+    assert_non_null(strstr(fx_log(&x), "\"error\":\"no complete answer within 1000 ms\""));
     assert_int_equal(x.rx.nrequests, 1);
     fx_finish(&x);
 }
@@ -521,6 +528,207 @@ static void test_drain(void **s)
     fx_finish(&x);
 }
 
+
+/* ---- issue 11: what the review found ---------------------------------------- */
+
+static void test_retry_after_values(void **s)
+{
+    (void)s;
+    long long now = 784111777;   /* Sun, 06 Nov 1994 08:49:37 GMT */
+    assert_int_equal(forward_retry_after_ms("2", now), 2000);
+    assert_int_equal(forward_retry_after_ms("  7\t", now), 7000);
+    assert_int_equal(forward_retry_after_ms("0", now), 0);
+    assert_int_equal(forward_retry_after_ms("61", now), 60000);
+    assert_int_equal(forward_retry_after_ms("9223372036854776", now), 60000);
+    assert_int_equal(forward_retry_after_ms("99999999999999999999999999999", now), 60000);
+    assert_int_equal(forward_retry_after_ms("Sun, 06 Nov 1994 08:49:47 GMT", now), 10000);
+    assert_int_equal(forward_retry_after_ms(" Sun, 06 Nov 1994 08:49:30 GMT ", now), 0);   /* past */
+    assert_int_equal(forward_retry_after_ms("Mon, 07 Nov 1994 08:49:37 GMT", now), 60000);
+    const char *bad[] = {"", "  ", "-1", "1.5", "2s", "soon", "Sun, 06 Nov 1994", NULL};
+    for (size_t i = 0; bad[i]; i++) assert_int_equal(forward_retry_after_ms(bad[i], now), -1);
+    assert_int_equal(forward_retry_after_ms(NULL, now), -1);
+}
+
+/* Item 2: a Retry-After of 2^63 ms must not overflow into a retry that
+ * never comes (it held a slot forever and blocked shutdown). */
+static void test_retry_after_huge_clamped(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.retries = 1;
+    struct fx x;
+    fx_start(&x, 503, &o);
+    x.rx.headers = "Retry-After: 9223372036854776\r\n";
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/ra", x.rx.port);
+    struct push_event ev = event("v7", "e-7");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "retrying"));
+    assert_non_null(strstr(fx_log(&x), "\"retry_in_ms\":60000"));
+    fx_finish(&x);
+}
+
+/* Item 2: the Retry-After of one attempt says nothing about the next one,
+ * which got no answer at all: that one backs off normally. */
+static void test_retry_after_not_reused(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.retries = 2;
+    o.timeout_secs = 1;
+    struct fx x;
+    fx_start(&x, 503, &o);
+    x.rx.headers = "Retry-After: 2\r\n";
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/ra2", x.rx.port);
+    struct push_event ev = event("v8", "e-8");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, count(fx_log(&x), "retrying") == 1);
+    assert_non_null(strstr(fx_log(&x), "\"retry_in_ms\":2000"));
+    x.rx.status = 0;   /* the next attempt gets no answer */
+    uint64_t t0 = uv_now(&x.loop);
+    while (count(fx_log(&x), "retrying") < 2 && uv_now(&x.loop) - t0 < 6000) uv_run(&x.loop, UV_RUN_ONCE);
+    const char *second = strstr(strstr(fx_log(&x), "retrying") + 1, "retrying");
+    assert_non_null(second);
+    const char *ms = strstr(second, "\"retry_in_ms\":");
+    assert_non_null(ms);
+    assert_true(atoi(ms + 14) <= 1000);   /* backoff of attempt 2, not the old 2000 */
+    fx_finish(&x);
+}
+
+/* Item 3: shutdown is bounded even with a retry scheduled far ahead; the
+ * waiting job gets its last attempt now, and what is not delivered in
+ * time is one error line. */
+static void test_drain_bounded(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.retries = 3;
+    o.timeout_secs = 1;
+    struct fx x;
+    fx_start(&x, 503, &o);
+    x.rx.headers = "Retry-After: 60\r\n";
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/far", x.rx.port);
+    struct push_event ev = event("v9", "e-9");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"retry_in_ms\":60000"));
+    x.rx.status = 0;   /* the last attempt hangs */
+    uint64_t t0 = uv_now(&x.loop);
+    forward_drain(x.f, on_drained, &x);
+    RUN_UNTIL(&x, x.drained == 1);
+    uint64_t took = uv_now(&x.loop) - t0;
+    assert_true(took < 2600);   /* timeout (1 s) + grace (1 s) + slack */
+    assert_int_equal(x.rx.nrequests, 2);   /* the last attempt went out at once */
+    const char *log = fx_log(&x);
+    assert_int_equal(count(log, "\"level\":\"error\""), 1);
+    assert_non_null(strstr(log, "\"repository\":\"team/app\",\"tag\":\"v9\""));
+    assert_non_null(strstr(log, "\"attempts\":2"));
+    assert_null(strstr(log, "/hooks/far"));   /* redacted */
+    fx_finish(&x);
+}
+
+/* Item 5: a 2xx with a large body is a success. */
+static void test_large_answer_is_success(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    x.rx.body_bytes = 300 * 1024;
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/big", x.rx.port);
+    struct push_event ev = event("v10", "e-10");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forwarded\"") || strstr(fx_log(&x), "\"forward failed\""));
+    assert_non_null(strstr(fx_log(&x), "\"forwarded\""));
+    assert_null(strstr(fx_log(&x), "argument list"));
+    fx_finish(&x);
+}
+
+/* Item 6: one deadline for a whole attempt. The target's accept queue is
+ * full, so our SYN is dropped and retransmitted after ~1 s: the connect
+ * alone takes about 1 s, then the target never answers. The attempt must
+ * end at FORWARD_TIMEOUT_SECS (2 s), not connect + 2 s. */
+static void test_one_deadline_per_attempt(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.timeout_secs = 2;
+    struct fx x;
+    fx_start(&x, 200, &o);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    assert_int_equal(listen(lfd, 0), 0);
+    /* Fill the accept queue (backlog 0 holds one) with connections nobody accepts. */
+    int fillers[2];
+    for (int i = 0; i < 2; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    usleep(50000);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/slow", ntohs(sa.sin_port));
+    struct push_event ev = event("v11", "e-11");
+    uint64_t t0 = uv_now(&x.loop);
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    /* Make room after 0.7 s so the retransmitted SYN gets in. */
+    while (uv_now(&x.loop) - t0 < 700) uv_run(&x.loop, UV_RUN_ONCE);
+    int a1 = accept(lfd, NULL, NULL);
+    int a2 = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    RUN_UNTIL(&x, strstr(fx_log(&x), "\"forward failed\""));
+    uint64_t took = uv_now(&x.loop) - t0;
+    assert_true(took >= 1900 && took < 2500);
+    int a3 = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    for (int i = 0; i < 2; i++) close(fillers[i]);
+    if (a1 >= 0) close(a1);
+    if (a2 >= 0) close(a2);
+    if (a3 >= 0) close(a3);
+    close(lfd);
+    fx_finish(&x);
+}
+
+/* Item 8: a target that hangs holds its own slots only: forwards to a
+ * healthy target go out at once. */
+static void test_dead_target_does_not_block_others(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.concurrency = 4;
+    o.per_origin = 2;
+    o.queue_max = 64;
+    o.timeout_secs = 5;
+    struct fx x;
+    fx_start(&x, 0, &o);   /* x.rx hangs */
+    struct receiver good;
+    rx_start(&good, &x.loop, 204);
+    char dead[96], ok[96];
+    struct push_event ev = event("v12", "e-12");
+    for (int i = 0; i < 10; i++) {
+        snprintf(dead, sizeof dead, "http://127.0.0.1:%d/hooks/dead-%d", x.rx.port, i);
+        assert_int_equal(forward_submit(x.f, dead, &ev), 0);
+    }
+    uint64_t t0 = uv_now(&x.loop);
+    for (int i = 0; i < 3; i++) {
+        snprintf(ok, sizeof ok, "http://127.0.0.1:%d/hooks/ok-%d", good.port, i);
+        assert_int_equal(forward_submit(x.f, ok, &ev), 0);
+    }
+    RUN_UNTIL(&x, good.nrequests == 3 && count(fx_log(&x), "\"forwarded\"") == 3);
+    assert_true(uv_now(&x.loop) - t0 < 1000);
+    assert_true(x.rx.nrequests <= 2);   /* the dead one never had more than its share */
+    rx_stop(&good);
+    /* Shutting down gives up the hanging ones, one error line each. */
+    forward_drain(x.f, on_drained, &x);
+    uint64_t t1 = uv_now(&x.loop);
+    while (x.drained == 0 && uv_now(&x.loop) - t1 < 8000) uv_run(&x.loop, UV_RUN_ONCE);
+    assert_int_equal(x.drained, 1);
+    assert_int_equal(count(fx_log(&x), "\"level\":\"error\""), 10);
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +741,13 @@ int main(void)
         cmocka_unit_test(test_coalescing),
         cmocka_unit_test(test_keep_alive_reuse),
         cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_retry_after_values),
+        cmocka_unit_test(test_retry_after_huge_clamped),
+        cmocka_unit_test(test_retry_after_not_reused),
+        cmocka_unit_test(test_drain_bounded),
+        cmocka_unit_test(test_large_answer_is_success),
+        cmocka_unit_test(test_one_deadline_per_attempt),
+        cmocka_unit_test(test_dead_target_does_not_block_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

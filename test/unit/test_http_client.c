@@ -305,6 +305,284 @@ static void test_forward_body(void **s)
     buf_free(&b);
 }
 
+/* ---- pooled connections (issue 11, item 1) and interim answers (item 4) ---- */
+
+/* A keep-alive peer driven step by step from the test: each step runs in
+ * the peer's thread when the test posts it, so the test decides exactly
+ * what the client's socket holds before the loop runs again. */
+struct kpeer {
+    int lfd, port;
+    int fds[4];
+    int nfds;
+    int go[2];                  /* the test writes a step number here */
+    volatile int got_requests;
+    pthread_t th;
+    void (*step)(struct kpeer *p, int n);
+};
+
+static void kpeer_read_request(struct kpeer *p, int fd)
+{
+    char buf[4096];
+    size_t n = 0;
+    while (n + 1 < sizeof buf) {
+        ssize_t got = recv(fd, buf + n, sizeof buf - n - 1, 0);
+        if (got <= 0) break;
+        n += (size_t)got;
+        buf[n] = '\0';
+        if (strstr(buf, "\r\n\r\n")) break;
+    }
+    p->got_requests++;
+}
+
+static int kpeer_accept(struct kpeer *p)
+{
+    int fd = accept(p->lfd, NULL, NULL);
+    p->fds[p->nfds++] = fd;
+    return fd;
+}
+
+static void *kpeer_main(void *arg)
+{
+    struct kpeer *p = arg;
+    int n;
+    while (read(p->go[0], &n, sizeof n) == sizeof n && n >= 0) p->step(p, n);
+    for (int i = 0; i < p->nfds; i++) close(p->fds[i]);
+    return NULL;
+}
+
+static void kpeer_start(struct kpeer *p, void (*step)(struct kpeer *, int))
+{
+    memset(p, 0, sizeof *p);
+    p->step = step;
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof sa;
+    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
+    p->port = ntohs(sa.sin_port);
+    listen(p->lfd, 4);
+    assert_int_equal(pipe(p->go), 0);
+    pthread_create(&p->th, NULL, kpeer_main, p);
+}
+
+static void kpeer_post(struct kpeer *p, int n)
+{
+    assert_int_equal(write(p->go[1], &n, sizeof n), (ssize_t)sizeof n);
+}
+
+static void kpeer_stop(struct kpeer *p)
+{
+    kpeer_post(p, -1);
+    pthread_join(p->th, NULL);
+    close(p->go[0]);
+    close(p->go[1]);
+    close(p->lfd);
+}
+
+static void send_str(int fd, const char *s)
+{
+    send(fd, s, strlen(s), MSG_NOSIGNAL);
+}
+
+struct pool_fx {
+    uv_loop_t loop;
+    struct logger lg;
+    struct dns *dns;
+    struct http_client *c;
+};
+
+static void pool_fx_start(struct pool_fx *x)
+{
+    uv_loop_init(&x->loop);
+    logger_init(&x->lg, LOG_ERROR, LOG_FORMAT_JSON, 2);
+    x->dns = dns_new(&x->loop, &x->lg);
+    x->c = http_client_new(&x->loop, x->dns, &x->lg);
+}
+
+static void pool_fx_finish(struct pool_fx *x)
+{
+    http_client_close(x->c);
+    dns_close(x->dns);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+}
+
+static void pool_get(struct pool_fx *x, int port, struct outcome *o,
+                     void (*done)(void *, int, int, const char *, size_t))
+{
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)port};
+    struct http_client_opts opts = {
+        .method = "GET", .host_header = "peer", .path = "/", .total_timeout_ms = 3000,
+        .keep_alive = true, .on_done = done ? done : on_done, .ud = o,
+    };
+    o->call = http_client_request(x->c, &ep, &opts);
+}
+
+static void run_until_done(struct pool_fx *x, const struct outcome *o)
+{
+    for (int i = 0; i < 500 && !o->done; i++) uv_run(&x->loop, UV_RUN_ONCE);
+    assert_int_equal(o->done, 1);
+}
+
+/* Y: conn 1 answers keep-alive, then (step 1) closes, or (step 2) sends a
+ * 408 the way a server timing out an idle connection does; conn 2 answers "ok". */
+static void y_step(struct kpeer *p, int n)
+{
+    if (n == 0) {
+        int fd = kpeer_accept(p);
+        kpeer_read_request(p, fd);
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    } else if (n == 1) {
+        shutdown(p->fds[0], SHUT_RDWR);
+    } else if (n == 2) {
+        send_str(p->fds[0], "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        shutdown(p->fds[0], SHUT_RDWR);
+    } else if (n == 3) {
+        int fd = kpeer_accept(p);
+        kpeer_read_request(p, fd);
+        send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }
+}
+
+/* X: answers one request when told (step 1). */
+static void x_step(struct kpeer *p, int n)
+{
+    if (n == 0) {
+        int fd = kpeer_accept(p);
+        kpeer_read_request(p, fd);
+    } else if (n == 1) {
+        send_str(p->fds[0], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+}
+
+static struct pool_fx *g_pool;      /* for the callback below: the test's own fixture */
+static struct outcome g_second;
+static int g_y_port;
+
+static void on_x_done_start_y(void *ud, int err, int status, const char *body, size_t len)
+{
+    on_done(ud, err, status, body, len);
+    pool_get(g_pool, g_y_port, &g_second, NULL);
+}
+
+/* Item 1: the server's FIN on an idle pooled connection is read in the same
+ * loop turn in which a new request takes that connection. The request must
+ * go out on a fresh connection and get its answer. */
+static void test_pooled_conn_closed_same_turn(void **s)
+{
+    (void)s;
+    struct kpeer y, xp;
+    kpeer_start(&y, y_step);
+    kpeer_start(&xp, x_step);
+    struct pool_fx x;
+    pool_fx_start(&x);
+    g_pool = &x;
+    g_y_port = y.port;
+    memset(&g_second, 0, sizeof g_second);
+
+    struct outcome first = {0}, other = {0};
+    kpeer_post(&y, 0);
+    pool_get(&x, y.port, &first, NULL);
+    run_until_done(&x, &first);
+    assert_int_equal(first.status, 200);   /* y's connection is now idle in the pool */
+
+    /* A request to x whose answer starts the second request to y. */
+    kpeer_post(&xp, 0);
+    struct http_endpoint xep = {.host = "127.0.0.1", .port = (uint16_t)xp.port};
+    struct http_client_opts xo = {.method = "GET", .host_header = "x", .path = "/", .total_timeout_ms = 3000,
+                                  .on_done = on_x_done_start_y, .ud = &other};
+    http_client_request(x.c, &xep, &xo);
+    for (int i = 0; i < 200 && xp.got_requests == 0; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    assert_int_equal(xp.got_requests, 1);
+    /* x answers, then y closes its idle connection; with the loop stopped
+     * both are waiting when it next polls, x's first. */
+    kpeer_post(&xp, 1);
+    usleep(50000);
+    kpeer_post(&y, 1);
+    kpeer_post(&y, 3);
+    usleep(100000);
+    for (int i = 0; i < 500 && !g_second.done; i++) uv_run(&x.loop, UV_RUN_ONCE);
+    assert_int_equal(other.done, 1);
+    assert_int_equal(g_second.done, 1);
+    assert_int_equal(g_second.err, 0);
+    assert_int_equal(g_second.status, 200);
+    assert_string_equal(g_second.body, "ok");
+    pool_fx_finish(&x);
+    kpeer_stop(&y);
+    kpeer_stop(&xp);
+}
+
+/* Item 1, variant: bytes the server sent on the idle connection (a 408)
+ * are not the answer to a request sent after them. */
+static void test_pooled_conn_stale_408(void **s)
+{
+    (void)s;
+    struct kpeer y;
+    kpeer_start(&y, y_step);
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct outcome first = {0}, second = {0};
+    kpeer_post(&y, 0);
+    pool_get(&x, y.port, &first, NULL);
+    run_until_done(&x, &first);
+    kpeer_post(&y, 2);   /* 408 and close, while the loop does not run */
+    kpeer_post(&y, 3);
+    usleep(100000);
+    pool_get(&x, y.port, &second, NULL);
+    run_until_done(&x, &second);
+    assert_int_equal(second.err, 0);
+    assert_int_equal(second.status, 200);
+    assert_string_equal(second.body, "ok");
+    assert_int_equal(http_client_connections_opened(x.c), 2);
+    pool_fx_finish(&x);
+    kpeer_stop(&y);
+}
+
+/* Item 4: 100 Continue and 103 Early Hints come before the answer. */
+static void test_interim_answers_skipped(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("HTTP/1.1 100 Continue\r\n\r\n|HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                                   "|HTTP/1.1 201 Created\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nok",
+                                   2000, false);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 201);
+    assert_string_equal(o.body, "ok");
+    assert_string_equal(o.api_version, "1.47");
+}
+
+/* A peer that accepts and never sends a response head: the head deadline
+ * ends a call that has no response deadline (the /events stream). */
+static void test_head_deadline(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_tcp(&p, "");
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct outcome o = {0};
+    char cause[128] = "";
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)p.port};
+    struct http_client_opts opts = {
+        .method = "GET", .host_header = "d", .path = "/events", .head_timeout_ms = 200,
+        .on_body = on_body_stream, .on_done = on_done, .ud = &o, .tcp_keepalive_secs = 30,
+        .errbuf = cause, .errbuf_len = sizeof cause,
+    };
+    uint64_t t0 = uv_now(&x.loop);
+    http_client_request(x.c, &ep, &opts);
+    run_until_done(&x, &o);
+    uint64_t took = uv_now(&x.loop) - t0;
+    assert_int_equal(o.err, -ETIMEDOUT);
+    assert_true(took >= 190 && took < 900);
+    assert_string_equal(cause, "no response head within 200 ms");
+    pool_fx_finish(&x);
+    peer_stop(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +592,10 @@ int main(void)
         cmocka_unit_test(test_refused_and_unknown), cmocka_unit_test(test_unix_and_cancel),
         cmocka_unit_test(test_localhost_resolves),
         cmocka_unit_test(test_forward_body),
+        cmocka_unit_test(test_pooled_conn_closed_same_turn),
+        cmocka_unit_test(test_pooled_conn_stale_408),
+        cmocka_unit_test(test_interim_answers_skipped),
+        cmocka_unit_test(test_head_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

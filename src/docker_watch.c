@@ -23,6 +23,11 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define REQUEST_TIMEOUT_MS 30000   /* default of docker_watch_opts.request_timeout_ms */
+/* TCP keepalive of the /events stream on tcp:// engines: idle seconds
+ * before the first probe. A quiet engine is normal; a half-open one (its
+ * host died, a NAT forgot us) is only ever noticed this way. */
+#define EVENTS_KEEPALIVE_SECS 30
+#define CAUSE_LEN 128
 #define MAX_EVENT_LINE (1024 * 1024)
 #define MAX_BUFFERED_EVENTS 10000
 #define MAX_LIST_BYTES (256 * 1024 * 1024)
@@ -38,7 +43,7 @@ struct docker_watch {
     char *host;                      /* the DOCKER_HOST entry; names this engine */
     char *prefix;
     int cache_ttl_secs;
-    uint64_t request_timeout_ms;     /* one API call, connect to last byte (not /events) */
+    uint64_t request_timeout_ms;     /* one API call, connect to last byte; every response head */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;
@@ -55,6 +60,9 @@ struct docker_watch {
     bool resync;                     /* the list in flight is a background resync */
 
     struct http_call *version_call, *events_call, *list_call;
+    /* The client's one-line cause of a failed call ("no response head
+     * within 30000 ms"), one buffer per call slot since they overlap. */
+    char version_cause[CAUSE_LEN], events_cause[CAUSE_LEN], list_cause[CAUSE_LEN];
     bool swarm_manager;              /* services are read too (from /info) */
     unsigned long reconnects;
     json_t *listed_containers;       /* held while the services list is in flight */
@@ -81,6 +89,7 @@ struct svc_fetch {
     char *id;
     struct http_call *call;
     unsigned attempts;               /* GETs sent so far */
+    char cause[CAUSE_LEN];
     uv_timer_t retry;                /* the backoff before the next one */
     struct svc_fetch *next;
 };
@@ -137,25 +146,37 @@ static void cancel_calls(struct docker_watch *w)
     w->listed_containers = NULL;
 }
 
-static void start_get(struct docker_watch *w, struct http_call **slot, const char *path,
-                      uint64_t response_timeout_ms, size_t max_body,
-                      void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
-                      void (*on_body)(void *, const char *, size_t),
-                      void (*on_done)(void *, int, int, const char *, size_t))
+/* What every request to the engine has: GET only, and a deadline on the
+ * response head, /events included (an engine or proxy that accepts and
+ * never answers must not leave the watcher waiting forever). */
+static struct http_client_opts engine_get(const struct docker_watch *w, const char *path, char *cause)
 {
-    struct http_client_opts o = {
+    cause[0] = '\0';
+    return (struct http_client_opts){
         .method = "GET",   /* only ever GET: the router never changes the engine */
         .host_header = w->host_header,
         .path = path,
         .headers = "Accept: application/json\r\n",
         .connect_timeout_ms = w->request_timeout_ms,
-        .response_timeout_ms = response_timeout_ms,
-        .on_head = on_head,
-        .on_body = on_body,
-        .max_body = max_body,
-        .on_done = on_done,
-        .ud = w,
+        .head_timeout_ms = w->request_timeout_ms,
+        .errbuf = cause,
+        .errbuf_len = CAUSE_LEN,
     };
+}
+
+static void start_get(struct docker_watch *w, struct http_call **slot, char *cause, const char *path,
+                      uint64_t response_timeout_ms, size_t max_body,
+                      void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
+                      void (*on_body)(void *, const char *, size_t),
+                      void (*on_done)(void *, int, int, const char *, size_t))
+{
+    struct http_client_opts o = engine_get(w, path, cause);
+    o.response_timeout_ms = response_timeout_ms;
+    o.on_head = on_head;
+    o.on_body = on_body;
+    o.max_body = max_body;
+    o.on_done = on_done;
+    o.ud = w;
     *slot = http_client_request(w->http, &w->ep, &o);
 }
 
@@ -206,10 +227,12 @@ static bool is_connect_error(int err)
            err == -EADDRNOTAVAIL;
 }
 
-/* The cause of a failed call in words: "malformed HTTP response", "HTTP 500"... */
-static void describe_error(int err, int status, char *detail, size_t n)
+/* The cause of a failed call in words: "malformed HTTP response", "HTTP 500",
+ * or the client's own when it gave one ("no response head within 30000 ms"). */
+static void describe_error(int err, int status, const char *cause, char *detail, size_t n)
 {
-    if (err == -E2BIG) snprintf(detail, n, "the response is too large");
+    if (err && cause && cause[0]) snprintf(detail, n, "%s", cause);
+    else if (err == -E2BIG) snprintf(detail, n, "the response is too large");
     else if (err == -EPROTO) snprintf(detail, n, "malformed HTTP response");
     else if (err) snprintf(detail, n, "%s", uv_strerror(err));
     else snprintf(detail, n, "HTTP %d", status);
@@ -217,11 +240,11 @@ static void describe_error(int err, int status, char *detail, size_t n)
 
 /* what: the request, e.g. "GET /version"; a failure to connect is named
  * "connect" instead, since that is what an operator has to fix. */
-static void fail_errno(struct docker_watch *w, const char *what, int err, int status)
+static void fail_errno(struct docker_watch *w, const char *what, int err, int status, const char *cause)
 {
-    char detail[96];
+    char detail[CAUSE_LEN];
     if (status == 0 && is_connect_error(err)) what = "connect";
-    describe_error(err, status, detail, sizeof detail);
+    describe_error(err, status, cause, detail, sizeof detail);
     fail(w, what, detail);
 }
 
@@ -275,8 +298,8 @@ static void resync_now(struct docker_watch *w)
 static void service_fetch_failed(struct svc_fetch *f, int err, int status)
 {
     struct docker_watch *w = f->w;
-    char detail[96];
-    describe_error(err, status, detail, sizeof detail);
+    char detail[CAUSE_LEN];
+    describe_error(err, status, f->cause, detail, sizeof detail);
     if (f->attempts <= SVC_FETCH_RETRIES) {
         uint64_t delay = (uint64_t)SVC_RETRY_MIN_MS << (f->attempts - 1);
         LOG(w->log, LOG_DEBUG, "service fetch failed, retrying", F_STR("engine", w->host),
@@ -330,12 +353,11 @@ static void fetch_send(struct svc_fetch *f)
     buf_init(&path);
     buf_printf(&path, "/v%s/services/", w->api);
     url_encode(&path, f->id);
-    struct http_client_opts o = {
-        .method = "GET", .host_header = w->host_header, .path = buf_cstr(&path),
-        .headers = "Accept: application/json\r\n", .connect_timeout_ms = w->request_timeout_ms,
-        .response_timeout_ms = w->request_timeout_ms, .max_body = 4 * 1024 * 1024,
-        .on_done = on_service_done, .ud = f,
-    };
+    struct http_client_opts o = engine_get(w, buf_cstr(&path), f->cause);
+    o.response_timeout_ms = w->request_timeout_ms;
+    o.max_body = 4 * 1024 * 1024;
+    o.on_done = on_service_done;
+    o.ud = f;
     f->call = http_client_request(w->http, &w->ep, &o);
     buf_free(&path);
 }
@@ -525,7 +547,7 @@ static json_t *parse_list(struct docker_watch *w, const char *what, int err, int
                           size_t len)
 {
     if (err || status != 200) {
-        fail_errno(w, what, err, status);
+        fail_errno(w, what, err, status, w->list_cause);
         return NULL;
     }
     json_error_t jerr;
@@ -560,8 +582,8 @@ static void start_services_list(struct docker_watch *w)
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
     buf_printf(&path, "/v%s/services?filters=", w->api);
     url_encode(&path, buf_cstr(&filter));
-    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
-              on_services_done);
+    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
+              NULL, NULL, on_services_done);
     buf_free(&filter);
     buf_free(&path);
 }
@@ -592,8 +614,8 @@ static void start_list(struct docker_watch *w)
     url_encode(&path, buf_cstr(&filter));
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
-              on_list_done);
+    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
+              NULL, NULL, on_list_done);
     buf_free(&filter);
     buf_free(&path);
 }
@@ -614,7 +636,7 @@ static void on_events_head(void *ud, int status, const char *(*get)(void *, cons
     (void)ctx;
     struct docker_watch *w = ud;
     if (status != 200) {
-        fail_errno(w, "GET /events", 0, status);
+        fail_errno(w, "GET /events", 0, status, NULL);
         return;
     }
     /* Subscribed: from here on no change is missed, so list now. */
@@ -639,7 +661,7 @@ static void on_events_done(void *ud, int err, int status, const char *body, size
     (void)len;
     struct docker_watch *w = ud;
     w->events_call = NULL;
-    if (err) fail_errno(w, "GET /events", err, status);
+    if (err) fail_errno(w, "GET /events", err, status, w->events_cause);
     else fail(w, "GET /events", "the engine closed the event stream");
 }
 
@@ -653,7 +675,16 @@ static void start_events(struct docker_watch *w)
                           ? "{\"type\":[\"container\",\"service\"],"
                             "\"event\":[\"create\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
                           : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\",\"rename\"]}");
-    start_get(w, &w->events_call, buf_cstr(&path), 0, 0, on_events_head, on_events_body, on_events_done);
+    /* No deadline on the whole answer (the stream never ends), but one on
+     * its head (engine_get), and keepalive on TCP: a silent engine is fine,
+     * a vanished one must be noticed. Unix sockets cannot go half-open. */
+    struct http_client_opts o = engine_get(w, buf_cstr(&path), w->events_cause);
+    o.tcp_keepalive_secs = w->ep.unix_path ? 0 : EVENTS_KEEPALIVE_SECS;
+    o.on_head = on_events_head;
+    o.on_body = on_events_body;
+    o.on_done = on_events_done;
+    o.ud = w;
+    w->events_call = http_client_request(w->http, &w->ep, &o);
     buf_free(&path);
 }
 
@@ -665,7 +696,7 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
     struct docker_watch *w = ud;
     w->version_call = NULL;
     if (err || status != 200) {
-        fail_errno(w, "GET /info", err, status);
+        fail_errno(w, "GET /info", err, status, w->version_cause);
         return;
     }
     json_error_t jerr;
@@ -686,7 +717,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     struct docker_watch *w = ud;
     w->version_call = NULL;
     if (err || status != 200) {
-        fail_errno(w, "GET /version", err, status);
+        fail_errno(w, "GET /version", err, status, w->version_cause);
         return;
     }
     json_error_t jerr;
@@ -701,7 +732,8 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     json_decref(v);
     char path[64];
     snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL, on_info_done);
+    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+              on_info_done);
 }
 
 static void connect_engine(struct docker_watch *w)
@@ -709,7 +741,7 @@ static void connect_engine(struct docker_watch *w)
     if (w->closing) return;
     if (w->state != ST_RECONNECTING) w->state = ST_CONNECTING;
     w->sync_started_ms = uv_now(w->loop);
-    start_get(w, &w->version_call, "/version", w->request_timeout_ms, 64 * 1024, NULL, NULL,
+    start_get(w, &w->version_call, w->version_cause, "/version", w->request_timeout_ms, 64 * 1024, NULL, NULL,
               on_version_done);
 }
 

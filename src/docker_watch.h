@@ -9,6 +9,8 @@
  * service events are followed by GET /services/<id>, retried on its own
  * (0.5 s, 1 s, 2 s) when it fails, then replaced by a list of the engine
  * (the /events stream stays): one failed GET never drops the connection.
+ * Every response head, /events included, has a deadline (request_timeout_ms);
+ * the /events stream of a tcp:// engine has TCP keepalive on (30 s).
  * On EOF or error the last map is kept and the watcher reconnects with
  * backoff (0.5 s doubling to 30 s), then resyncs completely.
  * Only GET requests, ever. */
@@ -26,7 +28,7 @@ struct docker_watch_opts {
     const struct docker_host *engine;  /* one parsed DOCKER_HOST entry (copied) */
     const char *label_prefix;
     int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
-    uint64_t request_timeout_ms;  /* one API call (not the /events stream); 0 = 30 s */
+    uint64_t request_timeout_ms;  /* one API call, and every response head (/events included); 0 = 30 s */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;

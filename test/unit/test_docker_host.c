@@ -79,7 +79,8 @@ static void test_list_trims_blanks(void **s)
     assert_string_equal(v[1].ep.unix_path, "/b");
     docker_host_list_free(v, n);
 
-    assert_int_equal(docker_host_parse_list(" \ttcp://proxy:2375\t,unix:///x.sock ", &v, &n, err, sizeof err), 0);
+    const char *blanks = " \ttcp://proxy:2375\t,unix:///x.sock ";
+    assert_int_equal(docker_host_parse_list(blanks, &v, &n, err, sizeof err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].text, "tcp://proxy:2375");
     assert_string_equal(v[0].ep.host, "proxy");

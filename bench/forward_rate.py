@@ -27,7 +27,7 @@ from harness import Engine, free_port, stop_pid, wait_until  # noqa: E402
 
 ROOT = os.path.join(HERE, "..")
 BINARY = os.path.join(ROOT, "build", "release", "webhook-router")
-FIXTURE = os.path.join(ROOT, "..", "shared", "fixtures", "distribution", "04-push-manifest.json")
+FIXTURE = os.path.join(ROOT, "test", "fixtures", "distribution", "04-push-manifest.json")
 
 
 def ensure_tools():

@@ -6,7 +6,7 @@
 The router measured is the static build (cmake --preset static), the binary
 the image ships, when it exists; otherwise the release build.
 
-Workloads, built from shared/fixtures/distribution:
+Workloads, built from test/fixtures/distribution:
   noise  a pull notification (ignored), the bulk of what a busy registry sends
   push   a matching manifest push with a unique event id per request and
          DEBOUNCE_MS=0, forwarded to a local nginx receiver (every one delivered)
@@ -34,7 +34,7 @@ from harness import Engine, free_port, stop_pid, wait_until  # noqa: E402
 
 ROOT = os.path.join(HERE, "..")
 BINARIES = [os.path.join(ROOT, "build", p, "webhook-router") for p in ("static", "release")]
-FIX = os.path.join(ROOT, "..", "shared", "fixtures", "distribution")
+FIX = os.path.join(ROOT, "test", "fixtures", "distribution")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -28,11 +28,38 @@
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
+static void on_log_writable(uv_poll_t *h, int status, int events);
+
+/* Lines wait only while stdout is full: watch it for room exactly then, so
+ * they go out as soon as the consumer reads again, even on an idle loop
+ * (retrying from the prepare handle would wait for some other event to
+ * wake the loop). No watch otherwise: no wake-ups for nothing. */
+static void log_watch(struct app *a)
+{
+    if (!a->log_poll_ready) return;
+    bool want = log_pending(&a->log) > 0;
+    if (want && !a->log_polling) a->log_polling = uv_poll_start(&a->log_poll, UV_WRITABLE, on_log_writable) == 0;
+    else if (!want && a->log_polling) {
+        uv_poll_stop(&a->log_poll);
+        a->log_polling = false;
+    }
+}
+
+static void on_log_writable(uv_poll_t *h, int status, int events)
+{
+    (void)status;   /* an error shows as a failed write: log_flush counts the loss */
+    (void)events;
+    struct app *a = h->data;
+    log_flush(&a->log);
+    log_watch(a);
+}
+
 /* Runs before the loop waits for I/O: the lines of this turn go out in one write. */
 static void on_log_flush(uv_prepare_t *h)
 {
     struct app *a = h->data;
     log_flush(&a->log);
+    log_watch(a);
 }
 
 static void intake_resume(struct app *a)
@@ -109,6 +136,12 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     a->cfg = cfg;
     logger_init(&a->log, cfg->log_level, cfg->log_format, 1);
     log_batch_start(&a->log);
+    /* A log consumer that stops reading must not stop the loop (/health
+     * included): stdout becomes non-blocking and lines wait in memory. */
+    if (log_nonblocking(&a->log) && uv_poll_init(loop, &a->log_poll, a->log.fd) == 0) {
+        a->log_poll.data = a;
+        a->log_poll_ready = true;
+    }
     uv_prepare_init(loop, &a->log_flush);
     a->log_flush.data = a;
     uv_prepare_start(&a->log_flush, on_log_flush);
@@ -159,6 +192,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             F_INT("max_connections", cfg->max_connections), F_INT("nofile", rl.rlim_cur), F_INT("now", fit));
         max_conns = fit;
     }
+    if (cfg->max_buffered_bytes < cfg->max_body_bytes)
+        LOG(&a->log, LOG_WARN, "MAX_BUFFERED_BYTES is below MAX_BODY_BYTES: bodies larger than it always get 503",
+            F_INT("max_buffered_bytes", cfg->max_buffered_bytes), F_INT("max_body_bytes", cfg->max_body_bytes));
     struct http_server_opts so = {
         .addr = cfg->listen_addr,
         .port = cfg->listen_port,
@@ -167,7 +203,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .request_timeout_ms = REQUEST_TIMEOUT_MS,
         .idle_timeout_ms = IDLE_TIMEOUT_MS,
         .max_connections = max_conns,
+        .max_buffered_bytes = cfg->max_buffered_bytes,
         .handler = handlers_dispatch,
+        .head_handler = handlers_head,
         .ud = a,
         .log = &a->log,
     };
@@ -207,6 +245,11 @@ static void close_rest(struct app *a)
         a->log_flush.data = NULL;
         uv_close((uv_handle_t *)&a->intake_timer, NULL);
     }
+    if (a->log_poll_ready) {
+        uv_close((uv_handle_t *)&a->log_poll, NULL);
+        a->log_poll_ready = false;
+        a->log_polling = false;
+    }
     if (uv_is_active((uv_handle_t *)&a->sigterm) || a->sigterm.data) {
         uv_close((uv_handle_t *)&a->sigterm, NULL);
         uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -233,7 +276,7 @@ void app_stop(struct app *a)
 
 void app_free(struct app *a)
 {
-    log_batch_free(&a->log);   /* the last lines, written after the loop ended */
+    log_batch_free(&a->log);   /* the last lines (within a second), and stdout's flags restored */
     if (a->fwd) forward_free(a->fwd);
     routes_free(a->routes);
     dedupe_free(a->seen);

@@ -38,6 +38,9 @@ struct app {
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */
+    uv_poll_t log_poll;               /* stdout writable again, while lines wait for it */
+    bool log_poll_ready;              /* log_poll initialised (stdout a pipe or socket) */
+    bool log_polling;
     /* Webhook intake paused while the forward backlog is deep (app_forward_pressure). */
     uv_timer_t intake_timer;
     bool intake_paused;

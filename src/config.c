@@ -29,7 +29,7 @@ enum kind {
     K_PREFIX,   /* label prefix */
     K_LEVEL,    /* enum log_level */
     K_FORMAT,   /* enum log_format */
-    K_SECRET,   /* string, never echoed; empty means unset */
+    K_SECRET,   /* non-empty string, never echoed */
     K_BOOL,     /* bool field */
     K_FILE,     /* path of a readable file */
 };
@@ -80,6 +80,8 @@ static const struct setting settings[] = {
      "1 to skip certificate verification (bare --tls-insecure means 1)"},
     {"MAX_BODY_BYTES", "1048576", NULL, K_SIZE, 1024, 1073741824, OFF(max_body_bytes),
      "largest webhook body accepted"},
+    {"MAX_BUFFERED_BYTES", "67108864", NULL, K_SIZE, 1024, 68719476736LL, OFF(max_buffered_bytes),
+     "request-body bytes held across all connections at most (then 503 and close)"},
     {"MAX_CONNECTIONS", "8192", NULL, K_INT, 16, 1000000, OFF(max_connections),
      "open client connections at most (then 503 and close)"},
 };
@@ -223,8 +225,9 @@ static int apply(struct config *c, const struct setting *s, const char *v)
     case K_BOOL:
         return parse_bool(v, (bool *)field) ? 0 : -EINVAL;
     case K_SECRET:
-        if (!secret_ok(v)) return -EINVAL;
-        if (!*v) v = NULL;   /* VAR= in a compose file means "not set" */
+        /* "VAR=" is refused, not taken as "not set": a typo or an unset
+         * shell variable in a compose file would otherwise turn auth off. */
+        if (!*v || !secret_ok(v)) return -EINVAL;
         break;
     case K_FILE: {
         if (!*v) return -EINVAL;
@@ -277,6 +280,13 @@ static void set_error(const struct setting *s, bool from_flag, const char *v, in
         buf_printf(&b, "--%s (%s): ", flag, s->env);
     } else {
         buf_printf(&b, "%s: ", s->env);
+    }
+    if (s->kind == K_SECRET && !*v) {
+        buf_puts(&b, "set but empty, which would turn auth off; give it a value, or unset it to "
+                     "run without auth");
+        put_err(err, errlen, buf_cstr(&b));
+        buf_free(&b);
+        return;
     }
     buf_printf(&b, "expected %s", what_accepts(s, tmp, sizeof tmp));
     if (s->kind == K_SECRET) {

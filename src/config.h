@@ -34,6 +34,7 @@ struct config {
     char *tls_ca_file;          /* NULL: system bundle */
     bool tls_insecure;
     size_t max_body_bytes;
+    size_t max_buffered_bytes;  /* bodies being received, all connections together */
     int max_connections;
 };
 

@@ -12,7 +12,8 @@
 #include <uv.h>
 #include "http_client.h"
 #include "log.h"
-#include "payload.h"
+#include "buf.h"
+#include "event.h"
 
 struct forward_opts {
     int timeout_secs;      /* one attempt, whole: connect, TLS, write, answer */

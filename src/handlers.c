@@ -188,6 +188,10 @@ static void handle_metrics(struct app *a, struct http_response *res)
     prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
     prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
 
+    prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
+                "Log lines dropped because stdout was not being read (see the warn line when it recovers).");
+    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(&a->log));
+
     prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
     for (size_t i = 0; i < a->nwatchers; i++)
         prom_sample(b, "webhook_router_docker_connected",
@@ -202,7 +206,9 @@ static void handle_metrics(struct app *a, struct http_response *res)
     res->status = 200;
 }
 
-static int check_auth(struct app *a, const struct http_request *req, const char *path_token,
+/* token_only: the head stage, where there is no body to check a signature
+ * against; the token alone decides. The full check runs again with the body. */
+static int check_auth(struct app *a, const struct http_request *req, const char *path_token, bool token_only,
                       struct http_response *res)
 {
     const char *why;
@@ -214,7 +220,8 @@ static int check_auth(struct app *a, const struct http_request *req, const char 
         .body = req->body,
         .body_len = req->body_len,
     };
-    if (auth_check(a->cfg->webhook_token, a->cfg->webhook_hmac_secret, &in, &why) == 0) return 0;
+    const char *secret = token_only ? NULL : a->cfg->webhook_hmac_secret;
+    if (auth_check(a->cfg->webhook_token, secret, &in, &why) == 0) return 0;
     LOG(&a->log, LOG_WARN, "webhook unauthorized", F_STR("peer", req->peer), F_STR("error", why));
     http_response_error(res, 401, why);
     return -1;
@@ -248,7 +255,7 @@ static void count_webhook(struct app *a, const char *format, int status)
 static void handle_webhook(struct app *a, const struct http_request *req, const char *path_token,
                            struct http_response *res, const char **format)
 {
-    if (check_auth(a, req, path_token, res) < 0) return;
+    if (check_auth(a, req, path_token, false, res) < 0) return;
 
     struct payload_hints hints = {
         .content_type = http_request_header(req, "content-type"),
@@ -357,17 +364,31 @@ static void handle_webhook(struct app *a, const struct http_request *req, const 
     payload_free(&p);
 }
 
+/* The webhook endpoints: token is the path segment after /webhook/, or
+ * NULL. False for any other path. */
+static bool webhook_path(const char *path, const char **token)
+{
+    if (strcmp(path, "/webhook") != 0 && strncmp(path, "/webhook/", 9) != 0) return false;
+    *token = path[8] == '/' ? path + 9 : NULL;
+    return true;
+}
+
+/* /webhook/<token> exists only when a token is configured; a stray path
+ * segment must not look like an accepted endpoint. */
+static bool webhook_token_path_ok(const struct app *a, const char *token)
+{
+    return !token || (a->cfg->webhook_token && *token && !strchr(token, '/'));
+}
+
 void handlers_dispatch(void *ud, const struct http_request *req, struct http_response *res)
 {
     struct app *a = ud;
     bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     bool post = strcmp(req->method, "POST") == 0;
+    const char *token;
 
-    if (strcmp(req->path, "/webhook") == 0 || strncmp(req->path, "/webhook/", 9) == 0) {
-        const char *token = req->path[8] == '/' ? req->path + 9 : NULL;
-        /* /webhook/<token> exists only when a token is configured; a stray
-         * path segment must not look like an accepted endpoint. */
-        if (token && (!a->cfg->webhook_token || !*token || strchr(token, '/'))) {
+    if (webhook_path(req->path, &token)) {
+        if (!webhook_token_path_ok(a, token)) {
             http_response_error(res, 404, "not found");
             return;
         }
@@ -393,4 +414,18 @@ void handlers_dispatch(void *ud, const struct http_request *req, struct http_res
     } else {
         http_response_error(res, 404, "not found");
     }
+}
+
+void handlers_head(void *ud, const struct http_request *req, struct http_response *res)
+{
+    struct app *a = ud;
+    const char *token;
+    /* Only a webhook POST with a valid token can need its body; with
+     * WEBHOOK_TOKEN, the token decides before a byte of it is read. With
+     * only WEBHOOK_HMAC_SECRET the signature covers the body, which must be
+     * read (within MAX_BUFFERED_BYTES). */
+    if (!a->cfg->webhook_token || strcmp(req->method, "POST") != 0 || !webhook_path(req->path, &token) ||
+        !webhook_token_path_ok(a, token))
+        return;
+    if (check_auth(a, req, token, true, res) < 0) count_webhook(a, "none", res->status);
 }

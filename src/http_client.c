@@ -6,8 +6,8 @@
  * turn); after a complete keep-alive response the connection goes back to
  * the pool. The response goes through llhttp, so callers see the status,
  * headers and the de-framed body, streamed (the endless Docker /events) or
- * collected (forwards). TLS runs over memory BIOs: OpenSSL never touches
- * the socket, so it stays libuv's and nothing blocks.
+ * collected (forwards). Below it: stream.c writes (at once, or a queued
+ * copy) and tls.c, TLS over memory, so the socket stays libuv's.
  *
  * Lifetime: a call ends exactly once (call_finish), which closes its timer
  * and closes or pools its connection; memory goes when the close callbacks
@@ -15,12 +15,8 @@
  * until then, so code after a callback only checks call->done. */
 #include "http_client.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <llhttp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +25,8 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "stream.h"
+#include "tls.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -58,8 +56,7 @@ struct conn {
     char *host;                   /* origin; NULL for a unix socket */
     uint16_t port;
     bool tls;
-    SSL *ssl;
-    bool handshake_done;
+    struct tls_session *session;  /* https: made once the socket is up */
     bool closing;
     uint64_t idle_since;
     /* Here, not in the call: a cancelled call may be freed before libuv
@@ -80,10 +77,7 @@ struct http_client {
     bool sweep_closed;
     bool closing;
     llhttp_settings_t settings;   /* the same callbacks for every call */
-    SSL_CTX *tls;                 /* NULL until the first https request (see tls_context) */
-    bool tls_enabled;             /* http_client_tls_setup was called */
-    bool tls_insecure;
-    char *tls_ca_file;            /* NULL: the system bundle */
+    struct tls_config *tls;       /* NULL until http_client_tls_setup */
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
 };
 
@@ -131,12 +125,6 @@ struct http_call {
     bool cancelled;
 };
 
-struct wreq {
-    uv_write_t req;
-    struct conn *conn;
-    char data[];
-};
-
 static void call_finish(struct http_call *call, int err);
 static void start_connect(struct http_call *call);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
@@ -148,8 +136,7 @@ static bool retry_fresh(struct http_call *call);
 static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
-    if (c->tls) SSL_CTX_free(c->tls);
-    free(c->tls_ca_file);
+    tls_config_free(c->tls);
     free(c);
 }
 
@@ -182,7 +169,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *conn = (struct conn *)h;
     struct http_client *c = conn->client;
-    if (conn->ssl) SSL_free(conn->ssl);
+    tls_session_free(conn->session);
     free(conn->host);
     free(conn);
     c->open_conns--;
@@ -452,85 +439,48 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---- writing and TLS ------------------------------------------------------ */
 
-static void on_write(uv_write_t *req, int status)
+static void on_written(void *ud, int status)
 {
-    struct wreq *w = (struct wreq *)req;
-    struct conn *conn = w->conn;
-    free(w);
+    struct conn *conn = ud;
     struct http_call *call = conn->call;
     if (status < 0 && call && !call->done && !retry_fresh(call)) call_finish(call, status);
 }
 
 static int conn_write(struct conn *conn, const char *data, size_t len)
 {
-    /* A request usually fits in the socket buffer: write it now. uv_write
-     * would copy it and cost an epoll_ctl each time. Anything queued
-     * before goes first, so then the queue it is. */
-    if (uv_stream_get_write_queue_size(&conn->h.stream) == 0) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write(&conn->h.stream, &b, 1);
-        if (n == (int)len) return 0;
-        if (n > 0) {
-            data += n;
-            len -= (size_t)n;
-        } else if (n != UV_EAGAIN) {
-            return n;
-        }
-    }
-    struct wreq *w = xmalloc(sizeof *w + len);
-    w->conn = conn;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, &conn->h.stream, &b, 1, on_write);
-    if (rc < 0) free(w);
-    return rc;
+    int rc = stream_write(&conn->h.stream, data, len, true, on_written, conn);
+    return rc < 0 ? rc : 0;
 }
 
-/* Sends whatever OpenSSL queued for the network. */
+static int conn_sink(void *ud, const char *data, size_t len)
+{
+    return conn_write(ud, data, len);
+}
+
+/* Sends whatever TLS queued for the network. */
 static int tls_flush(struct conn *conn)
 {
-    BIO *wbio = SSL_get_wbio(conn->ssl);
-    char tmp[16 * 1024];
-    int n;
-    while ((n = BIO_read(wbio, tmp, sizeof tmp)) > 0) {
-        int rc = conn_write(conn, tmp, (size_t)n);
-        if (rc < 0) return rc;
-    }
-    return 0;
+    return tls_session_flush(conn->session, conn_sink, conn);
 }
 
-/* Why a handshake failed, as an errno and a line for the log. */
-static int tls_failure(struct http_call *call)
+/* A handshake that failed: the caller gets the reason in words. */
+static void tls_failed(struct http_call *call, int err, const char *why)
 {
-    long vr = SSL_get_verify_result(call->conn->ssl);
-    char detail[256];
-    int err;
-    if (vr != X509_V_OK) {
-        snprintf(detail, sizeof detail, "certificate verify failed: %s",
-                 X509_verify_cert_error_string(vr));
-        err = -EKEYREJECTED;
-    } else {
-        unsigned long e = ERR_peek_last_error();
-        const char *why = e ? ERR_reason_error_string(e) : NULL;
-        snprintf(detail, sizeof detail, "%s", why ? why : "handshake failed");
-        err = -ECONNABORTED;
-    }
-    ERR_clear_error();
-    set_cause(call, "%s", detail);
+    set_cause(call, "%s", why);
     /* A caller that takes the cause reports it in its own line. */
     LOG(call->client->log, call->o.errbuf ? LOG_DEBUG : LOG_WARN, "tls handshake failed",
-        F_STR("host", call->host), F_INT("port", call->port), F_STR("error", detail));
-    return err;
+        F_STR("host", call->host), F_INT("port", call->port), F_STR("error", why));
+    call_finish(call, err);
 }
 
 static void send_request(struct http_call *call)
 {
     struct conn *conn = call->conn;
     int rc;
-    if (conn->ssl)
-        rc = SSL_write(conn->ssl, call->request.data, (int)call->request.len) > 0 ? tls_flush(conn)
-                                                                                   : -ECONNABORTED;
-    else
+    if (conn->session) {
+        rc = tls_session_write(conn->session, call->request.data, call->request.len);
+        if (rc == 0) rc = tls_flush(conn);
+    } else
         rc = conn_write(conn, call->request.data, call->request.len);
     /* A pooled connection the server closed can fail the write at once. */
     if (rc < 0 && !retry_fresh(call)) call_finish(call, rc);
@@ -540,41 +490,14 @@ static void send_request(struct http_call *call)
 static void tls_step(struct http_call *call)
 {
     struct conn *conn = call->conn;
-    int r = SSL_do_handshake(conn->ssl);
+    char why[256];
+    int r = tls_session_handshake(conn->session, why, sizeof why);
     if (tls_flush(conn) < 0) {
         call_finish(call, -ECONNRESET);
         return;
     }
-    if (r == 1) {
-        conn->handshake_done = true;
-        send_request(call);
-        return;
-    }
-    int e = SSL_get_error(conn->ssl, r);
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, tls_failure(call));
-}
-
-static bool is_ip_literal(const char *host)
-{
-    unsigned char tmp[16];
-    return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
-}
-
-static int tls_start(struct conn *conn)
-{
-    struct http_client *c = conn->client;
-    conn->ssl = SSL_new(c->tls);
-    if (!conn->ssl) return -ENOMEM;
-    SSL_set_bio(conn->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
-    SSL_set_connect_state(conn->ssl);
-    if (is_ip_literal(conn->host)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), conn->host);
-    } else {
-        SSL_set_tlsext_host_name(conn->ssl, conn->host);   /* SNI */
-        SSL_set1_host(conn->ssl, conn->host);              /* hostname verification */
-    }
-    SSL_set_verify(conn->ssl, c->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-    return 0;
+    if (r == 1) send_request(call);
+    else if (r < 0) tls_failed(call, r, why);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -651,27 +574,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (nread < 0) {
         if (nread != UV_EOF && retry_fresh(call)) return;
         if (nread != UV_EOF) call_finish(call, (int)nread);
-        else if (conn->ssl && !conn->handshake_done) call_finish(call, tls_failure(call));
+        else if (conn->session && !tls_session_established(conn->session))
+            tls_failed(call, -ECONNABORTED, "TLS handshake failed: connection closed");
         else on_eof(call);
         return;
     }
     if (nread == 0) return;
-    if (!conn->ssl) {
+    if (!conn->session) {
         parse_bytes(call, b->base, (size_t)nread);
         return;
     }
-    BIO_write(SSL_get_rbio(conn->ssl), b->base, (int)nread);
-    if (!conn->handshake_done) {
+    tls_session_feed(conn->session, b->base, (size_t)nread);
+    if (!tls_session_established(conn->session)) {
         tls_step(call);
-        if (call->done || !conn->handshake_done) return;
+        if (call->done || !tls_session_established(conn->session)) return;
     }
     char plain[16 * 1024];
     int n;
-    while ((n = SSL_read(conn->ssl, plain, sizeof plain)) > 0)
+    while ((n = tls_session_read(conn->session, plain, sizeof plain)) > 0)
         if (!parse_bytes(call, plain, (size_t)n)) return;
-    int e = SSL_get_error(conn->ssl, n);
-    if (e == SSL_ERROR_ZERO_RETURN) on_eof(call);
-    else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) call_finish(call, -ECONNABORTED);
+    if (n == TLS_SESSION_EOF) on_eof(call);
+    else if (n < 0) call_finish(call, n);
     else if (tls_flush(conn) < 0) call_finish(call, -ECONNRESET);
 }
 
@@ -702,13 +625,16 @@ static void on_connected(struct http_call *call)
     arm_deadline(call);
     if (!call->reused) {
         int rc = uv_read_start(&conn->h.stream, on_alloc, on_read);
-        if (rc == 0 && conn->tls) rc = tls_start(conn);
+        if (rc == 0 && conn->tls) {
+            conn->session = tls_session_new(call->client->tls, conn->host);
+            if (!conn->session) rc = -ENOMEM;
+        }
         if (rc < 0) {
             call_finish(call, rc);
             return;
         }
     }
-    if (conn->tls && !conn->handshake_done) tls_step(call);
+    if (conn->session && !tls_session_established(conn->session)) tls_step(call);
     else send_request(call);
 }
 
@@ -852,43 +778,13 @@ struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const stru
     return c;
 }
 
-/* The TLS context, made on first use: OpenSSL's initialisation and the
- * parsed system CA bundle cost about 4 MiB of memory, which a router that
- * only forwards over http never needs to pay. */
-static int tls_context(struct http_client *c, const char **err)
-{
-    if (c->tls) return 0;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        ERR_clear_error();
-        *err = "cannot create a TLS context";
-        return -EINVAL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    int ok = c->tls_insecure ? 1
-             : c->tls_ca_file ? SSL_CTX_load_verify_locations(ctx, c->tls_ca_file, NULL)
-                              : SSL_CTX_set_default_verify_paths(ctx);
-    if (!ok) {
-        ERR_clear_error();
-        SSL_CTX_free(ctx);
-        *err = c->tls_ca_file ? "TLS_CA_FILE holds no usable PEM certificate" : "cannot load the system CA bundle";
-        return -EINVAL;
-    }
-    c->tls = ctx;
-    return 0;
-}
-
 int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insecure, const char **err)
 {
-    if (c->tls) SSL_CTX_free(c->tls);
-    c->tls = NULL;
-    free(c->tls_ca_file);
-    c->tls_ca_file = ca_file ? xstrdup(ca_file) : NULL;
-    c->tls_insecure = insecure;
-    c->tls_enabled = true;
+    tls_config_free(c->tls);
+    c->tls = tls_config_new(ca_file, insecure);
     /* A CA file the operator named is loaded now: a wrong path must stop
-     * start-up, not the first redeploy. */
-    return ca_file && !insecure ? tls_context(c, err) : 0;
+     * start-up, not the first redeploy. Otherwise on the first https call. */
+    return ca_file && !insecure ? tls_config_load(c->tls, err) : 0;
 }
 
 static void build_request(struct http_call *call, const struct http_client_opts *o)
@@ -931,10 +827,10 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     call->timer.data = call;
 
     if (c->closing) call->deferred_err = -ECANCELED;
-    else if (ep->tls && (!c->tls_enabled || ep->unix_path)) call->deferred_err = -EPROTONOSUPPORT;
+    else if (ep->tls && (!c->tls || ep->unix_path)) call->deferred_err = -EPROTONOSUPPORT;
     else if (!ep->unix_path && !ep->host) call->deferred_err = -EINVAL;
     const char *why;
-    if (!call->deferred_err && ep->tls && tls_context(c, &why) < 0) {
+    if (!call->deferred_err && ep->tls && tls_config_load(c->tls, &why) < 0) {
         LOG(c->log, LOG_ERROR, "cannot set up TLS", F_STR("error", why));
         call->deferred_err = -EPROTO;
     }

@@ -50,7 +50,8 @@ struct conn {
     size_t nhoffs, capoffs;
     bool in_value;
     size_t header_bytes;
-    struct buf body;
+    struct buf body;              /* its len counts in srv->buffered */
+    size_t query_at;              /* offset of the query in url once split; 0: none */
     struct buf stash;             /* received but not yet parsed while paused */
     int error_status;             /* set by a parser callback that refuses the request */
     const char *error_msg;
@@ -71,6 +72,8 @@ struct http_server {
     bool stopping;
     bool closing;
     bool cap_warned;              /* one warning per episode of hitting max_connections */
+    size_t buffered;              /* request-body bytes held by all connections */
+    bool buffer_warned;           /* one warning per episode of hitting max_buffered_bytes */
     bool paused;                  /* http_server_pause: no connection reads */
     int open_handles;             /* listener + every connection's handles */
     void (*closed_cb)(void *ud);
@@ -173,9 +176,19 @@ static void conn_handle_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+/* A body is counted while it is held: whatever ends a request (handled,
+ * refused, reset, the connection gone) gives its bytes back here. */
+static void release_body(struct conn *c)
+{
+    c->srv->buffered -= c->body.len;
+    if (c->body.cap > 64 * 1024) buf_free(&c->body);   /* a large body is not kept for the next */
+    else buf_reset(&c->body);
+}
+
 static void conn_close(struct conn *c)
 {
     if (c->closing) return;
+    release_body(c);
     c->closing = true;
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
@@ -185,7 +198,8 @@ static void reset_request(struct conn *c)
 {
     buf_reset(&c->url);
     buf_reset(&c->hstore);
-    buf_reset(&c->body);
+    release_body(c);
+    c->query_at = 0;
     c->nhoffs = 0;
     c->in_value = false;
     c->headers_done = false;
@@ -337,6 +351,7 @@ static void send_error(struct conn *c, int status, const char *msg)
     buf_init(&res.headers);
     buf_init(&res.body);
     http_response_error(&res, status, msg);
+    release_body(c);   /* the refused request's body is of no more use */
     c->close_after = true;
     send_response(c, &res, false);
     buf_free(&res.headers);
@@ -485,6 +500,103 @@ static const char *stored_header(struct conn *c, const char *name)
     return NULL;
 }
 
+/* Splits the target once the head is complete: path, query, no fragment. */
+static void split_url(struct conn *c)
+{
+    buf_putc(&c->url, '\0');
+    char *path = c->url.data;
+    char *q = strchr(path, '?');
+    if (q) {
+        *q++ = '\0';
+        c->query_at = (size_t)(q - path);
+    }
+    char *hash = strchr(q ? q : path, '#');
+    if (hash) *hash = '\0';
+}
+
+/* Trims header value whitespace in place (llhttp leaves trailing blanks). */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    return s;
+}
+
+/* The request as handlers see it, from the head and what body there is
+ * (none yet at the head stage). Safe to call twice: trimming is idempotent. */
+static void build_request(struct conn *c, const llhttp_t *p, struct http_request *req)
+{
+    struct http_server *s = c->srv;
+    size_t nh = c->nhoffs / 2;
+    if (nh > s->caphdrs) {
+        s->caphdrs = nh < 32 ? 32 : nh;
+        s->hdrs = xrealloc(s->hdrs, s->caphdrs * sizeof *s->hdrs);
+    }
+    struct http_header *hs = s->hdrs;
+    for (size_t i = 0; i < nh; i++) {
+        hs[i].name = c->hstore.data + c->hoffs[2 * i];
+        hs[i].value = trim(c->hstore.data + c->hoffs[2 * i + 1]);
+    }
+    *req = (struct http_request){
+        .method = llhttp_method_name((llhttp_method_t)p->method),
+        .path = c->url.data,
+        .query = c->query_at ? c->url.data + c->query_at : "",
+        .headers = hs,
+        .nheaders = nh,
+        .body = c->body.data ? c->body.data : "",
+        .body_len = c->body.len,
+        .peer = c->peer,
+    };
+}
+
+/* Whether n more body bytes fit under the server-wide cap. Bodies being
+ * received cost memory before anyone knows whether they are wanted: many
+ * slow uploads must not add up to more than the operator allowed. */
+static bool body_fits(struct conn *c, uint64_t n)
+{
+    struct http_server *s = c->srv;
+    size_t cap = s->o.max_buffered_bytes;
+    if (!cap || (s->buffered <= cap && n <= cap - s->buffered)) return true;
+    /* Under a flood one warning says it all; the rest go to debug. */
+    LOG(s->o.log, s->buffer_warned ? LOG_DEBUG : LOG_WARN, "request refused: request bodies at the buffer cap",
+        F_STR("peer", c->peer), F_INT("buffered", s->buffered), F_INT("max_buffered_bytes", cap));
+    s->buffer_warned = true;
+    return false;
+}
+
+#define BUSY_MSG "server busy receiving other request bodies, retry later"
+
+/* Offers the head to the head handler; true when it answered (the
+ * connection then ends without reading the body). */
+static bool answer_head(struct conn *c, const llhttp_t *p)
+{
+    struct http_server *s = c->srv;
+    struct http_request req;
+    build_request(c, p, &req);
+    struct http_response *res = &s->res;
+    res->status = 0;
+    res->content_type = NULL;
+    s->o.head_handler(s->o.ud, &req, res);
+    bool answered = res->status != 0;
+    if (answered) {
+        c->close_after = true;
+        send_response(c, res, strcmp(req.method, "HEAD") == 0);
+        LOG(s->o.log, LOG_DEBUG, "http request answered at its head", F_STR("peer", c->peer),
+            F_INT("status", res->status));
+    }
+    buf_recycle(&res->headers);
+    buf_recycle(&res->body);
+    if (answered) {
+        reset_request(c);
+        if (!c->closing) {   /* a bounded time to write the reply, as send_error */
+            c->timer_lazy = false;
+            uv_timer_start(&c->timer, on_close_timeout, LINGER_MS, 0);
+        }
+    }
+    return answered;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
@@ -493,10 +605,15 @@ static int on_headers_complete(llhttp_t *p)
         push_off(c, c->hstore.len);
     }
     buf_putc(&c->hstore, '\0');
+    split_url(c);
     c->headers_done = true;
-    size_t max = c->srv->o.max_body_bytes;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
+    bool has_length = p->flags & F_CONTENT_LENGTH;
+    if (has_length && p->content_length > c->srv->o.max_body_bytes)
         return refuse(c, 413, "request body too large");
+    /* Before 100 Continue and before any body byte is kept. A paused parser
+     * stops here; conn_parse then ends the connection once the reply is out. */
+    if (c->srv->o.head_handler && answer_head(c, p)) return HPE_PAUSED;
+    if (has_length && !body_fits(c, p->content_length)) return refuse(c, 503, BUSY_MSG);
     const char *expect = stored_header(c, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -509,50 +626,19 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     if (c->body.len + len > c->srv->o.max_body_bytes) return refuse(c, 413, "request body too large");
+    if (!body_fits(c, len)) return refuse(c, 503, BUSY_MSG);
     buf_append(&c->body, at, len);
+    c->srv->buffered += len;
     return 0;
-}
-
-/* Trims header value whitespace in place (llhttp leaves trailing blanks). */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
-    return s;
 }
 
 static int on_message_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
     struct http_server *s = c->srv;
-    size_t nh = c->nhoffs / 2;
-    if (nh > s->caphdrs) {
-        s->caphdrs = nh < 32 ? 32 : nh;
-        s->hdrs = xrealloc(s->hdrs, s->caphdrs * sizeof *s->hdrs);
-    }
-    struct http_header *hs = s->hdrs;
-    for (size_t i = 0; i < nh; i++) {
-        hs[i].name = c->hstore.data + c->hoffs[2 * i];
-        hs[i].value = trim(c->hstore.data + c->hoffs[2 * i + 1]);
-    }
-    buf_putc(&c->url, '\0');   /* the query split below needs it terminated */
-    char *path = c->url.data;
-    char *q = strchr(path, '?');
-    if (q) *q++ = '\0';
-    char *hash = strchr(q ? q : path, '#');
-    if (hash) *hash = '\0';
-    const char *method = llhttp_method_name((llhttp_method_t)p->method);
-    struct http_request req = {
-        .method = method,
-        .path = path,
-        .query = q ? q : "",
-        .headers = hs,
-        .nheaders = nh,
-        .body = c->body.data ? c->body.data : "",
-        .body_len = c->body.len,
-        .peer = c->peer,
-    };
+    struct http_request req;
+    build_request(c, p, &req);
+    if (req.body_len) s->buffer_warned = false;   /* a body was taken whole: the episode is over */
     struct http_response *res = &s->res;
     res->status = 500;
     res->content_type = NULL;
@@ -560,7 +646,7 @@ static int on_message_complete(llhttp_t *p)
      * reply and the connection ends, as llhttp stops parsing there anyway. */
     if (!llhttp_should_keep_alive(p) || p->upgrade || s->stopping) c->close_after = true;
     s->o.handler(s->o.ud, &req, res);
-    send_response(c, res, strcmp(method, "HEAD") == 0);
+    send_response(c, res, strcmp(req.method, "HEAD") == 0);
     buf_recycle(&res->headers);
     buf_recycle(&res->body);
     reset_request(c);
@@ -773,6 +859,11 @@ int http_server_port(const struct http_server *s)
 size_t http_server_connections(const struct http_server *s)
 {
     return s->nconns;
+}
+
+size_t http_server_buffered(const struct http_server *s)
+{
+    return s->buffered;
 }
 
 static void listener_closed(uv_handle_t *h)

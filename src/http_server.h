@@ -3,7 +3,9 @@
  * Owns sockets, llhttp parsing, keep-alive, pipelining, chunked request
  * bodies, Expect: 100-continue, limits and timeouts. It knows nothing about
  * webhooks: each complete request is handed to one handler function
- * (handlers.c) which fills in the response synchronously. */
+ * (handlers.c) which fills in the response synchronously; an optional head
+ * handler may answer a request from its head alone, before its body is read.
+ * Bodies being received count against one cap for the whole server. */
 #ifndef WR_HTTP_SERVER_H
 #define WR_HTTP_SERVER_H
 
@@ -47,6 +49,15 @@ const char *http_status_reason(int status);
 typedef void (*http_handler_fn)(void *ud, const struct http_request *req,
                                 struct http_response *res);
 
+/* Called once a request's head is complete, before any of its body is read:
+ * req is the whole request but its body ("", 0). Leaving res->status at 0
+ * lets the request go on (100 Continue, body, then the handler); setting it
+ * answers now: that reply is sent with Connection: close, no 100 Continue is
+ * written and the body is never buffered (discarded while the connection
+ * goes away). For decisions that need no body, such as a wrong token. */
+typedef void (*http_head_fn)(void *ud, const struct http_request *req,
+                             struct http_response *res);
+
 struct http_server_opts {
     const char *addr;             /* "0.0.0.0", "::", "127.0.0.1" */
     int port;                     /* 0: pick a free port (tests) */
@@ -55,7 +66,10 @@ struct http_server_opts {
     uint64_t request_timeout_ms;  /* first byte of a request -> complete body; 408 */
     uint64_t idle_timeout_ms;     /* keep-alive connection with no request */
     size_t max_connections;       /* past it: 503 and close */
+    size_t max_buffered_bytes;    /* request-body bytes held across all connections;
+                                     a body that would pass it: 503 and close. 0: no cap */
     http_handler_fn handler;
+    http_head_fn head_handler;    /* optional (NULL); same ud as handler */
     void *ud;
     const struct logger *log;
 };
@@ -67,6 +81,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
 int http_server_listen(struct http_server *s);
 int http_server_port(const struct http_server *s);   /* the bound port */
 size_t http_server_connections(const struct http_server *s);
+/* Request-body bytes held now, across all connections (max_buffered_bytes). */
+size_t http_server_buffered(const struct http_server *s);
 /* Pausing stops reading from every connection (new ones are accepted and
  * read once resumed); the kernel's buffers and TCP flow control hold what
  * clients send meanwhile. What was already read is still answered. */

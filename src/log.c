@@ -2,8 +2,12 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,48 +18,164 @@
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error"};
 
 #define BATCH_FLUSH_BYTES (64 * 1024)
+#define FINAL_FLUSH_MS 1000   /* at exit, how long a slow consumer is waited for */
+#define DROPPED_MSG "log lines dropped: the log consumer was not reading"
+
+/* Lines not yet written: out.data + off is the next byte for the fd. */
+struct log_sink {
+    struct buf out;
+    size_t off;
+    unsigned long long dropped;         /* since the last "dropped" warn line */
+    unsigned long long dropped_total;   /* for the metric */
+    bool blocked;                       /* the fd said EAGAIN: wait for log_flush */
+    bool broken;                        /* the fd failed otherwise (EPIPE...): no warn lines into it */
+    int saved_flags;                    /* the fd's flags before log_nonblocking; -1: untouched */
+};
 
 void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd)
 {
     lg->level = level;
     lg->format = format;
     lg->fd = fd;
-    lg->batch = NULL;
+    lg->sink = NULL;
 }
 
 void log_batch_start(struct logger *lg)
 {
-    if (!lg->batch) lg->batch = xcalloc(1, sizeof *lg->batch);   /* an empty buf */
+    if (lg->sink) return;
+    lg->sink = xcalloc(1, sizeof *lg->sink);   /* an empty buf */
+    lg->sink->saved_flags = -1;
 }
 
-static void write_all(int fd, const char *p, size_t len)
+bool log_nonblocking(struct logger *lg)
 {
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, p + off, len - off);
+    struct log_sink *k = lg->sink;
+    struct stat st;
+    if (!k || fstat(lg->fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return false;
+    int flags = fcntl(lg->fd, F_GETFL);
+    if (flags < 0) return false;
+    if (k->saved_flags < 0) k->saved_flags = flags;
+    return (flags & O_NONBLOCK) || fcntl(lg->fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned long long count_lines(const char *p, size_t n)
+{
+    unsigned long long lines = 0;
+    for (const char *end = p + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) lines++;
+    return lines;
+}
+
+/* Writes pending bytes until none are left or the fd would block. A line
+ * cut by a short write is finished by the next write: the fd only ever
+ * sees whole lines, in order. */
+static void sink_write(int fd, struct log_sink *k)
+{
+    while (k->off < k->out.len) {
+        ssize_t n = write(fd, k->out.data + k->off, k->out.len - k->off);
+        if (n > 0) {
+            k->off += (size_t)n;
+            k->broken = false;
+            continue;
+        }
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;   /* nowhere to report a failing log sink */
-        off += (size_t)n;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            k->blocked = true;
+            return;
+        }
+        /* Nobody will ever read these (EPIPE, EIO...), and there is nowhere
+         * to report it: drop them, counted. */
+        unsigned long long lost = count_lines(k->out.data + k->off, k->out.len - k->off);
+        k->dropped += lost;
+        k->dropped_total += lost;
+        k->broken = true;
+        k->off = k->out.len;
+    }
+    k->blocked = false;
+    k->off = 0;
+    /* A burst must not pin its buffer. */
+    if (k->out.cap > BATCH_FLUSH_BYTES * 2) buf_free(&k->out);
+    else buf_reset(&k->out);
+}
+
+/* Appends one line (msg NULL: none) to what is pending, preceded by the warn
+ * line that marks a gap if lines were dropped before it. Past the bound the
+ * line is dropped whole (and the warn waits for the next one). */
+static void sink_append(const struct logger *lg, enum log_level level, const char *msg,
+                        const struct log_field *fields, size_t nfields)
+{
+    struct log_sink *k = lg->sink;
+    long long ms = now_ms();
+    size_t before = k->out.len;
+    bool warn = k->dropped && !k->broken && log_enabled(lg, LOG_WARN);
+    if (warn) {
+        const struct log_field f[] = {F_INT("dropped", k->dropped)};
+        log_format_line(&k->out, lg->format, ms, LOG_WARN, DROPPED_MSG, f, 1);
+    }
+    if (msg) log_format_line(&k->out, lg->format, ms, level, msg, fields, nfields);
+    if (k->out.len - k->off <= LOG_MAX_PENDING) {
+        if (msg || warn) k->dropped = 0;
+        return;
+    }
+    k->out.len = before;
+    if (k->out.data) k->out.data[before] = '\0';
+    if (msg) {
+        k->dropped++;
+        k->dropped_total++;
     }
 }
 
 void log_flush(const struct logger *lg)
 {
-    if (!lg || !lg->batch || !lg->batch->len) return;
-    struct buf *b = lg->batch;
-    write_all(lg->fd, b->data, b->len);
-    /* A burst must not pin its buffer. */
-    if (b->cap > BATCH_FLUSH_BYTES * 2) buf_free(b);
-    else buf_reset(b);
+    if (!lg || !lg->sink) return;
+    struct log_sink *k = lg->sink;
+    if (k->out.len > k->off) sink_write(lg->fd, k);
+    /* Writing recovered: say at once how many lines are missing, even if
+     * nothing else is logged for a while. */
+    if (k->dropped && !k->broken && k->out.len == k->off) {
+        sink_append(lg, LOG_WARN, NULL, NULL, 0);
+        if (k->out.len > k->off) sink_write(lg->fd, k);
+    }
+    /* Keep the unwritten rest at the front once the written part dominates. */
+    if (k->off && k->off >= k->out.len / 2) {
+        buf_consume(&k->out, k->off);
+        k->off = 0;
+    }
+}
+
+size_t log_pending(const struct logger *lg)
+{
+    return lg && lg->sink ? lg->sink->out.len - lg->sink->off : 0;
+}
+
+unsigned long long log_dropped(const struct logger *lg)
+{
+    return lg && lg->sink ? lg->sink->dropped_total : 0;
 }
 
 void log_batch_free(struct logger *lg)
 {
-    if (!lg->batch) return;
+    struct log_sink *k = lg->sink;
+    if (!k) return;
+    /* The last lines (the loop has ended): a slow consumer gets a bounded
+     * moment to take them, a stuck one does not hold up the exit. */
+    long long until = now_ms() + FINAL_FLUSH_MS;
     log_flush(lg);
-    buf_free(lg->batch);
-    free(lg->batch);
-    lg->batch = NULL;
+    while (log_pending(lg) && !k->broken && now_ms() < until) {
+        struct pollfd pfd = {.fd = lg->fd, .events = POLLOUT};
+        poll(&pfd, 1, (int)(until - now_ms()));
+        log_flush(lg);
+    }
+    if (k->saved_flags >= 0) fcntl(lg->fd, F_SETFL, k->saved_flags);
+    buf_free(&k->out);
+    free(k);
+    lg->sink = NULL;
 }
 
 int log_enabled(const struct logger *lg, enum log_level level)
@@ -147,21 +267,32 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
     buf_free(&tmp);
 }
 
+/* Unbatched: one line, one write(2); a short write is continued. */
+static void write_all(int fd, const char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, p + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;   /* nowhere to report a failing log sink */
+        off += (size_t)n;
+    }
+}
+
 void log_write(const struct logger *lg, enum log_level level, const char *msg,
                const struct log_field *fields, size_t nfields)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (lg->batch) {
-        struct buf *b = lg->batch;
-        log_format_line(b, lg->format, ms, level, msg, fields, nfields);
-        if (level >= LOG_ERROR || b->len >= BATCH_FLUSH_BYTES) log_flush(lg);
+    struct log_sink *k = lg->sink;
+    if (k) {
+        sink_append(lg, level, msg, fields, nfields);
+        /* While the fd is blocked only log_flush tries again: a syscall per
+         * line that cannot be written would be pure waste. */
+        if (!k->blocked && (level >= LOG_ERROR || k->out.len - k->off >= BATCH_FLUSH_BYTES)) log_flush(lg);
         return;
     }
     struct buf line;
     buf_init(&line);
-    log_format_line(&line, lg->format, ms, level, msg, fields, nfields);
+    log_format_line(&line, lg->format, now_ms(), level, msg, fields, nfields);
     write_all(lg->fd, line.data, line.len);
     buf_free(&line);
 }

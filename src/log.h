@@ -8,6 +8,7 @@
 #ifndef WR_LOG_H
 #define WR_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -23,12 +24,13 @@ struct log_field {
 };
 
 struct buf;
+struct log_sink;
 
 struct logger {
     enum log_level level;
     enum log_format format;
     int fd;            /* 1 for stdout; tests point it at a pipe or file */
-    struct buf *batch;  /* NULL: one write(2) per line; else lines not yet written */
+    struct log_sink *sink;   /* NULL: one write(2) per line; else see log_batch_start */
 };
 
 #define F_STR(k, v)  {.key = (k), .type = LF_STR, .s = (v)}
@@ -44,12 +46,29 @@ const char *log_level_name(enum log_level level);
  * each cost as much as the forward itself. With a batch, lines collect in
  * memory and go out with log_flush, which the loop calls once per
  * iteration (so a line is late by at most one turn of the loop). Errors,
- * and a batch past 64 KiB, are written at once. log_batch_free flushes. */
+ * and a batch past 64 KiB, are written at once.
+ *
+ * A log consumer that stops reading must not stop the daemon: with the fd
+ * non-blocking (log_nonblocking), what cannot be written now stays in
+ * memory, in order, up to LOG_MAX_PENDING bytes, and goes out on a later
+ * log_flush (the caller flushes again once the fd is writable). Past that
+ * bound new lines are dropped whole and counted (log_dropped); the first
+ * line that fits again is preceded by a warn line saying how many are
+ * missing there. Bytes are never cut out of the middle of a line. */
+#define LOG_MAX_PENDING (1024 * 1024)
 void log_batch_start(struct logger *lg);
+/* Puts the fd in non-blocking mode when it is a pipe or a socket (a file
+ * or terminal is left alone); log_batch_free restores its flags, since the
+ * mode belongs to the open file that other processes share. Needs a batch.
+ * Returns whether the fd is now non-blocking. */
+bool log_nonblocking(struct logger *lg);
+/* Writes what is pending, as far as the fd takes it without blocking. */
 void log_flush(const struct logger *lg);
+size_t log_pending(const struct logger *lg);            /* bytes not yet written */
+unsigned long long log_dropped(const struct logger *lg);   /* lines dropped, ever */
+/* One last flush (without blocking), the fd's flags restored, memory freed. */
 void log_batch_free(struct logger *lg);
-
-/* Writes whole lines with one write(2) so lines from a pipe are never torn. */
+/* Without a batch, writes each line with one write(2) (tests, tools). */
 void log_write(const struct logger *lg, enum log_level level, const char *msg,
                const struct log_field *fields, size_t nfields);
 

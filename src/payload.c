@@ -3,12 +3,14 @@
 #include "payload.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include "json_parse.h"
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "payload_formats.h"
+#include "reference.h"
 
 struct push_event *payload_add_event(struct payload *p, const char *format)
 {
@@ -110,50 +112,43 @@ const char *payload_require(const struct jv *root, const char *path, const char 
     return v && *v ? v : NULL;
 }
 
-static bool looks_like_host(const char *s, size_t n)
+static const char *span_dup(struct payload *p, struct reference_span sp)
 {
-    return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && memcmp(s, "localhost", 9) == 0);
+    return sp.p ? payload_strndup(p, sp.p, sp.n) : NULL;
 }
 
 int payload_split_image(struct payload *p, const char *ref, const char **host, const char **repository,
                         const char **tag, const char **digest)
 {
     *host = *repository = *tag = *digest = NULL;
-    if (!ref || !*ref) return -EINVAL;
-    const char *at = strchr(ref, '@');
-    size_t n = at ? (size_t)(at - ref) : strlen(ref);
-    const char *slash = memchr(ref, '/', n);
-    const char *path = ref;
-    size_t hostlen = 0;
-    if (slash && looks_like_host(ref, (size_t)(slash - ref))) {
-        hostlen = (size_t)(slash - ref);
-        path = slash + 1;
-        n -= hostlen + 1;
-    }
-    /* A tag is a ':' after the last '/'. */
-    const char *last_slash = NULL, *colon = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (path[i] == '/') last_slash = path + i;
-        if (path[i] == ':') colon = path + i;
-    }
-    size_t repolen = n;
-    if (colon && (!last_slash || colon > last_slash)) repolen = (size_t)(colon - path);
-    if (repolen == 0) return -EINVAL;
-    if (repolen < n) *tag = payload_strndup(p, colon + 1, n - repolen - 1);
-    if (hostlen) *host = payload_strndup(p, ref, hostlen);
-    if (at && at[1]) *digest = payload_strdup(p, at + 1);
-    *repository = payload_strndup(p, path, repolen);
+    struct reference r;
+    if (!ref || reference_split(ref, strlen(ref), &r) < 0) return -EINVAL;
+    *host = span_dup(p, r.host);
+    *repository = span_dup(p, r.path);
+    *tag = span_dup(p, r.tag);
+    *digest = span_dup(p, r.digest);
     return 0;
 }
 
 const char *payload_host_of(struct payload *out, const char *s)
 {
-    if (!s) return NULL;
-    const char *p = strstr(s, "://");
-    p = p ? p + 3 : s;
-    size_t n = strcspn(p, "/?#");
-    if (!n || (!strstr(s, "://") && !looks_like_host(p, n))) return NULL;
-    return payload_strndup(out, p, n);
+    struct reference_span host;
+    return reference_host_of(s, &host) == 0 ? span_dup(out, host) : NULL;
+}
+
+void payload_ignore(struct payload *p, struct push_event *ev, const char *fmt, ...)
+{
+    if (!strchr(fmt, '%')) {
+        ev->ignored = fmt;
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    ev->ignored = payload_keep(p, &b);
 }
 
 const char *payload_synthetic_id(struct payload *out, const char *format, const char *const *parts, size_t n)

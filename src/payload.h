@@ -7,20 +7,11 @@
 
 #include <stddef.h>
 #include "buf.h"
+#include "event.h"
 #include "json_parse.h"
 
-/* The strings live in the payload's document (or are static): valid until
- * payload_free. */
-struct push_event {
-    const char *format;   /* static string: "distribution", ... */
-    const char *id;       /* registry's event id; NULL when it has none */
-    const char *registry; /* "host[:port]" as the registry named itself; NULL if unknown */
-    const char *repository;
-    const char *tag;
-    const char *digest;
-    const char *ignored;  /* NULL: a push to route. Else why it is ignored. */
-};
-
+/* The events' strings live in the payload's document (or are static):
+ * valid until payload_free. */
 struct payload {
     const char *format;
     struct push_event *events;

@@ -16,16 +16,6 @@ static bool detect(const struct jv *root, const struct payload_hints *hints)
     return jv_is_object(root) && jv_is_array(jv_get(root, "events"));
 }
 
-/* "http://127.0.0.1:5000/v2/..." -> "127.0.0.1:5000" */
-static const char *host_of_url(struct payload *out, const char *url)
-{
-    const char *p = url ? strstr(url, "://") : NULL;
-    if (!p) return NULL;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    return n ? payload_strndup(out, p, n) : NULL;
-}
-
 static bool is_manifest_type(const char *media_type)
 {
     return media_type && (strstr(media_type, "manifest") || strstr(media_type, "image.index"));
@@ -70,19 +60,10 @@ static int parse_event(const struct jv *e, size_t i, const char *format, struct 
     ev->digest = digest;
     /* request.host is the name the pusher used for the registry: that is
      * what a host-qualified label is written with. */
-    ev->registry = host && *host ? host : host_of_url(out, turl);
+    ev->registry = host && *host ? host : payload_host_of(out, turl);
 
-    struct buf why;
-    buf_init(&why);
-    if (strcmp(action, "push") != 0) {
-        buf_puts(&why, "action is ");
-        buf_puts(&why, action);
-        buf_puts(&why, ", not push");
-    }
-    else if (!ev->tag)
-        buf_puts(&why, is_manifest_type(media) ? "manifest push without a tag" : "blob push");
-    if (why.len) ev->ignored = payload_keep(out, &why);
-    buf_free(&why);
+    if (strcmp(action, "push") != 0) payload_ignore(out, ev, "action is %s, not push", action);
+    else if (!ev->tag) payload_ignore(out, ev, is_manifest_type(media) ? "manifest push without a tag" : "blob push");
     return 0;
 }
 
@@ -97,12 +78,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     return 0;
 }
 
-const struct payload_format payload_format_distribution = {
-    .name = "distribution",
-    .describe = "distribution envelope {\"events\":[...]}",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(distribution, "distribution envelope {\"events\":[...]}", detect, parse);
 
 /* Azure Container Registry posts one distribution-shaped event per request,
  * without the {"events":[...]} envelope. */
@@ -118,9 +94,4 @@ static int parse_acr(const struct jv *root, struct payload *out, struct buf *err
     return parse_event(root, 0, payload_format_acr.name, out, err);
 }
 
-const struct payload_format payload_format_acr = {
-    .name = "acr",
-    .describe = "Azure Container Registry event {\"action\",\"target\"}",
-    .detect = detect_acr,
-    .parse = parse_acr,
-};
+PAYLOAD_FORMAT(acr, "Azure Container Registry event {\"action\",\"target\"}", detect_acr, parse_acr);

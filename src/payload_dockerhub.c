@@ -2,6 +2,8 @@
  * {"push_data":{"tag","pushed_at",...},"repository":{"repo_name",...},"callback_url"} */
 #include <stdio.h>
 
+#include <errno.h>
+
 #include "payload_formats.h"
 
 static bool detect(const struct jv *root, const struct payload_hints *hints)
@@ -14,18 +16,18 @@ static bool detect(const struct jv *root, const struct payload_hints *hints)
 static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
     const char *repo = payload_require(root, "repository.repo_name", NULL, err);
-    if (!repo) return -1;
+    if (!repo) return -EINVAL;
     const char *tag = payload_str_at(root, "push_data.tag");
     if (!tag && jv_get(jv_get(root, "push_data"), "tag") &&
         !jv_is_null(jv_get(jv_get(root, "push_data"), "tag"))) {
         buf_puts(err, "push_data.tag must be a string");
-        return -1;
+        return -EINVAL;
     }
     struct push_event *ev = payload_add_event(out, payload_format_dockerhub.name);
     ev->registry = "docker.io";
     ev->repository = repo;
     ev->tag = tag && *tag ? tag : NULL;
-    if (!ev->tag) ev->ignored = "push without a tag";
+    if (!ev->tag) payload_ignore(out, ev, "push without a tag");
     /* Docker Hub sends no event id; its redeliveries carry the same
      * pushed_at, which makes one. */
     char when[32] = "";
@@ -36,9 +38,4 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     return 0;
 }
 
-const struct payload_format payload_format_dockerhub = {
-    .name = "dockerhub",
-    .describe = "Docker Hub {\"push_data\",\"repository\"}",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(dockerhub, "Docker Hub {\"push_data\",\"repository\"}", detect, parse);

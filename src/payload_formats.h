@@ -18,6 +18,11 @@ struct payload_format {
     int (*parse)(const struct jv *root, struct payload *out, struct buf *err);
 };
 
+/* Defines payload_format_<id>, named "<id>". */
+#define PAYLOAD_FORMAT(id, description, detect_fn, parse_fn)                                        \
+    const struct payload_format payload_format_##id = {                                            \
+        .name = #id, .describe = (description), .detect = (detect_fn), .parse = (parse_fn)}
+
 extern const struct payload_format payload_format_distribution;
 extern const struct payload_format payload_format_acr;
 extern const struct payload_format payload_format_dockerhub;
@@ -58,6 +63,12 @@ int payload_split_image(struct payload *p, const char *ref, const char **host, c
 
 /* The host part of "https://host:port/..." or "host/ns/name" (in p), or NULL. */
 const char *payload_host_of(struct payload *p, const char *url_or_ref);
+
+/* Marks ev as recognised but not a push to route, and says why. A reason
+ * without '%' is kept as it is (a static string, no allocation: the noise
+ * path of blob pushes stays cheap); otherwise it is formatted into p. */
+void payload_ignore(struct payload *p, struct push_event *ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* A synthetic event id for sources that send none, so redeliveries of the
  * same push can still be recognised: "<format>:<part>:<part>...". */

@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "payload_formats.h"
 
 static bool detect(const struct jv *root, const struct payload_hints *hints)
@@ -19,13 +21,13 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     const struct jv *p = jv_get(root, "package");
     if (!jv_is_object(p)) {
         buf_puts(err, "package missing or not an object");
-        return -1;
+        return -EINVAL;
     }
     const char *action = payload_require(root, "action", NULL, err);
     const char *name = action ? payload_require(p, "name", "package", err) : NULL;
     const char *owner = name ? payload_require(p, "owner.login", "package", err) : NULL;
     const char *version = owner ? payload_require(p, "version", "package", err) : NULL;
-    if (!version) return -1;
+    if (!version) return -EINVAL;
     const char *type = payload_str_at(p, "type");
 
     struct push_event *ev = payload_add_event(out, payload_format_gitea.name);
@@ -42,19 +44,11 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     const char *parts[] = {ev->repository, version, payload_str_at(p, "created_at")};
     ev->id = payload_synthetic_id(out, "gitea", parts, 3);
 
-    struct buf why;
-    buf_init(&why);
-    if (strcmp(action, "created") != 0) buf_printf(&why, "action is %s, not created", action);
-    else if (!type || strcmp(type, "container") != 0) buf_printf(&why, "package type is %s, not container", type ? type : "missing");
-    else if (!ev->tag) buf_puts(&why, "version without a tag");
-    if (why.len) ev->ignored = payload_keep(out, &why);
-    buf_free(&why);
+    if (strcmp(action, "created") != 0) payload_ignore(out, ev, "action is %s, not created", action);
+    else if (!type || strcmp(type, "container") != 0)
+        payload_ignore(out, ev, "package type is %s, not container", type ? type : "missing");
+    else if (!ev->tag) payload_ignore(out, ev, "version without a tag");
     return 0;
 }
 
-const struct payload_format payload_format_gitea = {
-    .name = "gitea",
-    .describe = "Gitea/Forgejo package event",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(gitea, "Gitea/Forgejo package event", detect, parse);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <errno.h>
+
 #include "payload_formats.h"
 
 static const struct jv *package_of(const struct jv *root)
@@ -33,16 +35,16 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     const struct jv *p = package_of(root);
     if (!jv_is_object(p)) {
         buf_puts(err, "registry_package (or package) missing or not an object");
-        return -1;
+        return -EINVAL;
     }
     const char *action = payload_require(root, "action", NULL, err);
     const char *name = action ? payload_require(p, "name", "package", err) : NULL;
-    if (!name) return -1;
+    if (!name) return -EINVAL;
     const char *owner = payload_str_at(p, "namespace");
     if (!owner) owner = payload_str_at(p, "owner.login");
     if (!owner) {
         buf_puts(err, "package: namespace (or owner.login) missing or not a string");
-        return -1;
+        return -EINVAL;
     }
     const char *type = payload_str_at(p, "package_type");
     if (!type) type = payload_str_at(p, "ecosystem");
@@ -67,20 +69,11 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     const char *parts[] = {idbuf, ev->repository, tag};
     ev->id = payload_synthetic_id(out, "github", parts, 3);
 
-    struct buf why;
-    buf_init(&why);
-    if (strcmp(action, "published") != 0) buf_printf(&why, "action is %s, not published", action);
+    if (strcmp(action, "published") != 0) payload_ignore(out, ev, "action is %s, not published", action);
     else if (type && strcasecmp(type, "container") != 0 && strcasecmp(type, "docker") != 0)
-        buf_printf(&why, "package type is %s, not container", type);
-    else if (!ev->tag) buf_puts(&why, "version without a tag");
-    if (why.len) ev->ignored = payload_keep(out, &why);
-    buf_free(&why);
+        payload_ignore(out, ev, "package type is %s, not container", type);
+    else if (!ev->tag) payload_ignore(out, ev, "version without a tag");
     return 0;
 }
 
-const struct payload_format payload_format_github = {
-    .name = "github",
-    .describe = "GitHub registry_package/package event",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(github, "GitHub registry_package/package event", detect, parse);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "payload_formats.h"
 
 static bool is_cloudevent(const struct jv *root)
@@ -31,21 +33,18 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     const struct jv *resources = jv_get(data, "resources");
     if (push && !repo) {
         buf_printf(err, "%s.repository.repo_full_name missing or not a string", ce ? "data" : "event_data");
-        return -1;
+        return -EINVAL;
     }
     if (push && !jv_is_array(resources)) {
         buf_printf(err, "%s.resources missing or not an array", ce ? "data" : "event_data");
-        return -1;
+        return -EINVAL;
     }
     if (!push) {
         /* Scans, deletions, quota...: recognised, and not a redeploy. */
         struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
         ev->repository = repo;
         ev->id = ce ? payload_str_at(root, "id") : NULL;
-        struct buf why;
-        buf_init(&why);
-        buf_printf(&why, "event type is %s, not a push", type);
-        ev->ignored = payload_keep(out, &why);
+        payload_ignore(out, ev, "event type is %s, not a push", type);
         return 0;
     }
     char when[32] = "";
@@ -58,7 +57,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
         snprintf(where, sizeof where, "resource %zu", i + 1);
         if (!jv_is_object(r)) {
             buf_printf(err, "%s: not an object", where);
-            return -1;
+            return -EINVAL;
         }
         struct push_event *ev = payload_add_event(out, payload_format_harbor.name);
         const char *tag = payload_str_at(r, "tag");
@@ -67,7 +66,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
         ev->tag = tag && *tag ? tag : NULL;
         ev->digest = digest;
         ev->registry = payload_host_of(out, payload_str_at(r, "resource_url"));
-        if (!ev->tag) ev->ignored = "push without a tag";
+        if (!ev->tag) payload_ignore(out, ev, "push without a tag");
         const char *id = ce ? payload_str_at(root, "id") : NULL;
         const char *parts[] = {id ? id : when, repo, tag, digest};
         ev->id = payload_synthetic_id(out, "harbor", parts, 4);
@@ -75,9 +74,4 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     return 0;
 }
 
-const struct payload_format payload_format_harbor = {
-    .name = "harbor",
-    .describe = "Harbor {\"type\",\"event_data\"} or its CloudEvents form",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(harbor, "Harbor {\"type\",\"event_data\"} or its CloudEvents form", detect, parse);

@@ -1,5 +1,7 @@
 /* payload_quay.c - Quay repository push notifications:
  * {"repository":"ns/name","docker_url":"quay.io/ns/name","updated_tags":["latest",...]} */
+#include <errno.h>
+
 #include "payload_formats.h"
 
 static bool detect(const struct jv *root, const struct payload_hints *hints)
@@ -11,7 +13,7 @@ static bool detect(const struct jv *root, const struct payload_hints *hints)
 static int parse(const struct jv *root, struct payload *out, struct buf *err)
 {
     const char *repo = payload_require(root, "repository", NULL, err);
-    if (!repo) return -1;
+    if (!repo) return -EINVAL;
     const char *host = payload_host_of(out, payload_str_at(root, "docker_url"));
     const struct jv *tags = jv_get(root, "updated_tags");
     size_t i;
@@ -19,7 +21,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     for (i = 0; i < jv_size(tags) && (t = jv_at(tags, i)); i++) {
         if (!jv_is_string(t)) {
             buf_printf(err, "updated_tags[%zu] is not a string", i);
-            return -1;
+            return -EINVAL;
         }
         struct push_event *ev = payload_add_event(out, payload_format_quay.name);
         ev->repository = repo;
@@ -31,9 +33,4 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     return 0;
 }
 
-const struct payload_format payload_format_quay = {
-    .name = "quay",
-    .describe = "Quay {\"repository\",\"updated_tags\"}",
-    .detect = detect,
-    .parse = parse,
-};
+PAYLOAD_FORMAT(quay, "Quay {\"repository\",\"updated_tags\"}", detect, parse);

@@ -78,6 +78,19 @@ static bool has_prefixed_key(json_t *labels, const char *prefix)
     return false;
 }
 
+/* Would the repository s parse if it were lower case? Then upper case in
+ * its path is what is wrong, and the warning says so. */
+static bool only_case_is_wrong(const char *s)
+{
+    char *low = xstrdup(s);
+    for (char *p = low; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    struct repo_ref ref;
+    bool ok = repo_ref_parse(low, &ref) == 0;
+    free(low);
+    return ok;
+}
+
 int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
                        char *err, size_t errlen)
 {
@@ -124,7 +137,11 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         struct repo_ref ref;
         bool blank = strspn(one, " \t") == len;
         if (!blank && repo_ref_parse(one, &ref) < 0) {
-            snprintf(err, errlen, "%s.image has an invalid repository: \"%.128s\"", prefix, one);
+            if (only_case_is_wrong(one))
+                snprintf(err, errlen, "%s.image has upper-case letters in its repository path: \"%.128s\" "
+                         "(registries accept lower case only, so it could never match)", prefix, one);
+            else
+                snprintf(err, errlen, "%s.image has an invalid repository: \"%.128s\"", prefix, one);
             free(one);
             route_list_free(routes, n);
             return -EINVAL;

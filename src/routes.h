@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include "log.h"
 #include "match.h"
-#include "payload.h"
+#include "event.h"
 
 struct route {
     char *image;          /* as written in the label */

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 static bool is_alpha(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -164,91 +166,51 @@ int url_parse(const char *s, struct url *u, const char **err)
     return 0;
 }
 
-/* Length of a URI scheme ("http", "git+ssh") at the start of s when it is
- * followed by "://", else 0. */
-static size_t scheme_len(const char *s)
+/* Appends "#" and the first 8 lower-case hex digits of the SHA-256 of s:
+ * enough to tell two targets on one host apart in a log, far too little to
+ * recover anything from. */
+static void put_fingerprint(struct buf *out, const char *s)
 {
-    if (!is_alpha((unsigned char)s[0])) return 0;
-    size_t n = 1;
-    while (is_alnum((unsigned char)s[n]) || s[n] == '+' || s[n] == '-' || s[n] == '.') n++;
-    return strncmp(s + n, "://", 3) == 0 ? n : 0;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    buf_putc(out, '#');
+    if (!EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) || n < 4) {
+        /* Only if OpenSSL itself is broken; still reveal nothing. */
+        buf_puts(out, "????????");
+        return;
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        buf_putc(out, hex[md[i] >> 4]);
+        buf_putc(out, hex[md[i] & 15]);
+    }
 }
 
-/* Characters that may appear in a host[:port] that redaction is willing to
- * print: names, IPv4, bracketed IPv6 with an optional zone, and a port. */
-static bool printable_host(const char *h, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)h[i];
-        if (!is_host_char(c) && c != ':' && c != '[' && c != ']' && c != '%' && c != '~') return false;
-    }
-    return true;
-}
-
-/* Appends what follows the authority: the path with its last non-empty
- * segment hidden (or the whole path when hide_path), then "?***" for a query
- * and "#***" for a fragment. Trailing slashes are kept so the shape stays
- * recognisable: in "/a/b/" only the "b" is replaced. */
-static void redact_rest(struct buf *out, const char *path, bool hide_path)
-{
-    size_t plen = strcspn(path, "?#");
-    if (hide_path) {
-        if (plen > 0) buf_puts(out, "/***");
-    } else {
-        size_t end = plen;
-        while (end > 0 && path[end - 1] == '/') end--;
-        size_t seg = end;
-        while (seg > 0 && path[seg - 1] != '/') seg--;
-        buf_append(out, path, seg);
-        if (end > seg) buf_puts(out, "***");
-        buf_append(out, path + end, plen - end);
-    }
-    const char *q = path + plen;
-    if (*q == '?') {
-        buf_puts(out, "?***");
-        q += strcspn(q, "#");
-    }
-    if (*q == '#') buf_puts(out, "#***");
-}
-
+/* A webhook URL's secret may sit anywhere in its path (a Portainer id before
+ * "/{tag}", a "/hooks/<token>/deploy" shape, an ntfy topic as the whole path)
+ * or in its query, so no part after the authority is shown. Only a string
+ * url_parse accepts is split at all: its authority then has no userinfo, no
+ * spaces and only host characters and a port, so it is safe to print. */
 void url_redact(struct buf *out, const char *s)
 {
     if (!s || !*s) return;
-    size_t sl = scheme_len(s);
-    if (sl == 0) {
-        /* Not a URL: nothing in it can be told apart from a secret. */
+    struct url u;
+    if (url_parse(s, &u, NULL) == 0) {
+        buf_puts(out, u.tls ? "https://" : "http://");
+        url_free(&u);
+        const char *auth = strstr(s, "://") + 3;
+        size_t alen = strcspn(auth, "/?#");
+        for (size_t i = 0; i < alen; i++) buf_putc(out, lower(auth[i]));
+        buf_puts(out, "/***");
+    } else {
+        /* Malformed (a bad label value): nothing in it can be told apart
+         * from a secret, not even a host. The scheme alone says which kind
+         * of mistake it was. */
+        if (strncasecmp(s, "http://", 7) == 0) buf_puts(out, "http://");
+        else if (strncasecmp(s, "https://", 8) == 0) buf_puts(out, "https://");
         buf_puts(out, "***");
-        return;
     }
-    const char *auth = s + sl + 3;
-    buf_append(out, s, sl + 3);
-
-    size_t alen = strcspn(auth, "/?#");
-    const char *after = auth + alen;
-    const char *at = memrchr(auth, '@', alen);
-    const char *host = at ? at + 1 : auth;
-    size_t hlen = (size_t)(after - host);
-
-    /* The structured form below trusts the string to split where a URL
-     * parser would split it. When it might not - an '@' beyond the authority
-     * (a password holding '/', '?' or '#' moves the real end of the
-     * userinfo), a host that is not a host, spaces or control characters -
-     * fall back to showing the host only if it is plainly one, and hide the
-     * whole path. */
-    bool odd = strchr(after, '@') != NULL || !printable_host(host, hlen);
-    for (const char *p = s; !odd && *p; p++)
-        if (is_ctl_or_space((unsigned char)*p)) odd = true;
-
-    if (!odd) {
-        if (at) buf_puts(out, "***@");
-        buf_append(out, host, hlen);
-        redact_rest(out, after, false);
-        return;
-    }
-    bool show_host = !at && !strchr(after, '@') && printable_host(auth, alen);
-    if (show_host) buf_append(out, auth, alen);
-    else if (alen > 0) buf_puts(out, "***");
-    redact_rest(out, after, true);
+    put_fingerprint(out, s);
 }
 
 void url_encode(struct buf *out, const char *s)

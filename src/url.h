@@ -20,9 +20,14 @@ struct url {
 int url_parse(const char *s, struct url *u, const char **err);
 void url_free(struct url *u);
 
-/* Appends s to out with its secrets hidden: userinfo, the last path segment
- * and the query string become "***". Works on anything (even non-URLs), so a
- * malformed label value is redacted too. */
+/* Appends s to out with its secrets hidden, as the SPEC's Logs section says:
+ * scheme, host and port as written, then a path of "***" and "#" with the
+ * first 8 hex digits of the SHA-256 of the whole string, e.g.
+ * "https://portainer:9443", "/", "***", "#3f9a1c0e" for a Portainer webhook URL
+ * on that host. A string url_parse refuses (userinfo, spaces, another
+ * scheme, not a URL) shows none of its parts: "http://" or "https://" when it
+ * starts with that scheme, then "***" and the "#" fingerprint. NULL or ""
+ * appends nothing. */
 void url_redact(struct buf *out, const char *s);
 
 /* Appends s percent-encoded (RFC 3986 unreserved characters kept). */

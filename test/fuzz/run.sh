@@ -10,14 +10,14 @@ seconds=${WR_FUZZ_SECONDS:-60}
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$(nproc)"
 out=build/fuzz
-shared=../shared/fixtures
+fixtures=test/fixtures
 seed() {   # seed <fuzzer> <files...>
   local dir=$out/corpus/$1; shift
   mkdir -p "$dir"
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$dir/" || true; done
 }
-seed fuzz_payload "$shared"/distribution/*.json test/fixtures/payloads/*.json
-seed fuzz_docker_events "$shared"/docker/events-container-and-service.jsonl
+seed fuzz_payload "$fixtures"/distribution/*.json "$fixtures"/payloads/*.json
+seed fuzz_docker_events "$fixtures"/docker/events-container-and-service.jsonl
 seed fuzz_url
 printf 'https://portainer:9443/api/stacks/webhooks/638e6967?tag={tag}' > $out/corpus/fuzz_url/a
 printf 'http://[::1]:8080/a/b/?x=1#f' > $out/corpus/fuzz_url/b

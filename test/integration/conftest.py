@@ -12,8 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.fixture(scope="session")
 def fixtures_dir():
-    path = os.environ.get("WR_SHARED_FIXTURES") or os.path.join(HERE, "..", "..", "..", "shared", "fixtures")
-    assert os.path.isdir(path), f"shared fixtures not found at {path}"
+    path = os.environ.get("WR_FIXTURES") or os.path.join(HERE, "..", "fixtures")
+    assert os.path.isdir(path), f"test fixtures not found at {path}"
     return path
 
 

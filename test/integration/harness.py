@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1, every process is stopped by its PID, every
 wait is bounded. The engine is our own dockerd (own data-root, exec-root and
 socket); the machine's /var/run/docker.sock is never used."""
 
+import hashlib
 import http.client
 import http.server
 import json
@@ -675,6 +676,15 @@ class Router:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def redacted(url):
+    """What the router prints for a well-formed http(s) URL (SPEC, Logs): scheme,
+    host and port as written, then /*** and the first 8 hex digits of the
+    SHA-256 of the whole URL."""
+    scheme, rest = url.split("://", 1)
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return f"{scheme.lower()}://{authority.lower()}/***#{hashlib.sha256(url.encode()).hexdigest()[:8]}"
 
 
 def manifest_payload(fixtures, repository, tag, event_id, host="127.0.0.1:5000"):

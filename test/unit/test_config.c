@@ -78,6 +78,7 @@ static void test_defaults(void **state)
     assert_null(c.tls_ca_file);
     assert_false(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1048576);
+    assert_int_equal(c.max_buffered_bytes, 67108864);
     config_free(&c);
     config_free(&c);   /* harmless twice */
 
@@ -99,7 +100,7 @@ static void test_env_values(void **state)
                    "LOG_FORMAT=text", "WEBHOOK_TOKEN=t0k!$x", "WEBHOOK_HMAC_SECRET=hm4c",
                    "FORWARD_TIMEOUT_SECS=300", "FORWARD_RETRIES=0", "FORWARD_CONCURRENCY=10000",
                    "FORWARD_QUEUE_MAX=10000000", "DEBOUNCE_MS=0", "TLS_CA_FILE=/dev/null",
-                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", NULL};
+                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", "MAX_BUFFERED_BYTES=68719476736", NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_string_equal(c.listen_addr, "::");
     assert_int_equal(c.listen_port, 8080);
@@ -118,6 +119,7 @@ static void test_env_values(void **state)
     assert_string_equal(c.tls_ca_file, "/dev/null");
     assert_true(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1073741824);
+    assert_true(c.max_buffered_bytes == 68719476736ULL);
     config_free(&c);
 }
 
@@ -133,7 +135,7 @@ static void test_flags(void **state)
                     "--webhook-token", "tok", "--webhook-hmac-secret=sec", "--forward-timeout-secs", "1",
                     "--forward-retries=20", "--forward-concurrency", "1", "--forward-queue-max=1",
                     "--debounce-ms", "600000", "--tls-ca-file=/dev/null", "--tls-insecure=true",
-                    "--max-body-bytes", "1024", NULL};
+                    "--max-body-bytes", "1024", "--max-buffered-bytes=1024", NULL};
     char *env[] = {NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_string_equal(c.listen_addr, "127.0.0.1");
@@ -153,6 +155,7 @@ static void test_flags(void **state)
     assert_string_equal(c.tls_ca_file, "/dev/null");
     assert_true(c.tls_insecure);
     assert_int_equal(c.max_body_bytes, 1024);
+    assert_int_equal(c.max_buffered_bytes, 1024);
     config_free(&c);
 }
 
@@ -162,10 +165,10 @@ static void test_flags_override_env(void **state)
     struct config c;
     char err[ERRLEN];
     char *argv[] = {"wr", "--listen-port", "4000", "--log-format=text", "--tls-insecure",
-                    "--docker-host", "unix:///a.sock, tcp://10.0.0.1:2375", "--webhook-token=",
+                    "--docker-host", "unix:///a.sock, tcp://10.0.0.1:2375", "--webhook-token=fl4g",
                     "--log-level", "error", "--log-level=debug", NULL};
     char *env[] = {"LISTEN_PORT=3500", "LISTEN_ADDR=::", "WEBHOOK_TOKEN=t0k", "LOG_FORMAT=json",
-                   "WEBHOOK_HMAC_SECRET=", "MAX_BODY_BYTES=2048", "TLS_CA_FILE=/dev/null",
+                   "MAX_BODY_BYTES=2048", "TLS_CA_FILE=/dev/null",
                    "TLS_INSECURE=0", "DOCKER_HOST=tcp://other:1", NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
     assert_int_equal(c.listen_port, 4000);   /* flag wins */
@@ -181,8 +184,8 @@ static void test_flags_override_env(void **state)
     assert_string_equal(c.engines[1].text, "tcp://10.0.0.1:2375");
     assert_string_equal(c.engines[1].ep.host, "10.0.0.1");
     assert_int_equal(c.engines[1].ep.port, 2375);
-    assert_null(c.webhook_token);            /* the empty flag unsets the env token */
-    assert_null(c.webhook_hmac_secret);      /* empty = unset */
+    assert_string_equal(c.webhook_token, "fl4g");   /* the flag wins over the env token */
+    assert_null(c.webhook_hmac_secret);
     assert_int_equal(c.max_body_bytes, 2048);
     assert_string_equal(c.tls_ca_file, "/dev/null");
     config_free(&c);
@@ -254,6 +257,7 @@ static void test_integers(void **state)
         "LISTEN_PORT=+80",  "LISTEN_PORT= 80",  "LISTEN_PORT=80 ",  "LISTEN_PORT=0x50",
         "LISTEN_PORT=8.0",  "LISTEN_PORT=-0",   "LISTEN_PORT=1e3",  "LISTEN_PORT=٣",
         "MAX_BODY_BYTES=1073741825",            "MAX_BODY_BYTES=1023",
+        "MAX_BUFFERED_BYTES=1023",              "MAX_BUFFERED_BYTES=68719476737",
         "MAX_BODY_BYTES=18446744073709551617",  "FORWARD_QUEUE_MAX=9223372036854775808",
         "FORWARD_QUEUE_MAX=10000001",           "CACHE_TTL_SECS=-1",
         "DEBOUNCE_MS=600001",                   "FORWARD_TIMEOUT_SECS=301",
@@ -424,6 +428,35 @@ static void test_secret_not_echoed(void **state)
     config_free(&c);
 }
 
+/* "WEBHOOK_TOKEN=" (a compose file's typo, an unset shell variable) must not
+ * quietly mean "auth off": it stops start-up with one line naming it. */
+static void test_empty_secret_refused(void **state)
+{
+    (void)state;
+    char *none[] = {"wr", NULL};
+    char *e1[] = {"PATH=/bin", "WEBHOOK_TOKEN=", NULL};
+    expect_error(none, e1, "WEBHOOK_TOKEN: set but empty");
+    char *e2[] = {"WEBHOOK_HMAC_SECRET=", "WEBHOOK_TOKEN=t0k", NULL};
+    expect_error(none, e2, "WEBHOOK_HMAC_SECRET: set but empty");
+    char *env[] = {NULL};
+    char *a1[] = {"wr", "--webhook-token=", NULL};
+    expect_error(a1, env, "--webhook-token (WEBHOOK_TOKEN): set but empty");
+    char *a2[] = {"wr", "--webhook-hmac-secret", "", NULL};
+    expect_error(a2, env, "--webhook-hmac-secret (WEBHOOK_HMAC_SECRET): set but empty");
+    /* A flag does not rescue an empty environment value it does not replace. */
+    char *a3[] = {"wr", "--webhook-token=t0k", NULL};
+    char *e3[] = {"WEBHOOK_HMAC_SECRET=", NULL};
+    expect_error(a3, e3, "WEBHOOK_HMAC_SECRET: set but empty");
+    /* Unset stays "auth off". */
+    struct config c;
+    char err[ERRLEN];
+    char *e4[] = {"PATH=/bin", NULL};
+    assert_int_equal(run(&c, none, e4, err), CONFIG_RUN);
+    assert_null(c.webhook_token);
+    assert_null(c.webhook_hmac_secret);
+    config_free(&c);
+}
+
 static void test_flag_errors(void **state)
 {
     (void)state;
@@ -493,6 +526,7 @@ static void test_help(void **state)
         "TLS_CA_FILE",          "--tls-ca-file",          "system bundle",
         "TLS_INSECURE",         "--tls-insecure",         "0",
         "MAX_BODY_BYTES",       "--max-body-bytes",       "1048576",
+        "MAX_BUFFERED_BYTES",   "--max-buffered-bytes",   "67108864",
     };
     /* --help works even when the environment holds an invalid value. */
     char *env[] = {"LISTEN_PORT=broken", NULL};
@@ -564,7 +598,8 @@ int main(void)
         cmocka_unit_test(test_tls_insecure_forms), cmocka_unit_test(test_integers),
         cmocka_unit_test(test_bad_values),       cmocka_unit_test(test_good_shapes),
         cmocka_unit_test(test_error_text),       cmocka_unit_test(test_ca_file_unreadable),
-        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_flag_errors),
+        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_empty_secret_refused),
+        cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help),             cmocka_unit_test(test_version),
         cmocka_unit_test(test_healthcheck),
     };

@@ -2,7 +2,7 @@
  *
  * The fake is a tiny HTTP server on a unix socket in a temp dir, served by
  * the test's own loop: /version and /containers/json answer from the real
- * captures in shared/fixtures/docker, /events is a chunked stream the test
+ * captures in test/fixtures/docker, /events is a chunked stream the test
  * writes to when it wants an event to happen. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -211,7 +211,7 @@ static void fake_request(struct fake_conn *fc)
             fake_respond(fc, 500, "{\"message\":\"try later\"}");
             return;
         }
-        /* The head Docker sends (shared/fixtures/docker/events-response-head.txt). */
+        /* The head Docker sends (test/fixtures/docker/events-response-head.txt). */
         char head[256];
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nApi-Version: %s\r\nContent-Type: application/json\r\n"
                  "Docker-Experimental: false\r\nOstype: linux\r\nTransfer-Encoding: chunked\r\n\r\n", f->api);
@@ -1042,9 +1042,7 @@ static void test_service_fetch_gives_up(void **state)
  * dockerd 20.10) re-aimed at fx2: Actor.ID := id, name := new_name. */
 static char *rename_event(const char *id, const char *new_name)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/docker/events-rename.jsonl", WR_TEST_FIXTURES);
-    char *raw = tu_read_file(path, NULL);
+    char *raw = tu_shared_fixture("docker/events-rename.jsonl", NULL);
     json_error_t jerr;
     json_t *ev = json_loads(raw, JSON_DISABLE_EOF_CHECK, &jerr);
     free(raw);

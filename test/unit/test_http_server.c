@@ -42,7 +42,9 @@ struct run {
     void (*client)(struct run *r);
     /* Loop-thread state, read by the client only through a ctl function. */
     size_t handled;
-    size_t snap_handled, snap_conns;
+    size_t snap_handled, snap_conns, snap_buffered;
+    size_t heads;                    /* head_handler calls */
+    char head_seen[256];             /* what the last one saw */
     char failure[256];               /* set by the client thread; checked on the main thread */
 };
 
@@ -79,6 +81,22 @@ static void echo(void *ud, const struct http_request *req, struct http_response 
     }
     buf_putc(&res->body, '}');
     buf_puts(&res->headers, "X-Echo: 1\r\n");
+}
+
+/* The head stage: POST /locked needs "X-Token: ok"; everything else goes on
+ * to echo. Records what it saw, which must be everything but a body. */
+static void lock_head(void *ud, const struct http_request *req, struct http_response *res)
+{
+    struct run *r = ud;
+    r->heads++;
+    snprintf(r->head_seen, sizeof r->head_seen, "%s %s ?%s len=%zu body=[%s] x=%s peer=%s", req->method,
+             req->path, req->query, req->body_len, req->body, http_request_header(req, "x-test"),
+             strncmp(req->peer, "127.0.0.1:", 10) == 0 ? "ok" : req->peer);
+    if (strcmp(req->path, "/locked") != 0) return;
+    const char *tok = http_request_header(req, "x-token");
+    if (tok && strcmp(tok, "ok") == 0) return;
+    http_response_error(res, 401, "no entry");
+    buf_puts(&res->headers, "WWW-Authenticate: Bearer\r\n");
 }
 
 static void on_closed(void *ud)
@@ -179,6 +197,7 @@ static void ctl_snapshot(struct run *r)
 {
     r->snap_handled = r->handled;
     r->snap_conns = http_server_connections(r->srv);
+    r->snap_buffered = http_server_buffered(r->srv);
 }
 
 static void ctl_stop(struct run *r)
@@ -707,6 +726,126 @@ static void c_dual_stack(struct run *r)
     close(fd);
 }
 
+/* A request refused at its head: the reply comes at once, without 100
+ * Continue, with Connection: close; its body is never buffered or handled. */
+static void c_head_refusal(struct run *r)
+{
+    char buf[4096];
+    int fd = dial(r);
+    send_all(fd, "POST /locked?q=1 HTTP/1.1\r\nHost: t\r\nX-Test: seen\r\nContent-Length: 1000\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    read_until(fd, buf, sizeof buf, "}");
+    CHECK(r, strncmp(buf, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    CHECK(r, !strstr(buf, "100 Continue"));
+    CHECK(r, strstr(buf, "Connection: close\r\n") && strstr(buf, "WWW-Authenticate: Bearer\r\n"));
+    CHECK(r, strstr(buf, "{\"error\":\"no entry\"}"));
+    /* The client sends its body anyway, and another request: both are
+     * discarded, nothing is held, and the connection ends. */
+    char body[1001];
+    memset(body, 'b', 1000);
+    body[1000] = '\0';
+    send_all(fd, body);
+    send_all(fd, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(50000);
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_handled == 0 && r->snap_buffered == 0);
+    CHECK(r, peer_closed(fd));
+    close(fd);
+    CHECK(r, r->heads == 1);
+    CHECK(r, strcmp(r->head_seen, "POST /locked ?q=1 len=0 body=[] x=seen peer=ok") == 0);
+
+    /* Body and head in one write: the same, the body is not buffered. */
+    fd = dial(r);
+    send_all(fd, "POST /locked HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    send_all(fd, body);
+    read_until(fd, buf, sizeof buf, NULL);
+    CHECK(r, strncmp(buf, "HTTP/1.1 401 ", 13) == 0 && count(buf, "HTTP/1.1 ") == 1);
+    close(fd);
+
+    /* Allowed at the head: 100 Continue, the body, the handler. */
+    fd = dial(r);
+    send_all(fd, "POST /locked HTTP/1.1\r\nHost: t\r\nX-Token: ok\r\nContent-Length: 3\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    read_until(fd, buf, sizeof buf, "\r\n\r\n");
+    CHECK(r, strcmp(buf, "HTTP/1.1 100 Continue\r\n\r\n") == 0);
+    send_all(fd, "abc");
+    read_until(fd, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "HTTP/1.1 200 OK") && strstr(buf, "\"body\":\"abc\"") && strstr(buf, "keep-alive"));
+    /* Other paths are not the hook's business; keep-alive goes on. */
+    send_all(fd, "GET /open HTTP/1.1\r\nHost: t\r\n\r\n");
+    read_until(fd, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "HTTP/1.1 200 OK") && strstr(buf, "\"path\":\"/open\""));
+    close(fd);
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_handled == 2 && r->heads == 4);
+}
+
+/* Bodies being received count against one cap for the whole server; past
+ * it a request gets 503 and its connection ends; bytes are released when
+ * a request is handled or its connection goes. (Cap 2000, bodies <= 1024.) */
+static void c_buffer_cap(struct run *r)
+{
+    char buf[4096], part[901];
+    memset(part, 'p', 900);
+    part[900] = '\0';
+    int a = dial(r), b = dial(r);
+    send_all(a, "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    send_all(a, part);
+    send_all(b, "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    send_all(b, part);
+    for (int i = 0; i < 100; i++) {
+        on_loop(r, ctl_snapshot);
+        if (r->snap_buffered == 1800) break;
+        usleep(10000);
+    }
+    CHECK(r, r->snap_buffered == 1800);
+    /* Announced too large for what is left: 503 at once, no 100 Continue. */
+    int c = dial(r);
+    send_all(c, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 300\r\nExpect: 100-continue\r\n\r\n");
+    read_until(c, buf, sizeof buf, NULL);
+    CHECK(r, strncmp(buf, "HTTP/1.1 503 ", 13) == 0 && !strstr(buf, "100 Continue"));
+    CHECK(r, strstr(buf, "Connection: close") && strstr(buf, "retry later"));
+    close(c);
+    /* Chunked, so unannounced: refused when it would pass the cap. */
+    c = dial(r);
+    send_all(c, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    send_all(c, "64\r\n");   /* 100 bytes fit */
+    send_all(c, part + 800);
+    send_all(c, "\r\n12c\r\n");   /* 300 more do not */
+    send_all(c, part + 600);
+    read_until(c, buf, sizeof buf, NULL);
+    CHECK(r, strncmp(buf, "HTTP/1.1 503 ", 13) == 0);
+    close(c);
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_buffered == 1800);   /* the refused one's 100 bytes were released */
+    /* a completes: its bytes are released once handled. */
+    send_all(a, part + 800);
+    read_until(a, buf, sizeof buf, "}");
+    CHECK(r, strstr(buf, "HTTP/1.1 200 OK") && strstr(buf, "\"len\":1000"));
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_buffered == 900);
+    /* b goes away mid-body: released too. */
+    reset_close(b);
+    for (int i = 0; i < 100; i++) {
+        on_loop(r, ctl_snapshot);
+        if (r->snap_buffered == 0) break;
+        usleep(10000);
+    }
+    CHECK(r, r->snap_buffered == 0);
+    /* Room again for full-sized bodies, on a kept-alive connection too. */
+    c = dial(r);
+    for (int i = 0; i < 3; i++) {
+        send_all(c, "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 900\r\n\r\n");
+        send_all(c, part);
+        read_until(c, buf, sizeof buf, "}");
+        CHECK(r, strstr(buf, "HTTP/1.1 200 OK") && strstr(buf, "\"len\":900"));
+    }
+    close(c);
+    close(a);
+    on_loop(r, ctl_snapshot);
+    CHECK(r, r->snap_buffered == 0);
+}
+
 static void test_simple(void **s) { (void)s; run_scenario(default_opts(), c_simple); }
 static void test_keepalive_pipelining(void **s) { (void)s; run_scenario(default_opts(), c_keepalive_pipelining); }
 static void test_chunked_continue(void **s) { (void)s; run_scenario(default_opts(), c_chunked_continue); }
@@ -740,6 +879,22 @@ static void test_dual_stack(void **s)
     struct http_server_opts o = default_opts();
     o.addr = "::";
     run_scenario(o, c_dual_stack);
+}
+
+static void test_head_refusal(void **s)
+{
+    (void)s;
+    struct http_server_opts o = default_opts();
+    o.head_handler = lock_head;
+    run_scenario(o, c_head_refusal);
+}
+
+static void test_buffer_cap(void **s)
+{
+    (void)s;
+    struct http_server_opts o = default_opts();
+    o.max_buffered_bytes = 2000;
+    run_scenario(o, c_buffer_cap);
 }
 
 static void count_close(void *ud)
@@ -820,6 +975,8 @@ int main(void)
         cmocka_unit_test(test_close_busy),
         cmocka_unit_test(test_pause),
         cmocka_unit_test(test_dual_stack),
+        cmocka_unit_test(test_head_refusal),
+        cmocka_unit_test(test_buffer_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /* JSON escaping, log line format and redaction in logs. */
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -81,7 +83,9 @@ static void test_log_line(void **state)
     assert_null(json_object_get(j, "skipped"));
     assert_null(strstr(buf_cstr(&b), "638e6967"));
     assert_null(strstr(buf_cstr(&b), "latest"));
-    assert_non_null(strstr(buf_cstr(&b), "webhooks/***"));
+    assert_null(strstr(buf_cstr(&b), "webhooks"));
+    /* Scheme, host and port, then the fingerprint of the whole URL. */
+    assert_string_equal(json_string_value(json_object_get(j, "target")), "https://portainer:9443/***#861f5db6");
     assert_int_equal(b.data[b.len - 1], '\n');
     json_decref(j);
 
@@ -149,7 +153,7 @@ static void test_batch(void **state)
     /* Freeing flushes the rest. */
     LOG(&lg, LOG_INFO, "last");
     log_batch_free(&lg);
-    assert_null(lg.batch);
+    assert_null(lg.sink);
     drain(p[0], got, sizeof got);
     assert_non_null(strstr(got, "\"msg\":\"last\""));
     LOG(&lg, LOG_INFO, "unbatched again");                /* straight to the fd */
@@ -159,12 +163,134 @@ static void test_batch(void **state)
     close(p[1]);
 }
 
+/* Sequence number of a log line {"...","msg":"line","n":N}, or -1. */
+static long line_n(const char *line)
+{
+    static const char key[] = "\"msg\":\"line\",\"n\":";
+    const char *p = strstr(line, key);
+    return p ? strtol(p + sizeof key - 1, NULL, 10) : -1;
+}
+
+/* A log consumer that stops reading: no write blocks, lines stay whole and
+ * in order, what does not fit the bounded buffer is dropped by whole lines
+ * and counted, and once the consumer reads again a warn line says how many
+ * went missing, where they went missing. */
+static void test_stalled_consumer(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);   /* blocking, as stdout would be */
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);   /* the test's own end only */
+    struct logger lg;
+    logger_init(&lg, LOG_INFO, LOG_FORMAT_JSON, p[1]);
+    log_batch_start(&lg);
+    assert_true(log_nonblocking(&lg));
+    assert_true(fcntl(p[1], F_GETFL) & O_NONBLOCK);
+
+    /* 4 MiB of lines into a pipe that holds 64 KiB, nobody reading: none of
+     * these calls may block (a blocking write would hang the test here). */
+    char pad[1000];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    const long total = 4000;
+    for (long i = 0; i < total; i++) {
+        LOG(&lg, i % 100 == 99 ? LOG_ERROR : LOG_INFO, "line", F_INT("n", i), F_STR("pad", pad));
+        if (i % 50 == 0) log_flush(&lg);
+        assert_true(log_pending(&lg) <= LOG_MAX_PENDING);
+    }
+    unsigned long long dropped = log_dropped(&lg);
+    assert_true(dropped > 0 && dropped < (unsigned long long)total);
+
+    /* The consumer reads again; the loop flushes each turn. */
+    struct buf all;
+    buf_init(&all);
+    char chunk[65536];
+    for (int turn = 0; turn < 10000; turn++) {
+        size_t n = drain(p[0], chunk, sizeof chunk);
+        buf_append(&all, chunk, n);
+        log_flush(&lg);
+        if (!n && !log_pending(&lg)) break;
+    }
+    assert_int_equal(log_pending(&lg), 0);
+    LOG(&lg, LOG_INFO, "line", F_INT("n", total), F_STR("pad", "after"));
+    log_flush(&lg);
+    buf_append(&all, chunk, drain(p[0], chunk, sizeof chunk));
+
+    /* Every line whole JSON; numbers in order; each gap is announced by one
+     * warn line counting exactly the lines missing there. */
+    long next = 0;
+    unsigned long long announced = 0;
+    int warns = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(all.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        if (!j) fail_msg("not a whole JSON line: %.80s", line);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        if (strcmp(msg, "log lines dropped: the log consumer was not reading") == 0) {
+            assert_string_equal(json_string_value(json_object_get(j, "level")), "warn");
+            long lost = (long)json_integer_value(json_object_get(j, "dropped"));
+            assert_true(lost > 0);
+            announced += (unsigned long long)lost;
+            warns++;
+            next += lost;   /* the next line continues after the gap */
+        } else {
+            assert_int_equal(line_n(line), next);
+            next++;
+        }
+        json_decref(j);
+    }
+    assert_int_equal(next, total + 1);
+    assert_true(warns >= 1);
+    assert_true(announced == dropped);
+    assert_true(log_dropped(&lg) == dropped);   /* the total stays, for the metric */
+    buf_free(&all);
+
+    /* Freeing restores the fd's blocking mode (O_NONBLOCK is shared with
+     * whoever else holds the pipe). */
+    log_batch_free(&lg);
+    assert_false(fcntl(p[1], F_GETFL) & O_NONBLOCK);
+    close(p[0]);
+    close(p[1]);
+
+    /* A regular file is never switched. */
+    FILE *f = tmpfile();
+    logger_init(&lg, LOG_INFO, LOG_FORMAT_JSON, fileno(f));
+    log_batch_start(&lg);
+    assert_false(log_nonblocking(&lg));
+    assert_false(fcntl(fileno(f), F_GETFL) & O_NONBLOCK);
+    log_batch_free(&lg);
+    fclose(f);
+}
+
+/* A consumer that is gone for good (EPIPE): lines are dropped and counted,
+ * nothing is kept, nothing blocks. */
+static void test_gone_consumer(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    struct logger lg;
+    logger_init(&lg, LOG_INFO, LOG_FORMAT_JSON, p[1]);
+    log_batch_start(&lg);
+    assert_true(log_nonblocking(&lg));
+    for (int i = 0; i < 10; i++) LOG(&lg, LOG_INFO, "line", F_INT("n", i));
+    log_flush(&lg);
+    assert_int_equal(log_pending(&lg), 0);
+    assert_true(log_dropped(&lg) == 10);
+    log_batch_free(&lg);
+    close(p[1]);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);   /* as main.c: a gone reader is EPIPE, not death */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_roundtrip_all_bytes),
         cmocka_unit_test(test_log_line), cmocka_unit_test(test_levels),
-        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch), cmocka_unit_test(test_stalled_consumer),
+        cmocka_unit_test(test_gone_consumer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,13 @@ static void test_host_rules(void **state)
     assert_false(matches("docker.io/team/myapp", "ghcr.io", "team/myapp"));
     /* library/ only for Docker Hub. */
     assert_false(matches("nginx", "ghcr.io", "library/nginx"));
+    /* A generic {"image":"redis:7"} arrives as Docker Hub's (payload_generic.c);
+     * a repository without a registry names no host, so a label with one
+     * cannot claim it. */
+    assert_true(matches("docker.io/library/redis", "docker.io", "redis"));
+    assert_true(matches("redis", "docker.io", "redis"));
+    assert_false(matches("docker.io/library/redis", NULL, "redis"));
+    assert_true(matches("redis", NULL, "redis"));
 }
 
 static void test_exact_only(void **state)
@@ -96,6 +103,26 @@ static void test_parse_rejects(void **state)
     assert_int_not_equal(repo_ref_parse(huge, &r), 0);
     assert_int_not_equal(repo_ref_from_event(NULL, "", &r), 0);
     assert_int_not_equal(repo_ref_from_event(huge, "app", &r), 0);
+}
+
+/* Registries refuse upper-case repository paths, so a label holding one
+ * could never match: it is refused. The host is case-insensitive. */
+static void test_upper_case_path_refused(void **state)
+{
+    (void)state;
+    struct repo_ref r;
+    const char *bad[] = {"MyApp", "team/MyApp", "Team/myapp", "reg.io:5000/Team/app",
+                         "docker.io/Nginx", "localhost/App"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (repo_ref_parse(bad[i], &r) == 0) fail_msg("\"%s\" accepted", bad[i]);
+    assert_int_equal(repo_ref_parse("REG.IO:5000/team/app", &r), 0);
+    assert_string_equal(r.host, "reg.io:5000");
+    assert_string_equal(r.path, "team/app");
+    assert_int_equal(repo_ref_parse("LocalHost.Lan/app", &r), 0);
+    assert_string_equal(r.host, "localhost.lan");
+    /* Events are read as sent (a registry that reports upper case is not
+     * second-guessed here). */
+    assert_int_equal(repo_ref_from_event("reg.io", "Team/App", &r), 0);
 }
 
 static void test_globs(void **state)
@@ -135,7 +162,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_forms),     cmocka_unit_test(test_docker_hub_aliases),
         cmocka_unit_test(test_host_rules),      cmocka_unit_test(test_exact_only),
-        cmocka_unit_test(test_parse_rejects),   cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_parse_rejects),   cmocka_unit_test(test_upper_case_path_refused),
+        cmocka_unit_test(test_globs),
         cmocka_unit_test(test_glob_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "match.h"
 #include "payload.h"
 #include "testutil.h"
 
@@ -238,12 +239,75 @@ static void test_hostile_values(void **state)
     buf_free(&err);
 }
 
+/* Parses a generic body that must give one event; checks its registry and
+ * repository (NULL registry: none). */
+static void generic_event(const char *body, const char *registry, const char *repository,
+                          struct repo_ref *ref)
+{
+    struct payload p;
+    struct buf err;
+    buf_init(&err);
+    struct payload_hints none = {0};
+    if (payload_parse(body, strlen(body), &none, &p, &err) != 0) fail_msg("%s: %s", body, buf_cstr(&err));
+    assert_string_equal(p.format, "generic");
+    assert_int_equal(p.n, 1);
+    const struct push_event *ev = &p.events[0];
+    if (registry ? !ev->registry || strcmp(ev->registry, registry) != 0 : ev->registry != NULL)
+        fail_msg("%s: registry \"%s\", want \"%s\"", body, ev->registry ? ev->registry : "(null)",
+                 registry ? registry : "(null)");
+    assert_string_equal(ev->repository, repository);
+    assert_int_equal(repo_ref_from_event(ev->registry, ev->repository, ref), 0);
+    payload_free(&p);
+    buf_free(&err);
+}
+
+static bool label_matches(const char *label, const struct repo_ref *ev)
+{
+    struct repo_ref r;
+    assert_int_equal(repo_ref_parse(label, &r), 0);
+    return repo_ref_match(&r, ev);
+}
+
+/* {"image": ...} is an image reference, read by Docker's rules: a first
+ * component without '.' or ':' that is not "localhost" is not a host, and
+ * such a name is on Docker Hub. {"repository": ...} names no registry. */
+static void test_generic_image_is_a_docker_reference(void **state)
+{
+    (void)state;
+    struct repo_ref ev;
+    generic_event("{\"image\":\"redis:7\"}", "docker.io", "redis", &ev);
+    assert_true(label_matches("docker.io/library/redis", &ev));
+    assert_true(label_matches("index.docker.io/redis", &ev));
+    assert_true(label_matches("redis", &ev));
+    assert_true(label_matches("library/redis", &ev));
+    assert_false(label_matches("ghcr.io/redis", &ev));
+
+    generic_event("{\"image\":\"team/app:v1\"}", "docker.io", "team/app", &ev);
+    assert_true(label_matches("docker.io/team/app", &ev));
+    assert_true(label_matches("team/app", &ev));
+    assert_false(label_matches("registry.local:5000/team/app", &ev));
+
+    generic_event("{\"image\":\"localhost/app:1\"}", "localhost", "app", &ev);
+    assert_true(label_matches("localhost/app", &ev));
+    assert_false(label_matches("docker.io/app", &ev));
+    generic_event("{\"image\":\"reg.local/team/app:1\"}", "reg.local", "team/app", &ev);
+    generic_event("{\"image\":\"reg:5000/app\"}", "reg:5000", "app", &ev);
+    /* An explicit registry says where the push was; it still wins. */
+    generic_event("{\"image\":\"team/app:1\",\"registry\":\"reg.local:5000\"}", "reg.local:5000", "team/app", &ev);
+
+    /* A repository without a registry stays host-less: any registry's label
+     * without a host, and no host-qualified label. */
+    generic_event("{\"repository\":\"redis\",\"tag\":\"7\"}", NULL, "redis", &ev);
+    assert_true(label_matches("redis", &ev));
+    assert_false(label_matches("docker.io/library/redis", &ev));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_format), cmocka_unit_test(test_required_fields),
         cmocka_unit_test(test_ignored_variants), cmocka_unit_test(test_detection),
-        cmocka_unit_test(test_hostile_values),
+        cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_generic_image_is_a_docker_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,8 @@ static void test_parse_malformed(void **state)
         {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\","
          "\"webhook-router.tag\":\"v[\"}", "tag is not a valid"},
         {"{\"webhook-router.image\":\"a b\",\"webhook-router.url\":\"" URL_A "\"}", "invalid repository"},
+        {"{\"webhook-router.image\":\"team/a,Team/MyApp\",\"webhook-router.url\":\"" URL_A "\"}",
+         "upper-case letters in its repository path: \"Team/MyApp\""},
         {"{\"webhook-router.image\":\" , \",\"webhook-router.url\":\"" URL_A "\"}", "image is empty"},
         {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
     };
@@ -251,6 +253,27 @@ static void test_malformed_warns_once(void **state)
     assert_int_equal(match(f, NULL, "a", "t", urls), 1);
 }
 
+/* A label repository with upper case can never match a push: the container
+ * is warned about by name and contributes no route, not a dead one. */
+static void test_upper_case_repository_skipped(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    assert_int_equal(put(f, "e1", "shouty", "{\"webhook-router.image\":\"team/MyApp\","
+                                            "\"webhook-router.url\":\"" URL_A "\"}"), -EINVAL);
+    char *log = log_text(f);
+    assert_non_null(strstr(log, "\"msg\":\"labels ignored\""));
+    assert_non_null(strstr(log, "\"container\":\"shouty\""));
+    assert_non_null(strstr(log, "upper-case"));
+    free(log);
+    assert_int_equal(match(f, NULL, "team/MyApp", "t", urls), 0);
+    assert_int_equal(match(f, NULL, "team/myapp", "t", urls), 0);
+    /* The host part may be upper case. */
+    assert_int_equal(put(f, "e1", "fine", "{\"webhook-router.image\":\"REG.io:5000/team/myapp\","
+                                          "\"webhook-router.url\":\"" URL_A "\"}"), 1);
+    assert_int_equal(match(f, "reg.io:5000", "team/myapp", "t", urls), 1);
+}
+
 static void test_fixture_containers(void **state)
 {
     struct fixture *f = *state;
@@ -315,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_warns_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upper_case_repository_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixture_containers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_sources, setup, teardown),
     };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "url.h"
 
@@ -124,57 +125,73 @@ static void test_parse_bad(void **state)
     assert_int_equal(url_parse("nope", &u, NULL), -EINVAL);   /* err may be NULL */
 }
 
-static void check_redact(const char *in, const char *want)
+/* The fingerprint the SPEC asks for, computed here on its own: "#" and the
+ * first 8 lower-case hex digits of the SHA-256 of the whole string. */
+static void put_fp(struct buf *b, const char *s)
 {
-    struct buf b;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    assert_int_equal(EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL), 1);
+    buf_printf(b, "#%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+}
+
+/* want_prefix is what must precede the fingerprint ("" for no output at all). */
+static void check_redact(const char *in, const char *want_prefix)
+{
+    struct buf b, want;
     buf_init(&b);
+    buf_init(&want);
+    buf_puts(&want, want_prefix);
+    if (*want_prefix) put_fp(&want, in);
     url_redact(&b, in);
-    if (strcmp(buf_cstr(&b), want) != 0)
-        fail_msg("\"%s\" -> \"%s\", want \"%s\"", in ? in : "(null)", buf_cstr(&b), want);
+    if (strcmp(buf_cstr(&b), buf_cstr(&want)) != 0)
+        fail_msg("\"%s\" -> \"%s\", want \"%s\"", in ? in : "(null)", buf_cstr(&b), buf_cstr(&want));
     buf_free(&b);
+    buf_free(&want);
 }
 
 static void test_redact(void **state)
 {
     (void)state;
-    /* The SPEC's Portainer shape. */
+    /* The SPEC's Portainer shape, with its fingerprint spelled out
+     * (python3 hashlib.sha256(url).hexdigest()[:8]). */
     check_redact("https://portainer:9443/api/stacks/webhooks/638e6967-ef77?tag=latest",
-                 "https://portainer:9443/api/stacks/webhooks/***?***");
-    check_redact("https://portainer:9443/api/stacks/webhooks/638e6967",
-                 "https://portainer:9443/api/stacks/webhooks/***");
+                 "https://portainer:9443/***");
+    struct buf b;
+    buf_init(&b);
+    url_redact(&b, "https://portainer:9443/api/stacks/webhooks/638e6967-ef77?tag=latest");
+    assert_string_equal(buf_cstr(&b), "https://portainer:9443/***#f1083958");
+    /* Two webhooks on one host differ by their fingerprint only. */
+    buf_reset(&b);
+    url_redact(&b, "https://portainer:9443/api/stacks/webhooks/638e6968-ef77?tag=latest");
+    assert_string_equal(buf_cstr(&b), "https://portainer:9443/***#ffaec459");
+    buf_free(&b);
+
+    /* Only scheme, host and port are kept, whatever the path looks like. */
+    check_redact("https://portainer:9443/api/stacks/webhooks/638e6967", "https://portainer:9443/***");
     check_redact("http://h/hook", "http://h/***");
-    check_redact("http://h/", "http://h/");
-    check_redact("http://h", "http://h");
-    check_redact("http://h/a/b/", "http://h/a/***/");
-    check_redact("http://h/a/b//", "http://h/a/***//");
-    check_redact("http://h//", "http://h//");
-    check_redact("http://h?token=x", "http://h?***");
-    check_redact("http://h/?token=x", "http://h/?***");
-    check_redact("http://h/a?", "http://h/***?***");
-    check_redact("http://h/a#frag", "http://h/***#***");
-    check_redact("http://h/a?q=1#frag", "http://h/***?***#***");
-    check_redact("http://h/a#f?not-query", "http://h/***#***");
-    check_redact("HTTPS://H:1/x/y", "HTTPS://H:1/x/***");
-    /* Placeholders are redacted like any query. */
-    check_redact("http://h/hooks/abc?tag={tag}", "http://h/hooks/***?***");
-    /* Userinfo, including '@' inside the password. */
-    check_redact("http://user:pw@h/a", "http://***@h/***");
-    check_redact("http://tok@h", "http://***@h");
-    check_redact("http://u:p@ss@h:8080/x/y", "http://***@h:8080/x/***");
-    check_redact("http://@h/", "http://***@h/");
+    check_redact("http://h/", "http://h/***");
+    check_redact("http://h", "http://h/***");
+    check_redact("http://h/a/b/", "http://h/***");
+    check_redact("http://h?token=x", "http://h/***");
+    check_redact("http://h/a#frag", "http://h/***");
+    check_redact("http://h/a?q=1#frag", "http://h/***");
+    /* The port as written (a default one too); scheme and host lower-cased. */
+    check_redact("HTTPS://H:1/x/y", "https://h:1/***");
+    check_redact("https://portainer:443/x", "https://portainer:443/***");
+    check_redact("http://Ntfy.Example/topic", "http://ntfy.example/***");
+    /* Secrets anywhere in the path: placeholders, first segment, middle. */
+    check_redact("http://h/api/webhooks/SECRET/{tag}", "http://h/***");
+    check_redact("http://h/hooks/SECRET/deploy", "http://h/***");
+    check_redact("https://ntfy.sh/SECRET", "https://ntfy.sh/***");
+    check_redact("http://h/hooks/abc?tag={tag}", "http://h/***");
     /* IPv6. */
-    check_redact("http://[::1]:80/x#f", "http://[::1]:80/***#***");
-    check_redact("https://[2001:db8::1]/api/webhooks/abc?x=y", "https://[2001:db8::1]/api/webhooks/***?***");
-    check_redact("http://[fe80::1%25eth0]/x", "http://[fe80::1%25eth0]/***");
-    /* Other schemes are redacted the same way. */
-    check_redact("ftp://h/a/b", "ftp://h/a/***");
-    check_redact("git+ssh://h/a/b", "git+ssh://h/a/***");
-    check_redact("http:///x", "http:///***");
-    check_redact("http://", "http://");
+    check_redact("http://[::1]:80/x#f", "http://[::1]:80/***");
+    check_redact("https://[2001:db8::1]/api/webhooks/abc?x=y", "https://[2001:db8::1]/***");
 }
 
-/* Strings that do not split the way a URL should: nothing but the scheme and
- * a plain host may be shown. */
+/* Strings that do not parse as an http(s) URL: no part of them is shown,
+ * only the scheme when it is http or https. */
 static void test_redact_odd(void **state)
 {
     (void)state;
@@ -186,24 +203,28 @@ static void test_redact_odd(void **state)
     check_redact("://h/x", "***");
     check_redact(" http://h/x", "***");
     check_redact("http:/h/s3cret", "***");
+    check_redact("ftp://h/a/b", "***");
+    check_redact("git+ssh://h/a/b", "***");
     check_redact("", "");
     check_redact(NULL, "");
-    /* A password with '/', '?' or '#' moves the end of the userinfo. */
-    check_redact("http://user:pa/ss@h/x", "http://***/***");
-    check_redact("http://user:12/ss@h/x", "http://***/***");
-    check_redact("http://u:p?ss@h/x", "http://***?***");
-    check_redact("http://u:p#ss@h/x", "http://***#***");
-    /* '@' in a path or query makes the split ambiguous too. */
-    check_redact("http://h/x@y/z?q", "http://***/***?***");
-    check_redact("http://h/x?mail=a@b", "http://***/***?***");
-    /* Spaces and control characters: the host alone stays visible. */
-    check_redact("http://h/api/s3c ret", "http://h/***");
-    check_redact("http://h/a/b\nc?x", "http://h/***?***");
-    check_redact("http://h/a\r\nX-Injected: 1", "http://h/***");
-    check_redact("http://h x/s3cret", "http://***/***");
+    check_redact("http://", "http://***");
+    check_redact("http:///x", "http://***");
+    check_redact("http://[fe80::1%25eth0]/x", "http://***");
+    /* Userinfo is refused by url_parse, so never shown, host included. */
+    check_redact("http://user:pw@h/a", "http://***");
+    check_redact("http://tok@h", "http://***");
+    check_redact("http://u:p@ss@h:8080/x/y", "http://***");
+    check_redact("http://user:pa/ss@h/x", "http://***");
+    check_redact("http://u:p?ss@h/x", "http://***");
+    check_redact("HTTPS://u:p#ss@h/x", "https://***");
+    /* Spaces, control characters, bad hosts and ports. */
+    check_redact("http://h/api/s3c ret", "http://***");
+    check_redact("http://h/a\r\nX-Injected: 1", "http://***");
+    check_redact("http://h x/s3cret", "http://***");
     check_redact("http://h\\s3cret", "http://***");
-    check_redact("http://h\\s3cret/x", "http://***/***");
     check_redact("http://h\"s3cret\"", "http://***");
+    check_redact("http://h:s3cret/x", "http://***");
+    check_redact("http://h/caf\xc3\xa9", "http://***");
 }
 
 /* Whatever the input, the redacted form never contains the secret. */
@@ -219,6 +240,8 @@ static void test_redact_never_leaks(void **state)
         "http://h:S3CR3T@x/",     "http://[::1]/S3CR3T",     "http://h/a/S3CR3T?q#f",
         "http://h/a\nS3CR3T",    "http://u@S3CR3T@h/",      "http://u:S3/CR3T@h/a",
         "http://u:S3#CR3T@h/a",   "http://h/S3CR3T/",        "http://h/S3CR3T//?x",
+        "http://h/api/webhooks/S3CR3T/{tag}",                 "http://h/hooks/S3CR3T/deploy",
+        "http://h/S3CR3T/{tag}?x={repository}",               "S3CR3T://h/x",
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const char *in = shapes[i];
@@ -240,21 +263,11 @@ static void test_redact_long(void **state)
     memcpy(s, "https://h/", 10);
     for (size_t i = 10; i < n; i++) s[i] = (i % 97 == 0) ? '/' : 'a';
     s[n] = '\0';
-    struct buf b;
-    buf_init(&b);
-    url_redact(&b, s);
-    /* Everything up to the last '/' stays; the final segment is hidden. */
-    const char *last = strrchr(s, '/');
-    assert_int_equal(b.len, (size_t)(last - s) + 1 + 3);
-    assert_memory_equal(b.data, s, (size_t)(last - s) + 1);
-    assert_string_equal(b.data + (last - s) + 1, "***");
+    check_redact(s, "https://h/***");
 
     /* Long garbage without a scheme. */
     memset(s, 'x', n);
-    buf_reset(&b);
-    url_redact(&b, s);
-    assert_string_equal(buf_cstr(&b), "***");
-    buf_free(&b);
+    check_redact(s, "***");
 
     /* And url_parse copes with the same length. */
     memcpy(s, "http://h/", 9);
@@ -274,8 +287,15 @@ static void test_redact_appends(void **state)
     buf_puts(&b, "target=");
     url_redact(&b, "http://h/x");
     buf_puts(&b, " other=");
-    url_redact(&b, "junk");
-    assert_string_equal(buf_cstr(&b), "target=http://h/*** other=***");
+    url_redact(&b, "s3cret");
+    /* sha256("http://h/x") and sha256("s3cret"), first 8 hex digits. */
+    struct buf want;
+    buf_init(&want);
+    buf_puts(&want, "target=http://h/***");
+    put_fp(&want, "http://h/x");
+    buf_puts(&want, " other=***#1ec1c26b");
+    assert_string_equal(buf_cstr(&b), buf_cstr(&want));
+    buf_free(&want);
     buf_free(&b);
 }
 

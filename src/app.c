@@ -71,16 +71,14 @@ static void on_signal(uv_signal_t *h, int signum)
     app_stop(a);
 }
 
-static int start_watchers(struct app *a)
+/* One watcher per DOCKER_HOST entry, as config parsed them (docker_host.h). */
+static void start_watchers(struct app *a)
 {
     const struct config *c = a->cfg;
-    char *list = xstrdup(c->docker_host);
-    char *save = NULL;
-    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
+    a->watchers = xcalloc(c->nengines, sizeof *a->watchers);
+    for (size_t i = 0; i < c->nengines; i++) {
         struct docker_watch_opts o = {
-            .docker_host = tok,
+            .engine = &c->engines[i],
             .label_prefix = c->label_prefix,
             .cache_ttl_secs = c->cache_ttl_secs,
             .routes = a->routes,
@@ -88,17 +86,9 @@ static int start_watchers(struct app *a)
             .log = &a->log,
         };
         struct docker_watch *w = docker_watch_new(a->loop, &o);
-        a->watchers = xrealloc(a->watchers, (a->nwatchers + 1) * sizeof *a->watchers);
         a->watchers[a->nwatchers++] = w;
-        int rc = docker_watch_start(w);
-        if (rc < 0) {
-            LOG(&a->log, LOG_ERROR, "invalid DOCKER_HOST entry", F_STR("engine", tok));
-            free(list);
-            return rc;
-        }
+        docker_watch_start(w);
     }
-    free(list);
-    return 0;
 }
 
 int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
@@ -200,8 +190,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     LOG(&a->log, LOG_INFO, "listening", F_STR("listen_addr", cfg->listen_addr),
         F_INT("listen_port", http_server_port(a->server)));
 
-    rc = start_watchers(a);
-    if (rc < 0) return rc;
+    start_watchers(a);
 
     uv_signal_init(loop, &a->sigterm);
     uv_signal_init(loop, &a->sigint);

@@ -19,12 +19,13 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "docker_host.h"
 
 enum kind {
     K_INT,      /* int field, [min, max] */
     K_SIZE,     /* size_t field, [min, max] */
     K_ADDR,     /* IPv4 or IPv6 literal */
-    K_DOCKER,   /* comma-separated unix:// and tcp:// engine addresses */
+    K_DOCKER,   /* comma-separated unix:// and tcp:// engine addresses (docker_host.h) */
     K_PREFIX,   /* label prefix */
     K_LEVEL,    /* enum log_level */
     K_FORMAT,   /* enum log_format */
@@ -124,68 +125,6 @@ static bool in_set(char c, const char *set)
     return c != '\0' && strchr(set, c) != NULL;
 }
 
-static bool is_name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || in_set(c, ".-_");
-}
-
-/* tcp://host:port, host a name, an IPv4 literal or a bracketed IPv6 literal. */
-static bool tcp_entry_ok(const char *hp, size_t n)
-{
-    const char *end = hp + n, *colon;
-    if (n > 0 && hp[0] == '[') {
-        const char *close = memchr(hp, ']', n);
-        if (!close || close == hp + 1 || close + 1 == end || close[1] != ':') return false;
-        for (const char *p = hp + 1; p < close; p++)
-            if (!(is_name_char(*p) || *p == ':' || *p == '%')) return false;
-        colon = close + 1;
-    } else {
-        colon = memchr(hp, ':', n);
-        if (!colon || colon == hp) return false;
-        for (const char *p = hp; p < colon; p++)
-            if (!is_name_char(*p)) return false;
-    }
-    char num[8];
-    size_t pl = (size_t)(end - colon - 1);
-    if (pl == 0 || pl >= sizeof num) return false;
-    memcpy(num, colon + 1, pl);
-    num[pl] = '\0';
-    long long port;
-    return parse_int(num, 1, 65535, &port);
-}
-
-static bool docker_entry_ok(const char *e, size_t n)
-{
-    if (n > 7 && strncmp(e, "unix://", 7) == 0) {
-        /* An absolute path, and not just "/". */
-        if (e[7] != '/' || n == 8) return false;
-        for (size_t i = 7; i < n; i++)
-            if ((unsigned char)e[i] < 0x20 || e[i] == 0x7f) return false;
-        return true;
-    }
-    if (n > 6 && strncmp(e, "tcp://", 6) == 0) return tcp_entry_ok(e + 6, n - 6);
-    return false;
-}
-
-/* Entries may be separated by ", " as people write lists; empty entries
- * (a trailing comma) are ignored, but at least one entry must be there. */
-static bool docker_host_ok(const char *v)
-{
-    bool any = false;
-    while (*v) {
-        while (*v == ' ') v++;
-        size_t n = strcspn(v, ",");
-        size_t t = n;
-        while (t && v[t - 1] == ' ') t--;
-        if (t) {
-            if (!docker_entry_ok(v, t)) return false;
-            any = true;
-        }
-        v += n + (v[n] == ',');
-    }
-    return any;
-}
-
 static bool prefix_ok(const char *v)
 {
     size_t n = strlen(v);
@@ -254,9 +193,17 @@ static int apply(struct config *c, const struct setting *s, const char *v)
         if (inet_pton(AF_INET, v, tmp) != 1 && inet_pton(AF_INET6, v, tmp) != 1) return -EINVAL;
         break;
     }
-    case K_DOCKER:
-        if (!docker_host_ok(v)) return -EINVAL;
+    case K_DOCKER: {
+        /* Parsed here once; app starts one watcher per entry from the result. */
+        struct docker_host *engines;
+        size_t count;
+        char why[128];
+        if (docker_host_parse_list(v, &engines, &count, why, sizeof why) < 0) return -EINVAL;
+        docker_host_list_free(c->engines, c->nengines);
+        c->engines = engines;
+        c->nengines = count;
         break;
+    }
     case K_PREFIX:
         if (!prefix_ok(v)) return -EINVAL;
         break;
@@ -352,6 +299,14 @@ static void set_error(const struct setting *s, bool from_flag, const char *v, in
         buf_puts(&b, ", got ");
         quote_value(&b, v);
     }
+    if (s->kind == K_DOCKER) {
+        /* Which entry, and what is wrong with it: a long list is hard to eyeball. */
+        struct docker_host *engines;
+        size_t n;
+        char why[128];
+        if (docker_host_parse_list(v, &engines, &n, why, sizeof why) < 0) buf_printf(&b, " (%s)", why);
+        else docker_host_list_free(engines, n);
+    }
     put_err(err, errlen, buf_cstr(&b));
     buf_free(&b);
 }
@@ -372,6 +327,9 @@ void config_free(struct config *c)
 {
     for (size_t i = 0; i < NSETTINGS; i++)
         if (holds_string(settings[i].kind)) set_string(c, &settings[i], NULL);
+    docker_host_list_free(c->engines, c->nengines);
+    c->engines = NULL;
+    c->nengines = 0;
 }
 
 static void print_help(FILE *out)

@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include "log.h"
 
+struct docker_host;
+
 struct config {
     char *listen_addr;
     int listen_port;
     char *docker_host;          /* comma-separated list, as given */
+    struct docker_host *engines; /* docker_host parsed (docker_host.h): one per entry, in order */
+    size_t nengines;            /* >= 1 once parsed */
     char *label_prefix;
     int cache_ttl_secs;
     enum log_level log_level;

@@ -23,9 +23,17 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define REQUEST_TIMEOUT_MS 30000   /* default of docker_watch_opts.request_timeout_ms */
+/* TCP keepalive of the /events stream on tcp:// engines: idle seconds
+ * before the first probe. A quiet engine is normal; a half-open one (its
+ * host died, a NAT forgot us) is only ever noticed this way. */
+#define EVENTS_KEEPALIVE_SECS 30
+#define CAUSE_LEN 128
 #define MAX_EVENT_LINE (1024 * 1024)
 #define MAX_BUFFERED_EVENTS 10000
 #define MAX_LIST_BYTES (256 * 1024 * 1024)
+/* A failed GET /services/<id> is asked again after 0.5 s, 1 s and 2 s. */
+#define SVC_FETCH_RETRIES 3
+#define SVC_RETRY_MIN_MS 500
 
 enum state { ST_CONNECTING, ST_SYNCING, ST_LIVE, ST_RECONNECTING };
 static const char *const state_names[] = {"connecting", "syncing", "live", "reconnecting"};
@@ -35,7 +43,7 @@ struct docker_watch {
     char *host;                      /* the DOCKER_HOST entry; names this engine */
     char *prefix;
     int cache_ttl_secs;
-    uint64_t request_timeout_ms;     /* one API call, connect to last byte (not /events) */
+    uint64_t request_timeout_ms;     /* one API call, connect to last byte; every response head */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;
@@ -52,6 +60,9 @@ struct docker_watch {
     bool resync;                     /* the list in flight is a background resync */
 
     struct http_call *version_call, *events_call, *list_call;
+    /* The client's one-line cause of a failed call ("no response head
+     * within 30000 ms"), one buffer per call slot since they overlap. */
+    char version_cause[CAUSE_LEN], events_cause[CAUSE_LEN], list_cause[CAUSE_LEN];
     bool swarm_manager;              /* services are read too (from /info) */
     unsigned long reconnects;
     json_t *listed_containers;       /* held while the services list is in flight */
@@ -69,11 +80,17 @@ struct docker_watch {
 
 /* Service events carry no labels: each create/update is followed by a GET
  * of that one service. A newer event for the same service cancels the
- * older fetch, so a slow answer can never resurrect a removed service. */
+ * older fetch, so a slow answer can never resurrect a removed service.
+ * A failed GET is retried on its own (the engine connection is fine: the
+ * /events stream says so), and only after the last retry does a list
+ * resync the table. */
 struct svc_fetch {
     struct docker_watch *w;
     char *id;
     struct http_call *call;
+    unsigned attempts;               /* GETs sent so far */
+    char cause[CAUSE_LEN];
+    uv_timer_t retry;                /* the backoff before the next one */
     struct svc_fetch *next;
 };
 
@@ -89,6 +106,14 @@ static void clear_pending(struct docker_watch *w)
     w->npending = 0;
 }
 
+static void on_fetch_closed(uv_handle_t *h)
+{
+    struct svc_fetch *f = h->data;   /* touches nothing else: w may be gone by now */
+    free(f->id);
+    free(f);
+}
+
+/* Unlinks f; it is freed once its timer is closed. */
 static void fetch_drop(struct docker_watch *w, struct svc_fetch *f)
 {
     for (struct svc_fetch **pp = &w->fetches; *pp; pp = &(*pp)->next)
@@ -96,8 +121,7 @@ static void fetch_drop(struct docker_watch *w, struct svc_fetch *f)
             *pp = f->next;
             break;
         }
-    free(f->id);
-    free(f);
+    uv_close((uv_handle_t *)&f->retry, on_fetch_closed);
 }
 
 static void fetch_cancel_id(struct docker_watch *w, const char *id)
@@ -122,25 +146,37 @@ static void cancel_calls(struct docker_watch *w)
     w->listed_containers = NULL;
 }
 
-static void start_get(struct docker_watch *w, struct http_call **slot, const char *path,
-                      uint64_t response_timeout_ms, size_t max_body,
-                      void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
-                      void (*on_body)(void *, const char *, size_t),
-                      void (*on_done)(void *, int, int, const char *, size_t))
+/* What every request to the engine has: GET only, and a deadline on the
+ * response head, /events included (an engine or proxy that accepts and
+ * never answers must not leave the watcher waiting forever). */
+static struct http_client_opts engine_get(const struct docker_watch *w, const char *path, char *cause)
 {
-    struct http_client_opts o = {
+    cause[0] = '\0';
+    return (struct http_client_opts){
         .method = "GET",   /* only ever GET: the router never changes the engine */
         .host_header = w->host_header,
         .path = path,
         .headers = "Accept: application/json\r\n",
         .connect_timeout_ms = w->request_timeout_ms,
-        .response_timeout_ms = response_timeout_ms,
-        .on_head = on_head,
-        .on_body = on_body,
-        .max_body = max_body,
-        .on_done = on_done,
-        .ud = w,
+        .head_timeout_ms = w->request_timeout_ms,
+        .errbuf = cause,
+        .errbuf_len = CAUSE_LEN,
     };
+}
+
+static void start_get(struct docker_watch *w, struct http_call **slot, char *cause, const char *path,
+                      uint64_t response_timeout_ms, size_t max_body,
+                      void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
+                      void (*on_body)(void *, const char *, size_t),
+                      void (*on_done)(void *, int, int, const char *, size_t))
+{
+    struct http_client_opts o = engine_get(w, path, cause);
+    o.response_timeout_ms = response_timeout_ms;
+    o.on_head = on_head;
+    o.on_body = on_body;
+    o.max_body = max_body;
+    o.on_done = on_done;
+    o.ud = w;
     *slot = http_client_request(w->http, &w->ep, &o);
 }
 
@@ -191,16 +227,24 @@ static bool is_connect_error(int err)
            err == -EADDRNOTAVAIL;
 }
 
+/* The cause of a failed call in words: "malformed HTTP response", "HTTP 500",
+ * or the client's own when it gave one ("no response head within 30000 ms"). */
+static void describe_error(int err, int status, const char *cause, char *detail, size_t n)
+{
+    if (err && cause && cause[0]) snprintf(detail, n, "%s", cause);
+    else if (err == -E2BIG) snprintf(detail, n, "the response is too large");
+    else if (err == -EPROTO) snprintf(detail, n, "malformed HTTP response");
+    else if (err) snprintf(detail, n, "%s", uv_strerror(err));
+    else snprintf(detail, n, "HTTP %d", status);
+}
+
 /* what: the request, e.g. "GET /version"; a failure to connect is named
  * "connect" instead, since that is what an operator has to fix. */
-static void fail_errno(struct docker_watch *w, const char *what, int err, int status)
+static void fail_errno(struct docker_watch *w, const char *what, int err, int status, const char *cause)
 {
-    char detail[96];
+    char detail[CAUSE_LEN];
     if (status == 0 && is_connect_error(err)) what = "connect";
-    if (err == -E2BIG) snprintf(detail, sizeof detail, "the response is too large");
-    else if (err == -EPROTO) snprintf(detail, sizeof detail, "malformed HTTP response");
-    else if (err) snprintf(detail, sizeof detail, "%s", uv_strerror(err));
-    else snprintf(detail, sizeof detail, "HTTP %d", status);
+    describe_error(err, status, cause, detail, sizeof detail);
     fail(w, what, detail);
 }
 
@@ -234,10 +278,52 @@ static int put_service(struct docker_watch *w, json_t *svc)
     return routes_put(w->routes, &src, labels, w->prefix, w->log);
 }
 
+static void start_list(struct docker_watch *w);
+static void fetch_send(struct svc_fetch *f);
+
+static void on_fetch_retry(uv_timer_t *t)
+{
+    fetch_send(t->data);
+}
+
+/* A list taken now includes whatever the fetch would have told: unless one
+ * is in flight already (it was started after the event, so it has it too). */
+static void resync_now(struct docker_watch *w)
+{
+    if (w->state != ST_LIVE || w->list_call || w->listing) return;
+    w->resync = true;
+    start_list(w);
+}
+
+static void service_fetch_failed(struct svc_fetch *f, int err, int status)
+{
+    struct docker_watch *w = f->w;
+    char detail[CAUSE_LEN];
+    describe_error(err, status, f->cause, detail, sizeof detail);
+    if (f->attempts <= SVC_FETCH_RETRIES) {
+        uint64_t delay = (uint64_t)SVC_RETRY_MIN_MS << (f->attempts - 1);
+        LOG(w->log, LOG_DEBUG, "service fetch failed, retrying", F_STR("engine", w->host),
+            F_STR("service", f->id), F_STR("error", detail), F_INT("attempt", f->attempts),
+            F_INT("retry_ms", delay));
+        uv_timer_start(&f->retry, on_fetch_retry, delay, 0);
+        return;
+    }
+    LOG(w->log, LOG_WARN, "service fetch failed", F_STR("engine", w->host), F_STR("service", f->id),
+        F_STR("error", detail), F_INT("attempts", f->attempts),
+        F_STR("note", "resyncing the engine's list instead"));
+    fetch_drop(w, f);
+    resync_now(w);
+}
+
 static void on_service_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct svc_fetch *f = ud;
     struct docker_watch *w = f->w;
+    f->call = NULL;
+    if (status != 404 && (err || status != 200)) {
+        service_fetch_failed(f, err, status);
+        return;
+    }
     char *id = xstrdup(f->id);
     fetch_drop(w, f);
     if (status == 404) {
@@ -245,8 +331,6 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
         if (routes_remove(w->routes, w->host, id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("service", id),
                 F_INT("routes", routes_count(w->routes)));
-    } else if (err || status != 200) {
-        fail_errno(w, "GET /services/<id>", err, status);
     } else {
         json_error_t jerr;
         json_t *svc = json_loadb(body, len, 0, &jerr);
@@ -261,26 +345,34 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
     free(id);
 }
 
+static void fetch_send(struct svc_fetch *f)
+{
+    struct docker_watch *w = f->w;
+    f->attempts++;
+    struct buf path;
+    buf_init(&path);
+    buf_printf(&path, "/v%s/services/", w->api);
+    url_encode(&path, f->id);
+    struct http_client_opts o = engine_get(w, buf_cstr(&path), f->cause);
+    o.response_timeout_ms = w->request_timeout_ms;
+    o.max_body = 4 * 1024 * 1024;
+    o.on_done = on_service_done;
+    o.ud = f;
+    f->call = http_client_request(w->http, &w->ep, &o);
+    buf_free(&path);
+}
+
 static void fetch_service(struct docker_watch *w, const char *id)
 {
     fetch_cancel_id(w, id);
     struct svc_fetch *f = xcalloc(1, sizeof *f);
     f->w = w;
     f->id = xstrdup(id);
+    uv_timer_init(w->loop, &f->retry);
+    f->retry.data = f;
     f->next = w->fetches;
     w->fetches = f;
-    struct buf path;
-    buf_init(&path);
-    buf_printf(&path, "/v%s/services/", w->api);
-    url_encode(&path, id);
-    struct http_client_opts o = {
-        .method = "GET", .host_header = w->host_header, .path = buf_cstr(&path),
-        .headers = "Accept: application/json\r\n", .connect_timeout_ms = w->request_timeout_ms,
-        .response_timeout_ms = w->request_timeout_ms, .max_body = 4 * 1024 * 1024,
-        .on_done = on_service_done, .ud = f,
-    };
-    f->call = http_client_request(w->http, &w->ep, &o);
-    buf_free(&path);
+    fetch_send(f);
 }
 
 static void apply_service_event(struct docker_watch *w, struct docker_event *ev)
@@ -327,6 +419,14 @@ static void apply_event(struct docker_watch *w, struct docker_event *ev)
         if (routes_remove(w->routes, w->host, ev->id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("container", name),
                 F_STR("id", ev->id), F_STR("image", image), F_INT("routes", routes_count(w->routes)));
+    } else if (strcmp(ev->action, "rename") == 0) {
+        /* Labels cannot change on a rename, only the name /routes shows.
+         * A container without routes is not in the table: nothing to do. */
+        const char *old = attr(ev->attributes, "oldName");
+        if (old && old[0] == '/') old++;
+        if (name && routes_rename(w->routes, w->host, ev->id, name))
+            LOG(w->log, LOG_INFO, "container renamed", F_STR("engine", w->host), F_STR("container", name),
+                F_STR("old_name", old), F_STR("id", ev->id));
     }
 }
 
@@ -366,12 +466,21 @@ static void arm_resync(struct docker_watch *w)
         uv_timer_start(&w->resync_timer, on_resync_timer, (uint64_t)w->cache_ttl_secs * 1000, 0);
 }
 
+/* A listed source the table knows under another name (a rename the events
+ * did not tell). Asked before the source is put. */
+static bool renamed_since(struct docker_watch *w, const char *id, const char *name)
+{
+    const struct route_source *known = id ? routes_find(w->routes, w->host, id) : NULL;
+    if (!known) return false;
+    return (known->name == NULL) != (name == NULL) || (name && strcmp(known->name, name) != 0);
+}
+
 /* Both lists are in (services is NULL on a node that is no Swarm manager):
  * make the table equal to them in one go, then replay the held events. */
 static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
 {
     routes_mark(w->routes, w->host);
-    size_t i, listed = 0, added = 0;
+    size_t i, listed = 0, added = 0, renamed = 0;
     json_t *c;
     json_array_foreach(list, i, c) {
         const char *id = attr(c, "Id");
@@ -382,6 +491,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
                                    .stack = stack_of(labels)};
+        if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
         routes_put(w->routes, &src, labels, w->prefix, w->log);
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
@@ -389,6 +499,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
     }
     size_t nservices = 0;
     json_array_foreach(services, i, c) {
+        if (renamed_since(w, attr(c, "ID"), attr(json_object_get(c, "Spec"), "Name"))) renamed++;
         size_t before = routes_source_count(w->routes);
         put_service(w, c);
         if (routes_source_count(w->routes) > before) added++;
@@ -404,9 +515,10 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
     long long ms = (long long)(uv_now(w->loop) - w->sync_started_ms);
     if (w->resync) {
         /* The safety net caught something the events did not say. */
-        if (removed || added)
+        if (removed || added || renamed)
             LOG(w->log, LOG_WARN, "resync found changes the events missed", F_STR("engine", w->host),
-                F_INT("removed", removed), F_INT("added", added), F_INT("routes", routes_count(w->routes)));
+                F_INT("removed", removed), F_INT("added", added), F_INT("renamed", renamed),
+                F_INT("routes", routes_count(w->routes)));
         else
             LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
     } else {
@@ -435,7 +547,7 @@ static json_t *parse_list(struct docker_watch *w, const char *what, int err, int
                           size_t len)
 {
     if (err || status != 200) {
-        fail_errno(w, what, err, status);
+        fail_errno(w, what, err, status, w->list_cause);
         return NULL;
     }
     json_error_t jerr;
@@ -470,8 +582,8 @@ static void start_services_list(struct docker_watch *w)
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
     buf_printf(&path, "/v%s/services?filters=", w->api);
     url_encode(&path, buf_cstr(&filter));
-    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
-              on_services_done);
+    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
+              NULL, NULL, on_services_done);
     buf_free(&filter);
     buf_free(&path);
 }
@@ -502,8 +614,8 @@ static void start_list(struct docker_watch *w)
     url_encode(&path, buf_cstr(&filter));
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_get(w, &w->list_call, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES, NULL, NULL,
-              on_list_done);
+    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
+              NULL, NULL, on_list_done);
     buf_free(&filter);
     buf_free(&path);
 }
@@ -524,7 +636,7 @@ static void on_events_head(void *ud, int status, const char *(*get)(void *, cons
     (void)ctx;
     struct docker_watch *w = ud;
     if (status != 200) {
-        fail_errno(w, "GET /events", 0, status);
+        fail_errno(w, "GET /events", 0, status, NULL);
         return;
     }
     /* Subscribed: from here on no change is missed, so list now. */
@@ -549,7 +661,7 @@ static void on_events_done(void *ud, int err, int status, const char *body, size
     (void)len;
     struct docker_watch *w = ud;
     w->events_call = NULL;
-    if (err) fail_errno(w, "GET /events", err, status);
+    if (err) fail_errno(w, "GET /events", err, status, w->events_cause);
     else fail(w, "GET /events", "the engine closed the event stream");
 }
 
@@ -561,9 +673,18 @@ static void start_events(struct docker_watch *w)
     buf_printf(&path, "/v%s/events?filters=", w->api);
     url_encode(&path, w->swarm_manager
                           ? "{\"type\":[\"container\",\"service\"],"
-                            "\"event\":[\"create\",\"destroy\",\"update\",\"remove\"]}"
-                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\"]}");
-    start_get(w, &w->events_call, buf_cstr(&path), 0, 0, on_events_head, on_events_body, on_events_done);
+                            "\"event\":[\"create\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
+                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\",\"rename\"]}");
+    /* No deadline on the whole answer (the stream never ends), but one on
+     * its head (engine_get), and keepalive on TCP: a silent engine is fine,
+     * a vanished one must be noticed. Unix sockets cannot go half-open. */
+    struct http_client_opts o = engine_get(w, buf_cstr(&path), w->events_cause);
+    o.tcp_keepalive_secs = w->ep.unix_path ? 0 : EVENTS_KEEPALIVE_SECS;
+    o.on_head = on_events_head;
+    o.on_body = on_events_body;
+    o.on_done = on_events_done;
+    o.ud = w;
+    w->events_call = http_client_request(w->http, &w->ep, &o);
     buf_free(&path);
 }
 
@@ -575,7 +696,7 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
     struct docker_watch *w = ud;
     w->version_call = NULL;
     if (err || status != 200) {
-        fail_errno(w, "GET /info", err, status);
+        fail_errno(w, "GET /info", err, status, w->version_cause);
         return;
     }
     json_error_t jerr;
@@ -596,7 +717,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     struct docker_watch *w = ud;
     w->version_call = NULL;
     if (err || status != 200) {
-        fail_errno(w, "GET /version", err, status);
+        fail_errno(w, "GET /version", err, status, w->version_cause);
         return;
     }
     json_error_t jerr;
@@ -611,7 +732,8 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     json_decref(v);
     char path[64];
     snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL, on_info_done);
+    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+              on_info_done);
 }
 
 static void connect_engine(struct docker_watch *w)
@@ -619,7 +741,7 @@ static void connect_engine(struct docker_watch *w)
     if (w->closing) return;
     if (w->state != ST_RECONNECTING) w->state = ST_CONNECTING;
     w->sync_started_ms = uv_now(w->loop);
-    start_get(w, &w->version_call, "/version", w->request_timeout_ms, 64 * 1024, NULL, NULL,
+    start_get(w, &w->version_call, w->version_cause, "/version", w->request_timeout_ms, 64 * 1024, NULL, NULL,
               on_version_done);
 }
 
@@ -629,7 +751,18 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
 {
     struct docker_watch *w = xcalloc(1, sizeof *w);
     w->loop = loop;
-    w->host = xstrdup(opts->docker_host);
+    struct docker_host engine;
+    docker_host_copy(&engine, opts->engine);
+    w->host = engine.text;   /* both now owned by w */
+    w->ep = engine.ep;
+    if (w->ep.unix_path) {
+        w->host_header = xstrdup("docker");
+    } else {
+        struct buf b;
+        buf_init(&b);
+        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
+        w->host_header = buf_steal(&b);
+    }
     w->prefix = xstrdup(opts->label_prefix);
     w->cache_ttl_secs = opts->cache_ttl_secs;
     w->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : REQUEST_TIMEOUT_MS;
@@ -646,23 +779,9 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
     return w;
 }
 
-int docker_watch_start(struct docker_watch *w)
+void docker_watch_start(struct docker_watch *w)
 {
-    const char *err;
-    if (http_endpoint_parse_docker_host(w->host, &w->ep, &err) < 0) {
-        LOG(w->log, LOG_ERROR, "invalid DOCKER_HOST", F_STR("engine", w->host), F_STR("error", err));
-        return -EINVAL;
-    }
-    if (w->ep.unix_path) {
-        w->host_header = xstrdup("docker");
-    } else {
-        struct buf b;
-        buf_init(&b);
-        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
-        w->host_header = buf_steal(&b);
-    }
     connect_engine(w);
-    return 0;
 }
 
 bool docker_watch_synced(const struct docker_watch *w)

@@ -4,7 +4,13 @@
  * subscribe to /events, and once the subscription is live list
  * /containers/json?all=1 with a label filter; events that arrive while the
  * list is in flight are buffered and replayed on top of it, so no change in
- * between is lost. Then container create/destroy events update the table.
+ * between is lost. Then container create/destroy/rename events update the
+ * table (a full resync compares names too);
+ * service events are followed by GET /services/<id>, retried on its own
+ * (0.5 s, 1 s, 2 s) when it fails, then replaced by a list of the engine
+ * (the /events stream stays): one failed GET never drops the connection.
+ * Every response head, /events included, has a deadline (request_timeout_ms);
+ * the /events stream of a tcp:// engine has TCP keepalive on (30 s).
  * On EOF or error the last map is kept and the watcher reconnects with
  * backoff (0.5 s doubling to 30 s), then resyncs completely.
  * Only GET requests, ever. */
@@ -13,15 +19,16 @@
 
 #include <stdbool.h>
 #include <uv.h>
+#include "docker_host.h"
 #include "http_client.h"
 #include "log.h"
 #include "routes.h"
 
 struct docker_watch_opts {
-    const char *docker_host;      /* one entry: "unix:///…" or "tcp://host:port" */
+    const struct docker_host *engine;  /* one parsed DOCKER_HOST entry (copied) */
     const char *label_prefix;
     int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
-    uint64_t request_timeout_ms;  /* one API call (not the /events stream); 0 = 30 s */
+    uint64_t request_timeout_ms;  /* one API call, and every response head (/events included); 0 = 30 s */
     struct route_table *routes;
     struct http_client *http;
     const struct logger *log;
@@ -30,15 +37,16 @@ struct docker_watch_opts {
 struct docker_watch;
 
 struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch_opts *opts);
-/* Begins connecting; failures are retried forever with backoff. Returns 0
- * or -EINVAL for an unusable docker_host. */
-int docker_watch_start(struct docker_watch *w);
+/* Begins connecting; failures are retried forever with backoff. (The
+ * address was checked when DOCKER_HOST was parsed: nothing can fail here.) */
+void docker_watch_start(struct docker_watch *w);
 /* true once the first full sync completed (stays true across reconnects). */
 bool docker_watch_synced(const struct docker_watch *w);
 /* "connecting", "syncing", "live", "reconnecting" */
 const char *docker_watch_state(const struct docker_watch *w);
 /* Last connection problem, e.g. "connect unix:///var/run/docker.sock: no such file or directory"; NULL if none. */
 const char *docker_watch_last_error(const struct docker_watch *w);
+/* The DOCKER_HOST entry, blanks trimmed: names the engine in logs and routes. */
 const char *docker_watch_host(const struct docker_watch *w);
 /* Connections lost (or never made) so far: each one is a reconnect. */
 unsigned long docker_watch_reconnects(const struct docker_watch *w);

@@ -906,49 +906,6 @@ unsigned long http_client_connections_opened(const struct http_client *c)
     return c->opened;
 }
 
-/* ---- DOCKER_HOST -------------------------------------------------------- */
-
-int http_endpoint_parse_docker_host(const char *s, struct http_endpoint *ep, const char **err)
-{
-    memset(ep, 0, sizeof *ep);
-    if (strncmp(s, "unix://", 7) == 0) {
-        if (s[7] != '/') {
-            *err = "unix:// needs an absolute socket path";
-            return -EINVAL;
-        }
-        ep->unix_path = xstrdup(s + 7);
-        return 0;
-    }
-    if (strncmp(s, "tcp://", 6) == 0) {
-        const char *hp = s + 6;
-        const char *colon = strrchr(hp, ':');
-        const char *close = strchr(hp, ']');
-        if (hp[0] == '[' && (!close || (colon && colon < close))) colon = NULL;
-        size_t hl = colon ? (size_t)(colon - hp) : strlen(hp);
-        if (hp[0] == '[' && close) ep->host = xstrndup(hp + 1, (size_t)(close - hp - 1));
-        else ep->host = xstrndup(hp, hl);
-        long port = 2375;
-        if (colon) {
-            char *end;
-            port = strtol(colon + 1, &end, 10);
-            if (*end || port < 1 || port > 65535) {
-                http_endpoint_free(ep);
-                *err = "tcp:// port must be 1-65535";
-                return -EINVAL;
-            }
-        }
-        if (!ep->host[0] || strchr(ep->host, '/')) {
-            http_endpoint_free(ep);
-            *err = "tcp:// needs host:port";
-            return -EINVAL;
-        }
-        ep->port = (uint16_t)port;
-        return 0;
-    }
-    *err = "expected unix:///path or tcp://host:port";
-    return -EINVAL;
-}
-
 void http_endpoint_free(struct http_endpoint *ep)
 {
     free(ep->unix_path);

@@ -98,9 +98,7 @@ const char *http_client_strerror(int err);
 /* Connections opened so far (for tests and metrics: reuse shows here). */
 unsigned long http_client_connections_opened(const struct http_client *c);
 
-/* "unix:///var/run/docker.sock" or "tcp://host:port" -> endpoint.
- * Returns 0 or -EINVAL (err says why). Pure. */
-int http_endpoint_parse_docker_host(const char *s, struct http_endpoint *ep, const char **err);
+/* Frees the strings of an endpoint (docker_host.c parses DOCKER_HOST into one). */
 void http_endpoint_free(struct http_endpoint *ep);
 
 #endif

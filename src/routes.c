@@ -321,6 +321,26 @@ bool routes_remove(struct route_table *t, const char *engine, const char *id)
     return true;
 }
 
+const struct route_source *routes_find(struct route_table *t, const char *engine, const char *id)
+{
+    struct source *s = *find_slot(t, engine, id);
+    return s ? &s->info : NULL;
+}
+
+static bool same_name(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name)
+{
+    struct source *s = *find_slot(t, engine, id);
+    if (!s || same_name(s->info.name, name)) return false;
+    free((char *)s->info.name);
+    s->info.name = dup_or_null(name);   /* the index points at s->info: no rebuild */
+    return true;
+}
+
 void routes_mark(struct route_table *t, const char *engine)
 {
     (void)engine;   /* sweep filters by engine; the generation is shared */

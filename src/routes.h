@@ -51,6 +51,13 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
 /* Returns true if the source existed. */
 bool routes_remove(struct route_table *t, const char *engine, const char *id);
 
+/* The source as the table has it, or NULL; valid until the table is next
+ * modified. */
+const struct route_source *routes_find(struct route_table *t, const char *engine, const char *id);
+/* docker rename: the source keeps its routes under a new name. Returns true
+ * if the source exists and its name changed. */
+bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name);
+
 /* Full resync of one engine without a window where a route is missing:
  * routes_mark(engine), then routes_put every listed source, then
  * routes_sweep(engine) drops the sources that were not put since the mark. */

@@ -82,3 +82,25 @@ def test_works_through_get_only_proxy(engine, receiver, start_router, containers
         assert sum("/containers/json" in t for t in paths) >= 2
     finally:
         proxy.stop()
+
+
+def test_rename_followed(engine, receiver, start_router, containers, fixtures_dir, uniq):
+    """docker rename: /routes shows the new name at once, with no resync to
+    help (CACHE_TTL_SECS=0), and routing is unchanged."""
+    repo = f"team/rn{uniq}"
+    cid = containers(repo, receiver.url(f"/rn/{uniq}"))
+    router = start_router(env={"CACHE_TTL_SECS": "0"})
+    router.wait_ready()
+
+    def names():
+        status, body = router.get("/routes")
+        assert status == 200, body
+        return {s["name"] for r in body["routes"] if r["repository"] == repo for s in r["sources"]}
+
+    old = engine.docker("inspect", "--format", "{{.Name}}", cid).stdout.strip().lstrip("/")
+    assert names() == {old}
+    new = f"renamed-{uniq}"
+    engine.docker("rename", cid, new)
+    wait_until(lambda: names() == {new}, 5, 0.05, "the new name in /routes")
+    assert router.wait_log("container renamed", container=new, old_name=old)
+    assert decision(router, fixtures_dir, repo) == "forwarded"

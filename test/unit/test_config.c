@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "docker_host.h"
 
 #define ERRLEN 512
 
@@ -61,6 +62,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.listen_addr, "0.0.0.0");
     assert_int_equal(c.listen_port, 3000);
     assert_string_equal(c.docker_host, "unix:///var/run/docker.sock");
+    assert_int_equal(c.nengines, 1);
+    assert_string_equal(c.engines[0].ep.unix_path, "/var/run/docker.sock");
     assert_string_equal(c.label_prefix, "webhook-router");
     assert_int_equal(c.cache_ttl_secs, 60);
     assert_int_equal(c.log_level, LOG_INFO);
@@ -174,6 +177,13 @@ static void test_flags_override_env(void **state)
     assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
     assert_true(c.tls_insecure);
     assert_string_equal(c.docker_host, "unix:///a.sock, tcp://10.0.0.1:2375");
+    /* Parsed once, here, with the blanks around the comma gone (issue 11 item 13). */
+    assert_int_equal(c.nengines, 2);
+    assert_string_equal(c.engines[0].text, "unix:///a.sock");
+    assert_string_equal(c.engines[0].ep.unix_path, "/a.sock");
+    assert_string_equal(c.engines[1].text, "tcp://10.0.0.1:2375");
+    assert_string_equal(c.engines[1].ep.host, "10.0.0.1");
+    assert_int_equal(c.engines[1].ep.port, 2375);
     assert_string_equal(c.webhook_token, "fl4g");   /* the flag wins over the env token */
     assert_null(c.webhook_hmac_secret);
     assert_int_equal(c.max_body_bytes, 2048);
@@ -270,6 +280,8 @@ static void test_bad_values(void **state)
         "DOCKER_HOST=tcp://h:65536", "DOCKER_HOST=tcp://h:2375/", "DOCKER_HOST=tcp://a:b:2375",
         "DOCKER_HOST=tcp://[::1:2375", "DOCKER_HOST=tcp://[::1]", "DOCKER_HOST=tcp://[]:1",
         "DOCKER_HOST=tcp://h$:1", "DOCKER_HOST=unix:///ok.sock,tcp://bad", "DOCKER_HOST=TCP://h:1",
+        "DOCKER_HOST=tcp://10.0.0.1:2375,", "DOCKER_HOST=unix:///a,,unix:///b", "DOCKER_HOST= , ",
+        "DOCKER_HOST=unix:///a, unix:///a",
         "LABEL_PREFIX=Web", "LABEL_PREFIX=.x", "LABEL_PREFIX=x.", "LABEL_PREFIX=", "LABEL_PREFIX=a b",
         "LABEL_PREFIX=a/b", "CACHE_TTL_SECS=86401", "CACHE_TTL_SECS=x", "LOG_LEVEL=verbose",
         "LOG_LEVEL=", "LOG_LEVEL=warning", "LOG_FORMAT=xml", "LOG_FORMAT=", "FORWARD_TIMEOUT_SECS=0",
@@ -285,7 +297,7 @@ static void test_good_shapes(void **state)
 {
     (void)state;
     const char *cases[] = {
-        "DOCKER_HOST=tcp://[::1]:2375",       "DOCKER_HOST=tcp://10.0.0.1:2375,",
+        "DOCKER_HOST=tcp://[::1]:2375",       "DOCKER_HOST=\ttcp://10.0.0.1:2375 ",
         "DOCKER_HOST=tcp://docker_proxy:2375", "DOCKER_HOST=unix:///a , unix:///b",
         "LISTEN_ADDR=::1",                    "LISTEN_ADDR=fe80::1",
         "LISTEN_ADDR=::ffff:127.0.0.1",       "LABEL_PREFIX=a",
@@ -339,6 +351,17 @@ static void test_error_text(void **state)
     char *e5[] = {"TLS_CA_FILE=/tmp", NULL};
     assert_int_equal(run(&c, argv, e5, err), CONFIG_ERROR);
     assert_non_null(strstr(err, "directory"));
+    config_free(&c);
+
+    /* DOCKER_HOST says which entry is wrong, and how. */
+    char *e6[] = {"DOCKER_HOST=unix:///a , unix:///b,", NULL};
+    assert_int_equal(run(&c, argv, e6, err), CONFIG_ERROR);
+    assert_string_equal(err, "DOCKER_HOST: expected unix:///path/to/docker.sock or tcp://host:port, "
+                             "comma-separated, got \"unix:///a , unix:///b,\" (entry 3 is empty)");
+    config_free(&c);
+    char *e7[] = {"DOCKER_HOST=tcp://h:1,tcp://h", NULL};
+    assert_int_equal(run(&c, argv, e7, err), CONFIG_ERROR);
+    assert_non_null(strstr(err, "(entry 2: tcp:// needs host:port)"));
     config_free(&c);
 
     /* A small error buffer is filled, not overrun. */

@@ -4,6 +4,7 @@
  * the test's own loop: /version and /containers/json answer from the real
  * captures in test/fixtures/docker, /events is a chunked stream the test
  * writes to when it wants an event to happen. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include "buf.h"
 #include "dns.h"
+#include "docker_host.h"
 #include "docker_watch.h"
 #include "http_client.h"
 #include "log.h"
@@ -32,7 +34,10 @@
 struct fake;
 
 struct fake_conn {
-    uv_pipe_t pipe;
+    union {
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;               /* when the fake listens on TCP */
+    } h;
     struct fake *fake;
     struct buf in;
     bool answered;
@@ -42,13 +47,19 @@ struct fake_conn {
 
 struct fake {
     uv_loop_t *loop;
-    uv_pipe_t server;
+    union {
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+    } server;
+    bool tcp;                     /* listening on 127.0.0.1:port instead of the unix socket */
+    int port;
     bool listening;
     char api[16];                 /* the prefix requests must use, e.g. "1.41" */
     char *version_body;
     char *list_body;
     bool hold_list;               /* keep list requests unanswered until fake_release_list */
     int fail_events;              /* answer this many /events requests with 500 */
+    int silent_events;            /* accept this many /events requests and never answer */
     struct fake_conn *conns;
     struct fake_conn *events;     /* the live /events stream, if any */
     struct fake_conn *held;       /* a list request waiting for an answer */
@@ -62,6 +73,13 @@ struct fake {
     int garbage_times;
     bool garbage_stall;
     bool bad_method, bad_host;
+    /* Swarm: /info says manager; /services lists services_body and
+     * /services/<id> answers service_body, after fail_service 500s. */
+    bool swarm;
+    char *services_body;
+    char *service_body;
+    int fail_service;
+    int n_services, n_service;
     char events_path[1024], list_path[1024];
 };
 
@@ -90,7 +108,7 @@ static void fake_conn_close(struct fake_conn *fc)
     fc->closing = true;
     if (fc->fake->events == fc) fc->fake->events = NULL;
     if (fc->fake->held == fc) fc->fake->held = NULL;
-    uv_close((uv_handle_t *)&fc->pipe, on_fake_conn_closed);
+    uv_close((uv_handle_t *)&fc->h, on_fake_conn_closed);
 }
 
 static void on_fake_written(uv_write_t *req, int status)
@@ -110,7 +128,7 @@ static void fake_write(struct fake_conn *fc, const char *data, size_t len, bool 
     w->close_after = close_after;
     w->req.data = fc;
     uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)&fc->pipe, &b, 1, on_fake_written) < 0) {
+    if (uv_write(&w->req, (uv_stream_t *)&fc->h, &b, 1, on_fake_written) < 0) {
         free(w);
         fake_conn_close(fc);
     }
@@ -143,14 +161,18 @@ static void fake_request(struct fake_conn *fc)
     if (strcmp(method, "GET") != 0) f->bad_method = true;
     if (!strstr(fc->in.data, "\r\nHost: docker\r\n")) f->bad_host = true;
 
-    char events[64], list[64], info[64];
+    char events[64], list[64], info[64], services[64], service[64];
     snprintf(events, sizeof events, "/v%s/events?", f->api);
     snprintf(info, sizeof info, "/v%s/info", f->api);
     snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
+    snprintf(services, sizeof services, "/v%s/services?", f->api);
+    snprintf(service, sizeof service, "/v%s/services/", f->api);
     const char *kind = strcmp(target, "/version") == 0 ? "version"
                        : strcmp(target, info) == 0     ? "info"
                        : starts_with(target, events)   ? "events"
                        : starts_with(target, list)     ? "list"
+                       : starts_with(target, services) ? "services"
+                       : starts_with(target, service)  ? "service"
                                                        : "other";
     if (f->garbage_times > 0 && strcmp(kind, f->garbage_kind) == 0) {
         f->garbage_times--;
@@ -163,11 +185,27 @@ static void fake_request(struct fake_conn *fc)
         f->n_version++;
         fake_respond(fc, 200, f->version_body);
     } else if (strcmp(target, info) == 0) {
-        /* A standalone engine: not a Swarm manager. */
-        fake_respond(fc, 200, "{\"Swarm\":{\"LocalNodeState\":\"inactive\",\"ControlAvailable\":false}}");
+        /* A standalone engine unless the test made it a Swarm manager. */
+        fake_respond(fc, 200, f->swarm ? "{\"Swarm\":{\"LocalNodeState\":\"active\",\"ControlAvailable\":true}}"
+                                       : "{\"Swarm\":{\"LocalNodeState\":\"inactive\",\"ControlAvailable\":false}}");
+    } else if (strcmp(kind, "services") == 0 && f->swarm) {
+        f->n_services++;
+        fake_respond(fc, 200, f->services_body ? f->services_body : "[]");
+    } else if (strcmp(kind, "service") == 0 && f->swarm && f->service_body) {
+        f->n_service++;
+        if (f->fail_service > 0) {
+            f->fail_service--;
+            fake_respond(fc, 500, "{\"message\":\"rpc error: code = Unavailable\"}");
+        } else {
+            fake_respond(fc, 200, f->service_body);
+        }
     } else if (starts_with(target, events)) {
         f->n_events++;
         snprintf(f->events_path, sizeof f->events_path, "%s", target);
+        if (f->silent_events > 0) {
+            f->silent_events--;   /* accepted, read, and left hanging */
+            return;
+        }
         if (f->fail_events > 0) {
             f->fail_events--;
             fake_respond(fc, 500, "{\"message\":\"try later\"}");
@@ -219,19 +257,37 @@ static void on_fake_connection(uv_stream_t *server, int status)
     struct fake_conn *fc = xcalloc(1, sizeof *fc);
     fc->fake = f;
     buf_init(&fc->in);
-    uv_pipe_init(f->loop, &fc->pipe, 0);
-    fc->pipe.data = fc;
+    if (f->tcp) uv_tcp_init(f->loop, &fc->h.tcp);
+    else uv_pipe_init(f->loop, &fc->h.pipe, 0);
+    ((uv_handle_t *)&fc->h)->data = fc;
     fc->next = f->conns;
     f->conns = fc;
-    assert_int_equal(uv_accept(server, (uv_stream_t *)&fc->pipe), 0);
-    uv_read_start((uv_stream_t *)&fc->pipe, on_fake_alloc, on_fake_read);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&fc->h), 0);
+    uv_read_start((uv_stream_t *)&fc->h, on_fake_alloc, on_fake_read);
 }
 
 static void fake_listen(struct fake *f, const char *path)
 {
-    uv_pipe_init(f->loop, &f->server, 0);
-    f->server.data = f;
-    assert_int_equal(uv_pipe_bind(&f->server, path), 0);
+    uv_pipe_init(f->loop, &f->server.pipe, 0);
+    f->server.pipe.data = f;
+    assert_int_equal(uv_pipe_bind(&f->server.pipe, path), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->server, 16, on_fake_connection), 0);
+    f->listening = true;
+}
+
+/* The same engine on 127.0.0.1:<f->port> (for tcp:// behaviour). */
+static void fake_listen_tcp(struct fake *f)
+{
+    f->tcp = true;
+    uv_tcp_init(f->loop, &f->server.tcp);
+    f->server.tcp.data = f;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&f->server.tcp, (const struct sockaddr *)&sa, 0), 0);
+    struct sockaddr_storage got;
+    int len = sizeof got;
+    assert_int_equal(uv_tcp_getsockname(&f->server.tcp, (struct sockaddr *)&got, &len), 0);
+    f->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
     assert_int_equal(uv_listen((uv_stream_t *)&f->server, 16, on_fake_connection), 0);
     f->listening = true;
 }
@@ -434,8 +490,13 @@ static int setup(void **state)
 
 static struct docker_watch *watch_with_timeout(struct bench *b, int cache_ttl_secs, uint64_t request_timeout_ms)
 {
+    struct docker_host *engine;
+    size_t n;
+    char err[128];
+    assert_int_equal(docker_host_parse_list(b->host, &engine, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
     struct docker_watch_opts o = {
-        .docker_host = b->host,
+        .engine = engine,
         .label_prefix = "webhook-router",
         .cache_ttl_secs = cache_ttl_secs,
         .request_timeout_ms = request_timeout_ms,
@@ -444,6 +505,7 @@ static struct docker_watch *watch_with_timeout(struct bench *b, int cache_ttl_se
         .log = &b->lg,
     };
     b->w = docker_watch_new(&b->loop, &o);
+    docker_host_list_free(engine, n);   /* the watcher keeps its own copy */
     return b->w;
 }
 
@@ -471,6 +533,8 @@ static int teardown(void **state)
     rmdir(b->dir);
     free(b->fake.version_body);
     free(b->fake.list_body);
+    free(b->fake.services_body);
+    free(b->fake.service_body);
     free(b->fixture_list);
     for (size_t i = 0; i < b->nevents; i++) free(b->events[i]);
     free(b->events);
@@ -509,7 +573,7 @@ static void test_sync_then_events(void **state)
     struct bench *b = *state;
     struct fake *f = &b->fake;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     assert_false(docker_watch_synced(b->w));
     assert_string_equal(docker_watch_host(b->w), b->host);
 
@@ -588,7 +652,7 @@ static void test_events_during_list_are_replayed(void **state)
     struct fake *f = &b->fake;
     f->hold_list = true;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, f->held != NULL, 5000);
     assert_string_equal(docker_watch_state(b->w), "syncing");
 
@@ -617,7 +681,7 @@ static void test_reconnect_resyncs(void **state)
     struct bench *b = *state;
     struct fake *f = &b->fake;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     assert_int_equal(routes_source_count(b->routes), 3);
 
@@ -659,7 +723,7 @@ static void test_reconnect_resyncs(void **state)
 static void test_unreachable_then_up(void **state)
 {
     struct bench *b = *state;
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
     char want[256];
     snprintf(want, sizeof want, "connect %s: no such file or directory", b->host);
@@ -682,7 +746,7 @@ static void test_events_error_status(void **state)
     struct fake *f = &b->fake;
     f->fail_events = 1;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
     assert_non_null(strstr(docker_watch_last_error(b->w), "HTTP 500"));
     assert_int_equal(f->n_list, 0);   /* no list without a live subscription */
@@ -700,7 +764,7 @@ static void test_api_version_capped(void **state)
     f->version_body = xstrdup("{\"Version\":\"27.3.1\",\"ApiVersion\":\"1.47\",\"MinAPIVersion\":\"1.24\"}");
     snprintf(f->api, sizeof f->api, "1.45");
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     assert_true(starts_with(f->events_path, "/v1.45/events?"));
     assert_true(starts_with(f->list_path, "/v1.45/containers/json?"));
@@ -713,7 +777,7 @@ static void test_huge_event_line(void **state)
     struct bench *b = *state;
     struct fake *f = &b->fake;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     size_t n = 1100 * 1024;
     char *big = xmalloc(n);
@@ -734,7 +798,7 @@ static void test_background_resync(void **state)
     struct bench *b = *state;
     struct fake *f = &b->fake;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 1)), 0);
+    docker_watch_start(watch(b, 1));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     assert_int_equal(routes_source_count(b->routes), 3);
 
@@ -787,7 +851,7 @@ static void test_garbage_answers(void **state)
 #undef RAW
     };
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     lag_probe_start(b);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -830,7 +894,7 @@ static void test_events_stall_mid_chunk(void **state)
     struct bench *b = *state;
     struct fake *f = &b->fake;
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch(b, 0)), 0);
+    docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     lag_probe_start(b);
     struct buf line;
@@ -862,7 +926,7 @@ static void test_list_stall_mid_body(void **state)
     struct fake *f = &b->fake;
     static const char half[] = "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n[{\"Id\":\"6ab5009c35";
     fake_listen(f, b->sock);
-    assert_int_equal(docker_watch_start(watch_with_timeout(b, 0, 1000)), 0);
+    docker_watch_start(watch_with_timeout(b, 0, 1000));
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
     lag_probe_start(b);
     const char *kinds[] = {"list", "version"};
@@ -877,20 +941,269 @@ static void test_list_stall_mid_body(void **state)
         RUN_UNTIL(b, f->garbage_times == 0, 5000);
         run_for(b, 500);   /* stalled: nothing to do but wait */
         assert_int_equal(routes_source_count(b->routes), 3);
-        RUN_UNTIL(b, docker_watch_last_error(b->w) && strstr(docker_watch_last_error(b->w), "timed out"), 5000);
+        RUN_UNTIL(b, docker_watch_last_error(b->w) && strstr(docker_watch_last_error(b->w), "no complete answer within 1000 ms"), 5000);
         RUN_UNTIL(b, state_is(b, "live") && f->n_list > lists + (i == 0), 10000);
         assert_int_equal(routes_source_count(b->routes), 3);
     }
     assert_true(b->max_gap < 250);
 }
 
-static void test_bad_docker_host(void **state)
+/* services.json's element i, as GET /services/<id> answers it. */
+static char *fixture_service(size_t i)
+{
+    char *all = tu_shared_fixture("docker/services.json", NULL);
+    json_error_t jerr;
+    json_t *list = json_loads(all, 0, &jerr);
+    assert_non_null(list);
+    free(all);
+    char *out = json_dumps(json_array_get(list, i), JSON_COMPACT);
+    assert_non_null(out);
+    json_decref(list);
+    return out;
+}
+
+#define SVC2_ID "s9oejhuzrgh09xljxgv4jc22m"
+#define SVC2_EVENT "{\"Type\":\"service\",\"Action\":\"update\",\"Actor\":{\"ID\":\"" SVC2_ID \
+                   "\",\"Attributes\":{\"name\":\"fxsvc2\"}}}"
+
+/* A GET /services/<id> that fails is retried by itself (0.5 s, 1 s, 2 s):
+ * the engine connection and the rest of the map are left alone. */
+static void test_service_fetch_retried(void **state)
 {
     struct bench *b = *state;
-    snprintf(b->host, sizeof b->host, "http://localhost:2375");
-    assert_int_equal(docker_watch_start(watch(b, 0)), -EINVAL);
-    assert_true(log_has(b, "invalid DOCKER_HOST"));
-    /* Closing a watcher that never started frees it (ASan checks). */
+    struct fake *f = &b->fake;
+    f->swarm = true;
+    f->service_body = fixture_service(1);   /* fxsvc2 */
+    f->fail_service = 2;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(f->n_services, 1);
+
+    uint64_t t0 = uv_now(&b->loop);
+    fake_event(f, SVC2_EVENT);
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 10000);
+    uint64_t took = uv_now(&b->loop) - t0;
+    assert_int_equal(f->n_service, 3);
+    assert_true(took >= 1400 && took < 3000);   /* 0.5 s + 1 s of backoff */
+    assert_int_equal(routes_source_count(b->routes), 4);
+    /* Same subscription, no resync: only that one fetch was repeated. */
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(f->n_version, 1);
+    assert_int_equal(f->n_list, 1);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_null(docker_watch_last_error(b->w));
+    assert_false(log_has(b, "docker connection lost"));
+}
+
+/* A fetch that keeps failing is given up after three retries with one
+ * warn; a background list (the /events stream stays) then brings the
+ * service in, so the map converges even with CACHE_TTL_SECS=0. */
+static void test_service_fetch_gives_up(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->swarm = true;
+    f->service_body = fixture_service(1);
+    f->fail_service = 1000;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_false(has_source(b, "fxsvc2"));
+
+    /* The service list now has it (the engine answers lists, not this one GET). */
+    char *svc = fixture_service(1);
+    struct buf list;
+    buf_init(&list);
+    buf_printf(&list, "[%s]", svc);
+    free(svc);
+    f->services_body = buf_steal(&list);
+
+    uint64_t t0 = uv_now(&b->loop);
+    fake_event(f, SVC2_EVENT);
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 10000);
+    uint64_t took = uv_now(&b->loop) - t0;
+    assert_int_equal(f->n_service, 4);           /* one try and three retries */
+    assert_true(took >= 3400 && took < 6000);    /* 0.5 + 1 + 2 s */
+    assert_int_equal(f->n_list, 2);
+    assert_int_equal(f->n_services, 2);
+    assert_int_equal(f->n_events, 1);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_true(log_has(b, "\"msg\":\"service fetch failed\""));
+    assert_true(log_has(b, "HTTP 500"));
+    run_for(b, 300);
+    assert_int_equal(f->n_service, 4);           /* and not asked again */
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
+/* The real rename event (test/fixtures/docker/events-rename.jsonl, from
+ * dockerd 20.10) re-aimed at fx2: Actor.ID := id, name := new_name. */
+static char *rename_event(const char *id, const char *new_name)
+{
+    char *raw = tu_shared_fixture("docker/events-rename.jsonl", NULL);
+    json_error_t jerr;
+    json_t *ev = json_loads(raw, JSON_DISABLE_EOF_CHECK, &jerr);
+    free(raw);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "Action")), "rename");
+    json_t *actor = json_object_get(ev, "Actor");
+    json_object_set_new(actor, "ID", json_string(id));
+    json_object_set_new(ev, "id", json_string(id));
+    json_t *attrs = json_object_get(actor, "Attributes");
+    json_object_set_new(attrs, "name", json_string(new_name));
+    json_object_set_new(attrs, "oldName", json_string("/fx2"));
+    char *out = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return out;
+}
+
+/* docker rename: /routes names the container by its new name at once. */
+static void test_rename_event(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    /* The engine only sends what the filter asks for. */
+    assert_non_null(strstr(f->events_path, "rename"));
+    assert_true(has_source(b, "fx2"));
+
+    char *ev = rename_event(FX2_ID, "fx2-blue");
+    fake_event(f, ev);
+    free(ev);
+    RUN_UNTIL(b, has_source(b, "fx2-blue"), 5000);
+    assert_false(has_source(b, "fx2"));
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(routes_count(b->routes), 2);
+    assert_true(log_has(b, "\"msg\":\"container renamed\""));
+    assert_true(log_has(b, "\"old_name\":\"fx2\""));
+
+    /* A container without routes: nothing to rename, nothing added. */
+    ev = rename_event("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "other");
+    json_error_t jerr;
+    json_t *j = json_loads(ev, 0, &jerr);
+    free(ev);
+    json_t *attrs = json_object_get(json_object_get(j, "Actor"), "Attributes");
+    json_object_del(attrs, "webhook-router.image");
+    json_object_del(attrs, "webhook-router.url");
+    ev = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    fake_event(f, ev);
+    free(ev);
+    run_for(b, 100);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_false(has_source(b, "other"));
+    assert_int_equal(f->n_events, 1);
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
+/* A rename the events missed is a change the resync finds (and says so),
+ * not "resync: no change". */
+static void test_resync_sees_rename(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 1));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_true(has_source(b, "fx2"));
+
+    json_error_t jerr;
+    json_t *list = json_loads(b->fixture_list, 0, &jerr);
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        json_t *names = json_object_get(c, "Names");
+        if (strcmp(json_string_value(json_array_get(names, 0)), "/fx2") == 0)
+            json_array_set_new(names, 0, json_string("/fx2-green"));
+    }
+    char *renamed = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    fake_set_list(f, renamed);
+    free(renamed);
+    RUN_UNTIL(b, has_source(b, "fx2-green"), 5000);
+    assert_false(has_source(b, "fx2"));
+    assert_int_equal(routes_source_count(b->routes), 3);
+    assert_int_equal(f->n_events, 1);
+    assert_true(log_has(b, "resync found changes the events missed"));
+    assert_true(log_has(b, "\"renamed\":1"));
+}
+
+/* An engine (or a proxy) that accepts GET /events and never answers: after
+ * the request timeout the watcher says so (the error /ready shows) and
+ * reconnects with backoff. A live stream that is merely quiet is kept. */
+static void test_events_no_head(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->silent_events = 1;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch_with_timeout(b, 0, 300));
+    RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
+    char want[256];
+    snprintf(want, sizeof want, "GET /events %s: no response head within 300 ms", b->host);
+    assert_string_equal(docker_watch_last_error(b->w), want);
+    assert_string_equal(docker_watch_state(b->w), "reconnecting");
+    assert_false(docker_watch_synced(b->w));
+    assert_int_equal(f->n_list, 0);
+    assert_true(log_has(b, "\"msg\":\"docker unreachable\""));
+
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(f->n_events, 2);
+    assert_null(docker_watch_last_error(b->w));
+    run_for(b, 800);   /* well past the head deadline: the stream is not timed */
+    assert_string_equal(docker_watch_state(b->w), "live");
+    assert_int_equal(f->n_events, 2);
+}
+
+/* The "tr" (timer) column of this process's established TCP connection to
+ * 127.0.0.1:port, and its expiry in 1/100 s; false if there is none. */
+static bool tcp_timer_to(int port, unsigned *tr, unsigned long *when)
+{
+    FILE *fp = fopen("/proc/self/net/tcp", "r");
+    assert_non_null(fp);
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp)) {
+        unsigned rport, st;
+        if (sscanf(line, " %*u: %*x:%*x %*x:%x %x %*x:%*x %x:%lx", &rport, &st, tr, when) == 4 &&
+            (int)rport == port && st == 1)
+            found = true;
+    }
+    fclose(fp);
+    return found;
+}
+
+/* On a tcp:// engine the head deadline holds too, and the /events stream
+ * has TCP keepalive on (30 s), so a half-open engine is noticed. */
+static void test_events_tcp_deadline_and_keepalive(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->silent_events = 1;
+    fake_listen_tcp(f);
+    snprintf(b->host, sizeof b->host, "tcp://127.0.0.1:%d", f->port);
+    docker_watch_start(watch_with_timeout(b, 0, 300));
+    RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
+    char want[256];
+    snprintf(want, sizeof want, "GET /events tcp://127.0.0.1:%d: no response head within 300 ms", f->port);
+    assert_string_equal(docker_watch_last_error(b->w), want);
+
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_int_equal(routes_source_count(b->routes), 3);
+    run_for(b, 50);   /* the one-shot calls' connections are closed by now */
+    unsigned tr = 0;
+    unsigned long when = 0;
+    assert_true(tcp_timer_to(f->port, &tr, &when));
+    printf("keepalive timer of the /events connection: %lu.%02lu s\n", when / 100, when % 100);
+    assert_int_equal(tr, 2);            /* the keepalive timer is armed */
+    /* Well under the kernel's 2 h default. The watcher asks for 30 s, but
+     * libuv 1.44 drops the delay of a uv_tcp_keepalive made before the
+     * socket exists and uses 60 s: http_client sets it before connect. */
+    assert_true(when <= 6000);
 }
 
 int main(void)
@@ -904,10 +1217,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_api_version_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_event_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_resync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_docker_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_stall_mid_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resync_sees_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_no_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_tcp_deadline_and_keepalive, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

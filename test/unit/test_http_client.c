@@ -1,6 +1,6 @@
 /* The outbound HTTP client and resolver against scripted loopback peers:
  * framing (length, chunked, EOF), malformed answers, refused, timeouts,
- * unix sockets, cancellation, DOCKER_HOST parsing, and the forward body. */
+ * unix sockets, cancellation, and the forward body. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
@@ -290,27 +290,6 @@ static void test_localhost_resolves(void **s)
     peer_stop(&p);
     assert_int_equal(o.err, 0);
     assert_int_equal(o.status, 204);
-}
-
-static void test_docker_host_parse(void **s)
-{
-    (void)s;
-    struct http_endpoint ep;
-    const char *err;
-    assert_int_equal(http_endpoint_parse_docker_host("unix:///var/run/docker.sock", &ep, &err), 0);
-    assert_string_equal(ep.unix_path, "/var/run/docker.sock");
-    http_endpoint_free(&ep);
-    assert_int_equal(http_endpoint_parse_docker_host("tcp://proxy:2375", &ep, &err), 0);
-    assert_string_equal(ep.host, "proxy");
-    assert_int_equal(ep.port, 2375);
-    http_endpoint_free(&ep);
-    assert_int_equal(http_endpoint_parse_docker_host("tcp://[::1]:2376", &ep, &err), 0);
-    assert_string_equal(ep.host, "::1");
-    assert_int_equal(ep.port, 2376);
-    http_endpoint_free(&ep);
-    const char *bad[] = {"unix://rel.sock", "tcp://h:0", "tcp://h:99999", "tcp://:1", "http://h:1", "", "tcp://h:x"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(http_endpoint_parse_docker_host(bad[i], &ep, &err), -EINVAL);
 }
 
 static void test_forward_body(void **s)
@@ -611,7 +590,7 @@ int main(void)
         cmocka_unit_test(test_eof_body),         cmocka_unit_test(test_cut_stream),
         cmocka_unit_test(test_garbage_and_big),  cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_refused_and_unknown), cmocka_unit_test(test_unix_and_cancel),
-        cmocka_unit_test(test_localhost_resolves), cmocka_unit_test(test_docker_host_parse),
+        cmocka_unit_test(test_localhost_resolves),
         cmocka_unit_test(test_forward_body),
         cmocka_unit_test(test_pooled_conn_closed_same_turn),
         cmocka_unit_test(test_pooled_conn_stale_408),

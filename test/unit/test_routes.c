@@ -183,6 +183,37 @@ static void test_remove_and_replace(void **state)
     assert_int_equal(match(f, NULL, "b", "t", urls), 0);
 }
 
+static void visit_names(void *ud, const struct route *r, const struct route_source *const *s, size_t n)
+{
+    (void)r;
+    size_t *count = ud;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(s[i]->name, "web-blue");
+        (*count)++;
+    }
+}
+
+/* docker rename: same routes, new name; only a source the table has. */
+static void test_rename(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    put(f, "e1", "c1", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+    assert_int_equal(match(f, NULL, "a", "t", urls), 1);   /* the index is built */
+    assert_string_equal(routes_find(f->t, "e1", "c1")->name, "c1");
+    assert_true(routes_rename(f->t, "e1", "c1", "web-blue"));
+    assert_string_equal(routes_find(f->t, "e1", "c1")->name, "web-blue");
+    assert_false(routes_rename(f->t, "e1", "c1", "web-blue"));   /* no change */
+    assert_false(routes_rename(f->t, "e2", "c1", "x"));          /* another engine's c1 */
+    assert_false(routes_rename(f->t, "e1", "c9", "x"));
+    assert_null(routes_find(f->t, "e1", "c9"));
+    assert_int_equal(routes_source_count(f->t), 1);
+    assert_int_equal(match(f, NULL, "a", "t", urls), 1);
+    size_t n = 0;
+    routes_foreach(f->t, visit_names, &n);   /* the index shows the new name */
+    assert_int_equal(n, 1);
+}
+
 static void test_resync_sweep(void **state)
 {
     struct fixture *f = *state;
@@ -304,6 +335,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_match_and_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_warns_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upper_case_repository_skipped, setup, teardown),

@@ -1,0 +1,71 @@
+/* engine_update.h - redeploying a labelled container or service with the
+ * engine's own machinery (SPEC: Engine updates).
+ *
+ * Only with ENGINE_UPDATES=1; otherwise a route asking for it is skipped
+ * with one warn per object. A Swarm service gets POST /services/<id>/update
+ * with its image pinned to <repo>:<tag>@<digest> (its update_config and
+ * rollback do the rest; the outcome is followed). A standalone container is
+ * pulled, recreated with everything it had, and rolled back when the new
+ * one exits at once or turns unhealthy. One update per object at a time;
+ * a push during an update queues exactly one follow-up. Never the router's
+ * own container. Nothing here blocks the loop. */
+#ifndef WR_ENGINE_UPDATE_H
+#define WR_ENGINE_UPDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "docker_host.h"
+#include "event.h"
+#include "http_client.h"
+#include "log.h"
+#include "registry_auth.h"
+
+struct engine_update_opts {
+    bool enabled;                          /* ENGINE_UPDATES=1 */
+    const struct docker_host *engines;     /* the DOCKER_HOST entries (copied) */
+    size_t nengines;
+    struct http_client *http;
+    const struct logger *log;
+    const struct registry_auth *auth;      /* for X-Registry-Auth; may be NULL */
+    const char *self_id;                   /* the router's own container id (prefix), or NULL */
+    uint64_t health_timeout_ms;            /* waiting for "healthy"; 0: 60 s */
+};
+
+/* One labelled object to update (as in struct route_source). */
+struct update_target {
+    const char *engine;   /* the DOCKER_HOST entry's text */
+    const char *kind;     /* "container" or "service" */
+    const char *id;
+    const char *name;     /* may be NULL */
+};
+
+struct engine_updater;
+
+struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts);
+/* Updates target to the pushed image of ev (repository, tag, digest,
+ * registry are copied). Returns 0, or -EPERM when updates are off (the one
+ * warn per object is logged), -ENOENT for an unknown engine. */
+int engine_updater_submit(struct engine_updater *u, const struct update_target *target,
+                          const struct push_event *ev);
+
+/* Each object's last update, for /routes. */
+struct update_status {
+    const char *engine, *kind, *id, *name;
+    long long finished_ms;    /* wall clock; 0 while none finished */
+    const char *outcome;      /* "completed", "rolled_back", "failed", "unchanged", or NULL */
+    const char *digest;
+    bool running;
+};
+typedef void (*update_status_fn)(void *ud, const struct update_status *s);
+void engine_updater_foreach(const struct engine_updater *u, update_status_fn fn, void *ud);
+/* webhook_router_updates_total{kind,outcome} */
+typedef void (*update_count_fn)(void *ud, const char *kind, const char *outcome, unsigned long n);
+void engine_updater_counts(const struct engine_updater *u, update_count_fn fn, void *ud);
+
+/* Stops (updates in progress are abandoned where they stand, logged);
+ * cb (may be NULL) once every handle is closed. */
+void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud);
+
+#endif

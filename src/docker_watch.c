@@ -574,18 +574,26 @@ static void on_services_done(void *ud, int err, int status, const char *body, si
     sync_done_trim();
 }
 
-static void start_services_list(struct docker_watch *w)
+/* GET /v<api>/<what>?<extra>filters={"label":["<prefix>.image"]}: the
+ * labelled containers or services, into w->list_call. */
+static void start_labelled_list(struct docker_watch *w, const char *what, const char *extra,
+                                void (*done)(void *, int, int, const char *, size_t))
 {
     struct buf filter, path;
     buf_init(&filter);
     buf_init(&path);
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/v%s/services?filters=", w->api);
+    buf_printf(&path, "/v%s/%s?%sfilters=", w->api, what, extra);
     url_encode(&path, buf_cstr(&filter));
     start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
-              NULL, NULL, on_services_done);
+              NULL, NULL, done);
     buf_free(&filter);
     buf_free(&path);
+}
+
+static void start_services_list(struct docker_watch *w)
+{
+    start_labelled_list(w, "services", "", on_services_done);
 }
 
 static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
@@ -606,18 +614,9 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
 
 static void start_list(struct docker_watch *w)
 {
-    struct buf filter, path;
-    buf_init(&filter);
-    buf_init(&path);
-    buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/v%s/containers/json?all=1&filters=", w->api);
-    url_encode(&path, buf_cstr(&filter));
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
-              NULL, NULL, on_list_done);
-    buf_free(&filter);
-    buf_free(&path);
+    start_labelled_list(w, "containers/json", "all=1&", on_list_done);
 }
 
 static void on_resync_timer(uv_timer_t *t)

@@ -203,15 +203,15 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
 
 static void close_rest(struct app *a)
 {
-    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i]);
+    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], NULL, NULL);
     a->nwatchers = 0;
     if (a->intake) intake_close(a->intake);
     a->intake = NULL;
     if (a->server) http_server_close(a->server, NULL, NULL);
     a->server = NULL;
-    if (a->http) http_client_close(a->http);
+    if (a->http) http_client_close(a->http, NULL, NULL);
     a->http = NULL;
-    if (a->dns) dns_close(a->dns);
+    if (a->dns) dns_close(a->dns, NULL, NULL);
     a->dns = NULL;
     if (a->log_flush.data) {
         uv_close((uv_handle_t *)&a->log_flush, NULL);

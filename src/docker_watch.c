@@ -8,6 +8,7 @@
  * them, so replaying in order converges on the engine's state. */
 #include "docker_watch.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -76,6 +77,8 @@ struct docker_watch {
     uv_timer_t resync_timer;
     int open_handles;
     bool closing;
+    void (*closed_cb)(void *ud);     /* docker_watch_close's, once freed */
+    void *closed_ud;
 };
 
 /* Service events carry no labels: each create/update is followed by a GET
@@ -817,13 +820,19 @@ static void on_closed(uv_handle_t *h)
     free(w->host_header);
     free(w->last_error);
     http_endpoint_free(&w->ep);
+    void (*cb)(void *) = w->closed_cb;
+    void *ud = w->closed_ud;
     free(w);
+    if (cb) cb(ud);
 }
 
-void docker_watch_close(struct docker_watch *w)
+void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
 {
-    if (!w || w->closing) return;
+    if (!w) return;
+    assert(!w->closing && "docker_watch_close called twice");
     w->closing = true;
+    w->closed_cb = cb;
+    w->closed_ud = ud;
     cancel_calls(w);
     clear_pending(w);
     line_splitter_free(&w->lines);

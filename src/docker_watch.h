@@ -50,7 +50,8 @@ const char *docker_watch_last_error(const struct docker_watch *w);
 const char *docker_watch_host(const struct docker_watch *w);
 /* Connections lost (or never made) so far: each one is a reconnect. */
 unsigned long docker_watch_reconnects(const struct docker_watch *w);
-/* Stops and frees (asynchronously; handles are closed by the loop). */
-void docker_watch_close(struct docker_watch *w);
+/* Stops and frees (asynchronously; handles are closed by the loop), then
+ * calls cb (may be NULL). Closing twice is a bug (an assert says so). */
+void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud);
 
 #endif

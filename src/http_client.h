@@ -87,8 +87,9 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
                                       const struct http_client_opts *opts);
 /* on_done will not be called; resources are released asynchronously. */
 void http_call_cancel(struct http_call *call);
-/* Cancels every call; frees itself once all handles are closed. */
-void http_client_close(struct http_client *c);
+/* Cancels every call (their on_done is not called); frees itself once all
+ * handles are closed, then calls cb (may be NULL). Closing twice is a bug. */
+void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud);
 
 /* A short cause for an error of on_done ("connection refused", "timed
  * out", "unknown host", "response too large", ...), never errno jargon

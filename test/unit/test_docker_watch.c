@@ -517,9 +517,9 @@ static struct docker_watch *watch(struct bench *b, int cache_ttl_secs)
 static int teardown(void **state)
 {
     struct bench *b = *state;
-    docker_watch_close(b->w);
-    http_client_close(b->http);
-    dns_close(b->dns);
+    docker_watch_close(b->w, NULL, NULL);
+    http_client_close(b->http, NULL, NULL);
+    dns_close(b->dns, NULL, NULL);
     fake_stop(&b->fake);
     uv_close((uv_handle_t *)&b->deadline, NULL);
     uv_close((uv_handle_t *)&b->tick, NULL);

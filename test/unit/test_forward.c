@@ -257,8 +257,8 @@ static void fx_finish(struct fx *x)
         assert_int_equal(x->drained, 0);   /* reported from the loop, not from in here */
         RUN_UNTIL(x, x->drained == 1);
     }
-    http_client_close(x->http);
-    dns_close(x->dns);
+    http_client_close(x->http, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     rx_stop(&x->rx);
     uv_close((uv_handle_t *)&x->tick, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);

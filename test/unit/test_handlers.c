@@ -71,8 +71,8 @@ static void fx_finish(struct fx *x)
     forward_drain(x->fwd, on_drained, x);
     for (int i = 0; i < 500 && x->fwd; i++) uv_run(&x->loop, UV_RUN_ONCE);
     assert_null(x->fwd);
-    http_client_close(x->http);
-    dns_close(x->dns);
+    http_client_close(x->http, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&x->loop), 0);
     routes_free(x->routes);

@@ -160,8 +160,8 @@ static struct outcome run_call(const struct http_endpoint *ep, uint64_t timeout_
     /* Run until the call ended (or was cancelled), then close everything. */
     for (int i = 0; i < 400 && !o.done && !(cancel_on_head && o.api_version[0]); i++)
         uv_run(&loop, UV_RUN_ONCE);
-    http_client_close(c);
-    dns_close(dns);
+    http_client_close(c, NULL, NULL);
+    dns_close(dns, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     return o;
@@ -402,8 +402,8 @@ static void pool_fx_start(struct pool_fx *x)
 
 static void pool_fx_finish(struct pool_fx *x)
 {
-    http_client_close(x->c);
-    dns_close(x->dns);
+    http_client_close(x->c, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&x->loop), 0);
 }

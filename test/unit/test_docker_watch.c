@@ -279,16 +279,8 @@ static void fake_listen(struct fake *f, const char *path)
 static void fake_listen_tcp(struct fake *f)
 {
     f->tcp = true;
-    uv_tcp_init(f->loop, &f->server.tcp);
+    f->port = tu_uv_tcp_listen(f->loop, &f->server.tcp, 16, on_fake_connection);
     f->server.tcp.data = f;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_tcp_bind(&f->server.tcp, (const struct sockaddr *)&sa, 0), 0);
-    struct sockaddr_storage got;
-    int len = sizeof got;
-    assert_int_equal(uv_tcp_getsockname(&f->server.tcp, (struct sockaddr *)&got, &len), 0);
-    f->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-    assert_int_equal(uv_listen((uv_stream_t *)&f->server, 16, on_fake_connection), 0);
     f->listening = true;
 }
 

@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "forward.h"
 #include "http_client.h"
+#include "testutil.h"
 
 /* A peer that accepts one connection, reads the request head, then sends
  * its script: parts separated by '|' with a 30 ms pause between them. A
@@ -65,14 +66,7 @@ static void peer_start_tcp(struct peer *p, const char *script)
 {
     memset(p, 0, sizeof *p);
     p->script = script;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
-    p->port = ntohs(sa.sin_port);
-    listen(p->lfd, 4);
+    p->lfd = tu_tcp_listen(4, &p->port);
     pthread_create(&p->th, NULL, peer_main, p);
 }
 
@@ -241,14 +235,7 @@ static void test_timeout(void **s)
 static void test_refused_and_unknown(void **s)
 {
     (void)s;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);   /* a port nobody listens on */
-    struct http_endpoint ep = {.host = "127.0.0.1", .port = ntohs(sa.sin_port)};
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)tu_closed_port()};
     struct outcome o = run_call(&ep, 1000, false, 0);
     assert_int_equal(o.err, -ECONNREFUSED);
     struct http_endpoint unix_ep = {.unix_path = "/tmp/wr-no-such-dir/x.sock"};
@@ -354,14 +341,7 @@ static void kpeer_start(struct kpeer *p, void (*step)(struct kpeer *, int))
 {
     memset(p, 0, sizeof *p);
     p->step = step;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
-    p->port = ntohs(sa.sin_port);
-    listen(p->lfd, 4);
+    p->lfd = tu_tcp_listen(4, &p->port);
     assert_int_equal(pipe(p->go), 0);
     pthread_create(&p->th, NULL, kpeer_main, p);
 }

@@ -19,6 +19,7 @@ struct route {
     struct repo_ref ref;
     char *url;            /* secret: never log it without F_URL */
     char *tag_glob;       /* NULL: every tag */
+    long long poll_ms;    /* <prefix>.poll: 0 not given, -1 "off", else the interval */
 };
 
 /* Parses one source's labels (a JSON object of string values; other keys are
@@ -35,6 +36,8 @@ struct route_source {
     const char *id;
     const char *name;     /* may be NULL */
     const char *stack;    /* compose project / stack namespace; may be NULL */
+    const char *image;    /* the object's own image reference ("reg:5000/team/app:v1",
+                           * a service's "…@sha256:…", or an image id); may be NULL */
 };
 
 struct route_table;
@@ -68,6 +71,10 @@ size_t routes_sweep(struct route_table *t, const char *engine);
  * valid until the table is next modified. Returns how many (capped at max). */
 size_t routes_match(struct route_table *t, const struct push_event *ev,
                     const char **urls, size_t max);
+
+/* Bumped by every change of the table: a consumer that derives state from
+ * it (the registry watcher) compares generations instead of polling. */
+unsigned long routes_generation(const struct route_table *t);
 
 size_t routes_count(struct route_table *t);   /* distinct routes (may rebuild the index) */
 size_t routes_source_count(const struct route_table *t);

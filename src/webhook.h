@@ -53,6 +53,9 @@ struct webhook_plan {
     size_t *first;
     const char **targets;    /* URLs owned by the route table: valid until it changes */
     size_t ntargets;
+    /* A request's few events need no allocation (most carry one or two). */
+    enum webhook_decision small_decision[8];
+    size_t small_first[9];
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,

@@ -54,6 +54,7 @@ struct host_state {
     char *host;
     uint64_t paused_until;   /* loop time; 0 = not paused */
     bool basic;              /* answered a Basic challenge: send credentials up front */
+    char *realm, *service;   /* its last Bearer challenge: tokens are fetched up front */
 };
 
 struct stat_entry {
@@ -434,6 +435,17 @@ static void send_api(struct registry_req *r)
 {
     struct registry_client *c = r->c;
     r->phase = PH_API;
+    struct host_state *hs = host_get(c, r->host);
+    if (!r->authz && hs->realm && !r->fresh_auth) {
+        struct token *t = token_find(c, r->host, r->scope);
+        if (!t || t->expires_ms <= now_ms(c)) {
+            /* A Bearer host without a live token for this scope: the 401
+             * would only repeat the challenge we know. */
+            struct registry_challenge ch = {.bearer = true, .realm = hs->realm, .service = hs->service};
+            send_token(r, &ch);
+            return;
+        }
+    }
     if (!r->authz) {
         /* What worked before for this host and scope, sent up front. */
         struct token *t = token_find(c, r->host, r->scope);
@@ -443,7 +455,7 @@ static void send_api(struct registry_req *r)
             buf_init(&b);
             buf_printf(&b, "Bearer %s", t->value);
             r->authz = buf_steal(&b);
-        } else if (host_get(c, r->host)->basic && registry_auth_lookup(c->auth, r->host, &user, &password)) {
+        } else if (hs->basic && registry_auth_lookup(c->auth, r->host, &user, &password)) {
             struct buf b;
             buf_init(&b);
             buf_printf(&b, "%s:%s", user, password);
@@ -501,7 +513,11 @@ static void on_unauthorized(struct registry_req *r, int status)
                status, r->repository);
         return;
     }
+    struct host_state *hs = host_get(c, r->host);
     if (ch.bearer) {
+        set_str(&hs->realm, ch.realm);
+        set_str(&hs->service, ch.service);
+        hs->basic = false;
         send_token(r, &ch);
         registry_challenge_free(&ch);
         return;
@@ -512,7 +528,8 @@ static void on_unauthorized(struct registry_req *r, int status)
         finish_refused(r, status, false);
         return;
     }
-    host_get(c, r->host)->basic = true;
+    hs->basic = true;
+    set_str(&hs->realm, NULL);
     r->fresh_auth = true;
     send_api(r);   /* builds the Basic header from the credentials */
 }
@@ -855,6 +872,8 @@ static void on_closed(uv_handle_t *h)
         struct host_state *hs = c->hosts;
         c->hosts = hs->next;
         free(hs->host);
+        free(hs->realm);
+        free(hs->service);
         free(hs);
     }
     while (c->stats) {

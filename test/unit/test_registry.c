@@ -485,11 +485,15 @@ static void test_expired_token_refetched(void **s)
     struct got g = digest(&x, "team/app", "v1");
     assert_int_equal(g.err, 0);
     assert_int_equal(x.f.token_requests, 1);
+    assert_int_equal(x.f.api_requests, 2);
     usleep(1000 * 1000);
     uv_update_time(&x.loop);
     g = digest(&x, "team/app", "v1");
     assert_int_equal(g.err, 0);
     assert_int_equal(x.f.token_requests, 2);
+    /* The host's challenge is remembered: the new token is fetched first,
+     * without another 401 round trip. */
+    assert_int_equal(x.f.api_requests, 3);
     /* Without expires_in a token lasts 60 s. */
     x.f.expires_in = 0;
     usleep(1000 * 1000);

@@ -227,7 +227,9 @@ static struct registry_auth *parse_named(const char *json, size_t len, const cha
                                          size_t errlen)
 {
     json_error_t je;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    /* Duplicate keys are taken as Docker's own parser takes them (the last
+     * one counts), not refused. */
+    json_t *root = json_loadb(json, len, 0, &je);
     if (!root) {
         put_err(err, errlen, "%s: not valid JSON (line %d, column %d)", what, je.line, je.column);
         return NULL;

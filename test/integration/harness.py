@@ -306,17 +306,21 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 class Registry:
     """Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1:port.
 
-    Registry(port, notify_url=None, token=None, auth=None, users=None, token_server=None)
+    Registry(port, notify_url=None, token=None, auth=None, users=None, token_server=None,
+             tls_cert=None, tls_key=None)
       notify_url    its notifications go there (with `Authorization: Bearer <token>`
                     when token is given); None: no notifications.
       auth          None: open to anyone. "htpasswd": Basic auth for `users`
                     ({name: password}, stored bcrypt-hashed). "token": the Docker
                     token flow, tokens from `token_server` (a TokenServer), whose
                     certificate the registry trusts (rootcertbundle).
+      tls_cert, tls_key  serve https with them (see make_cert); dockerd still pushes
+                    to it, as it skips verification for 127.0.0.0/8.
     .host is "127.0.0.1:port" (dockerd treats 127.0.0.0/8 as insecure: plain http).
     close() stops it by PID and removes its storage."""
 
-    def __init__(self, port, notify_url=None, token=None, auth=None, users=None, token_server=None):
+    def __init__(self, port, notify_url=None, token=None, auth=None, users=None, token_server=None,
+                 tls_cert=None, tls_key=None):
         self.port = port
         self.host = f"127.0.0.1:{port}"
         self.dir = tempfile.mkdtemp(prefix="wr-reg-", dir="/tmp")
@@ -353,6 +357,7 @@ class Registry:
 """
         elif auth is not None:
             raise ValueError(f"unknown registry auth mode {auth!r}")
+        tls = f"\n  tls:\n    certificate: {tls_cert}\n    key: {tls_key}" if tls_cert else ""
         self.config = os.path.join(self.dir, "config.yml")
         with open(self.config, "w") as f:
             f.write(f"""version: 0.1
@@ -364,7 +369,7 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{port}
+  addr: 127.0.0.1:{port}{tls}
 {auth_section}{notifications}""")
         self.log = open(os.path.join(self.dir, "registry.log"), "ab")
         self.proc = subprocess.Popen([REGISTRY, "serve", self.config], stdout=self.log,
@@ -374,7 +379,12 @@ http:
             if self.proc.poll() is not None:
                 raise RuntimeError("docker-registry exited: " + self.tail_log())
             try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                if tls_cert:
+                    import ssl
+                    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=1,
+                                                    context=ssl._create_unverified_context())
+                else:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 c.request("GET", "/v2/")
                 return c.getresponse().status in (200, 401)
             except OSError:

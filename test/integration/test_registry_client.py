@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from harness import Registry, TokenServer, free_port, push_image, write_auth_file
+from harness import Registry, TokenServer, free_port, make_cert, push_image, write_auth_file
 
 
 def registry_digest(binary, ref, env=None, timeout=60):
@@ -149,3 +149,23 @@ def test_token_auth_anonymous_pull(engine, binary, uniq):
     finally:
         reg.close()
         tokens.close()
+
+
+def test_https_registry(engine, binary, uniq, workdir):
+    """Not in INSECURE_REGISTRIES: https, verified against TLS_CA_FILE."""
+    cert, key = make_cert(workdir, "registry", "IP:127.0.0.1")
+    reg = Registry(free_port(), tls_cert=cert, tls_key=key)
+    try:
+        digest = push_image(engine, reg.host, "team/secure", uniq)
+        r = registry_digest(binary, f"{reg.host}/team/secure:{uniq}", {"TLS_CA_FILE": cert})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == digest + "\n"
+        # The system bundle does not know this certificate.
+        r = registry_digest(binary, f"{reg.host}/team/secure:{uniq}")
+        assert r.returncode == 1
+        assert reg.host in r.stderr and "certificate" in r.stderr
+        r = registry_digest(binary, f"{reg.host}/team/secure:{uniq}", {"TLS_INSECURE": "1"})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == digest + "\n"
+    finally:
+        reg.close()

@@ -36,11 +36,15 @@ struct config {
     size_t max_body_bytes;
     size_t max_buffered_bytes;  /* bodies being received, all connections together */
     int max_connections;
+    char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
+    char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
+    char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
 };
 
 enum config_action {
     CONFIG_RUN,          /* start the daemon */
     CONFIG_HEALTHCHECK,  /* `webhook-router healthcheck` */
+    CONFIG_REGISTRY_DIGEST, /* `webhook-router registry-digest <ref>` */
     CONFIG_EXIT_OK,      /* --help / --version printed */
     CONFIG_ERROR,        /* err holds one line naming the variable */
 };

@@ -411,7 +411,9 @@ static int on_headers_complete(llhttp_t *p)
     call->head_done = true;
     arm_deadline(call);
     if (call->o.on_head) call->o.on_head(call->o.ud, call->status, get_header, call);
-    return call->done ? -1 : 0;
+    if (call->done) return -1;
+    /* 1: the message ends here, without a body (F_SKIPBODY). */
+    return call->o.head_request ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -821,6 +823,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     struct http_call *call = xcalloc(1, sizeof *call);
     call->client = c;
     call->o = *opts;
+    call->o.head_request = opts->head_request || strcmp(opts->method, "HEAD") == 0;
     call->o.method = call->o.host_header = call->o.path = call->o.headers = call->o.body = NULL;
     call->next = c->calls;
     if (c->calls) c->calls->prev = call;

@@ -60,6 +60,10 @@ struct http_client_opts {
      * A pooled connection the server closed is replaced without losing the
      * request. Not for unix sockets or endless streams. */
     bool keep_alive;
+    /* The request is a HEAD: its response has no body, whatever its
+     * Content-Length says (llhttp cannot know what was asked). Set by
+     * itself when method is "HEAD". */
+    bool head_request;
     /* Called exactly once, unless the call was cancelled: err is 0 when a
      * complete response was read, else a negative errno (-ECONNREFUSED,
      * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for

@@ -563,6 +563,34 @@ static void test_head_deadline(void **s)
     peer_stop(&p);
 }
 
+
+/* A response to HEAD has no body, whatever its Content-Length says (issue
+ * 13: the registry's HEAD /v2/<name>/manifests/<tag>). The peer keeps the
+ * connection open after the head: waiting for 1234 body bytes would be
+ * a timeout, and the connection must go back to the pool. */
+static void test_head_has_no_body(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_tcp(&p, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDocker-Content-Digest: sha256:ab\r\n\r\n|");
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct outcome o = {0};
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)p.port};
+    struct http_client_opts opts = {
+        .method = "HEAD", .host_header = "r", .path = "/v2/a/manifests/b", .total_timeout_ms = 600,
+        .keep_alive = true, .on_done = on_done, .ud = &o,
+    };
+    http_client_request(x.c, &ep, &opts);
+    run_until_done(&x, &o);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.body, "");
+    assert_non_null(strstr(p.request, "HEAD /v2/a/manifests/b HTTP/1.1\r\n"));
+    pool_fx_finish(&x);
+    peer_stop(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_pooled_conn_stale_408),
         cmocka_unit_test(test_interim_answers_skipped),
         cmocka_unit_test(test_head_deadline),
+        cmocka_unit_test(test_head_has_no_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

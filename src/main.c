@@ -76,8 +76,8 @@ struct digest_run {
 static void digest_closed(void *ud)
 {
     struct digest_run *d = ud;
-    http_client_close(d->http);
-    dns_close(d->dns);
+    http_client_close(d->http, NULL, NULL);
+    dns_close(d->dns, NULL, NULL);
 }
 
 static void on_digest(void *ud, const struct registry_result *r)
@@ -148,8 +148,8 @@ static int registry_digest(const struct config *c)
     const char *why = NULL;
     if (http_client_tls_setup(d.http, c->tls_ca_file, c->tls_insecure, &why) < 0) {
         fprintf(stderr, "webhook-router: TLS_CA_FILE: %s\n", why ? why : "cannot be loaded");
-        http_client_close(d.http);
-        dns_close(d.dns);
+        http_client_close(d.http, NULL, NULL);
+        dns_close(d.dns, NULL, NULL);
     } else {
         struct registry_client_opts o = {.http = d.http, .log = &lg, .auth = auth,
                                          .insecure = c->insecure_registries,

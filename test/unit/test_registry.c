@@ -319,8 +319,8 @@ static void fx_finish(struct fx *x)
 {
     g_closed = 0;
     registry_client_close(x->rc, on_client_closed, NULL);
-    http_client_close(x->http);
-    dns_close(x->dns);
+    http_client_close(x->http, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_int_equal(g_closed, 1);
     assert_int_equal(uv_loop_close(&x->loop), 0);

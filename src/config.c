@@ -69,7 +69,7 @@ static const struct setting settings[] = {
      "retries after the first attempt"},
     {"FORWARD_CONCURRENCY", "64", NULL, K_INT, 1, 10000, OFF(forward_concurrency),
      "forwards in flight at most"},
-    {"FORWARD_ORIGIN_CONCURRENCY", "8", NULL, K_INT, 1, 10000, OFF(forward_origin_concurrency),
+    {"FORWARD_ORIGIN_CONCURRENCY", "32", NULL, K_INT, 1, 10000, OFF(forward_origin_concurrency),
      "forwards in flight to one target (scheme, host, port) at most"},
     {"FORWARD_QUEUE_MAX", "10000", NULL, K_INT, 1, 10000000, OFF(forward_queue_max),
      "forwards waiting at most (then webhooks get 503)"},

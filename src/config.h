@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "log.h"
 
@@ -36,6 +37,7 @@ struct config {
     size_t max_body_bytes;
     size_t max_buffered_bytes;  /* bodies being received, all connections together */
     int max_connections;
+    uint64_t poll_interval_ms;  /* POLL_INTERVAL; 0: only routes with a poll label */
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */

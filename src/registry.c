@@ -50,6 +50,7 @@ struct token {
 
 /* What the client remembers of one API host. */
 struct host_state {
+    bool helper_warned;      /* the credential-helper warn, once */
     struct host_state *next;
     char *host;
     uint64_t paused_until;   /* loop time; 0 = not paused */
@@ -790,6 +791,13 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
         return r;
     }
     struct host_state *hs = host_get(c, r->host);
+    if (!hs->helper_warned && registry_auth_needs_helper(c->auth, r->host)) {
+        /* A credsStore / credHelpers program cannot run in the router's
+         * image: say so once, then go on anonymously. */
+        LOG(c->log, LOG_WARN, "REGISTRY_AUTH_FILE names a credential helper for this registry, which the "
+            "router cannot run: put the credentials in \"auths\" instead", F_STR("registry", r->host));
+        hs->helper_warned = true;
+    }
     uint64_t now = now_ms(c);
     if (hs->paused_until > now) {
         r->res.retry_after_ms = hs->paused_until - now;

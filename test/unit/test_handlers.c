@@ -104,7 +104,7 @@ static void test_plan(void **s)
     };
     struct payload p = {.format = "t", .events = evs, .n = 6};
     struct webhook_plan plan;
-    webhook_plan_make(x.routes, x.seen, &p, &plan);
+    webhook_plan_make(x.routes, x.seen, NULL, &p, &plan);
     enum webhook_decision want[] = {WEBHOOK_IGNORED, WEBHOOK_DUPLICATE, WEBHOOK_NO_ROUTE,
                                     WEBHOOK_FORWARD, WEBHOOK_DUPLICATE, WEBHOOK_FORWARD};
     for (size_t i = 0; i < 6; i++) assert_int_equal(plan.decision[i], want[i]);

@@ -681,6 +681,8 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
         finish(r, -EPROTO, "%s: token server answered without a token", r->host);
         return;
     }
+    LOG(r->c->log, LOG_DEBUG, "registry token fetched", F_STR("registry", r->host), F_STR("scope", r->scope),
+        F_INT("expires_in", secs));
     token_put(r->c, r->host, r->scope, json_string_value(tok), secs);
     struct buf b;
     buf_init(&b);
@@ -765,6 +767,7 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
 static struct registry_req *req_new(struct registry_client *c, enum req_kind kind, const char *registry,
                                     const char *repository, const char *tag, registry_cb cb, void *ud)
 {
+    if (c->closing) return NULL;   /* its deliver timer is closing: nothing could come back */
     struct registry_req *r = xcalloc(1, sizeof *r);
     r->c = c;
     r->kind = kind;
@@ -781,10 +784,6 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
     c->reqs = r;
     r->deadline = now_ms(c) + c->timeout_ms;
 
-    if (c->closing) {
-        finish_later(r, -ECANCELED, "registry client closed");
-        return r;
-    }
     if (!name_ok(r->repository, "._-/") || (kind == REQ_MANIFEST && !name_ok(r->tag, "._-"))) {
         finish_later(r, -EINVAL, "invalid repository or tag name");
         return r;

@@ -57,7 +57,8 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
  * Docker-Content-Digest, or (a registry that omits it) the SHA-256 of a
  * GET's body. registry is a name as in a label ("docker.io",
  * "reg.local:5000"); repository "library/redis". cb is called once, from
- * the loop, unless the request is cancelled. */
+ * the loop, unless the request is cancelled. NULL (and no callback) once
+ * registry_client_close was called. */
 struct registry_req *registry_get_digest(struct registry_client *c, const char *registry,
                                          const char *repository, const char *tag, registry_cb cb, void *ud);
 /* GET /v2/<repository>/tags/list, following Link pagination. */

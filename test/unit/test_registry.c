@@ -635,7 +635,7 @@ static void test_cancel(void **s)
     for (int i = 0; i < 50 && fake_get(&x.f, &x.f.api_requests) == 0; i++) uv_run(&x.loop, UV_RUN_NOWAIT), usleep(2000);
     registry_req_cancel(r);
     /* A result decided at once (bad name), cancelled before the loop ran. */
-    r = registry_get_digest(x.rc, x.host, "Team/App", "v1", on_result, &paused);
+    r = registry_get_digest(x.rc, x.host, "team app", "v1", on_result, &paused);
     registry_req_cancel(r);
     /* One left pending when the client closes: no callback either. */
     registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &later);
@@ -667,6 +667,45 @@ static void test_https_and_errors(void **s)
     fx_finish(&x);
 }
 
+
+/* The client closed from inside a callback: what else was decided gets no
+ * callback, and a request started after the close is refused (NULL). */
+static struct fx *g_fx;
+static struct registry_req *g_after_close;
+static int g_close_cbs;
+
+static void on_result_close(void *ud, const struct registry_result *r)
+{
+    (void)ud;
+    (void)r;
+    g_close_cbs++;
+    registry_client_close(g_fx->rc, on_client_closed, NULL);
+    g_after_close = registry_get_digest(g_fx->rc, g_fx->host, "team/app", "v1", on_result, NULL);
+}
+
+static void test_close_from_callback(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    g_fx = &x;
+    g_close_cbs = 0;
+    g_closed = 0;
+    g_after_close = (struct registry_req *)&x;
+    /* Two results decided at once (bad names), delivered in one turn. */
+    registry_get_digest(x.rc, x.host, "bad name", "v1", on_result_close, NULL);
+    registry_get_digest(x.rc, x.host, "bad name", "v1", on_result_close, NULL);
+    for (int i = 0; i < 50 && !g_closed; i++) uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(g_close_cbs, 1);
+    assert_null(g_after_close);
+    assert_int_equal(g_closed, 1);
+    http_client_close(x.http);
+    dns_close(x.dns);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&x.loop), 0);
+    fake_stop(&x.f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_rate_limited_pause),    cmocka_unit_test(test_missing_digest_get_sha256),
         cmocka_unit_test(test_tags_pagination),       cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
+        cmocka_unit_test(test_close_from_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,10 @@
 #define MAX_TAGS_PAGE (8 * 1024 * 1024)
 #define MAX_TOKEN_BODY (256 * 1024)
 #define MAX_PAGES 1000
+/* Requests in flight to one registry at most (so connections to it, with
+ * keep-alive); more wait in order. A thousand watches firing in one turn
+ * must not open a thousand connections. */
+#define HOST_CONCURRENCY 4
 
 static const char ACCEPT_MANIFESTS[] =
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
@@ -55,6 +59,7 @@ struct host_state {
     uint64_t paused_until;   /* loop time; 0 = not paused */
     bool basic;              /* answered a Basic challenge: send credentials up front */
     char *realm, *service;   /* its last Bearer challenge: tokens are fetched up front */
+    unsigned inflight;       /* requests holding one of its HOST_CONCURRENCY slots */
 };
 
 struct stat_entry {
@@ -74,8 +79,12 @@ struct registry_client {
     struct token *tokens;
     struct host_state *hosts;
     struct stat_entry *stats;
-    struct registry_req *reqs;   /* every request not yet finished */
-    uv_timer_t deliver;          /* results decided inside registry_get_*: given from the loop */
+    struct registry_req *reqs;   /* every request not yet finished, oldest first */
+    struct registry_req *reqs_tail;
+    size_t queued;               /* of them, waiting for a slot of their host */
+    /* Results decided inside registry_get_*, and queued requests whose host
+     * has a free slot again: handled from the loop. */
+    uv_timer_t deliver;
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
@@ -92,6 +101,10 @@ struct registry_req {
     void *ud;
     char *registry;          /* as given, for stats */
     char host[256];          /* API host[:port] */
+    struct host_state *hs;
+    bool queued;             /* waits for a slot of hs */
+    bool has_slot;
+    bool in_dispatch;        /* being started: a result now is given from the loop */
     char *repository, *tag;
     char *scope;             /* repository:<name>:pull */
     struct url ep;           /* where the API is */
@@ -261,6 +274,9 @@ static void token_put(struct registry_client *c, const char *host, const char *s
 
 /* ---- finishing -------------------------------------------------------------- */
 
+static void on_deliver(uv_timer_t *t);
+static void dispatch(struct registry_req *r);
+
 static void req_free(struct registry_req *r)
 {
     free(r->registry);
@@ -289,14 +305,23 @@ static void req_unlink(struct registry_req *r)
     if (r->prev) r->prev->next = r->next;
     else c->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
+    else c->reqs_tail = r->prev;
     r->prev = r->next = NULL;
+    if (r->queued) c->queued--;
+    r->queued = false;
+    if (r->has_slot) {
+        r->has_slot = false;
+        r->hs->inflight--;
+        /* Its slot can start a waiting one, from the loop (not from here:
+         * we may be inside a callback chain). */
+        if (c->queued && !c->closing) uv_timer_start(&c->deliver, on_deliver, 0, 0);
+    }
 }
 
 /* Hands the result over and frees the request. The callback may close the
  * client or start other requests; nothing here touches c after it. */
-static void req_deliver(struct registry_req *r)
+static void fill_result(struct registry_req *r)
 {
-    req_unlink(r);
     r->res.error = r->res.err ? r->error : NULL;
     r->res.digest = r->digest;
     r->res.media_type = r->media_type;
@@ -310,6 +335,12 @@ static void req_deliver(struct registry_req *r)
         r->res.tags = r->tags;
         r->res.ntags = r->ntags;
     }
+}
+
+static void req_deliver(struct registry_req *r)
+{
+    req_unlink(r);
+    fill_result(r);
     r->cb(r->ud, &r->res);
     req_free(r);
 }
@@ -327,6 +358,13 @@ static void finish(struct registry_req *r, int err, const char *fmt, ...)
         buf_vprintf(&b, fmt, ap);
         va_end(ap);
         r->error = buf_steal(&b);
+    }
+    if (r->in_dispatch) {
+        /* Decided while registry_get_* (or the queue) starts it: the
+         * callback must not run from in there. on_deliver counts it. */
+        r->pending = true;
+        uv_timer_start(&r->c->deliver, on_deliver, 0, 0);
+        return;
     }
     count(r->c, r->host, outcome_of(err));
     req_deliver(r);
@@ -350,14 +388,21 @@ static void on_deliver(uv_timer_t *t)
         first = r->next;
         r->next = NULL;
         count(c, r->host, outcome_of(r->res.err));
+        fill_result(r);
         r->cb(r->ud, &r->res);
-        r->res.error = NULL;
         req_free(r);
     }
     while (first) {   /* the client was closed by a callback: no more callbacks */
         struct registry_req *r = first;
         first = r->next;
         req_free(r);
+    }
+    /* Queued requests whose host has a free slot, oldest first. dispatch
+     * never calls back from inside, so the list stays as it is meanwhile
+     * (apart from the request dispatched). */
+    for (struct registry_req *r = c->reqs, *next; r && c->queued && !c->closing; r = next) {
+        next = r->next;
+        if (r->queued && r->hs->inflight < HOST_CONCURRENCY) dispatch(r);
     }
 }
 
@@ -368,7 +413,6 @@ static void finish_later(struct registry_req *r, int err, const char *error)
     r->pending = true;
     r->res.err = err;
     r->error = xstrdup(error);
-    r->res.error = r->error;
     uv_timer_start(&r->c->deliver, on_deliver, 0, 0);
 }
 
@@ -748,6 +792,33 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     url_free(&realm);
 }
 
+/* Starts a request that may go now: its host is not paused, a slot is free. */
+static void dispatch(struct registry_req *r)
+{
+    struct registry_client *c = r->c;
+    struct host_state *hs = r->hs;
+    if (r->queued) {
+        r->queued = false;
+        c->queued--;
+    }
+    uint64_t now = now_ms(c);
+    if (hs->paused_until > now) {
+        r->res.retry_after_ms = hs->paused_until - now;
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: rate limited (HTTP 429), paused for %llu s more", r->host,
+                 (unsigned long long)((r->res.retry_after_ms + 999) / 1000));
+        finish_later(r, -EAGAIN, msg);
+        return;
+    }
+    hs->inflight++;
+    r->has_slot = true;
+    /* The deadline runs from here, not from a wait in the queue. */
+    r->deadline = now + c->timeout_ms;
+    r->in_dispatch = true;
+    send_api(r);
+    r->in_dispatch = false;
+}
+
 /* ---- public ------------------------------------------------------------------ */
 
 struct registry_client *registry_client_new(uv_loop_t *loop, const struct registry_client_opts *opts)
@@ -779,25 +850,17 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
     r->tag = xstrdup_or_null(tag);
     r->res.ratelimit_limit = r->res.ratelimit_remaining = -1;
     buf_init(&r->tags_buf);
-    r->next = c->reqs;
-    if (c->reqs) c->reqs->prev = r;
-    c->reqs = r;
-    r->deadline = now_ms(c) + c->timeout_ms;
+    /* Appended: queued requests go in order. */
+    r->prev = c->reqs_tail;
+    if (c->reqs_tail) c->reqs_tail->next = r;
+    else c->reqs = r;
+    c->reqs_tail = r;
 
     if (!name_ok(r->repository, "._-/") || (kind == REQ_MANIFEST && !name_ok(r->tag, "._-"))) {
         finish_later(r, -EINVAL, "invalid repository or tag name");
         return r;
     }
-    struct host_state *hs = host_get(c, r->host);
-    uint64_t now = now_ms(c);
-    if (hs->paused_until > now) {
-        r->res.retry_after_ms = hs->paused_until - now;
-        char msg[320];
-        snprintf(msg, sizeof msg, "%s: rate limited (HTTP 429), paused for %llu s more", r->host,
-                 (unsigned long long)((r->res.retry_after_ms + 999) / 1000));
-        finish_later(r, -EAGAIN, msg);
-        return r;
-    }
+    r->hs = host_get(c, r->host);
     struct buf u;
     buf_init(&u);
     buf_printf(&u, "%s://%s/", is_insecure(c->insecure, r->host) ? "http" : "https", r->host);
@@ -819,7 +882,12 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
     if (kind == REQ_MANIFEST) buf_printf(&p, "/v2/%s/manifests/%s", r->repository, r->tag);
     else buf_printf(&p, "/v2/%s/tags/list", r->repository);
     r->path = buf_steal(&p);
-    send_api(r);
+    if (r->hs->inflight < HOST_CONCURRENCY) {
+        dispatch(r);
+    } else {
+        r->queued = true;
+        c->queued++;
+    }
     return r;
 }
 

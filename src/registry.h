@@ -8,6 +8,8 @@
  * or credentialed Bearer token flow (401 + WWW-Authenticate -> token,
  * cached per host and scope until expires_in), and Basic. A 429 pauses its
  * host (Retry-After, else 60 s): requests to it fail at once until then.
+ * At most 4 requests are in flight to one host (so at most 4 connections
+ * to it); more wait in order, their deadline starting when they go.
  * Credentials and tokens never appear in a log line or a result. */
 #ifndef WR_REGISTRY_H
 #define WR_REGISTRY_H

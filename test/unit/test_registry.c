@@ -41,6 +41,7 @@ struct fake {
     bool omit_digest;
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
+    const char *realm;           /* the Bearer realm to announce; NULL: /token here */
     /* seen */
     int connections;
     int api_requests;
@@ -118,6 +119,8 @@ static void answer(struct fake *f, int fd, const char *req)
         char ch[512];
         if (f->auth == FA_BASIC)
             snprintf(ch, sizeof ch, "WWW-Authenticate: Basic realm=\"fake\"\r\n");
+        else if (f->realm)
+            snprintf(ch, sizeof ch, "WWW-Authenticate: Bearer realm=\"%s\",service=\"fake\"\r\n", f->realm);
         else
             snprintf(ch, sizeof ch,
                      "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"fake\","
@@ -706,6 +709,44 @@ static void test_close_from_callback(void **s)
     fake_stop(&x.f);
 }
 
+
+/* Many requests to one host in one turn (a thousand watches firing
+ * together): at most 4 in flight, so at most 4 connections, the rest
+ * queued; every one answered. */
+static void test_host_concurrency(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    struct got g[12];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 12; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 12; i++) run_until(&x, &g[i]);
+    for (int i = 0; i < 12; i++) assert_int_equal(g[i].err, 0);
+    assert_int_equal(x.f.api_requests, 12);
+    assert_true(fake_get(&x.f, &x.f.connections) <= 4);
+    fx_finish(&x);
+}
+
+
+/* A realm that is no http(s) URL: an error, from the first 401 and from the
+ * remembered challenge alike, and never from inside registry_get_digest. */
+static void test_bad_realm(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.realm = "ftp://127.0.0.1/token";
+    for (int i = 0; i < 2; i++) {
+        struct got g = digest(&x, "team/app", "v1");   /* checks: no callback from inside */
+        assert_int_equal(g.err, -EPROTO);
+        assert_non_null(strstr(g.error, "the token realm of its challenge is not an http(s) URL"));
+    }
+    assert_true(has_stat(&x, "error=2;"));
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,7 +756,8 @@ int main(void)
         cmocka_unit_test(test_rate_limited_pause),    cmocka_unit_test(test_missing_digest_get_sha256),
         cmocka_unit_test(test_tags_pagination),       cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
-        cmocka_unit_test(test_close_from_callback),
+        cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
+        cmocka_unit_test(test_bad_realm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,5 +282,6 @@ int webhook_inject(struct webhook_ctx *w, const struct push_event *ev)
 void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
                     struct http_response *res)
 {
-    count(w, handle(w, req, path_token, res), res->status);
+    const char *format = handle(w, req, path_token, res);   /* before reading the status it set */
+    count(w, format, res->status);
 }

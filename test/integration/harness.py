@@ -905,14 +905,19 @@ def redacted(url):
     return f"{scheme.lower()}://{authority.lower()}/***#{hashlib.sha256(url.encode()).hexdigest()[:8]}"
 
 
-def manifest_payload(fixtures, repository, tag, event_id, host="127.0.0.1:5000"):
-    """The real captured manifest push, with its names changed."""
+def manifest_payload(fixtures, repository, tag, event_id, host="127.0.0.1:5000", digest=None):
+    """The real captured manifest push, with its names changed. Each event id
+    stands for a push of its own image: the digest is derived from it unless
+    given (one digest redeploys a route once, so two pushes of one image
+    would be one redeploy)."""
+    import hashlib
     with open(os.path.join(fixtures, "distribution", "04-push-manifest.json")) as f:
         doc = json.load(f)
     ev = doc["events"][0]
     ev["id"] = event_id
     ev["target"]["repository"] = repository
     ev["target"]["tag"] = tag
+    ev["target"]["digest"] = digest or "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
     ev["request"]["host"] = host
     return doc
 

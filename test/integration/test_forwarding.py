@@ -256,7 +256,10 @@ def test_placeholders_are_percent_encoded(receiver, start_router, containers, fi
     containers(repo, receiver.url(f"/ph/{uniq}?tag={{tag}}&repo={{repository}}&d={{digest}}"))
     router = start_router()
     router.wait_ready()
-    push(router, fixtures_dir, repo, "v1.0_rc", f"ph-{uniq}")
+    status, _ = router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1.0_rc", f"ph-{uniq}",
+                                                         digest="sha256:20a5b08e26ee5b7292cac7a88a810f82"
+                                                                "25f0b3e031ed4262c8d58f2edeabec94"))
+    assert status == 202
     want = (f"/ph/{uniq}?tag=v1.0_rc&repo=team%2Fph{uniq}"
             "&d=sha256%3A20a5b08e26ee5b7292cac7a88a810f8225f0b3e031ed4262c8d58f2edeabec94")
     receiver.wait_for(want, 1)

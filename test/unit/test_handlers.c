@@ -155,6 +155,7 @@ static void test_handle_accepts_and_queues(void **s)
     assert_int_equal(forward_queued(x.fwd), 2);
     assert_int_equal(x.w.counts.n, 1);
     assert_string_equal(x.w.counts.by_status[0].format, "distribution");
+    assert_int_equal(x.w.counts.by_status[0].status, 202);   /* the status the request ended with */
     assert_int_equal(x.w.counts.by_status[0].n, 2);
     fx_finish(&x);
 }

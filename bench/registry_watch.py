@@ -147,7 +147,9 @@ def main():
         wait_until(lambda: metric(base, "webhook_router_watches") == args.watches, 60, 0.2, "the watches")
         ok = lambda: metric(base, "webhook_router_registry_requests_total", 'outcome="ok"')   # noqa: E731
         wait_until(lambda: ok() >= args.watches, 120, 0.2, "the first round of checks")
-        time.sleep(2)
+        # The first round goes out together; later ones are spread by the
+        # jitter. A window starting half an interval later holds whole rounds.
+        time.sleep(args.interval / 2)
         rss0, cpu0, req0, w0 = rss_mib(router.pid), cpu_seconds(router.pid), ok(), time.monotonic()
         most = 0
         window = args.interval * args.intervals
@@ -170,6 +172,7 @@ def main():
         wait_until(lambda: len(Hits.times) > hits0, args.interval * 1.2 + 10, 0.01, "the forward")
         took = Hits.times[hits0] - t_push
         print(f"push -> forward {took * 1000:.0f} ms (interval {args.interval * 1000} ms, jitter +-10 %)")
+        time.sleep(0.5)
         lines = [json.loads(x) for x in open(log_path) if x.startswith("{")]
         change = [x for x in lines if x.get("msg") == "registry change"]
         fwd = [x for x in lines if x.get("msg") == "forwarded"]
@@ -177,7 +180,7 @@ def main():
             def ms(x):
                 return time.mktime(time.strptime(x["ts"][:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(x["ts"][20:23])
             print(f"the router's share: change found -> forwarded {ms(fwd[-1]) - ms(change[-1]):.0f} ms "
-                  f"(forward round trip {fwd[-1].get('duration_ms')} ms)")
+                  f"(forward round trip {fwd[-1].get('duration_ms')} ms)", flush=True)
     finally:
         if router:
             stop_pid(router)

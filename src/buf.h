@@ -22,6 +22,17 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xstrdup_or_null(const char *s);   /* NULL stays NULL */
 
+/* What an async close calls once the part is freed (libuv's uv_close
+ * shape): kept by the part, called after its memory went. */
+struct close_cb {
+    void (*fn)(void *ud);
+    void *ud;
+};
+static inline void close_cb_call(struct close_cb c)
+{
+    if (c.fn) c.fn(c.ud);
+}
+
 /* FNV-1a, the one string hash of the program: hash_str(HASH_INIT, s), or
  * chained over several strings (each result seeds the next). */
 #define HASH_INIT ((size_t)1469598103934665603ULL)

@@ -63,8 +63,7 @@ struct dns {
     unsigned long cache_hits;
     int open_handles;
     bool closing;
-    void (*closed_cb)(void *ud);      /* dns_close's, once freed */
-    void *closed_ud;
+    struct close_cb closed;      /* dns_close's, once freed */
 };
 
 static void cache_free_all(struct dns *d)
@@ -128,11 +127,10 @@ static void handle_closed(uv_handle_t *h)
     struct dns *d = h->data;
     if (h->type == UV_POLL) free(h);   /* the dns_poll, handle is its first member */
     if (--d->open_handles == 0) {
-        void (*cb)(void *) = d->closed_cb;
-        void *ud = d->closed_ud;
+        struct close_cb closed = d->closed;
         ares_library_cleanup();
         free(d);
-        if (cb) cb(ud);
+        close_cb_call(closed);
     }
 }
 
@@ -345,8 +343,7 @@ void dns_close(struct dns *d, void (*cb)(void *ud), void *ud)
 {
     if (!d) return;
     assert(!d->closing && "dns_close called twice");
-    d->closed_cb = cb;
-    d->closed_ud = ud;
+    d->closed = (struct close_cb){cb, ud};
     /* Let c-ares fail what is pending (ECANCELLED) while we can still
      * deliver, then deliver synchronously: nothing is left behind. */
     if (d->channel) ares_cancel(d->channel);

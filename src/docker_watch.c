@@ -78,8 +78,7 @@ struct docker_watch {
     uv_timer_t resync_timer;
     int open_handles;
     bool closing;
-    void (*closed_cb)(void *ud);     /* docker_watch_close's, once freed */
-    void *closed_ud;
+    struct close_cb closed;     /* docker_watch_close's, once freed */
 };
 
 /* Service events carry no labels: each create/update is followed by a GET
@@ -895,10 +894,9 @@ static void on_closed(uv_handle_t *h)
     free(w->host_header);
     free(w->last_error);
     http_endpoint_free(&w->ep);
-    void (*cb)(void *) = w->closed_cb;
-    void *ud = w->closed_ud;
+    struct close_cb closed = w->closed;
     free(w);
-    if (cb) cb(ud);
+    close_cb_call(closed);
 }
 
 void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
@@ -906,8 +904,7 @@ void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
     if (!w) return;
     assert(!w->closing && "docker_watch_close called twice");
     w->closing = true;
-    w->closed_cb = cb;
-    w->closed_ud = ud;
+    w->closed = (struct close_cb){cb, ud};
     while (w->inspects) docker_watch_inspect_cancel(w->inspects);
     cancel_calls(w);
     clear_pending(w);

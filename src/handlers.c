@@ -21,15 +21,17 @@ static void method_not_allowed(struct http_response *res, const char *allow)
     buf_printf(&res->headers, "Allow: %s\r\n", allow);
 }
 
-static void handle_health(struct app *a, struct http_response *res)
+static void handle_health(struct app *a, const struct http_request *req, struct http_response *res)
 {
+    (void)req;
     (void)a;
     res->status = 200;
     buf_puts(&res->body, "{\"status\":\"ok\"}");
 }
 
-static void handle_ready(struct app *a, struct http_response *res)
+static void handle_ready(struct app *a, const struct http_request *req, struct http_response *res)
 {
+    (void)req;
     bool ready = a->nwatchers > 0;
     const char *reason = NULL;
     struct buf engines;
@@ -166,8 +168,9 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     buf_putc(b, '}');
 }
 
-static void handle_routes(struct app *a, struct http_response *res)
+static void handle_routes(struct app *a, const struct http_request *req, struct http_response *res)
 {
+    (void)req;
     struct routes_out o = {.b = &res->body, .rw = a->registry_watch};
     buf_puts(&res->body, "{\"routes\":[");
     routes_foreach(a->routes, put_route, &o);
@@ -181,8 +184,9 @@ static void put_registry_stat(void *ud, const char *registry, const char *outcom
                 (const char *const[]){"registry", registry, "outcome", outcome, NULL}, (double)n);
 }
 
-static void handle_metrics(struct app *a, struct http_response *res)
+static void handle_metrics(struct app *a, const struct http_request *req, struct http_response *res)
 {
+    (void)req;
     struct buf *b = &res->body;
     char num[32], status[16];
     prom_family(b, "webhook_router_build_info", "gauge", "Version of the running router.");
@@ -228,27 +232,17 @@ static void handle_metrics(struct app *a, struct http_response *res)
     prom_sample(b, "webhook_router_forward_duration_seconds_sum", NULL, fs->latency_sum);
     prom_sample(b, "webhook_router_forward_duration_seconds_count", NULL, (double)fs->latency_count);
 
-    prom_family(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.");
-    prom_sample(b, "webhook_router_forward_queue_depth", NULL, (double)forward_queued(a->fwd));
-    prom_family(b, "webhook_router_intake_pauses_total", "counter",
-                "Times webhook intake paused for the forward backlog to drain.");
-    prom_sample(b, "webhook_router_intake_pauses_total", NULL, (double)intake_pauses(a->intake));
-    prom_family(b, "webhook_router_forwards_in_flight", "gauge", "Forwards being sent now.");
-    prom_sample(b, "webhook_router_forwards_in_flight", NULL, (double)forward_in_flight(a->fwd));
+    prom_single(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.", (double)forward_queued(a->fwd));
+    prom_single(b, "webhook_router_intake_pauses_total", "counter", "Times webhook intake paused for the forward backlog to drain.", (double)intake_pauses(a->intake));
+    prom_single(b, "webhook_router_forwards_in_flight", "gauge", "Forwards being sent now.", (double)forward_in_flight(a->fwd));
     prom_family(b, "webhook_router_registry_requests_total", "counter",
                 "Registry watch requests by registry and outcome.");
     if (a->registry) registry_client_stats(a->registry, put_registry_stat, b);
-    prom_family(b, "webhook_router_watches", "gauge", "Registry watches (registry, repository, tag or tag list).");
-    prom_sample(b, "webhook_router_watches", NULL, (double)registry_watch_count(a->registry_watch));
-    prom_family(b, "webhook_router_watch_changes_total", "counter",
-                "New digests or tags a registry watch found and handed to the webhook path.");
-    prom_sample(b, "webhook_router_watch_changes_total", NULL, (double)registry_watch_changes(a->registry_watch));
-    prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
-    prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
+    prom_single(b, "webhook_router_watches", "gauge", "Registry watches (registry, repository, tag or tag list).", (double)registry_watch_count(a->registry_watch));
+    prom_single(b, "webhook_router_watch_changes_total", "counter", "New digests or tags a registry watch found and handed to the webhook path.", (double)registry_watch_changes(a->registry_watch));
+    prom_single(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.", (double)routes_count(a->routes));
 
-    prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
-                "Log lines dropped because stdout was not being read (see the warn line when it recovers).");
-    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(&a->log));
+    prom_single(b, "webhook_router_log_lines_dropped_total", "counter", "Log lines dropped because stdout was not being read (see the warn line when it recovers).", (double)log_dropped(&a->log));
 
     prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
     for (size_t i = 0; i < a->nwatchers; i++)
@@ -273,40 +267,16 @@ static bool webhook_path(const char *path, const char **token)
     return true;
 }
 
-static void endpoint_health(struct app *a, const struct http_request *req, struct http_response *res)
-{
-    (void)req;
-    handle_health(a, res);
-}
-
-static void endpoint_ready(struct app *a, const struct http_request *req, struct http_response *res)
-{
-    (void)req;
-    handle_ready(a, res);
-}
-
-static void endpoint_metrics(struct app *a, const struct http_request *req, struct http_response *res)
-{
-    (void)req;
-    handle_metrics(a, res);
-}
-
-static void endpoint_routes(struct app *a, const struct http_request *req, struct http_response *res)
-{
-    (void)req;
-    handle_routes(a, res);
-}
-
 /* The operational endpoints, by exact path (as h2o registers a handler per
  * path). The webhook, with its token segment, is matched before them. */
 static const struct endpoint {
     const char *path;
     void (*fn)(struct app *a, const struct http_request *req, struct http_response *res);
 } endpoints[] = {
-    {"/health", endpoint_health},
-    {"/ready", endpoint_ready},
-    {"/metrics", endpoint_metrics},
-    {"/routes", endpoint_routes},
+    {"/health", handle_health},
+    {"/ready", handle_ready},
+    {"/metrics", handle_metrics},
+    {"/routes", handle_routes},
 };
 
 void handlers_dispatch(void *ud, const struct http_request *req, struct http_response *res)

@@ -77,8 +77,7 @@ struct http_client {
     uv_timer_t sweep;             /* closes pooled connections past the idle limit */
     bool sweep_closed;
     bool closing;
-    void (*closed_cb)(void *ud);  /* http_client_close's, once freed */
-    void *closed_ud;
+    struct close_cb closed;  /* http_client_close's, once freed */
     llhttp_settings_t settings;   /* the same callbacks for every call */
     struct tls_config *tls;       /* NULL until http_client_tls_setup */
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
@@ -139,11 +138,10 @@ static bool retry_fresh(struct http_call *call);
 static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
-    void (*cb)(void *) = c->closed_cb;
-    void *ud = c->closed_ud;
+    struct close_cb closed = c->closed;
     tls_config_free(c->tls);
     free(c);
-    if (cb) cb(ud);
+    close_cb_call(closed);
 }
 
 static void call_free(struct http_call *call)
@@ -880,8 +878,7 @@ void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud)
     if (!c) return;
     assert(!c->closing && "http_client_close called twice");
     c->closing = true;
-    c->closed_cb = cb;
-    c->closed_ud = ud;
+    c->closed = (struct close_cb){cb, ud};
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
     while (c->idle) {
         struct conn *conn = c->idle;

@@ -77,8 +77,7 @@ struct http_server {
     bool buffer_warned;           /* one warning per episode of hitting max_buffered_bytes */
     bool paused;                  /* http_server_pause: no connection reads */
     int open_handles;             /* listener + every connection's handles */
-    void (*closed_cb)(void *ud);
-    void *closed_ud;
+    struct close_cb closed;
     llhttp_settings_t settings;
     /* Handlers run one at a time, so one response and one header array
      * serve every connection; reused, they cost no allocation per request. */
@@ -140,15 +139,14 @@ void http_response_error(struct http_response *res, int status, const char *msg)
 static void server_maybe_free(struct http_server *s)
 {
     if (s->closing && s->open_handles == 0) {
-        void (*cb)(void *) = s->closed_cb;
-        void *ud = s->closed_ud;
+        struct close_cb closed = s->closed;
         free(s->addr);
         free(s->hdrs);
         buf_free(&s->res.headers);
         buf_free(&s->res.body);
         buf_free(&s->out);
         free(s);
-        if (cb) cb(ud);
+        close_cb_call(closed);
     }
 }
 
@@ -880,8 +878,7 @@ void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
 {
     http_server_stop(s);
     s->closing = true;
-    s->closed_cb = cb;
-    s->closed_ud = ud;
+    s->closed = (struct close_cb){cb, ud};
     for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
     server_maybe_free(s);
 }

@@ -36,3 +36,9 @@ void prom_sample(struct buf *b, const char *name, const char *const *labels, dou
     else if (value == floor(value) && fabs(value) < 1e15) buf_printf(b, " %.0f\n", value);
     else buf_printf(b, " %.6g\n", value);
 }
+
+void prom_single(struct buf *b, const char *name, const char *type, const char *help, double value)
+{
+    prom_family(b, name, type, help);
+    prom_sample(b, name, NULL, value);
+}

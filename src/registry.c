@@ -87,8 +87,7 @@ struct registry_client {
      * has a free slot again: handled from the loop. */
     uv_timer_t deliver;
     bool closing;
-    void (*close_cb)(void *ud);
-    void *close_ud;
+    struct close_cb closed;
 };
 
 enum req_kind { REQ_MANIFEST, REQ_TAGS };
@@ -933,8 +932,7 @@ unsigned long registry_client_connections(const struct registry_client *c)
 static void on_closed(uv_handle_t *h)
 {
     struct registry_client *c = h->data;
-    void (*cb)(void *) = c->close_cb;
-    void *ud = c->close_ud;
+    struct close_cb closed = c->closed;
     while (c->tokens) {
         struct token *t = c->tokens;
         c->tokens = t->next;
@@ -959,15 +957,14 @@ static void on_closed(uv_handle_t *h)
     }
     free(c->insecure);
     free(c);
-    if (cb) cb(ud);
+    close_cb_call(closed);
 }
 
 void registry_client_close(struct registry_client *c, void (*cb)(void *ud), void *ud)
 {
     if (!c || c->closing) return;
     c->closing = true;
-    c->close_cb = cb;
-    c->close_ud = ud;
+    c->closed = (struct close_cb){cb, ud};
     while (c->reqs) registry_req_cancel(c->reqs);
     uv_timer_stop(&c->deliver);
     uv_close((uv_handle_t *)&c->deliver, on_closed);

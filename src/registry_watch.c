@@ -25,7 +25,6 @@
 #define RATELIMIT_STRETCH 4     /* a host near its rate limit: intervals x 4 */
 
 struct host_state {
-    struct host_state *next;
     char *host;
     unsigned in_flight;
     unsigned stretch;           /* 1, or RATELIMIT_STRETCH while the host is near its limit */
@@ -69,13 +68,13 @@ struct registry_watcher {
     bool built;
     struct watch *watches;
     size_t nwatches;
-    struct host_state *hosts;
+    struct host_state **hosts;   /* a few registries: an array */
+    size_t nhosts;
     unsigned long changes;
     uint64_t rng;
     int open_handles;
     bool closing;
-    void (*closed_cb)(void *ud);
-    void *closed_ud;
+    struct close_cb closed;
 };
 
 /* ---- the key of a route on an object (pure) -------------------------------- */
@@ -167,13 +166,13 @@ static uint64_t jittered(struct registry_watcher *rw, uint64_t ms)
 
 static struct host_state *host_get(struct registry_watcher *rw, const char *host)
 {
-    for (struct host_state *h = rw->hosts; h; h = h->next)
-        if (strcmp(h->host, host) == 0) return h;
+    for (size_t i = 0; i < rw->nhosts; i++)
+        if (strcmp(rw->hosts[i]->host, host) == 0) return rw->hosts[i];
     struct host_state *h = xcalloc(1, sizeof *h);
     h->host = xstrdup(host);
     h->stretch = 1;
-    h->next = rw->hosts;
-    rw->hosts = h;
+    rw->hosts = xrealloc(rw->hosts, (rw->nhosts + 1) * sizeof *rw->hosts);
+    rw->hosts[rw->nhosts++] = h;
     return h;
 }
 
@@ -605,29 +604,28 @@ static void on_closed(uv_handle_t *h)
 {
     struct registry_watcher *rw = h->data;
     if (--rw->open_handles) return;
-    void (*cb)(void *) = rw->closed_cb;
-    void *ud = rw->closed_ud;
+    struct close_cb closed = rw->closed;
     free(rw);
-    if (cb) cb(ud);
+    close_cb_call(closed);
 }
 
 void registry_watch_close(struct registry_watcher *rw, void (*cb)(void *ud), void *ud)
 {
     if (!rw) return;
     rw->closing = true;
-    rw->closed_cb = cb;
-    rw->closed_ud = ud;
+    rw->closed = (struct close_cb){cb, ud};
     while (rw->watches) {
         struct watch *w = rw->watches;
         rw->watches = w->next;
         watch_free(w);
     }
-    while (rw->hosts) {
-        struct host_state *h = rw->hosts;
-        rw->hosts = h->next;
-        free(h->host);
-        free(h);
+    for (size_t i = 0; i < rw->nhosts; i++) {
+        free(rw->hosts[i]->host);
+        free(rw->hosts[i]);
     }
+    free(rw->hosts);
+    rw->hosts = NULL;
+    rw->nhosts = 0;
     uv_close((uv_handle_t *)&rw->timer, on_closed);
     uv_close((uv_handle_t *)&rw->follow, on_closed);
 }

@@ -162,26 +162,24 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
     json_put_key(b, "decision", &first);
     switch (plan->decision[i]) {
     case WEBHOOK_IGNORED:
+    case WEBHOOK_NO_ROUTE: {
+        /* Recognised but not routed: the parser's reason, or no route. */
+        bool parser = plan->decision[i] == WEBHOOK_IGNORED;
+        const char *reason = parser ? ev->ignored : "no route matches";
         json_put_str(b, "ignored");
         json_put_key(b, "reason", &first);
-        json_put_str(b, ev->ignored);
+        json_put_str(b, reason);
         w->counts.ignored++;
-        LOG(w->log, LOG_DEBUG, "event ignored", F_STR("repository", ev->repository),
-            F_STR("event_id", ev->id), F_STR("reason", ev->ignored));
+        LOG(w->log, parser ? LOG_DEBUG : LOG_INFO, parser ? "event ignored" : "push without route",
+            F_STR("registry", ev->registry), F_STR("repository", ev->repository), F_STR("tag", ev->tag),
+            F_STR("event_id", ev->id), F_STR("reason", parser ? reason : NULL));
         break;
+    }
     case WEBHOOK_DUPLICATE:
         json_put_str(b, "duplicate");
         w->counts.duplicate++;
         LOG(w->log, LOG_INFO, "duplicate event not forwarded", F_STR("repository", ev->repository),
             F_STR("tag", ev->tag), F_STR("event_id", ev->id));
-        break;
-    case WEBHOOK_NO_ROUTE:
-        json_put_str(b, "ignored");
-        json_put_key(b, "reason", &first);
-        json_put_str(b, "no route matches");
-        w->counts.ignored++;
-        LOG(w->log, LOG_INFO, "push without route", F_STR("registry", ev->registry),
-            F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id));
         break;
     case WEBHOOK_FORWARD: {
         size_t n = plan->first[i + 1] - plan->first[i];

@@ -134,16 +134,32 @@ def main():
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         hook = f"http://127.0.0.1:{srv.server_address[1]}/hook/bench"
         image = ",".join(f"{reg.host}/{r}" for r in repos)
-        engine.docker("create", "--network", "none", "--label", f"webhook-router.image={image}",
-                      "--label", f"webhook-router.url={hook}", "--label", "webhook-router.tag=v1",
-                      "--label", f"webhook-router.poll={args.interval}s", "local/bb:1")
         port = free_port()
         env = dict(os.environ, DOCKER_HOST=engine.host, LOG_LEVEL="info", INSECURE_REGISTRIES=reg.host,
                    LISTEN_ADDR="127.0.0.1", LISTEN_PORT=str(port), DEBOUNCE_MS="0")
-        log_path = os.path.join(d, "router.log")
-        router = subprocess.Popen([args.binary], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
+        log_path = os.path.join(d, "router.log")
+
+        def start():
+            return subprocess.Popen([args.binary], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+
+        def labels(poll):
+            return ["--label", f"webhook-router.image={image}", "--label", f"webhook-router.url={hook}",
+                    "--label", "webhook-router.tag=v1"] + (["--label", f"webhook-router.poll={poll}"] if poll else [])
+
+        # The same routes without watches first: what the watches themselves cost.
+        cid = engine.docker("create", "--network", "none", *labels(None), "local/bb:1").stdout.strip()
+        router = start()
+        wait_until(lambda: metric(base, "webhook_router_routes") == args.watches, 60, 0.2, "the routes")
+        time.sleep(2)
+        rss_routes = rss_mib(router.pid)
+        stop_pid(router)
+        engine.docker("rm", "-f", cid)
+        print(f"RSS with {args.watches} routes and no watch: {rss_routes:.1f} MiB")
+
+        engine.docker("create", "--network", "none", *labels(f"{args.interval}s"), "local/bb:1")
+        router = start()
         wait_until(lambda: metric(base, "webhook_router_watches") == args.watches, 60, 0.2, "the watches")
         ok = lambda: metric(base, "webhook_router_registry_requests_total", 'outcome="ok"')   # noqa: E731
         wait_until(lambda: ok() >= args.watches, 120, 0.2, "the first round of checks")
@@ -161,7 +177,8 @@ def main():
         requests = (ok() - req0) / span * args.interval
         errors = metric(base, "webhook_router_registry_requests_total") - ok()
         print(f"CPU {cpu:.2f} % of a core over {span:.0f} s; RSS {rss0:.1f} -> {rss_mib(router.pid):.1f} MiB "
-              f"(growth {rss_mib(router.pid) - rss0:+.2f} MiB)")
+              f"over the window (growth {rss_mib(router.pid) - rss0:+.2f} MiB); the watches cost "
+              f"{rss0 - rss_routes:+.1f} MiB over the same routes unwatched")
         print(f"registry requests per interval {requests:.0f} (for {args.watches} watches); failed "
               f"{errors:.0f}; connections to the registry at most {most}")
 

@@ -413,11 +413,13 @@ static void on_tags(void *ud, const struct registry_result *r)
 
 /* ---- what the objects run (the baseline) -------------------------------------------- */
 
-/* "reg:5000/team/app@sha256:..." names the watch's repository? */
-static bool digest_ref_is(const struct watch *w, const char *ref, const char **digest)
+/* Does ref name the watch's repository? Then its digest, if it has one,
+ * in *digest (NULL when it has none). */
+static bool ref_names_watch(const struct watch *w, const char *ref, const char **digest)
 {
     struct reference r;
-    if (reference_split(ref, strlen(ref), &r) < 0 || !r.digest.p) return false;
+    *digest = NULL;
+    if (reference_split(ref, strlen(ref), &r) < 0) return false;
     char host[256], path[512];
     copy_span(host, sizeof host, r.host);
     copy_span(path, sizeof path, r.path);
@@ -428,6 +430,12 @@ static bool digest_ref_is(const struct watch *w, const char *ref, const char **d
     if (strcmp(a.host, b.host) != 0 || strcmp(a.path, b.path) != 0) return false;
     *digest = r.digest.p;
     return true;
+}
+
+/* "reg:5000/team/app@sha256:..." names the watch's repository, with a digest? */
+static bool digest_ref_is(const struct watch *w, const char *ref, const char **digest)
+{
+    return ref_names_watch(w, ref, digest) && *digest;
 }
 
 static void on_inspected(void *ud, int err, json_t *image)
@@ -453,7 +461,11 @@ static void read_running(struct watch *w, const struct route_source *src)
 {
     if (!watch_tag(w) || w->running || w->inspect || !src || !src->image) return;
     const char *digest;
-    if (digest_ref_is(w, src->image, &digest)) {
+    /* An image of another repository cannot tell what this one runs: no
+     * inspect (a thousand watched routes on one container would otherwise
+     * ask the engine a thousand times at once). */
+    if (!ref_names_watch(w, src->image, &digest)) return;
+    if (digest) {
         set_str(&w->running, digest);
         return;
     }

@@ -36,6 +36,8 @@ struct config {
     size_t max_body_bytes;
     size_t max_buffered_bytes;  /* bodies being received, all connections together */
     int max_connections;
+    bool engine_updates;        /* ENGINE_UPDATES: the router may change the engine (engine_update.h) */
+    int engine_update_health_timeout_secs;
 };
 
 enum config_action {

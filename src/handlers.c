@@ -94,10 +94,12 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     /* The URL's token is the webhook's secret: only its redacted form. */
     struct buf red;
     buf_init(&red);
-    url_redact(&red, r->url);
+    if (r->url) url_redact(&red, r->url);
     json_put_key(b, "url", &first);
-    json_put_str(b, buf_cstr(&red));
+    json_put_str(b, r->url ? buf_cstr(&red) : NULL);
     buf_free(&red);
+    json_put_key(b, "update", &first);
+    buf_puts(b, r->update ? "true" : "false");
     json_put_key(b, "sources", &first);
     buf_putc(b, '[');
     for (size_t i = 0; i < nsrc; i++) {

@@ -120,13 +120,50 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     buf_puts(b, "]}");
 }
 
+/* Each object's last engine update. */
+static void put_update(void *ud, const struct update_status *s)
+{
+    struct routes_out *o = ud;
+    struct buf *b = o->b;
+    int first = 1;
+    buf_puts(b, o->n++ ? ",{" : "{");
+    json_put_key(b, "engine", &first);
+    json_put_str(b, s->engine);
+    json_put_key(b, "kind", &first);
+    json_put_str(b, s->kind);
+    json_put_key(b, "name", &first);
+    json_put_str(b, s->name);
+    json_put_key(b, "id", &first);
+    json_put_str(b, s->id);
+    json_put_key(b, "running", &first);
+    buf_puts(b, s->running ? "true" : "false");
+    json_put_key(b, "finished_ms", &first);
+    if (s->finished_ms) buf_put_int(b, s->finished_ms);
+    else buf_puts(b, "null");
+    json_put_key(b, "outcome", &first);
+    json_put_str(b, s->outcome);
+    json_put_key(b, "digest", &first);
+    json_put_str(b, s->digest);
+    buf_putc(b, '}');
+}
+
 static void handle_routes(struct app *a, struct http_response *res)
 {
     struct routes_out o = {.b = &res->body};
     buf_puts(&res->body, "{\"routes\":[");
     routes_foreach(a->routes, put_route, &o);
-    buf_printf(&res->body, "],\"count\":%zu}", o.n);
+    buf_printf(&res->body, "],\"count\":%zu", o.n);
+    struct routes_out u = {.b = &res->body};
+    buf_puts(&res->body, ",\"updates\":[");
+    if (a->updater) engine_updater_foreach(a->updater, put_update, &u);
+    buf_puts(&res->body, "]}");
     res->status = 200;
+}
+
+static void put_update_count(void *ud, const char *kind, const char *outcome, unsigned long n)
+{
+    prom_sample(ud, "webhook_router_updates_total", (const char *const[]){"kind", kind, "outcome", outcome, NULL},
+                (double)n);
 }
 
 static void handle_metrics(struct app *a, struct http_response *res)
@@ -185,6 +222,10 @@ static void handle_metrics(struct app *a, struct http_response *res)
     prom_sample(b, "webhook_router_forwards_in_flight", NULL, (double)forward_in_flight(a->fwd));
     prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
     prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
+
+    prom_family(b, "webhook_router_updates_total", "counter",
+                "Engine updates (ENGINE_UPDATES) by kind (container, service) and outcome.");
+    if (a->updater) engine_updater_counts(a->updater, put_update_count, b);
 
     prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
                 "Log lines dropped because stdout was not being read (see the warn line when it recovers).");

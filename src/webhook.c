@@ -77,10 +77,13 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     memset(plan, 0, sizeof *plan);
     plan->decision = xcalloc(p->n + 1, sizeof *plan->decision);
     plan->first = xcalloc(p->n + 1, sizeof *plan->first);
+    plan->ufirst = xcalloc(p->n + 1, sizeof *plan->ufirst);
     const char *urls[MAX_TARGETS];
+    const struct route_source *upd[MAX_TARGETS];
     for (size_t i = 0; i < p->n; i++) {
         const struct push_event *ev = &p->events[i];
         plan->first[i] = plan->ntargets;
+        plan->ufirst[i] = plan->nupdates;
         if (ev->ignored) {
             plan->decision[i] = WEBHOOK_IGNORED;
             continue;
@@ -90,14 +93,23 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             plan->decision[i] = WEBHOOK_DUPLICATE;
             continue;
         }
-        size_t n = routes_match(routes, ev, urls, MAX_TARGETS);
-        plan->decision[i] = n ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
-        if (!n) continue;
-        plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
-        memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
-        plan->ntargets += n;
+        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS};
+        routes_match_all(routes, ev, &m);
+        size_t n = m.nurls;
+        plan->decision[i] = n || m.nupdates ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (n) {
+            plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
+            memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
+            plan->ntargets += n;
+        }
+        if (m.nupdates) {
+            plan->updates = xrealloc(plan->updates, (plan->nupdates + m.nupdates) * sizeof *plan->updates);
+            memcpy(plan->updates + plan->nupdates, upd, m.nupdates * sizeof *upd);
+            plan->nupdates += m.nupdates;
+        }
     }
     plan->first[p->n] = plan->ntargets;
+    plan->ufirst[p->n] = plan->nupdates;
 }
 
 void webhook_plan_free(struct webhook_plan *plan)
@@ -105,6 +117,8 @@ void webhook_plan_free(struct webhook_plan *plan)
     free(plan->decision);
     free(plan->first);
     free(plan->targets);
+    free(plan->ufirst);
+    free(plan->updates);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -158,14 +172,25 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
     case WEBHOOK_FORWARD: {
         size_t n = plan->first[i + 1] - plan->first[i];
         for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) forward_submit(w->fwd, plan->targets[k], ev);
+        /* Updates start (or queue behind the object's running one) now;
+         * with ENGINE_UPDATES off the updater warns once per object. */
+        size_t nu = 0;
+        for (size_t k = plan->ufirst[i]; k < plan->ufirst[i + 1]; k++) {
+            const struct route_source *src = plan->updates[k];
+            struct update_target t = {.engine = src->engine, .kind = src->kind, .id = src->id, .name = src->name};
+            if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) nu++;
+        }
+        w->counts.updates += nu;
         dedupe_add(w->seen, ev->id);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;
         json_put_key(b, "targets", &first);
         buf_put_uint(b, n);
+        json_put_key(b, "updates", &first);
+        buf_put_uint(b, nu);
         LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
-            F_INT("targets", n));
+            F_INT("targets", n), F_INT("updates", nu));
         break;
     }
     }

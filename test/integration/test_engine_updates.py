@@ -95,7 +95,6 @@ def test_container_recreated_with_everything(engine, registry, start_router, cle
     repo = f"team/app{uniq}"
     ref = f"127.0.0.1:{registry.port}/{repo}:latest"
     v1 = make_image(engine, ref, f"v1-{uniq}")
-    engine.docker("push", ref)
     name, na, nb, vol = f"app{uniq}", f"na{uniq}", f"nb{uniq}", f"vol{uniq}"
     cleanup["containers"].append(name)
     cleanup["networks"] += [na, nb]
@@ -116,12 +115,14 @@ def test_container_recreated_with_everything(engine, registry, start_router, cle
 
     router = start_router(env={"ENGINE_UPDATES": "1"})
     router.wait_ready()
+    engine.docker("push", ref)
+    router.wait_log("container already runs the pushed image", container=name, timeout=20)
     v2 = make_image(engine, ref, f"v2-{uniq}")
     engine.docker("push", ref)
     t_push = time.monotonic()
-    started = router.wait_log("update started", container=name, timeout=20)[0]
+    started = router.wait_log("update started", container=name, n=2, timeout=20)[1]
     done = router.wait_log("container updated", container=name, timeout=60)[0]
-    matched = router.find("push matched", repository=repo)[0]
+    matched = router.find("push matched", repository=repo)[1]
     measure("container update: push matched -> update started", ts(started) - ts(matched))
     for phase in ("pull_ms", "create_ms", "stop_ms", "start_ms", "health_ms", "duration_ms"):
         measure(f"container update {phase}", done[phase] / 1000)
@@ -157,7 +158,7 @@ def test_container_recreated_with_everything(engine, registry, start_router, cle
         "request": {"host": f"127.0.0.1:{registry.port}", "method": "PUT"}}]},
         {"Content-Type": "application/vnd.docker.distribution.events.v1+json"})
     assert status == 202
-    router.wait_log("container already runs the pushed image", container=name, timeout=20)
+    router.wait_log("container already runs the pushed image", container=name, n=2, timeout=20)
     assert inspect(engine, name)["Id"] == new["Id"]
 
 
@@ -166,13 +167,16 @@ def test_failed_update_rolls_back(engine, registry, start_router, cleanup, uniq,
     repo = f"team/rb{how}{uniq}"
     ref = f"127.0.0.1:{registry.port}/{repo}:latest"
     v1 = make_image(engine, ref, f"rb1-{uniq}")
-    engine.docker("push", ref)
     name = f"rb{how}{uniq}"
     cleanup["containers"].append(name)
     engine.docker("run", "-d", "--network", "none", "--name", name, *labelled(repo), ref)
     old = inspect(engine, name)
     router = start_router(env={"ENGINE_UPDATES": "1", "ENGINE_UPDATE_HEALTH_TIMEOUT_SECS": "10"})
     router.wait_ready()
+    # v1 pushed while the router listens: the registry's notification comes
+    # now, not late from its retry queue; the container already runs it.
+    engine.docker("push", ref)
+    router.wait_log("container already runs the pushed image", container=name, timeout=20)
     if how == "exits":
         make_image(engine, ref, f"rb2-{uniq}", cmd='["/bin/sh","-c","exit 3"]')
     else:

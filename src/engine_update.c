@@ -873,8 +873,9 @@ static void s_polled(struct job *j, int err, int status, const char *body, size_
             char what[64];
             snprintf(what, sizeof what, "UpdateStatus %s", state);
             char *msg = xstrdup_or_null(str(us, "Message"));
-            json_decref(doc);
-            s_fail(j, what, msg, !strcmp(state, "rollback_completed") ? "rolled_back" : "failed");
+            const char *outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
+            json_decref(doc);   /* state points into doc: read before */
+            s_fail(j, what, msg, outcome);
             free(msg);
             return;
         }

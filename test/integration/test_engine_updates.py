@@ -189,3 +189,54 @@ def test_failed_update_rolls_back(engine, registry, start_router, cleanup, uniq,
     now = inspect(engine, name)
     assert now["Id"] == old["Id"] and now["Image"] == v1 and now["State"]["Running"]
     assert len(engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.split()) == 1
+
+
+@pytest.fixture
+def swarm(engine):
+    engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", f"127.0.0.1:{free_port()}")
+    yield engine
+    engine.docker("swarm", "leave", "--force", check=False)
+
+
+def task_images(engine, name):
+    out = engine.docker("service", "ps", "--no-trunc", "--filter", "desired-state=running",
+                        "--format", "{{.Image}}", name).stdout
+    return out.split()
+
+
+def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, uniq, measure):
+    repo = f"team/svc{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(swarm, ref, f"s1-{uniq}")
+    swarm.docker("push", ref)
+    name = f"svc{uniq}"
+    swarm.docker("service", "create", "--detach", "--name", name, *labelled(repo),
+                 "--update-delay", "0s", "--update-monitor", "2s", "--update-failure-action", "rollback",
+                 "--rollback-monitor", "1s", ref)
+    try:
+        wait_until(lambda: len(task_images(swarm, name)) == 1, 60, 0.2, "service running")
+        router = start_router(env={"ENGINE_UPDATES": "1"})
+        router.wait_ready()
+        make_image(swarm, ref, f"s2-{uniq}")
+        swarm.docker("push", ref)
+        t0 = time.monotonic()
+        done = router.wait_log("service updated", service=name, timeout=120)[-1]
+        measure("swarm update: push -> completed (router's duration)", done["duration_ms"] / 1000)
+        print("push -> service updated:", time.monotonic() - t0, done)
+        digest = done["digest"]
+        assert digest and done["image"].endswith(":latest")
+        wait_until(lambda: any(digest in i for i in task_images(swarm, name)), 30, 0.2, "tasks on the new digest")
+        spec = json.loads(swarm.docker("service", "inspect", name).stdout)[0]["Spec"]
+        assert spec["TaskTemplate"]["ContainerSpec"]["Image"].endswith("@" + digest)
+
+        # A new image that exits at once: the service rolls itself back.
+        make_image(swarm, ref, f"s3-{uniq}", cmd='["/bin/sh","-c","exit 3"]')
+        swarm.docker("push", ref)
+        line = router.wait_log("service update rolled back", service=name, timeout=180)[-1]
+        assert line["level"] == "error" and line["error"] == "UpdateStatus rollback_completed", line
+        status, body = router.get("/metrics")
+        text = body.decode() if isinstance(body, bytes) else body
+        assert 'webhook_router_updates_total{kind="service",outcome="completed"} 1' in text
+        assert 'webhook_router_updates_total{kind="service",outcome="rolled_back"} 1' in text
+    finally:
+        swarm.docker("service", "rm", name, check=False)

@@ -103,13 +103,21 @@ static void start_updater(struct app *a)
     const struct config *c = a->cfg;
     char self[65];
     find_self_id(self);
+    if (c->engine_updates && c->registry_auth_file) {
+        /* X-Registry-Auth for pulls of private images. Unreadable: updates
+         * go on with the engine's own credentials, and the line says so. */
+        char err[256];
+        a->registry_auth = registry_auth_load(c->registry_auth_file, err, sizeof err);
+        if (!a->registry_auth)
+            LOG(&a->log, LOG_WARN, "REGISTRY_AUTH_FILE not used for engine updates", F_STR("error", err));
+    }
     struct engine_update_opts o = {
         .enabled = c->engine_updates,
         .engines = c->engines,
         .nengines = c->nengines,
         .http = a->http,
         .log = &a->log,
-        .auth = NULL,   /* REGISTRY_AUTH_FILE comes with registry_auth.c (issue 13) */
+        .auth = a->registry_auth,
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
     };
@@ -254,7 +262,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
 
 static void close_rest(struct app *a)
 {
-    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i]);
+    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], NULL, NULL);
     a->nwatchers = 0;
     a->webhook.updater = NULL;
     if (a->updater) engine_updater_close(a->updater, NULL, NULL);
@@ -263,9 +271,9 @@ static void close_rest(struct app *a)
     a->intake = NULL;
     if (a->server) http_server_close(a->server, NULL, NULL);
     a->server = NULL;
-    if (a->http) http_client_close(a->http);
+    if (a->http) http_client_close(a->http, NULL, NULL);
     a->http = NULL;
-    if (a->dns) dns_close(a->dns);
+    if (a->dns) dns_close(a->dns, NULL, NULL);
     a->dns = NULL;
     if (a->log_flush.data) {
         uv_close((uv_handle_t *)&a->log_flush, NULL);
@@ -309,5 +317,6 @@ void app_free(struct app *a)
     routes_free(a->routes);
     dedupe_free(a->seen);
     free(a->watchers);
+    registry_auth_free(a->registry_auth);
     memset(a, 0, sizeof *a);
 }

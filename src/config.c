@@ -32,6 +32,7 @@ enum kind {
     K_SECRET,   /* non-empty string, never echoed */
     K_BOOL,     /* bool field */
     K_FILE,     /* path of a readable file */
+    K_HOSTS,    /* comma-separated host[:port] list */
 };
 
 struct setting {
@@ -68,7 +69,7 @@ static const struct setting settings[] = {
      "retries after the first attempt"},
     {"FORWARD_CONCURRENCY", "64", NULL, K_INT, 1, 10000, OFF(forward_concurrency),
      "forwards in flight at most"},
-    {"FORWARD_ORIGIN_CONCURRENCY", "8", NULL, K_INT, 1, 10000, OFF(forward_origin_concurrency),
+    {"FORWARD_ORIGIN_CONCURRENCY", "32", NULL, K_INT, 1, 10000, OFF(forward_origin_concurrency),
      "forwards in flight to one target (scheme, host, port) at most"},
     {"FORWARD_QUEUE_MAX", "10000", NULL, K_INT, 1, 10000000, OFF(forward_queue_max),
      "forwards waiting at most (then webhooks get 503)"},
@@ -88,6 +89,10 @@ static const struct setting settings[] = {
      "1 to let <prefix>.update=true routes pull and recreate containers / update services"},
     {"ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "60", NULL, K_INT, 1, 3600, OFF(engine_update_health_timeout_secs),
      "how long a recreated container with a HEALTHCHECK may take to become healthy"},
+    {"REGISTRY_AUTH_FILE", NULL, "none", K_FILE, 0, 0, OFF(registry_auth_file),
+     "Docker config.json with registry credentials (auths), for registry watches"},
+    {"INSECURE_REGISTRIES", NULL, "none", K_HOSTS, 0, 0, OFF(insecure_registries),
+     "registries reached over plain http: host[:port], comma-separated"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -153,6 +158,25 @@ static bool parse_bool(const char *v, bool *out)
     return true;
 }
 
+/* "reg.local:5000, 10.0.0.5:5000,[::1]:5000": exact names, as Docker's
+ * --insecure-registry takes them (no CIDR ranges here). */
+static bool hosts_ok(const char *v)
+{
+    bool any = false;
+    for (const char *p = v; *p;) {
+        while (*p == ',' || *p == ' ') p++;
+        size_t n = strcspn(p, ", ");
+        if (!n) break;
+        for (size_t i = 0; i < n; i++)
+            if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || is_digit(p[i]) ||
+                  in_set(p[i], ".-:[]")))
+                return false;
+        any = true;
+        p += n;
+    }
+    return any;
+}
+
 static const char *what_accepts(const struct setting *s, char *tmp, size_t n)
 {
     switch (s->kind) {
@@ -166,6 +190,7 @@ static const char *what_accepts(const struct setting *s, char *tmp, size_t n)
     case K_SECRET: return "printable ASCII without spaces";
     case K_BOOL: return "0, 1, true, false, yes or no";
     case K_FILE: return "a readable file";
+    case K_HOSTS: return "host[:port] names, comma-separated";
     }
     return "a valid value";
 }
@@ -232,6 +257,9 @@ static int apply(struct config *c, const struct setting *s, const char *v)
         /* "VAR=" is refused, not taken as "not set": a typo or an unset
          * shell variable in a compose file would otherwise turn auth off. */
         if (!*v || !secret_ok(v)) return -EINVAL;
+        break;
+    case K_HOSTS:
+        if (!hosts_ok(v)) return -EINVAL;
         break;
     case K_FILE: {
         if (!*v) return -EINVAL;
@@ -324,7 +352,7 @@ void config_defaults(struct config *c)
 
 static bool holds_string(enum kind k)
 {
-    return k == K_ADDR || k == K_DOCKER || k == K_PREFIX || k == K_SECRET || k == K_FILE;
+    return k == K_ADDR || k == K_DOCKER || k == K_PREFIX || k == K_SECRET || k == K_FILE || k == K_HOSTS;
 }
 
 void config_free(struct config *c)
@@ -334,6 +362,8 @@ void config_free(struct config *c)
     docker_host_list_free(c->engines, c->nengines);
     c->engines = NULL;
     c->nengines = 0;
+    free(c->registry_digest_ref);
+    c->registry_digest_ref = NULL;
 }
 
 static void print_help(FILE *out)
@@ -341,12 +371,15 @@ static void print_help(FILE *out)
     fprintf(out,
             "usage: webhook-router [--flag VALUE | --flag=VALUE ...]\n"
             "       webhook-router [--listen-addr A] [--listen-port N] healthcheck\n"
+            "       webhook-router [--registry-auth-file F ...] registry-digest REF\n"
             "       webhook-router --help | --version\n"
             "\n"
             "Receives container-registry push webhooks and POSTs to the webhook URLs that\n"
             "Docker labels ask for. Every setting is an environment variable or a flag;\n"
             "a flag wins over the environment. healthcheck GETs /health on the local port\n"
-            "and exits 0 or 1.\n"
+            "and exits 0 or 1. registry-digest prints the digest the registry has for an\n"
+            "image reference (e.g. reg.local:5000/team/app:v1, redis:7) as a registry watch\n"
+            "sees it, or the error, and exits 0 or 1.\n"
             "\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
@@ -398,6 +431,16 @@ enum config_action config_parse(struct config *c, int argc, char **argv, char *c
         if (a[0] != '-' || a[1] == '\0') {
             if (!strcmp(a, "healthcheck") && act == CONFIG_RUN) {
                 act = CONFIG_HEALTHCHECK;
+                continue;
+            }
+            if (!strcmp(a, "registry-digest") && act == CONFIG_RUN) {
+                if (i + 1 >= argc || argv[i + 1][0] == '-' || !argv[i + 1][0]) {
+                    put_err(err, errlen, "registry-digest: an image reference is required (e.g. redis:7)");
+                    return CONFIG_ERROR;
+                }
+                free(c->registry_digest_ref);
+                c->registry_digest_ref = xstrdup(argv[++i]);
+                act = CONFIG_REGISTRY_DIGEST;
                 continue;
             }
             /* Right after a secret, a stray word is likely the rest of a

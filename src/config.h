@@ -38,11 +38,15 @@ struct config {
     int max_connections;
     bool engine_updates;        /* ENGINE_UPDATES: the router may change the engine (engine_update.h) */
     int engine_update_health_timeout_secs;
+    char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
+    char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
+    char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
 };
 
 enum config_action {
     CONFIG_RUN,          /* start the daemon */
     CONFIG_HEALTHCHECK,  /* `webhook-router healthcheck` */
+    CONFIG_REGISTRY_DIGEST, /* `webhook-router registry-digest <ref>` */
     CONFIG_EXIT_OK,      /* --help / --version printed */
     CONFIG_ERROR,        /* err holds one line naming the variable */
 };

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <ares.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -62,6 +63,8 @@ struct dns {
     unsigned long cache_hits;
     int open_handles;
     bool closing;
+    void (*closed_cb)(void *ud);      /* dns_close's, once freed */
+    void *closed_ud;
 };
 
 static void cache_free_all(struct dns *d)
@@ -125,8 +128,11 @@ static void handle_closed(uv_handle_t *h)
     struct dns *d = h->data;
     if (h->type == UV_POLL) free(h);   /* the dns_poll, handle is its first member */
     if (--d->open_handles == 0) {
+        void (*cb)(void *) = d->closed_cb;
+        void *ud = d->closed_ud;
         ares_library_cleanup();
         free(d);
+        if (cb) cb(ud);
     }
 }
 
@@ -335,9 +341,12 @@ void dns_cancel(struct dns_query *q)
     if (q) q->cancelled = true;   /* freed after delivery, which skips the callback */
 }
 
-void dns_close(struct dns *d)
+void dns_close(struct dns *d, void (*cb)(void *ud), void *ud)
 {
-    if (!d || d->closing) return;
+    if (!d) return;
+    assert(!d->closing && "dns_close called twice");
+    d->closed_cb = cb;
+    d->closed_ud = ud;
     /* Let c-ares fail what is pending (ECANCELLED) while we can still
      * deliver, then deliver synchronously: nothing is left behind. */
     if (d->channel) ares_cancel(d->channel);

@@ -34,7 +34,8 @@ unsigned long dns_cache_hits(const struct dns *d);
 /* After this the callback is not called; memory is released by dns. */
 void dns_cancel(struct dns_query *q);
 /* Cancels what is pending (callbacks get -ECANCELED) and closes its handles;
- * the struct is freed once they are closed (the loop must run on). */
-void dns_close(struct dns *d);
+ * the struct is freed once they are closed (the loop must run on), then cb
+ * (may be NULL) is called. Closing twice is a bug (an assert says so). */
+void dns_close(struct dns *d, void (*cb)(void *ud), void *ud);
 
 #endif

@@ -8,6 +8,7 @@
  * them, so replaying in order converges on the engine's state. */
 #include "docker_watch.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -66,7 +67,8 @@ struct docker_watch {
     bool swarm_manager;              /* services are read too (from /info) */
     unsigned long reconnects;
     json_t *listed_containers;       /* held while the services list is in flight */
-    struct svc_fetch *fetches;       /* GET /services/<id> in flight */
+    struct svc_fetch *fetches;
+    struct docker_inspect *inspects;  /* GET /images/<ref>/json in flight */       /* GET /services/<id> in flight */
     struct line_splitter lines;
     char **pending;                  /* event lines received while listing */
     size_t npending;
@@ -76,6 +78,8 @@ struct docker_watch {
     uv_timer_t resync_timer;
     int open_handles;
     bool closing;
+    void (*closed_cb)(void *ud);     /* docker_watch_close's, once freed */
+    void *closed_ud;
 };
 
 /* Service events carry no labels: each create/update is followed by a GET
@@ -92,6 +96,15 @@ struct svc_fetch {
     char cause[CAUSE_LEN];
     uv_timer_t retry;                /* the backoff before the next one */
     struct svc_fetch *next;
+};
+
+struct docker_inspect {
+    struct docker_watch *w;
+    struct http_call *call;
+    docker_image_fn cb;
+    void *ud;
+    char cause[CAUSE_LEN];
+    struct docker_inspect *next;
 };
 
 static void connect_engine(struct docker_watch *w);
@@ -273,8 +286,9 @@ static int put_service(struct docker_watch *w, json_t *svc)
         routes_remove(w->routes, w->host, id);
         return 0;
     }
+    json_t *cspec = json_object_get(json_object_get(spec, "TaskTemplate"), "ContainerSpec");
     struct route_source src = {.engine = w->host, .kind = "service", .id = id, .name = attr(spec, "Name"),
-                               .stack = attr(labels, "com.docker.stack.namespace")};
+                               .stack = attr(labels, "com.docker.stack.namespace"), .image = attr(cspec, "Image")};
     return routes_put(w->routes, &src, labels, w->prefix, w->log);
 }
 
@@ -408,7 +422,8 @@ static void apply_event(struct docker_watch *w, struct docker_event *ev)
          * reads the prefixed keys. A create replayed on top of a list that
          * already had the container replaces it: not news. */
         struct route_source src = {.engine = w->host, .kind = "container", .id = ev->id,
-                                   .name = name, .stack = stack_of(ev->attributes)};
+                                   .name = name, .stack = stack_of(ev->attributes),
+                                   .image = attr(ev->attributes, "image")};
         size_t before = routes_source_count(w->routes);
         int n = routes_put(w->routes, &src, ev->attributes, w->prefix, w->log);
         if (n > 0 && routes_source_count(w->routes) > before)
@@ -490,7 +505,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         const char *name = json_is_array(names) ? json_string_value(json_array_get(names, 0)) : NULL;
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
-                                   .stack = stack_of(labels)};
+                                   .stack = stack_of(labels), .image = attr(c, "Image")};
         if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
         routes_put(w->routes, &src, labels, w->prefix, w->log);
@@ -574,18 +589,26 @@ static void on_services_done(void *ud, int err, int status, const char *body, si
     sync_done_trim();
 }
 
-static void start_services_list(struct docker_watch *w)
+/* GET /v<api>/<what>?<extra>filters={"label":["<prefix>.image"]}: the
+ * labelled containers or services, into w->list_call. */
+static void start_labelled_list(struct docker_watch *w, const char *what, const char *extra,
+                                void (*done)(void *, int, int, const char *, size_t))
 {
     struct buf filter, path;
     buf_init(&filter);
     buf_init(&path);
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/v%s/services?filters=", w->api);
+    buf_printf(&path, "/v%s/%s?%sfilters=", w->api, what, extra);
     url_encode(&path, buf_cstr(&filter));
     start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
-              NULL, NULL, on_services_done);
+              NULL, NULL, done);
     buf_free(&filter);
     buf_free(&path);
+}
+
+static void start_services_list(struct docker_watch *w)
+{
+    start_labelled_list(w, "services", "", on_services_done);
 }
 
 static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
@@ -606,18 +629,9 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
 
 static void start_list(struct docker_watch *w)
 {
-    struct buf filter, path;
-    buf_init(&filter);
-    buf_init(&path);
-    buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/v%s/containers/json?all=1&filters=", w->api);
-    url_encode(&path, buf_cstr(&filter));
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
-              NULL, NULL, on_list_done);
-    buf_free(&filter);
-    buf_free(&path);
+    start_labelled_list(w, "containers/json", "all=1&", on_list_done);
 }
 
 static void on_resync_timer(uv_timer_t *t)
@@ -804,6 +818,69 @@ unsigned long docker_watch_reconnects(const struct docker_watch *w)
     return w->reconnects;
 }
 
+static void inspect_unlink(struct docker_inspect *q)
+{
+    for (struct docker_inspect **pp = &q->w->inspects; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    free(q);
+}
+
+static void on_inspect_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_inspect *q = ud;
+    q->call = NULL;
+    json_t *image = NULL;
+    if (!err && status == 200) image = json_loadb(body, len, 0, NULL);
+    if (!err && !json_is_object(image)) err = status == 404 ? -ENOENT : -EPROTO;
+    q->cb(q->ud, err, err ? NULL : image);
+    json_decref(image);
+    inspect_unlink(q);
+}
+
+struct docker_inspect *docker_watch_inspect_image(struct docker_watch *w, const char *ref, docker_image_fn cb,
+                                                  void *ud)
+{
+    struct docker_inspect *q = xcalloc(1, sizeof *q);
+    q->w = w;
+    q->cb = cb;
+    q->ud = ud;
+    q->next = w->inspects;
+    w->inspects = q;
+    struct buf path;
+    buf_init(&path);
+    /* Unversioned until /version answered: the engine then takes its own. */
+    if (w->api[0]) buf_printf(&path, "/v%s", w->api);
+    /* Sent as the docker CLI sends it ("/images/reg:5000/team/app:v1/json");
+     * anything outside a reference's characters is encoded. */
+    buf_puts(&path, "/images/");
+    for (const char *p = ref; *p; p++) {
+        char ch = *p;
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                     strchr("._-:/@", ch);
+        if (plain) buf_putc(&path, ch);
+        else buf_printf(&path, "%%%02X", (unsigned char)ch);
+    }
+    buf_puts(&path, "/json");
+    struct http_client_opts o = engine_get(w, buf_cstr(&path), q->cause);
+    o.response_timeout_ms = w->request_timeout_ms;
+    o.max_body = 1024 * 1024;
+    o.on_done = on_inspect_done;
+    o.ud = q;
+    q->call = http_client_request(w->http, &w->ep, &o);
+    buf_free(&path);
+    return q;
+}
+
+void docker_watch_inspect_cancel(struct docker_inspect *q)
+{
+    if (!q) return;
+    http_call_cancel(q->call);
+    inspect_unlink(q);
+}
+
 const char *docker_watch_host(const struct docker_watch *w)
 {
     return w->host;
@@ -818,13 +895,20 @@ static void on_closed(uv_handle_t *h)
     free(w->host_header);
     free(w->last_error);
     http_endpoint_free(&w->ep);
+    void (*cb)(void *) = w->closed_cb;
+    void *ud = w->closed_ud;
     free(w);
+    if (cb) cb(ud);
 }
 
-void docker_watch_close(struct docker_watch *w)
+void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
 {
-    if (!w || w->closing) return;
+    if (!w) return;
+    assert(!w->closing && "docker_watch_close called twice");
     w->closing = true;
+    w->closed_cb = cb;
+    w->closed_ud = ud;
+    while (w->inspects) docker_watch_inspect_cancel(w->inspects);
     cancel_calls(w);
     clear_pending(w);
     line_splitter_free(&w->lines);

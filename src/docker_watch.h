@@ -18,6 +18,7 @@
 #define WR_DOCKER_WATCH_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <uv.h>
 #include "docker_host.h"
 #include "http_client.h"
@@ -50,7 +51,19 @@ const char *docker_watch_last_error(const struct docker_watch *w);
 const char *docker_watch_host(const struct docker_watch *w);
 /* Connections lost (or never made) so far: each one is a reconnect. */
 unsigned long docker_watch_reconnects(const struct docker_watch *w);
-/* Stops and frees (asynchronously; handles are closed by the loop). */
-void docker_watch_close(struct docker_watch *w);
+/* GET /images/<ref>/json on this engine (a GET like the rest; behind
+ * docker-socket-proxy it needs IMAGES=1): what the registry watcher reads
+ * a container image's RepoDigests from. cb gets 0 and the parsed image
+ * (borrowed for the call), or a negative errno and NULL; never after
+ * docker_watch_inspect_cancel or docker_watch_close. */
+struct docker_inspect;
+typedef void (*docker_image_fn)(void *ud, int err, json_t *image);
+struct docker_inspect *docker_watch_inspect_image(struct docker_watch *w, const char *ref, docker_image_fn cb,
+                                                  void *ud);
+void docker_watch_inspect_cancel(struct docker_inspect *q);
+
+/* Stops and frees (asynchronously; handles are closed by the loop), then
+ * calls cb (may be NULL). Closing twice is a bug (an assert says so). */
+void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud);
 
 #endif

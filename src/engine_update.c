@@ -80,6 +80,8 @@ struct job {
     long long pull_ms, create_ms, stop_ms, start_ms, health_ms;
     char *why;                   /* the failure being rolled back */
     bool streaming;              /* the call being made is the pull */
+    bool with_auth;              /* the call being made sends X-Registry-Auth */
+    char *auth_header;           /* registry_auth_header for the pushed registry, or NULL */
     struct buf pull_lines;       /* pull progress not yet split into lines */
     char *pull_error;
     /* service */
@@ -182,12 +184,18 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     j->cause[0] = '\0';
     j->next = next;
+    struct buf h;
+    buf_init(&h);
+    buf_puts(&h, "Accept: application/json\r\n");
+    if (text) buf_puts(&h, "Content-Type: application/json\r\n");
+    /* Credentials for the registry, so the engine (and a Swarm's nodes) can
+     * pull a private image; only on the calls that pull. */
+    if (j->with_auth && j->auth_header) buf_printf(&h, "X-Registry-Auth: %s\r\n", j->auth_header);
     struct http_client_opts o = {
         .method = method,
         .host_header = j->eng->host_header,
         .path = path,
-        .headers = text ? "Accept: application/json\r\nContent-Type: application/json\r\n"
-                        : "Accept: application/json\r\n",
+        .headers = buf_cstr(&h),
         .body = text ? text : (strcmp(method, "GET") && strcmp(method, "DELETE") ? "" : NULL),
         .body_len = text ? strlen(text) : 0,
         .connect_timeout_ms = CALL_TIMEOUT_MS,
@@ -204,6 +212,7 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
     };
     j->call = http_client_request(j->u->http, &j->eng->host.ep, &o);
     free(text);
+    buf_free(&h);
 }
 
 /* path is relative to the API version: "/containers/x/json". */
@@ -240,6 +249,7 @@ static void on_job_closed(uv_handle_t *h)
     free(j->tag);
     free(j->digest);
     free(j->ref);
+    free(j->auth_header);
     json_decref(j->inspect);
     free(j->old_id);
     free(j->new_id);
@@ -334,6 +344,7 @@ static void job_start(struct engine_updater *u, struct object *o)
     if (!hub) buf_printf(&r, "%s/", j->registry);
     buf_printf(&r, "%s:%s", j->repository, j->tag);
     j->ref = buf_steal(&r);
+    if (u->auth) j->auth_header = registry_auth_header(u->auth, j->registry ? j->registry : "docker.io");
     uv_timer_init(u->loop, &j->timer);
     j->timer.data = j;
     u->open_handles++;
@@ -785,12 +796,10 @@ static void c_pull(struct job *j)
     free(repo);
     buf_puts(&p, "&tag=");
     url_encode(&p, j->tag);
-    /* registry_auth.c is not built yet: pulls are anonymous for now (no
-     * X-Registry-Auth). */
     /* The progress is scanned as it streams, not collected (it can be long). */
-    j->streaming = true;
+    j->streaming = j->with_auth = true;
     call(j, "POST", buf_cstr(&p), NULL, PULL_TIMEOUT_MS, c_pulled);
-    j->streaming = false;
+    j->streaming = j->with_auth = false;
     buf_free(&p);
 }
 
@@ -958,8 +967,9 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
     struct buf p;
     buf_init(&p);
     buf_printf(&p, "/services/%s/update?version=%lld", j->obj->id, (long long)json_integer_value(index));
-    /* registry_auth.c is not built yet: no X-Registry-Auth for now. */
+    j->with_auth = true;
     call(j, "POST", buf_cstr(&p), spec, CALL_TIMEOUT_MS, s_updated);
+    j->with_auth = false;
     buf_free(&p);
 }
 

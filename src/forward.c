@@ -17,6 +17,7 @@
  * exactly one info or error line. */
 #include "forward.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +512,7 @@ static void start(struct forwarder *f, struct job *j)
         .on_done = on_done,
         .ud = j,
     };
+    assert(j->stage == ST_READY && !j->call && "a forward started twice");
     j->stage = ST_IN_FLIGHT;
     j->attempt++;
     j->started_ms = uv_now(f->loop);

@@ -55,6 +55,8 @@ const struct forward_stats *forward_stats(const struct forwarder *f);
  * whatever is not delivered within timeout_secs + 1 s is given up with one
  * error line per job. Then done is called once, from the loop. */
 void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud);
+/* The HTTP client must stay open until done: the drain cancels its own
+ * calls, and a client closed first would leave them dangling. */
 void forward_free(struct forwarder *f);   /* only after drain completed or loop stopped */
 
 /* Milliseconds a Retry-After value asks for (delay-seconds or an HTTP

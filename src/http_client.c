@@ -15,6 +15,7 @@
  * until then, so code after a callback only checks call->done. */
 #include "http_client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <stdarg.h>
@@ -76,6 +77,8 @@ struct http_client {
     uv_timer_t sweep;             /* closes pooled connections past the idle limit */
     bool sweep_closed;
     bool closing;
+    void (*closed_cb)(void *ud);  /* http_client_close's, once freed */
+    void *closed_ud;
     llhttp_settings_t settings;   /* the same callbacks for every call */
     struct tls_config *tls;       /* NULL until http_client_tls_setup */
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
@@ -136,8 +139,11 @@ static bool retry_fresh(struct http_call *call);
 static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
+    void (*cb)(void *) = c->closed_cb;
+    void *ud = c->closed_ud;
     tls_config_free(c->tls);
     free(c);
+    if (cb) cb(ud);
 }
 
 static void call_free(struct http_call *call)
@@ -405,7 +411,9 @@ static int on_headers_complete(llhttp_t *p)
     call->head_done = true;
     arm_deadline(call);
     if (call->o.on_head) call->o.on_head(call->o.ud, call->status, get_header, call);
-    return call->done ? -1 : 0;
+    if (call->done) return -1;
+    /* 1: the message ends here, without a body (F_SKIPBODY). */
+    return call->o.head_request ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -745,6 +753,7 @@ static bool start_pooled(struct http_call *call)
 static void start_connect(struct http_call *call)
 {
     struct http_client *c = call->client;
+    assert(!call->conn && !call->dns_query && !call->done && "a call connecting twice");
     call->connected = false;
     call->connect_started_ms = uv_now(c->loop);
     arm_deadline(call);
@@ -814,6 +823,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     struct http_call *call = xcalloc(1, sizeof *call);
     call->client = c;
     call->o = *opts;
+    call->o.head_request = opts->head_request || strcmp(opts->method, "HEAD") == 0;
     call->o.method = call->o.host_header = call->o.path = call->o.headers = call->o.body = NULL;
     call->next = c->calls;
     if (c->calls) c->calls->prev = call;
@@ -865,10 +875,13 @@ static void on_sweep_closed(uv_handle_t *h)
     client_maybe_free(c);
 }
 
-void http_client_close(struct http_client *c)
+void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud)
 {
-    if (!c || c->closing) return;
+    if (!c) return;
+    assert(!c->closing && "http_client_close called twice");
     c->closing = true;
+    c->closed_cb = cb;
+    c->closed_ud = ud;
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
     while (c->idle) {
         struct conn *conn = c->idle;

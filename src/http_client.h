@@ -60,6 +60,10 @@ struct http_client_opts {
      * A pooled connection the server closed is replaced without losing the
      * request. Not for unix sockets or endless streams. */
     bool keep_alive;
+    /* The request is a HEAD: its response has no body, whatever its
+     * Content-Length says (llhttp cannot know what was asked). Set by
+     * itself when method is "HEAD". */
+    bool head_request;
     /* Called exactly once, unless the call was cancelled: err is 0 when a
      * complete response was read, else a negative errno (-ECONNREFUSED,
      * -ETIMEDOUT, -ECONNRESET, -EPROTO for a malformed response, -ENOENT for
@@ -87,8 +91,9 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
                                       const struct http_client_opts *opts);
 /* on_done will not be called; resources are released asynchronously. */
 void http_call_cancel(struct http_call *call);
-/* Cancels every call; frees itself once all handles are closed. */
-void http_client_close(struct http_client *c);
+/* Cancels every call (their on_done is not called); frees itself once all
+ * handles are closed, then calls cb (may be NULL). Closing twice is a bug. */
+void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud);
 
 /* A short cause for an error of on_done ("connection refused", "timed
  * out", "unknown host", "response too large", ...), never errno jargon

@@ -1,5 +1,7 @@
-/* main.c - entry point: configuration, the `healthcheck` subcommand, the loop. */
+/* main.c - entry point: configuration, the `healthcheck` and
+ * `registry-digest` subcommands, the loop. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,6 +15,10 @@
 
 #include "app.h"
 #include "config.h"
+#include "dns.h"
+#include "http_client.h"
+#include "reference.h"
+#include "registry.h"
 
 extern char **environ;
 
@@ -58,6 +64,105 @@ static int healthcheck(const struct config *c)
     return ok ? 0 : 1;
 }
 
+/* ---- registry-digest ------------------------------------------------------- */
+
+struct digest_run {
+    struct registry_client *rc;
+    struct http_client *http;
+    struct dns *dns;
+    int rc_exit;
+};
+
+static void digest_closed(void *ud)
+{
+    struct digest_run *d = ud;
+    http_client_close(d->http, NULL, NULL);
+    dns_close(d->dns, NULL, NULL);
+}
+
+static void on_digest(void *ud, const struct registry_result *r)
+{
+    struct digest_run *d = ud;
+    if (r->err == 0) {
+        printf("%s\n", r->digest);
+        d->rc_exit = 0;
+    } else {
+        fprintf(stderr, "webhook-router: %s\n", r->error ? r->error : "registry request failed");
+    }
+    registry_client_close(d->rc, digest_closed, d);
+}
+
+/* Splits ref Docker's way: "redis:7" is docker.io/library/redis:7. */
+static int split_ref(const char *ref, char *registry, size_t rlen, char *repo, size_t plen, char *tag,
+                     size_t tlen)
+{
+    struct reference r;
+    if (reference_split(ref, strlen(ref), &r) < 0 || r.digest.p) return -EINVAL;
+    char name[800];
+    if (r.host.n + r.path.n + 2 > sizeof name) return -EINVAL;
+    snprintf(name, sizeof name, "%.*s%s%.*s", (int)r.host.n, r.host.p ? r.host.p : "", r.host.n ? "/" : "",
+             (int)r.path.n, r.path.p);
+    struct repo_ref rr;
+    if (repo_ref_parse(name, &rr) < 0) return -EINVAL;
+    snprintf(registry, rlen, "%s", rr.host[0] ? rr.host : "docker.io");
+    /* A host-less name is a Docker Hub one: library/ for a single name. */
+    if (!rr.host[0] && !strchr(rr.path, '/')) snprintf(repo, plen, "library/%s", rr.path);
+    else snprintf(repo, plen, "%s", rr.path);
+    snprintf(tag, tlen, "%.*s", r.tag.p ? (int)r.tag.n : 6, r.tag.p ? r.tag.p : "latest");
+    return 0;
+}
+
+/* Prints the digest a registry watch would see for ref; exit 0, or the
+ * error on stderr and exit 1. The operator's check of credentials and
+ * reachability, with the daemon's own client and settings. */
+static int registry_digest(const struct config *c)
+{
+    char registry[256], repo[512], tag[256];
+    if (split_ref(c->registry_digest_ref, registry, sizeof registry, repo, sizeof repo, tag, sizeof tag) < 0) {
+        fprintf(stderr, "webhook-router: registry-digest: not an image reference with a tag: %s\n",
+                c->registry_digest_ref);
+        return 1;
+    }
+    char err[512] = "";
+    struct registry_auth *auth = NULL;
+    if (c->registry_auth_file) {
+        auth = registry_auth_load(c->registry_auth_file, err, sizeof err);
+        if (!auth) {
+            fprintf(stderr, "webhook-router: %s\n", err);
+            return 1;
+        }
+    }
+    char api_host[256];
+    registry_api_host(registry, api_host, sizeof api_host);
+    if (registry_auth_needs_helper(auth, api_host))
+        fprintf(stderr, "webhook-router: warning: the credentials for %s are in a credential helper "
+                        "(credsStore/credHelpers), which the router cannot run; put them in \"auths\"\n",
+                api_host);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct logger lg;
+    logger_init(&lg, c->log_level, c->log_format, 2);
+    struct digest_run d = {.rc_exit = 1};
+    d.dns = dns_new(&loop, &lg);
+    d.http = http_client_new(&loop, d.dns, &lg);
+    const char *why = NULL;
+    if (http_client_tls_setup(d.http, c->tls_ca_file, c->tls_insecure, &why) < 0) {
+        fprintf(stderr, "webhook-router: TLS_CA_FILE: %s\n", why ? why : "cannot be loaded");
+        http_client_close(d.http, NULL, NULL);
+        dns_close(d.dns, NULL, NULL);
+    } else {
+        struct registry_client_opts o = {.http = d.http, .log = &lg, .auth = auth,
+                                         .insecure = c->insecure_registries,
+                                         .timeout_ms = 0};
+        d.rc = registry_client_new(&loop, &o);
+        registry_get_digest(d.rc, registry, repo, tag, on_digest, &d);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    registry_auth_free(auth);
+    return d.rc_exit;
+}
+
 /* Many idle keep-alive connections are normal for a webhook endpoint: take
  * every file descriptor the hard limit allows. */
 static void raise_fd_limit(void)
@@ -86,6 +191,11 @@ int main(int argc, char **argv)
         return 0;
     case CONFIG_HEALTHCHECK:
         rc = healthcheck(&cfg);
+        config_free(&cfg);
+        return rc;
+    case CONFIG_REGISTRY_DIGEST:
+        signal(SIGPIPE, SIG_IGN);
+        rc = registry_digest(&cfg);
         config_free(&cfg);
         return rc;
     case CONFIG_RUN:

@@ -142,11 +142,23 @@ void payload_ignore(struct payload *p, struct push_event *ev, const char *fmt, .
         ev->ignored = fmt;
         return;
     }
+    /* Only %s, and without printf: this runs for every pull notification,
+     * the bulk of a registry's traffic, where vsnprintf alone cost ~10 %
+     * of the request. */
     struct buf b;
     buf_init(&b);
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    for (const char *f = fmt; *f;) {
+        const char *pct = strstr(f, "%s");
+        size_t run = pct ? (size_t)(pct - f) : strlen(f);
+        buf_append(&b, f, run);
+        f += run;
+        if (!pct) break;
+        const char *arg = va_arg(ap, const char *);
+        buf_puts(&b, arg ? arg : "(null)");
+        f += 2;
+    }
     va_end(ap);
     ev->ignored = payload_keep(p, &b);
 }

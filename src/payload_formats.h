@@ -66,7 +66,8 @@ const char *payload_host_of(struct payload *p, const char *url_or_ref);
 
 /* Marks ev as recognised but not a push to route, and says why. A reason
  * without '%' is kept as it is (a static string, no allocation: the noise
- * path of blob pushes stays cheap); otherwise it is formatted into p. */
+ * path of blob pushes stays cheap); otherwise its %s are filled in (the
+ * only conversion it knows) into p. */
 void payload_ignore(struct payload *p, struct push_event *ev, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -43,6 +43,8 @@ struct registry_result {
     long ratelimit_remaining;
 };
 
+/* The result and its strings are valid during the callback only; the
+ * request is freed when it returns (do not cancel it from there). */
 typedef void (*registry_cb)(void *ud, const struct registry_result *r);
 
 struct registry_client;
@@ -61,12 +63,20 @@ struct registry_req *registry_get_digest(struct registry_client *c, const char *
 /* GET /v2/<repository>/tags/list, following Link pagination. */
 struct registry_req *registry_get_tags(struct registry_client *c, const char *registry,
                                        const char *repository, registry_cb cb, void *ud);
+/* Before its callback only: the callback will not come. */
 void registry_req_cancel(struct registry_req *r);
 
 /* Requests by registry and outcome, for /metrics
- * (webhook_router_registry_requests_total{registry,outcome}). */
+ * (webhook_router_registry_requests_total{registry,outcome}): one count per
+ * registry_get_* whose callback ran (its 401 / token / GET-fallback /
+ * pagination round trips are not counted apart), registry being the API
+ * host ("registry-1.docker.io", "reg.local:5000"), outcome one of "ok",
+ * "auth_error" (-EACCES), "not_found", "rate_limited" (-EAGAIN, also those
+ * refused at once during a pause) and "error". */
 typedef void (*registry_stat_fn)(void *ud, const char *registry, const char *outcome, unsigned long n);
 void registry_client_stats(const struct registry_client *c, registry_stat_fn fn, void *ud);
+/* Connections opened so far by the HTTP client the registry client uses
+ * (http_client_connections_opened: shared with whatever else uses it). */
 unsigned long registry_client_connections(const struct registry_client *c);
 
 /* Cancels what is pending (no callbacks); cb (may be NULL) once freed. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "duration.h"
 #include "url.h"
 
 struct source {
@@ -35,6 +36,7 @@ struct route_table {
     size_t nbuckets;
     size_t nsources;
     unsigned mark;                /* current resync generation */
+    unsigned long generation;     /* routes_generation */
 
     bool index_dirty;
     struct index_entry *index;
@@ -102,6 +104,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
     const char *url = label_str(labels, prefix, "url", &bad);
     const char *tag = label_str(labels, prefix, "tag", &bad);
     const char *upd = label_str(labels, prefix, "update", &bad);
+    const char *poll = label_str(labels, prefix, "poll", &bad);
     const char *why;
 
     if (bad) {
@@ -133,6 +136,17 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         snprintf(err, errlen, "%s.tag is not a valid tag glob: \"%.64s\"", prefix, tag);
         return -EINVAL;
     }
+    long long poll_ms = 0;
+    if (poll) {
+        uint64_t ms;
+        if (strcmp(poll, "off") == 0) poll_ms = -1;
+        else if (duration_parse_ms(poll, &ms) == 0 && ms >= 1000) poll_ms = (long long)ms;
+        else {
+            snprintf(err, errlen, "%s.poll is not an interval of at least 1s (30s, 5m, 1h) or off: \"%.32s\"",
+                     prefix, poll);
+            return -EINVAL;
+        }
+    }
 
     struct route *routes = NULL;
     size_t n = 0;
@@ -162,6 +176,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
             routes[n].url = xstrdup_or_null(url);
             routes[n].tag_glob = xstrdup_or_null(tag);
             routes[n].update = update;
+            routes[n].poll_ms = poll_ms;
             n++;
         }
         p += len + (comma ? 1 : 0);
@@ -209,11 +224,6 @@ static void grow(struct route_table *t)
     t->nbuckets = nb;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? xstrdup(s) : NULL;
-}
-
 static void source_free(struct source *s)
 {
     free((char *)s->info.engine);
@@ -221,6 +231,7 @@ static void source_free(struct source *s)
     free((char *)s->info.id);
     free((char *)s->info.name);
     free((char *)s->info.stack);
+    free((char *)s->info.image);
     route_list_free(s->routes, s->nroutes);
     free(s->problem);
     free(s);
@@ -290,9 +301,12 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     free((char *)s->info.kind);
     free((char *)s->info.name);
     free((char *)s->info.stack);
+    free((char *)s->info.image);
     s->info.kind = xstrdup(src->kind ? src->kind : "container");
-    s->info.name = dup_or_null(src->name);
-    s->info.stack = dup_or_null(src->stack);
+    s->info.name = xstrdup_or_null(src->name);
+    s->info.stack = xstrdup_or_null(src->stack);
+    s->info.image = xstrdup_or_null(src->image);
+    t->generation++;
     s->mark = t->mark;
     route_list_free(s->routes, s->nroutes);
     s->routes = NULL;
@@ -326,7 +340,13 @@ bool routes_remove(struct route_table *t, const char *engine, const char *id)
     source_free(s);
     t->nsources--;
     t->index_dirty = true;
+    t->generation++;
     return true;
+}
+
+unsigned long routes_generation(const struct route_table *t)
+{
+    return t->generation;
 }
 
 const struct route_source *routes_find(struct route_table *t, const char *engine, const char *id)
@@ -345,7 +365,7 @@ bool routes_rename(struct route_table *t, const char *engine, const char *id, co
     struct source *s = *find_slot(t, engine, id);
     if (!s || same_name(s->info.name, name)) return false;
     free((char *)s->info.name);
-    s->info.name = dup_or_null(name);   /* the index points at s->info: no rebuild */
+    s->info.name = xstrdup_or_null(name);   /* the index points at s->info: no rebuild */
     return true;
 }
 
@@ -372,7 +392,10 @@ size_t routes_sweep(struct route_table *t, const char *engine)
             }
         }
     }
-    if (removed) t->index_dirty = true;
+    if (removed) {
+        t->index_dirty = true;
+        t->generation++;
+    }
     return removed;
 }
 

@@ -20,6 +20,7 @@ struct route {
     char *url;            /* secret: never log it without F_URL; NULL: update only */
     char *tag_glob;       /* NULL: every tag */
     bool update;          /* <prefix>.update=true: the engine updater redeploys the source */
+    long long poll_ms;    /* <prefix>.poll: 0 not given, -1 "off", else the interval */
 };
 
 /* Parses one source's labels (a route needs <prefix>.image and at least
@@ -37,6 +38,8 @@ struct route_source {
     const char *id;
     const char *name;     /* may be NULL */
     const char *stack;    /* compose project / stack namespace; may be NULL */
+    const char *image;    /* the object's own image reference ("reg:5000/team/app:v1",
+                           * a service's "…@sha256:…", or an image id); may be NULL */
 };
 
 struct route_table;
@@ -81,6 +84,9 @@ struct route_matches {
     size_t max_updates, nupdates;
 };
 void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
+/* Bumped by every change of the table: a consumer that derives state from
+ * it (the registry watcher) compares generations instead of polling. */
+unsigned long routes_generation(const struct route_table *t);
 
 size_t routes_count(struct route_table *t);   /* distinct routes (may rebuild the index) */
 size_t routes_source_count(const struct route_table *t);

@@ -75,9 +75,10 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
                        struct webhook_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
-    plan->decision = xcalloc(p->n + 1, sizeof *plan->decision);
-    plan->first = xcalloc(p->n + 1, sizeof *plan->first);
-    plan->ufirst = xcalloc(p->n + 1, sizeof *plan->ufirst);
+    bool small = p->n <= sizeof plan->small_decision / sizeof plan->small_decision[0];
+    plan->decision = small ? plan->small_decision : xcalloc(p->n + 1, sizeof *plan->decision);
+    plan->first = small ? plan->small_first : xcalloc(p->n + 1, sizeof *plan->first);
+    plan->ufirst = small ? plan->small_ufirst : xcalloc(p->n + 1, sizeof *plan->ufirst);
     const char *urls[MAX_TARGETS];
     const struct route_source *upd[MAX_TARGETS];
     for (size_t i = 0; i < p->n; i++) {
@@ -114,10 +115,10 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
 
 void webhook_plan_free(struct webhook_plan *plan)
 {
-    free(plan->decision);
-    free(plan->first);
+    if (plan->decision != plan->small_decision) free(plan->decision);
+    if (plan->first != plan->small_first) free(plan->first);
     free(plan->targets);
-    free(plan->ufirst);
+    if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
     free(plan->updates);
     memset(plan, 0, sizeof *plan);
 }

@@ -61,6 +61,10 @@ struct webhook_plan {
     size_t *ufirst;
     const struct route_source **updates;   /* owned by the route table too */
     size_t nupdates;
+    /* A request's few events need no allocation (most carry one or two). */
+    enum webhook_decision small_decision[8];
+    size_t small_first[9];
+    size_t small_ufirst[9];
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,

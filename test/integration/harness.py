@@ -304,12 +304,60 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 
 class Registry:
-    """Debian's docker-registry (CNCF distribution 2.8) notifying the router."""
+    """Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1:port.
 
-    def __init__(self, port, notify_url, token=None):
+    Registry(port, notify_url=None, token=None, auth=None, users=None, token_server=None,
+             tls_cert=None, tls_key=None)
+      notify_url    its notifications go there (with `Authorization: Bearer <token>`
+                    when token is given); None: no notifications.
+      auth          None: open to anyone. "htpasswd": Basic auth for `users`
+                    ({name: password}, stored bcrypt-hashed). "token": the Docker
+                    token flow, tokens from `token_server` (a TokenServer), whose
+                    certificate the registry trusts (rootcertbundle).
+      tls_cert, tls_key  serve https with them (see make_cert); dockerd still pushes
+                    to it, as it skips verification for 127.0.0.0/8.
+    .host is "127.0.0.1:port" (dockerd treats 127.0.0.0/8 as insecure: plain http).
+    close() stops it by PID and removes its storage."""
+
+    def __init__(self, port, notify_url=None, token=None, auth=None, users=None, token_server=None,
+                 tls_cert=None, tls_key=None):
         self.port = port
+        self.host = f"127.0.0.1:{port}"
         self.dir = tempfile.mkdtemp(prefix="wr-reg-", dir="/tmp")
-        headers = f"\n      headers:\n        Authorization: [Bearer {token}]" if token else ""
+        notifications = ""
+        if notify_url:
+            headers = f"\n      headers:\n        Authorization: [Bearer {token}]" if token else ""
+            notifications = f"""notifications:
+  endpoints:
+    - name: router
+      url: {notify_url}
+      timeout: 2s
+      threshold: 5
+      backoff: 500ms{headers}
+"""
+        auth_section = ""
+        if auth == "htpasswd":
+            path = os.path.join(self.dir, "htpasswd")
+            with open(path, "w") as f:
+                for name, password in (users or {}).items():
+                    f.write(f"{name}:{bcrypt_hash(password)}\n")
+            auth_section = f"""auth:
+  htpasswd:
+    realm: wr-test
+    path: {path}
+"""
+        elif auth == "token":
+            assert token_server is not None, "auth='token' needs a TokenServer"
+            auth_section = f"""auth:
+  token:
+    realm: {token_server.realm}
+    service: {token_server.service}
+    issuer: {token_server.issuer}
+    rootcertbundle: {token_server.cert}
+"""
+        elif auth is not None:
+            raise ValueError(f"unknown registry auth mode {auth!r}")
+        tls = f"\n  tls:\n    certificate: {tls_cert}\n    key: {tls_key}" if tls_cert else ""
         self.config = os.path.join(self.dir, "config.yml")
         with open(self.config, "w") as f:
             f.write(f"""version: 0.1
@@ -321,32 +369,178 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{port}
-notifications:
-  endpoints:
-    - name: router
-      url: {notify_url}
-      timeout: 2s
-      threshold: 5
-      backoff: 500ms{headers}
-""")
+  addr: 127.0.0.1:{port}{tls}
+{auth_section}{notifications}""")
         self.log = open(os.path.join(self.dir, "registry.log"), "ab")
         self.proc = subprocess.Popen([REGISTRY, "serve", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
         def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited: " + self.tail_log())
             try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                if tls_cert:
+                    import ssl
+                    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=1,
+                                                    context=ssl._create_unverified_context())
+                else:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 c.request("GET", "/v2/")
-                return c.getresponse().status == 200
+                return c.getresponse().status in (200, 401)
             except OSError:
                 return False
         wait_until(up, 30, 0.1, "registry")
+
+    def tail_log(self):
+        try:
+            with open(os.path.join(self.dir, "registry.log"), "rb") as f:
+                return f.read()[-3000:].decode(errors="replace")
+        except OSError:
+            return ""
 
     def close(self):
         stop_pid(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bcrypt_hash(password):
+    """An htpasswd bcrypt hash (python3-bcrypt; the cheapest cost, for speed)."""
+    import bcrypt
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+class TokenServer:
+    """A token server for a Registry(auth="token"): the Docker token flow.
+
+    TokenServer(users=None, expires_in=300, anonymous_actions=())
+      users              {name: password}: Basic credentials it accepts; they get
+                         every action asked for. Wrong credentials: 401.
+      anonymous_actions  what a request without credentials gets, e.g. ("pull",);
+                         by default nothing (a token with empty access, which the
+                         registry then refuses).
+    GET /token?service=…&scope=repository:<name>:<actions> answers
+    {"token", "access_token", "expires_in", "issued_at"}: a JWT (RS256) signed with
+    its own key, the certificate in the x5c header (python3-jwt, python3-cryptography).
+    .realm (URL), .service, .issuer, .cert (PEM path for rootcertbundle), .port;
+    .requests: one dict per request (path, user or None, status); .tokens: every
+    token issued. close() stops it."""
+
+    def __init__(self, users=None, expires_in=300, anonymous_actions=()):
+        import base64
+        import jwt
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+        self.users = dict(users or {})
+        self.expires_in = expires_in
+        self.anonymous_actions = tuple(anonymous_actions)
+        self.service = "wr-test-registry"
+        self.issuer = "wr-test-issuer"
+        self.dir = tempfile.mkdtemp(prefix="wr-tok-", dir="/tmp")
+        self.cert, key = make_cert(self.dir, "token-signer", "DNS:token-signer")
+        with open(key, "rb") as f:
+            self._key = f.read()
+        with open(self.cert, "rb") as f:
+            der = x509.load_pem_x509_certificate(f.read()).public_bytes(Encoding.DER)
+        self._x5c = [base64.b64encode(der).decode()]
+        self._jwt = jwt
+        self.requests = []
+        self.tokens = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                status, body = outer._answer(self.path, self.headers.get("Authorization"))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.realm = f"http://127.0.0.1:{self.port}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _answer(self, path, authorization):
+        import base64
+        import urllib.parse
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        user = None
+        if authorization and authorization.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+            except ValueError:
+                user, password = "", None
+            if self.users.get(user) != password or password is None:
+                with self.lock:
+                    self.requests.append({"path": path, "user": user, "status": 401})
+                return 401, {"details": "invalid credentials"}
+        access = []
+        for scope in query.get("scope", []):
+            for one in scope.split(" "):
+                parts = one.split(":")
+                if len(parts) < 3 or parts[0] != "repository":
+                    continue
+                asked = parts[-1].split(",")
+                name = ":".join(parts[1:-1])
+                granted = asked if user is not None else [a for a in asked if a in self.anonymous_actions]
+                if granted:
+                    access.append({"type": "repository", "name": name, "actions": granted})
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": user or "", "aud": self.service, "exp": now + self.expires_in,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        token = self._jwt.encode(claims, self._key, algorithm="RS256", headers={"x5c": self._x5c})
+        with self.lock:
+            self.requests.append({"path": path, "user": user, "status": 200})
+            self.tokens.append(token)
+        return 200, {"token": token, "access_token": token, "expires_in": self.expires_in,
+                     "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_auth_file(directory, entries, form="auth"):
+    """A Docker config.json for REGISTRY_AUTH_FILE; returns its path.
+    entries: {registry key (e.g. "127.0.0.1:5000", "https://index.docker.io/v1/"):
+    (user, password)}; form "auth" writes base64 user:password, "username" the
+    username/password fields."""
+    import base64
+    auths = {}
+    for key, (user, password) in entries.items():
+        if form == "auth":
+            auths[key] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+        else:
+            auths[key] = {"username": user, "password": password}
+    path = os.path.join(directory, "config.json")
+    with open(path, "w") as f:
+        json.dump({"auths": auths}, f)
+    return path
+
+
+def push_image(engine, registry_host, repo, tag, user=None, password=None):
+    """Tags the test image as registry_host/repo:tag and pushes it (logging in
+    first when user is given); returns the digest `docker push` printed."""
+    if user is not None:
+        engine.docker("login", "-u", user, "-p", password, registry_host)
+    ref = f"{registry_host}/{repo}:{tag}"
+    engine.docker("tag", IMAGE, ref)
+    out = engine.docker("push", ref).stdout
+    m = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
+    assert m, f"no digest in the output of docker push {ref}: {out}"
+    return m.group(1)
 
 
 class Receiver:

@@ -597,6 +597,35 @@ static void test_healthcheck(void **state)
     expect_error(a1, bad, "LISTEN_PORT: expected");
 }
 
+/* Issue 13: the registry settings and the registry-digest subcommand. */
+static void test_registry_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[ERRLEN];
+    char *env[] = {"INSECURE_REGISTRIES=reg.local:5000, 127.0.0.1:5000,[::1]:5000", "REGISTRY_AUTH_FILE=/dev/null", NULL};
+    char *a1[] = {"wr", "registry-digest", "reg.local:5000/team/app:v1", NULL};
+    assert_int_equal(run(&c, a1, env, err), CONFIG_REGISTRY_DIGEST);
+    assert_string_equal(c.registry_digest_ref, "reg.local:5000/team/app:v1");
+    assert_string_equal(c.insecure_registries, "reg.local:5000, 127.0.0.1:5000,[::1]:5000");
+    assert_string_equal(c.registry_auth_file, "/dev/null");
+    config_free(&c);
+    char *env0[] = {NULL};
+    char *a2[] = {"wr", "--insecure-registries", "r:1", "registry-digest", "redis:7", NULL};
+    assert_int_equal(run(&c, a2, env0, err), CONFIG_REGISTRY_DIGEST);
+    assert_string_equal(c.insecure_registries, "r:1");
+    assert_null(c.registry_auth_file);
+    config_free(&c);
+    char *a3[] = {"wr", "registry-digest", NULL};
+    expect_error(a3, env0, "registry-digest: an image reference is required");
+    char *bad1[] = {"INSECURE_REGISTRIES=http://r:1/", NULL};
+    expect_error(a1, bad1, "INSECURE_REGISTRIES: expected host[:port] names");
+    char *bad2[] = {"INSECURE_REGISTRIES=,", NULL};
+    expect_error(a1, bad2, "INSECURE_REGISTRIES: expected");
+    char *bad3[] = {"REGISTRY_AUTH_FILE=/nonexistent/config.json", NULL};
+    expect_error(a1, bad3, "REGISTRY_AUTH_FILE: expected a readable file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,7 +637,7 @@ int main(void)
         cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_empty_secret_refused),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help),             cmocka_unit_test(test_version),
-        cmocka_unit_test(test_healthcheck),
+        cmocka_unit_test(test_healthcheck),      cmocka_unit_test(test_registry_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

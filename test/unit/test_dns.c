@@ -151,7 +151,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    dns_close(f->dns);
+    dns_close(f->dns, NULL, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
@@ -230,7 +230,7 @@ static void test_cancel_and_close(void **state)
     /* Pending at close: the callback says so. */
     struct result pending = {0};
     dns_resolve(f->dns, "slow.example.test", 1, on_result, &pending);
-    dns_close(f->dns);
+    dns_close(f->dns, NULL, NULL);
     f->dns = dns_new(&f->loop, &f->lg);
     assert_int_equal(pending.calls, 1);
     assert_int_equal(pending.status, -ECANCELED);

@@ -279,16 +279,8 @@ static void fake_listen(struct fake *f, const char *path)
 static void fake_listen_tcp(struct fake *f)
 {
     f->tcp = true;
-    uv_tcp_init(f->loop, &f->server.tcp);
+    f->port = tu_uv_tcp_listen(f->loop, &f->server.tcp, 16, on_fake_connection);
     f->server.tcp.data = f;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_tcp_bind(&f->server.tcp, (const struct sockaddr *)&sa, 0), 0);
-    struct sockaddr_storage got;
-    int len = sizeof got;
-    assert_int_equal(uv_tcp_getsockname(&f->server.tcp, (struct sockaddr *)&got, &len), 0);
-    f->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-    assert_int_equal(uv_listen((uv_stream_t *)&f->server, 16, on_fake_connection), 0);
     f->listening = true;
 }
 
@@ -517,9 +509,9 @@ static struct docker_watch *watch(struct bench *b, int cache_ttl_secs)
 static int teardown(void **state)
 {
     struct bench *b = *state;
-    docker_watch_close(b->w);
-    http_client_close(b->http);
-    dns_close(b->dns);
+    docker_watch_close(b->w, NULL, NULL);
+    http_client_close(b->http, NULL, NULL);
+    dns_close(b->dns, NULL, NULL);
     fake_stop(&b->fake);
     uv_close((uv_handle_t *)&b->deadline, NULL);
     uv_close((uv_handle_t *)&b->tick, NULL);

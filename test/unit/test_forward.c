@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "forward.h"
 #include "http_client.h"
+#include "testutil.h"
 
 #define DEADLINE_MS 5000
 
@@ -155,16 +156,9 @@ static void rx_start(struct receiver *rx, uv_loop_t *loop, int status)
 {
     memset(rx, 0, sizeof *rx);
     rx->status = status;
-    uv_tcp_init(loop, &rx->srv);
+    rx->port = tu_uv_tcp_listen(loop, &rx->srv, 16, rx_accept);
     rx->srv.data = rx;
     rx->open_handles = 1;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    assert_int_equal(uv_tcp_bind(&rx->srv, (const struct sockaddr *)&sa, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&rx->srv, 16, rx_accept), 0);
-    int len = sizeof sa;
-    uv_tcp_getsockname(&rx->srv, (struct sockaddr *)&sa, &len);
-    rx->port = ntohs(sa.sin_port);
 }
 
 /* Closes every accepted connection, as a server ending idle keep-alives does. */
@@ -257,8 +251,8 @@ static void fx_finish(struct fx *x)
         assert_int_equal(x->drained, 0);   /* reported from the loop, not from in here */
         RUN_UNTIL(x, x->drained == 1);
     }
-    http_client_close(x->http);
-    dns_close(x->dns);
+    http_client_close(x->http, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     rx_stop(&x->rx);
     uv_close((uv_handle_t *)&x->tick, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
@@ -397,17 +391,7 @@ static void test_unreachable_and_bad_urls(void **s)
     (void)s;
     struct fx x;
     fx_start(&x, 200, &plain_opts);
-    /* A port nobody listens on: grab one from the receiver's neighbour. */
-    uv_tcp_t tmp;
-    uv_tcp_init(&x.loop, &tmp);
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    uv_tcp_bind(&tmp, (const struct sockaddr *)&sa, 0);
-    int len = sizeof sa;
-    uv_tcp_getsockname(&tmp, (struct sockaddr *)&sa, &len);
-    int closed_port = ntohs(sa.sin_port);
-    uv_close((uv_handle_t *)&tmp, NULL);
-    uv_run(&x.loop, UV_RUN_NOWAIT);
+    int closed_port = tu_closed_port();
 
     char url[96];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/refused", closed_port);
@@ -656,13 +640,10 @@ static void test_one_deadline_per_attempt(void **s)
     o.timeout_secs = 2;
     struct fx x;
     fx_start(&x, 200, &o);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int port;
+    int lfd = tu_tcp_listen(0, &port);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t sl = sizeof sa;
-    getsockname(lfd, (struct sockaddr *)&sa, &sl);
-    assert_int_equal(listen(lfd, 0), 0);
     /* Fill the accept queue (backlog 0 holds one) with connections nobody accepts. */
     int fillers[2];
     for (int i = 0; i < 2; i++) {

@@ -59,14 +59,20 @@ static void fx_start(struct fx *x, int queue_max)
 
 static void on_drained(void *ud)
 {
-    forward_free(ud);
+    struct fx *x = ud;
+    forward_free(x->fwd);
+    x->fwd = NULL;
 }
 
+/* As the app does: the forwarder drains (its queued forwards get their last
+ * attempt, refused at port 9) before the client goes. */
 static void fx_finish(struct fx *x)
 {
-    forward_drain(x->fwd, on_drained, x->fwd);
-    http_client_close(x->http);
-    dns_close(x->dns);
+    forward_drain(x->fwd, on_drained, x);
+    for (int i = 0; i < 500 && x->fwd; i++) uv_run(&x->loop, UV_RUN_ONCE);
+    assert_null(x->fwd);
+    http_client_close(x->http, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&x->loop), 0);
     routes_free(x->routes);

@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "forward.h"
 #include "http_client.h"
+#include "testutil.h"
 
 /* A peer that accepts one connection, reads the request head, then sends
  * its script: parts separated by '|' with a 30 ms pause between them. A
@@ -65,14 +66,7 @@ static void peer_start_tcp(struct peer *p, const char *script)
 {
     memset(p, 0, sizeof *p);
     p->script = script;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
-    p->port = ntohs(sa.sin_port);
-    listen(p->lfd, 4);
+    p->lfd = tu_tcp_listen(4, &p->port);
     pthread_create(&p->th, NULL, peer_main, p);
 }
 
@@ -160,8 +154,8 @@ static struct outcome run_call(const struct http_endpoint *ep, uint64_t timeout_
     /* Run until the call ended (or was cancelled), then close everything. */
     for (int i = 0; i < 400 && !o.done && !(cancel_on_head && o.api_version[0]); i++)
         uv_run(&loop, UV_RUN_ONCE);
-    http_client_close(c);
-    dns_close(dns);
+    http_client_close(c, NULL, NULL);
+    dns_close(dns, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     return o;
@@ -241,14 +235,7 @@ static void test_timeout(void **s)
 static void test_refused_and_unknown(void **s)
 {
     (void)s;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);   /* a port nobody listens on */
-    struct http_endpoint ep = {.host = "127.0.0.1", .port = ntohs(sa.sin_port)};
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)tu_closed_port()};
     struct outcome o = run_call(&ep, 1000, false, 0);
     assert_int_equal(o.err, -ECONNREFUSED);
     struct http_endpoint unix_ep = {.unix_path = "/tmp/wr-no-such-dir/x.sock"};
@@ -354,14 +341,7 @@ static void kpeer_start(struct kpeer *p, void (*step)(struct kpeer *, int))
 {
     memset(p, 0, sizeof *p);
     p->step = step;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bind(p->lfd, (struct sockaddr *)&sa, sizeof sa);
-    socklen_t len = sizeof sa;
-    getsockname(p->lfd, (struct sockaddr *)&sa, &len);
-    p->port = ntohs(sa.sin_port);
-    listen(p->lfd, 4);
+    p->lfd = tu_tcp_listen(4, &p->port);
     assert_int_equal(pipe(p->go), 0);
     pthread_create(&p->th, NULL, kpeer_main, p);
 }
@@ -402,8 +382,8 @@ static void pool_fx_start(struct pool_fx *x)
 
 static void pool_fx_finish(struct pool_fx *x)
 {
-    http_client_close(x->c);
-    dns_close(x->dns);
+    http_client_close(x->c, NULL, NULL);
+    dns_close(x->dns, NULL, NULL);
     uv_run(&x->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&x->loop), 0);
 }
@@ -583,6 +563,34 @@ static void test_head_deadline(void **s)
     peer_stop(&p);
 }
 
+
+/* A response to HEAD has no body, whatever its Content-Length says (issue
+ * 13: the registry's HEAD /v2/<name>/manifests/<tag>). The peer keeps the
+ * connection open after the head: waiting for 1234 body bytes would be
+ * a timeout, and the connection must go back to the pool. */
+static void test_head_has_no_body(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_tcp(&p, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDocker-Content-Digest: sha256:ab\r\n\r\n|");
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct outcome o = {0};
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)p.port};
+    struct http_client_opts opts = {
+        .method = "HEAD", .host_header = "r", .path = "/v2/a/manifests/b", .total_timeout_ms = 600,
+        .keep_alive = true, .on_done = on_done, .ud = &o,
+    };
+    http_client_request(x.c, &ep, &opts);
+    run_until_done(&x, &o);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.body, "");
+    assert_non_null(strstr(p.request, "HEAD /v2/a/manifests/b HTTP/1.1\r\n"));
+    pool_fx_finish(&x);
+    peer_stop(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_pooled_conn_stale_408),
         cmocka_unit_test(test_interim_answers_skipped),
         cmocka_unit_test(test_head_deadline),
+        cmocka_unit_test(test_head_has_no_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,10 @@ static void test_parse_malformed(void **state)
         {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"false\"}", "url is missing"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"yes\"}", "update must be true or false"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5\"}",
+         "poll is not an interval"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"500ms\"}",
+         "at least 1s"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct route *r;
@@ -131,6 +135,27 @@ static void test_parse_malformed(void **state)
         assert_int_equal(route_parse_labels("webhook-router", l, &r, err, sizeof err), -EINVAL);
         assert_non_null(strstr(err, cases[i][1]));
         assert_null(strstr(err, "secret"));
+        json_decref(l);
+    }
+}
+
+static void test_poll_label(void **state)
+{
+    (void)state;
+    const struct { const char *poll; long long ms; } cases[] = {{NULL, 0}, {"30s", 30000}, {"1h", 3600000}, {"off", -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256];
+        if (cases[i].poll)
+            snprintf(json, sizeof json, "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\","
+                     "\"webhook-router.poll\":\"%s\"}", cases[i].poll);
+        else
+            snprintf(json, sizeof json, "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+        struct route *r;
+        char err[256] = "";
+        json_t *l = labels(json);
+        assert_int_equal(route_parse_labels("webhook-router", l, &r, err, sizeof err), 1);
+        assert_int_equal(r[0].poll_ms, cases[i].ms);
+        route_list_free(r, 1);
         json_decref(l);
     }
 }
@@ -360,6 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_labels),
         cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_poll_label),
         cmocka_unit_test_setup_teardown(test_match_and_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_routes, setup, teardown),

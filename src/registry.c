@@ -1,0 +1,899 @@
+/* registry.c - the registry API client (see registry.h).
+ *
+ * One registry request (a digest, or a whole tag list) is a small state
+ * machine over http_client calls: send; on 401 read the challenge, get a
+ * token (Bearer) or take the Basic credentials, send once more; on a HEAD
+ * answer without Docker-Content-Digest send a GET and hash the body; on a
+ * tags page with a Link rel="next" send for the next page. Tokens are
+ * cached per (API host, scope); a host that asked for Basic once gets its
+ * credentials up front afterwards; a 429 pauses its host. All of it has one
+ * deadline (timeout_ms), token fetches included.
+ *
+ * Secrets: the Authorization value lives in the request only; error lines
+ * name the host, repository and status, never a header. */
+#include "registry.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "buf.h"
+#include "forward.h"
+#include "url.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_PAUSE_MS 60000
+#define DEFAULT_TOKEN_SECS 60
+#define MAX_MANIFEST (4 * 1024 * 1024)
+#define MAX_TAGS_PAGE (8 * 1024 * 1024)
+#define MAX_TOKEN_BODY (256 * 1024)
+#define MAX_PAGES 1000
+
+static const char ACCEPT_MANIFESTS[] =
+    "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.docker.distribution.manifest.v2+json\r\n";
+
+struct token {
+    struct token *next;
+    char *host;
+    char *scope;
+    char *value;
+    uint64_t expires_ms;     /* loop time */
+};
+
+/* What the client remembers of one API host. */
+struct host_state {
+    struct host_state *next;
+    char *host;
+    uint64_t paused_until;   /* loop time; 0 = not paused */
+    bool basic;              /* answered a Basic challenge: send credentials up front */
+    char *realm, *service;   /* its last Bearer challenge: tokens are fetched up front */
+};
+
+struct stat_entry {
+    struct stat_entry *next;
+    char *registry;
+    const char *outcome;
+    unsigned long n;
+};
+
+struct registry_client {
+    uv_loop_t *loop;
+    struct http_client *http;
+    const struct logger *log;
+    const struct registry_auth *auth;
+    char *insecure;
+    uint64_t timeout_ms;
+    struct token *tokens;
+    struct host_state *hosts;
+    struct stat_entry *stats;
+    struct registry_req *reqs;   /* every request not yet finished */
+    uv_timer_t deliver;          /* results decided inside registry_get_*: given from the loop */
+    bool closing;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+};
+
+enum req_kind { REQ_MANIFEST, REQ_TAGS };
+enum req_phase { PH_API, PH_TOKEN };
+
+struct registry_req {
+    struct registry_client *c;
+    struct registry_req *prev, *next;
+    enum req_kind kind;
+    registry_cb cb;
+    void *ud;
+    char *registry;          /* as given, for stats */
+    char host[256];          /* API host[:port] */
+    char *repository, *tag;
+    char *scope;             /* repository:<name>:pull */
+    struct url ep;           /* where the API is */
+    uint64_t deadline;       /* loop time */
+
+    enum req_phase phase;
+    char *path;              /* the API request target (the tags page to get) */
+    bool use_get;            /* the HEAD answer had no digest */
+    char *authz;             /* "Bearer …" / "Basic …" for the API, or NULL */
+    bool fresh_auth;         /* authz was got by this request: a 401 now is a refusal */
+    int pages;
+    struct http_call *call;
+    char cause[160];         /* http_client's errbuf */
+
+    /* From the last API answer's head. */
+    char *h_digest, *h_ctype, *h_www, *h_link, *h_retry;
+
+    struct buf tags_buf;     /* tag strings, NUL-separated */
+    size_t ntags;
+
+    bool pending;            /* result decided; waits for the deliver timer */
+    struct registry_result res;
+    char *error;
+    char *digest;
+    char *media_type;
+    const char **tags;
+};
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static uint64_t now_ms(const struct registry_client *c)
+{
+    return uv_now(c->loop);
+}
+
+static void set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = xstrdup_or_null(v);
+}
+
+static struct host_state *host_get(struct registry_client *c, const char *host)
+{
+    for (struct host_state *h = c->hosts; h; h = h->next)
+        if (strcmp(h->host, host) == 0) return h;
+    struct host_state *h = xcalloc(1, sizeof *h);
+    h->host = xstrdup(host);
+    h->next = c->hosts;
+    c->hosts = h;
+    return h;
+}
+
+static void count(struct registry_client *c, const char *registry, const char *outcome)
+{
+    for (struct stat_entry *s = c->stats; s; s = s->next)
+        if (s->outcome == outcome && strcmp(s->registry, registry) == 0) {
+            s->n++;
+            return;
+        }
+    struct stat_entry *s = xcalloc(1, sizeof *s);
+    s->registry = xstrdup(registry);
+    s->outcome = outcome;
+    s->n = 1;
+    s->next = c->stats;
+    c->stats = s;
+}
+
+static const char *outcome_of(int err)
+{
+    switch (err) {
+    case 0: return "ok";
+    case -EACCES: return "auth_error";
+    case -ENOENT: return "not_found";
+    case -EAGAIN: return "rate_limited";
+    default: return "error";
+    }
+}
+
+/* Whether host[:port] is listed in INSECURE_REGISTRIES (exact, case-insensitive). */
+static bool is_insecure(const char *list, const char *host)
+{
+    if (!list) return false;
+    size_t n = strlen(host);
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ') p++;
+        size_t len = strcspn(p, ", ");
+        if (len == n && strncasecmp(p, host, n) == 0) return true;
+        p += len;
+    }
+    return false;
+}
+
+static bool name_ok(const char *s, const char *extra)
+{
+    if (!s || !*s) return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr(extra, *p)))
+            return false;
+    return true;
+}
+
+/* A RateLimit-Limit / -Remaining value: "100;w=21600" -> 100; -1 if none. */
+static long ratelimit_value(const char *v)
+{
+    if (!v) return -1;
+    while (*v == ' ') v++;
+    if (*v < '0' || *v > '9') return -1;
+    long n = 0;
+    for (; *v >= '0' && *v <= '9'; v++)
+        if (n < 1000000000L) n = n * 10 + (*v - '0');
+    return n;
+}
+
+static char *base64(const char *s, size_t n)
+{
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
+    return out;
+}
+
+static void wipe_free(char *s)
+{
+    if (!s) return;
+    memset(s, 0, strlen(s));
+    free(s);
+}
+
+/* ---- tokens ----------------------------------------------------------------- */
+
+static struct token *token_find(struct registry_client *c, const char *host, const char *scope)
+{
+    for (struct token *t = c->tokens; t; t = t->next)
+        if (strcmp(t->host, host) == 0 && strcmp(t->scope, scope) == 0) return t;
+    return NULL;
+}
+
+static void token_drop(struct registry_client *c, const char *host, const char *scope)
+{
+    for (struct token **pp = &c->tokens; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->host, host) == 0 && strcmp((*pp)->scope, scope) == 0) {
+            struct token *t = *pp;
+            *pp = t->next;
+            free(t->host);
+            free(t->scope);
+            wipe_free(t->value);
+            free(t);
+            return;
+        }
+}
+
+static void token_put(struct registry_client *c, const char *host, const char *scope, const char *value,
+                      long long secs)
+{
+    token_drop(c, host, scope);
+    struct token *t = xcalloc(1, sizeof *t);
+    t->host = xstrdup(host);
+    t->scope = xstrdup(scope);
+    t->value = xstrdup(value);
+    /* Used until a tenth of its life before it runs out: a request sent
+     * just before expiry would be refused on arrival. */
+    uint64_t life = (uint64_t)secs * 1000;
+    t->expires_ms = now_ms(c) + life - life / 10;
+    t->next = c->tokens;
+    c->tokens = t;
+}
+
+/* ---- finishing -------------------------------------------------------------- */
+
+static void req_free(struct registry_req *r)
+{
+    free(r->registry);
+    free(r->repository);
+    free(r->tag);
+    free(r->scope);
+    url_free(&r->ep);
+    free(r->path);
+    wipe_free(r->authz);
+    free(r->h_digest);
+    free(r->h_ctype);
+    free(r->h_www);
+    free(r->h_link);
+    free(r->h_retry);
+    buf_free(&r->tags_buf);
+    free(r->error);
+    free(r->digest);
+    free(r->media_type);
+    free(r->tags);
+    free(r);
+}
+
+static void req_unlink(struct registry_req *r)
+{
+    struct registry_client *c = r->c;
+    if (r->prev) r->prev->next = r->next;
+    else c->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+/* Hands the result over and frees the request. The callback may close the
+ * client or start other requests; nothing here touches c after it. */
+static void req_deliver(struct registry_req *r)
+{
+    req_unlink(r);
+    r->res.error = r->res.err ? r->error : NULL;
+    r->res.digest = r->digest;
+    r->res.media_type = r->media_type;
+    if (r->kind == REQ_TAGS && r->res.err == 0) {
+        r->tags = xcalloc(r->ntags + 1, sizeof *r->tags);
+        const char *p = r->tags_buf.data;
+        for (size_t i = 0; i < r->ntags; i++) {
+            r->tags[i] = p;
+            p += strlen(p) + 1;
+        }
+        r->res.tags = r->tags;
+        r->res.ntags = r->ntags;
+    }
+    r->cb(r->ud, &r->res);
+    req_free(r);
+}
+
+static void finish(struct registry_req *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void finish(struct registry_req *r, int err, const char *fmt, ...)
+{
+    r->call = NULL;
+    r->res.err = err;
+    if (err && fmt) {
+        struct buf b;
+        buf_init(&b);
+        va_list ap;
+        va_start(ap, fmt);
+        buf_vprintf(&b, fmt, ap);
+        va_end(ap);
+        r->error = buf_steal(&b);
+    }
+    count(r->c, r->host, outcome_of(err));
+    req_deliver(r);
+}
+
+static void on_deliver(uv_timer_t *t)
+{
+    struct registry_client *c = t->data;
+    /* Only those pending now: a callback may start (and queue) new ones. */
+    struct registry_req *first = NULL, **tail = &first;
+    for (struct registry_req *r = c->reqs, *next; r; r = next) {
+        next = r->next;
+        if (r->pending) {
+            req_unlink(r);
+            *tail = r;
+            tail = &r->next;
+        }
+    }
+    while (first && !c->closing) {
+        struct registry_req *r = first;
+        first = r->next;
+        r->next = NULL;
+        count(c, r->host, outcome_of(r->res.err));
+        r->cb(r->ud, &r->res);
+        r->res.error = NULL;
+        req_free(r);
+    }
+    while (first) {   /* the client was closed by a callback: no more callbacks */
+        struct registry_req *r = first;
+        first = r->next;
+        req_free(r);
+    }
+}
+
+/* A result decided inside registry_get_*: given from the loop, never from
+ * inside the call. */
+static void finish_later(struct registry_req *r, int err, const char *error)
+{
+    r->pending = true;
+    r->res.err = err;
+    r->error = xstrdup(error);
+    r->res.error = r->error;
+    uv_timer_start(&r->c->deliver, on_deliver, 0, 0);
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+static void send_api(struct registry_req *r);
+static void send_token(struct registry_req *r, const struct registry_challenge *ch);
+
+static uint64_t time_left(struct registry_req *r)
+{
+    uint64_t now = now_ms(r->c);
+    return r->deadline > now ? r->deadline - now : 0;
+}
+
+static void clear_head(struct registry_req *r)
+{
+    set_str(&r->h_digest, NULL);
+    set_str(&r->h_ctype, NULL);
+    set_str(&r->h_www, NULL);
+    set_str(&r->h_link, NULL);
+    set_str(&r->h_retry, NULL);
+}
+
+static void on_api_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
+{
+    struct registry_req *r = ud;
+    (void)status;
+    clear_head(r);
+    set_str(&r->h_digest, get(ctx, "docker-content-digest"));
+    set_str(&r->h_ctype, get(ctx, "content-type"));
+    set_str(&r->h_www, get(ctx, "www-authenticate"));
+    set_str(&r->h_link, get(ctx, "link"));
+    set_str(&r->h_retry, get(ctx, "retry-after"));
+    long limit = ratelimit_value(get(ctx, "ratelimit-limit"));
+    long remaining = ratelimit_value(get(ctx, "ratelimit-remaining"));
+    if (limit >= 0) r->res.ratelimit_limit = limit;
+    if (remaining >= 0) r->res.ratelimit_remaining = remaining;
+}
+
+static void on_api_done(void *ud, int err, int status, const char *body, size_t len);
+
+static bool start_call(struct registry_req *r, const struct url *u, const char *method, const char *headers,
+                       size_t max_body, void (*head)(void *, int, const char *(*)(void *, const char *), void *),
+                       void (*done)(void *, int, int, const char *, size_t))
+{
+    uint64_t left = time_left(r);
+    if (!left) {
+        finish(r, -ETIMEDOUT, "%s: no complete answer within %llu ms", r->host,
+               (unsigned long long)r->c->timeout_ms);
+        return false;
+    }
+    struct http_endpoint ep = {.host = u->host, .port = u->port, .tls = u->tls};
+    r->cause[0] = '\0';
+    struct http_client_opts o = {
+        .method = method, .host_header = u->authority, .path = u->path, .headers = headers,
+        .connect_timeout_ms = left, .total_timeout_ms = left, .errbuf = r->cause, .errbuf_len = sizeof r->cause,
+        .on_head = head, .max_body = max_body, .keep_alive = true, .on_done = done, .ud = r,
+    };
+    r->call = http_client_request(r->c->http, &ep, &o);
+    return true;
+}
+
+static void send_api(struct registry_req *r)
+{
+    struct registry_client *c = r->c;
+    r->phase = PH_API;
+    struct host_state *hs = host_get(c, r->host);
+    if (!r->authz && hs->realm && !r->fresh_auth) {
+        struct token *t = token_find(c, r->host, r->scope);
+        if (!t || t->expires_ms <= now_ms(c)) {
+            /* A Bearer host without a live token for this scope: the 401
+             * would only repeat the challenge we know. */
+            struct registry_challenge ch = {.bearer = true, .realm = hs->realm, .service = hs->service};
+            send_token(r, &ch);
+            return;
+        }
+    }
+    if (!r->authz) {
+        /* What worked before for this host and scope, sent up front. */
+        struct token *t = token_find(c, r->host, r->scope);
+        const char *user, *password;
+        if (t && t->expires_ms > now_ms(c)) {
+            struct buf b;
+            buf_init(&b);
+            buf_printf(&b, "Bearer %s", t->value);
+            r->authz = buf_steal(&b);
+        } else if (hs->basic && registry_auth_lookup(c->auth, r->host, &user, &password)) {
+            struct buf b;
+            buf_init(&b);
+            buf_printf(&b, "%s:%s", user, password);
+            char *enc = base64(b.data, b.len);
+            memset(b.data, 0, b.len);
+            buf_reset(&b);
+            buf_printf(&b, "Basic %s", enc);
+            wipe_free(enc);
+            r->authz = buf_steal(&b);
+        }
+    }
+    struct buf h;
+    buf_init(&h);
+    if (r->kind == REQ_MANIFEST) buf_puts(&h, ACCEPT_MANIFESTS);
+    else buf_puts(&h, "Accept: application/json\r\n");
+    if (r->authz) buf_printf(&h, "Authorization: %s\r\n", r->authz);
+    struct url u = r->ep;
+    u.path = r->path;
+    const char *method = r->kind == REQ_MANIFEST && !r->use_get ? "HEAD" : "GET";
+    start_call(r, &u, method, buf_cstr(&h), r->kind == REQ_MANIFEST ? MAX_MANIFEST : MAX_TAGS_PAGE,
+               on_api_head, on_api_done);
+    if (h.data) memset(h.data, 0, h.len);
+    buf_free(&h);
+}
+
+/* "<host> refused the credentials for <repo> (HTTP 401)" and friends. */
+static void finish_refused(struct registry_req *r, int status, bool token_server)
+{
+    const char *user;
+    bool creds = registry_auth_lookup(r->c->auth, r->host, &user, NULL);
+    if (creds)
+        finish(r, -EACCES, "%s refused the credentials for %s (HTTP %d%s)", r->host, r->repository, status,
+               token_server ? " from its token server" : "");
+    else
+        finish(r, -EACCES, "%s refused anonymous access to %s (HTTP %d%s; no credentials for it in "
+                           "REGISTRY_AUTH_FILE)",
+               r->host, r->repository, status, token_server ? " from its token server" : "");
+}
+
+/* A 401: get what the challenge asks for, once. */
+static void on_unauthorized(struct registry_req *r, int status)
+{
+    struct registry_client *c = r->c;
+    if (r->fresh_auth) {
+        finish_refused(r, status, false);
+        return;
+    }
+    /* What was sent up front (a cached token, remembered Basic) is stale. */
+    token_drop(c, r->host, r->scope);
+    wipe_free(r->authz);
+    r->authz = NULL;
+    struct registry_challenge ch;
+    if (registry_challenge_parse(r->h_www, &ch) < 0) {
+        finish(r, -EACCES, "%s answered HTTP %d for %s without a usable WWW-Authenticate challenge", r->host,
+               status, r->repository);
+        return;
+    }
+    struct host_state *hs = host_get(c, r->host);
+    if (ch.bearer) {
+        set_str(&hs->realm, ch.realm);
+        set_str(&hs->service, ch.service);
+        hs->basic = false;
+        send_token(r, &ch);
+        registry_challenge_free(&ch);
+        return;
+    }
+    registry_challenge_free(&ch);
+    const char *user, *password;
+    if (!registry_auth_lookup(c->auth, r->host, &user, &password)) {
+        finish_refused(r, status, false);
+        return;
+    }
+    hs->basic = true;
+    set_str(&hs->realm, NULL);
+    r->fresh_auth = true;
+    send_api(r);   /* builds the Basic header from the credentials */
+}
+
+/* The tags of one page, appended; returns false if the body is not a tag list. */
+static bool take_tags(struct registry_req *r, const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *tags = json_object_get(root, "tags");
+    bool ok = json_is_object(root) && (json_is_array(tags) || json_is_null(tags) || !tags);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t) {
+        if (!json_is_string(t)) continue;
+        buf_append(&r->tags_buf, json_string_value(t), json_string_length(t) + 1);
+        r->ntags++;
+    }
+    json_decref(root);
+    return ok;
+}
+
+/* The target of Link: </v2/...?n=..&last=..>; rel="next", or NULL. */
+static char *next_page(const char *link)
+{
+    if (!link) return NULL;
+    const char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+    if (!gt || !strstr(gt, "next")) return NULL;
+    const char *s = lt + 1;
+    const char *scheme = strstr(s, "://");
+    if (scheme && scheme < gt) {
+        s = strchr(scheme + 3, '/');
+        if (!s || s > gt) return NULL;
+    }
+    if (strncmp(s, "/v2/", 4) != 0) return NULL;
+    for (const char *p = s; p < gt; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) return NULL;
+    return xstrndup(s, (size_t)(gt - s));
+}
+
+static void sha256_digest(const char *body, size_t len, char out[72])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_Digest(body, len, md, &n, EVP_sha256(), NULL);
+    strcpy(out, "sha256:");
+    for (unsigned i = 0; i < n && i < 32; i++) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+static void on_success(struct registry_req *r, const char *body, size_t len)
+{
+    if (r->kind == REQ_TAGS) {
+        if (!take_tags(r, body, len)) {
+            finish(r, -EPROTO, "%s: the tag list of %s is not JSON with a \"tags\" array", r->host, r->repository);
+            return;
+        }
+        char *next = next_page(r->h_link);
+        if (next && ++r->pages < MAX_PAGES) {
+            free(r->path);
+            r->path = next;
+            send_api(r);
+            return;
+        }
+        free(next);
+        finish(r, 0, NULL);
+        return;
+    }
+    const char *d = r->h_digest;
+    char computed[72];
+    if (!d || strncmp(d, "sha256:", 7) != 0) {
+        if (!r->use_get) {
+            /* No digest in the head: the body's hash is the digest. */
+            r->use_get = true;
+            send_api(r);
+            return;
+        }
+        sha256_digest(body, len, computed);
+        d = computed;
+    }
+    set_str(&r->digest, d);
+    if (r->h_ctype) {
+        size_t n = strcspn(r->h_ctype, ";");
+        while (n && r->h_ctype[n - 1] == ' ') n--;
+        free(r->media_type);
+        r->media_type = xstrndup(r->h_ctype, n);
+    }
+    finish(r, 0, NULL);
+}
+
+static void on_api_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct registry_req *r = ud;
+    struct registry_client *c = r->c;
+    r->call = NULL;
+    r->res.status = status;
+    if (err) {
+        finish(r, err, "%s: %s", r->host, r->cause[0] ? r->cause : http_client_strerror(err));
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        on_success(r, body, len);
+    } else if (status == 401) {
+        on_unauthorized(r, status);
+    } else if (status == 403) {
+        finish_refused(r, status, false);
+    } else if (status == 404) {
+        if (r->kind == REQ_MANIFEST)
+            finish(r, -ENOENT, "%s has no %s:%s (HTTP 404)", r->host, r->repository, r->tag);
+        else
+            finish(r, -ENOENT, "%s has no repository %s (HTTP 404)", r->host, r->repository);
+    } else if (status == 429) {
+        long long ms = forward_retry_after_ms(r->h_retry, (long long)time(NULL));
+        if (ms <= 0) ms = DEFAULT_PAUSE_MS;
+        host_get(c, r->host)->paused_until = now_ms(c) + (uint64_t)ms;
+        r->res.retry_after_ms = (uint64_t)ms;
+        finish(r, -EAGAIN, "%s: rate limited (HTTP 429), paused for %lld s", r->host, (ms + 999) / 1000);
+    } else {
+        finish(r, -EIO, "%s answered HTTP %d for %s", r->host, status, r->repository);
+    }
+}
+
+/* ---- the token flow ------------------------------------------------------- */
+
+static void on_token_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct registry_req *r = ud;
+    r->call = NULL;
+    if (err) {
+        finish(r, err, "%s: token server: %s", r->host, r->cause[0] ? r->cause : http_client_strerror(err));
+        return;
+    }
+    if (status == 401 || status == 403) {
+        r->res.status = status;
+        finish_refused(r, status, true);
+        return;
+    }
+    if (status < 200 || status >= 300) {
+        r->res.status = status;
+        finish(r, -EIO, "%s: token server answered HTTP %d", r->host, status);
+        return;
+    }
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *tok = json_object_get(root, "token");
+    if (!json_is_string(tok) || !json_string_length(tok)) tok = json_object_get(root, "access_token");
+    json_t *exp = json_object_get(root, "expires_in");
+    long long secs = json_is_integer(exp) ? json_integer_value(exp) : DEFAULT_TOKEN_SECS;
+    if (secs <= 0 || secs > 86400 * 365) secs = DEFAULT_TOKEN_SECS;
+    if (!json_is_string(tok) || !json_string_length(tok) || strpbrk(json_string_value(tok), "\r\n")) {
+        json_decref(root);
+        finish(r, -EPROTO, "%s: token server answered without a token", r->host);
+        return;
+    }
+    token_put(r->c, r->host, r->scope, json_string_value(tok), secs);
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "Bearer %s", json_string_value(tok));
+    json_decref(root);
+    wipe_free(r->authz);
+    r->authz = buf_steal(&b);
+    r->fresh_auth = true;
+    send_api(r);
+}
+
+/* GET realm?service=…&scope=…, with Basic credentials when there are some. */
+static void send_token(struct registry_req *r, const struct registry_challenge *ch)
+{
+    struct url realm;
+    const char *why = NULL;
+    if (url_parse(ch->realm, &realm, &why) < 0) {
+        finish(r, -EPROTO, "%s: the token realm of its challenge is not an http(s) URL", r->host);
+        return;
+    }
+    /* Credentials go over plain http only where the operator allowed it. */
+    if (!realm.tls && r->ep.tls && !is_insecure(r->c->insecure, realm.authority)) {
+        url_free(&realm);
+        finish(r, -EPROTO, "%s: its token realm is plain http and not in INSECURE_REGISTRIES", r->host);
+        return;
+    }
+    struct buf path;
+    buf_init(&path);
+    buf_puts(&path, realm.path);
+    char sep = strchr(realm.path, '?') ? '&' : '?';
+    if (ch->service) {
+        buf_printf(&path, "%cservice=", sep);
+        url_encode(&path, ch->service);
+        sep = '&';
+    }
+    buf_printf(&path, "%cscope=", sep);
+    url_encode(&path, r->scope);
+    if (ch->scope && strcmp(ch->scope, r->scope) != 0) {
+        buf_puts(&path, "&scope=");
+        url_encode(&path, ch->scope);
+    }
+    free(realm.path);
+    realm.path = buf_steal(&path);
+
+    struct buf h;
+    buf_init(&h);
+    buf_puts(&h, "Accept: application/json\r\n");
+    const char *user, *password;
+    if (registry_auth_lookup(r->c->auth, r->host, &user, &password)) {
+        struct buf up;
+        buf_init(&up);
+        buf_printf(&up, "%s:%s", user, password);
+        char *enc = base64(up.data, up.len);
+        memset(up.data, 0, up.len);
+        buf_free(&up);
+        buf_printf(&h, "Authorization: Basic %s\r\n", enc);
+        wipe_free(enc);
+    }
+    r->phase = PH_TOKEN;
+    start_call(r, &realm, "GET", buf_cstr(&h), MAX_TOKEN_BODY, NULL, on_token_done);
+    if (h.data) memset(h.data, 0, h.len);
+    buf_free(&h);
+    url_free(&realm);
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+struct registry_client *registry_client_new(uv_loop_t *loop, const struct registry_client_opts *opts)
+{
+    struct registry_client *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->http = opts->http;
+    c->log = opts->log;
+    c->auth = opts->auth;
+    c->insecure = xstrdup_or_null(opts->insecure);
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    uv_timer_init(loop, &c->deliver);
+    c->deliver.data = c;
+    return c;
+}
+
+static struct registry_req *req_new(struct registry_client *c, enum req_kind kind, const char *registry,
+                                    const char *repository, const char *tag, registry_cb cb, void *ud)
+{
+    struct registry_req *r = xcalloc(1, sizeof *r);
+    r->c = c;
+    r->kind = kind;
+    r->cb = cb;
+    r->ud = ud;
+    r->registry = xstrdup(registry ? registry : "");
+    registry_api_host(r->registry, r->host, sizeof r->host);
+    r->repository = xstrdup(repository ? repository : "");
+    r->tag = xstrdup_or_null(tag);
+    r->res.ratelimit_limit = r->res.ratelimit_remaining = -1;
+    buf_init(&r->tags_buf);
+    r->next = c->reqs;
+    if (c->reqs) c->reqs->prev = r;
+    c->reqs = r;
+    r->deadline = now_ms(c) + c->timeout_ms;
+
+    if (c->closing) {
+        finish_later(r, -ECANCELED, "registry client closed");
+        return r;
+    }
+    if (!name_ok(r->repository, "._-/") || (kind == REQ_MANIFEST && !name_ok(r->tag, "._-"))) {
+        finish_later(r, -EINVAL, "invalid repository or tag name");
+        return r;
+    }
+    struct host_state *hs = host_get(c, r->host);
+    uint64_t now = now_ms(c);
+    if (hs->paused_until > now) {
+        r->res.retry_after_ms = hs->paused_until - now;
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: rate limited (HTTP 429), paused for %llu s more", r->host,
+                 (unsigned long long)((r->res.retry_after_ms + 999) / 1000));
+        finish_later(r, -EAGAIN, msg);
+        return r;
+    }
+    struct buf u;
+    buf_init(&u);
+    buf_printf(&u, "%s://%s/", is_insecure(c->insecure, r->host) ? "http" : "https", r->host);
+    const char *why;
+    int rc = url_parse(buf_cstr(&u), &r->ep, &why);
+    buf_free(&u);
+    if (rc < 0) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: not a registry host name", r->host);
+        finish_later(r, -EINVAL, msg);
+        return r;
+    }
+    struct buf s;
+    buf_init(&s);
+    buf_printf(&s, "repository:%s:pull", r->repository);
+    r->scope = buf_steal(&s);
+    struct buf p;
+    buf_init(&p);
+    if (kind == REQ_MANIFEST) buf_printf(&p, "/v2/%s/manifests/%s", r->repository, r->tag);
+    else buf_printf(&p, "/v2/%s/tags/list", r->repository);
+    r->path = buf_steal(&p);
+    send_api(r);
+    return r;
+}
+
+struct registry_req *registry_get_digest(struct registry_client *c, const char *registry,
+                                         const char *repository, const char *tag, registry_cb cb, void *ud)
+{
+    return req_new(c, REQ_MANIFEST, registry, repository, tag, cb, ud);
+}
+
+struct registry_req *registry_get_tags(struct registry_client *c, const char *registry,
+                                       const char *repository, registry_cb cb, void *ud)
+{
+    return req_new(c, REQ_TAGS, registry, repository, NULL, cb, ud);
+}
+
+void registry_req_cancel(struct registry_req *r)
+{
+    if (!r) return;
+    if (r->call) http_call_cancel(r->call);
+    r->call = NULL;
+    req_unlink(r);
+    req_free(r);
+}
+
+void registry_client_stats(const struct registry_client *c, registry_stat_fn fn, void *ud)
+{
+    for (const struct stat_entry *s = c->stats; s; s = s->next) fn(ud, s->registry, s->outcome, s->n);
+}
+
+unsigned long registry_client_connections(const struct registry_client *c)
+{
+    return http_client_connections_opened(c->http);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct registry_client *c = h->data;
+    void (*cb)(void *) = c->close_cb;
+    void *ud = c->close_ud;
+    while (c->tokens) {
+        struct token *t = c->tokens;
+        c->tokens = t->next;
+        free(t->host);
+        free(t->scope);
+        wipe_free(t->value);
+        free(t);
+    }
+    while (c->hosts) {
+        struct host_state *hs = c->hosts;
+        c->hosts = hs->next;
+        free(hs->host);
+        free(hs->realm);
+        free(hs->service);
+        free(hs);
+    }
+    while (c->stats) {
+        struct stat_entry *s = c->stats;
+        c->stats = s->next;
+        free(s->registry);
+        free(s);
+    }
+    free(c->insecure);
+    free(c);
+    if (cb) cb(ud);
+}
+
+void registry_client_close(struct registry_client *c, void (*cb)(void *ud), void *ud)
+{
+    if (!c || c->closing) return;
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_ud = ud;
+    while (c->reqs) registry_req_cancel(c->reqs);
+    uv_timer_stop(&c->deliver);
+    uv_close((uv_handle_t *)&c->deliver, on_closed);
+}

@@ -819,6 +819,12 @@ static void c_inspected(struct job *j, int err, int status, const char *body, si
         c_fail(j, "inspecting the container", "no Name or Id in the answer");
         return;
     }
+    if (json_is_true(json_object_get(json_object_get(j->inspect, "HostConfig"), "AutoRemove"))) {
+        /* Stopping it would remove it (and its anonymous volumes): nothing
+         * to roll back to. */
+        c_fail(j, "not updated", "a --rm container is removed when stopped, so it could not be rolled back");
+        return;
+    }
     if (json_object_get(labels, "com.docker.swarm.task.id")) {
         c_fail(j, "not updated", "a Swarm task: label its service instead (the service is updated)");
         return;

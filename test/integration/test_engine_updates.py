@@ -276,3 +276,43 @@ def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, un
         assert 'webhook_router_updates_total{kind="service",outcome="rolled_back"} 1' in text
     finally:
         swarm.docker("service", "rm", name, check=False)
+
+
+def test_failed_pull_changes_nothing(engine, registry, start_router, cleanup, uniq, fixtures_dir):
+    from harness import manifest_payload
+    repo = f"team/np{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"np1-{uniq}")
+    name = f"np{uniq}"
+    cleanup["containers"].append(name)
+    engine.docker("run", "-d", "--network", "none", "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    router = start_router(env={"ENGINE_UPDATES": "1"})
+    router.wait_ready()
+    # A push notification for a tag the registry does not have: the pull fails.
+    status, _ = router.post("/webhook", manifest_payload(fixtures_dir, repo, "latest", f"np-{uniq}",
+                                                         host=f"127.0.0.1:{registry.port}"))
+    assert status == 202
+    line = router.wait_log("update failed", container=name, timeout=30)[0]
+    assert line["level"] == "error" and line["error"] == "pull", line
+    now = inspect(engine, name)
+    assert now["Id"] == old["Id"] and now["State"]["Running"] and now["Name"] == "/" + name
+    status, body = router.get("/routes")
+    assert [u["outcome"] for u in body["updates"] if u["name"] == name] == ["failed"]
+
+
+def test_auto_remove_container_is_not_touched(engine, registry, start_router, cleanup, uniq):
+    repo = f"team/rm{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"rm1-{uniq}")
+    name = f"rm{uniq}"
+    cleanup["containers"].append(name)
+    engine.docker("run", "-d", "--rm", "--network", "none", "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    router = start_router(env={"ENGINE_UPDATES": "1"})
+    router.wait_ready()
+    make_image(engine, ref, f"rm2-{uniq}")
+    engine.docker("push", ref)
+    line = router.wait_log("update failed", container=name, timeout=30)[0]
+    assert "--rm" in line["cause"], line
+    assert inspect(engine, name)["Id"] == old["Id"]

@@ -172,6 +172,10 @@ static void test_handle_accepts_and_queues(void **s)
     assert_non_null(strstr(b, "\"decision\":\"forwarded\",\"targets\":2"));
     assert_non_null(strstr(b, "\"decision\":\"ignored\",\"reason\":\"action is pull, not push\""));
     assert_int_equal(forward_queued(x.fwd), 2);
+    /* Counted under the status it was answered with (not the one before). */
+    assert_int_equal(x.w.counts.n, 1);
+    assert_string_equal(x.w.counts.by_status[0].format, "distribution");
+    assert_int_equal(x.w.counts.by_status[0].status, 202);
     assert_true(dedupe_seen(x.seen, "e1"));
     assert_int_equal(x.w.counts.forwarded, 1);
     assert_int_equal(x.w.counts.ignored, 1);

@@ -128,6 +128,36 @@ static void start_updater(struct app *a)
 }
 
 /* One watcher per DOCKER_HOST entry, as config parsed them (docker_host.h). */
+static int on_registry_push(void *ud, const struct push_event *ev)
+{
+    struct app *a = ud;
+    return webhook_inject(&a->webhook, ev);
+}
+
+/* The registry watcher follows the route table; with no route watched it
+ * only compares a generation number once per loop turn. */
+static void start_registry_watch(struct app *a)
+{
+    struct registry_client_opts ro = {
+        .http = a->http,
+        .log = &a->log,
+        .auth = a->auth,
+        .insecure = a->cfg->insecure_registries,
+    };
+    a->registry = registry_client_new(a->loop, &ro);
+    struct registry_watch_opts wo = {
+        .routes = a->routes,
+        .client = a->registry,
+        .log = &a->log,
+        .default_interval_ms = a->cfg->poll_interval_ms,
+        .on_push = on_registry_push,
+        .ud = a,
+        .engines = a->watchers,
+        .nengines = a->nwatchers,
+    };
+    a->registry_watch = registry_watch_new(a->loop, &wo);
+}
+
 static void start_watchers(struct app *a)
 {
     const struct config *c = a->cfg;
@@ -186,6 +216,15 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             "can read the webhook tokens");
     a->routes = routes_new();
     a->seen = dedupe_new(DEDUPE_IDS);
+    a->delivered = dedupe_new(DEDUPE_IDS);
+    if (cfg->registry_auth_file) {
+        char err[256];
+        a->auth = registry_auth_load(cfg->registry_auth_file, err, sizeof err);
+        if (!a->auth) {
+            LOG(&a->log, LOG_ERROR, "cannot use REGISTRY_AUTH_FILE", F_STR("error", err));
+            return -EINVAL;
+        }
+    }
     struct forward_opts fo = {
         .timeout_secs = cfg->forward_timeout_secs,
         .retries = cfg->forward_retries,
@@ -201,6 +240,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .hmac_secret = cfg->webhook_hmac_secret,
         .routes = a->routes,
         .seen = a->seen,
+        .delivered = a->delivered,
         .fwd = a->fwd,
         .updater = NULL,
         .log = &a->log,
@@ -250,6 +290,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     start_updater(a);
     a->webhook.updater = a->updater;
     start_watchers(a);
+    start_registry_watch(a);
 
     uv_signal_init(loop, &a->sigterm);
     uv_signal_init(loop, &a->sigint);
@@ -262,6 +303,10 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
 
 static void close_rest(struct app *a)
 {
+    registry_watch_close(a->registry_watch, NULL, NULL);
+    a->registry_watch = NULL;
+    registry_client_close(a->registry, NULL, NULL);
+    a->registry = NULL;
     for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], NULL, NULL);
     a->nwatchers = 0;
     a->webhook.updater = NULL;
@@ -316,6 +361,8 @@ void app_free(struct app *a)
     if (a->fwd) forward_free(a->fwd);
     routes_free(a->routes);
     dedupe_free(a->seen);
+    dedupe_free(a->delivered);
+    registry_auth_free(a->auth);
     free(a->watchers);
     registry_auth_free(a->registry_auth);
     memset(a, 0, sizeof *a);

@@ -15,6 +15,9 @@
 #include "http_server.h"
 #include "intake.h"
 #include "log.h"
+#include "registry.h"
+#include "registry_auth.h"
+#include "registry_watch.h"
 #include "routes.h"
 #include "webhook.h"
 
@@ -34,6 +37,10 @@ struct app {
     struct http_server *server;
     struct webhook_ctx webhook;       /* the webhook handler's own context and counters */
     struct intake *intake;            /* pauses the listener on a deep forward backlog */
+    struct dedupe *delivered;         /* per route, the digests it was sent */
+    struct registry_auth *auth;       /* REGISTRY_AUTH_FILE; NULL: anonymous */
+    struct registry_client *registry;
+    struct registry_watcher *registry_watch;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */

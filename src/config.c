@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "docker_host.h"
+#include "duration.h"
 
 enum kind {
     K_INT,      /* int field, [min, max] */
@@ -33,6 +34,7 @@ enum kind {
     K_BOOL,     /* bool field */
     K_FILE,     /* path of a readable file */
     K_HOSTS,    /* comma-separated host[:port] list */
+    K_DURATION, /* uint64_t milliseconds: "30s", "5m", "1h"; "off" or "0" is 0 */
 };
 
 struct setting {
@@ -89,6 +91,8 @@ static const struct setting settings[] = {
      "1 to let <prefix>.update=true routes pull and recreate containers / update services"},
     {"ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "60", NULL, K_INT, 1, 3600, OFF(engine_update_health_timeout_secs),
      "how long a recreated container with a HEALTHCHECK may take to become healthy"},
+    {"POLL_INTERVAL", NULL, "off", K_DURATION, 0, 0, OFF(poll_interval_ms),
+     "watch every route's registry this often (30s, 5m, 1h); a route's <prefix>.poll label wins"},
     {"REGISTRY_AUTH_FILE", NULL, "none", K_FILE, 0, 0, OFF(registry_auth_file),
      "Docker config.json with registry credentials (auths), for registry watches"},
     {"INSECURE_REGISTRIES", NULL, "none", K_HOSTS, 0, 0, OFF(insecure_registries),
@@ -191,6 +195,7 @@ static const char *what_accepts(const struct setting *s, char *tmp, size_t n)
     case K_BOOL: return "0, 1, true, false, yes or no";
     case K_FILE: return "a readable file";
     case K_HOSTS: return "host[:port] names, comma-separated";
+    case K_DURATION: return "an interval of at least 1s such as 30s, 5m or 1h, or off";
     }
     return "a valid value";
 }
@@ -261,6 +266,13 @@ static int apply(struct config *c, const struct setting *s, const char *v)
     case K_HOSTS:
         if (!hosts_ok(v)) return -EINVAL;
         break;
+    case K_DURATION: {
+        uint64_t ms = 0;
+        if (strcmp(v, "off") != 0 && strcmp(v, "0") != 0 && (duration_parse_ms(v, &ms) < 0 || ms < 1000))
+            return -EINVAL;
+        *(uint64_t *)field = ms;
+        return 0;
+    }
     case K_FILE: {
         if (!*v) return -EINVAL;
         /* Checked now so a typo stops start-up with this message rather than

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "log.h"
 
@@ -38,6 +39,7 @@ struct config {
     int max_connections;
     bool engine_updates;        /* ENGINE_UPDATES: the router may change the engine (engine_update.h) */
     int engine_update_health_timeout_secs;
+    uint64_t poll_interval_ms;  /* POLL_INTERVAL; 0: only routes with a poll label */
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */

@@ -6,6 +6,7 @@
 #include "handlers.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "app.h"
@@ -75,7 +76,52 @@ static void handle_ready(struct app *a, struct http_response *res)
 struct routes_out {
     struct buf *b;
     size_t n;
+    struct registry_watcher *rw;
 };
+
+/* "2026-11-29T18:34:41.123Z" */
+static void put_time(struct buf *b, long long ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char s[40];
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "\"%s.%03lldZ\"", s, ms % 1000);
+}
+
+/* The route's registry watch (as seen on its first source that has one). */
+static void put_watch(struct buf *b, struct registry_watcher *rw, const struct route *r,
+                      const struct route_source *const *src, size_t nsrc, int *first)
+{
+    struct watch_status st;
+    size_t i = 0;
+    while (i < nsrc && !registry_watch_status(rw, r, src[i], &st)) i++;
+    if (i == nsrc) return;
+    int f = 1;
+    json_put_key(b, "watch", first);
+    buf_putc(b, '{');
+    json_put_key(b, "registry", &f);
+    json_put_str(b, st.key->host);
+    json_put_key(b, "repository", &f);
+    json_put_str(b, st.key->repository);
+    json_put_key(b, st.key->tag[0] ? "tag" : "tags", &f);
+    json_put_str(b, st.key->tag[0] ? st.key->tag : st.key->glob);
+    json_put_key(b, "interval_s", &f);
+    buf_put_uint(b, st.key->interval_ms / 1000);
+    json_put_key(b, "last_check", &f);
+    if (st.last_check_ms) put_time(b, st.last_check_ms);
+    else buf_puts(b, "null");
+    json_put_key(b, "last_digest", &f);
+    json_put_str(b, st.digest);
+    if (!st.key->tag[0]) {
+        json_put_key(b, "tags_known", &f);
+        buf_put_uint(b, st.ntags);
+    }
+    json_put_key(b, "error", &f);
+    json_put_str(b, st.error);
+    buf_putc(b, '}');
+}
 
 static void put_route(void *ud, const struct route *r, const struct route_source *const *src, size_t nsrc)
 {
@@ -117,7 +163,9 @@ static void put_route(void *ud, const struct route *r, const struct route_source
         json_put_str(b, src[i]->engine);
         buf_putc(b, '}');
     }
-    buf_puts(b, "]}");
+    buf_putc(b, ']');
+    put_watch(b, o->rw, r, src, nsrc, &first);
+    buf_putc(b, '}');
 }
 
 /* Each object's last engine update. */
@@ -149,7 +197,7 @@ static void put_update(void *ud, const struct update_status *s)
 
 static void handle_routes(struct app *a, struct http_response *res)
 {
-    struct routes_out o = {.b = &res->body};
+    struct routes_out o = {.b = &res->body, .rw = a->registry_watch};
     buf_puts(&res->body, "{\"routes\":[");
     routes_foreach(a->routes, put_route, &o);
     buf_printf(&res->body, "],\"count\":%zu", o.n);
@@ -164,6 +212,12 @@ static void put_update_count(void *ud, const char *kind, const char *outcome, un
 {
     prom_sample(ud, "webhook_router_updates_total", (const char *const[]){"kind", kind, "outcome", outcome, NULL},
                 (double)n);
+}
+
+static void put_registry_stat(void *ud, const char *registry, const char *outcome, unsigned long n)
+{
+    prom_sample(ud, "webhook_router_registry_requests_total",
+                (const char *const[]){"registry", registry, "outcome", outcome, NULL}, (double)n);
 }
 
 static void handle_metrics(struct app *a, struct http_response *res)
@@ -220,6 +274,14 @@ static void handle_metrics(struct app *a, struct http_response *res)
     prom_sample(b, "webhook_router_intake_pauses_total", NULL, (double)intake_pauses(a->intake));
     prom_family(b, "webhook_router_forwards_in_flight", "gauge", "Forwards being sent now.");
     prom_sample(b, "webhook_router_forwards_in_flight", NULL, (double)forward_in_flight(a->fwd));
+    prom_family(b, "webhook_router_registry_requests_total", "counter",
+                "Registry watch requests by registry and outcome.");
+    if (a->registry) registry_client_stats(a->registry, put_registry_stat, b);
+    prom_family(b, "webhook_router_watches", "gauge", "Registry watches (registry, repository, tag or tag list).");
+    prom_sample(b, "webhook_router_watches", NULL, (double)registry_watch_count(a->registry_watch));
+    prom_family(b, "webhook_router_watch_changes_total", "counter",
+                "New digests or tags a registry watch found and handed to the webhook path.");
+    prom_sample(b, "webhook_router_watch_changes_total", NULL, (double)registry_watch_changes(a->registry_watch));
     prom_family(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.");
     prom_sample(b, "webhook_router_routes", NULL, (double)routes_count(a->routes));
 

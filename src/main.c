@@ -117,7 +117,7 @@ static int split_ref(const char *ref, char *registry, size_t rlen, char *repo, s
  * reachability, with the daemon's own client and settings. */
 static int registry_digest(const struct config *c)
 {
-    char registry[256], repo[512], tag[256];
+    char registry[256], repo[600], tag[256];
     if (split_ref(c->registry_digest_ref, registry, sizeof registry, repo, sizeof repo, tag, sizeof tag) < 0) {
         fprintf(stderr, "webhook-router: registry-digest: not an image reference with a tag: %s\n",
                 c->registry_digest_ref);

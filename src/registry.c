@@ -34,6 +34,10 @@
 #define MAX_TAGS_PAGE (8 * 1024 * 1024)
 #define MAX_TOKEN_BODY (256 * 1024)
 #define MAX_PAGES 1000
+/* Requests in flight to one registry at most (so connections to it, with
+ * keep-alive); more wait in order. A thousand watches firing in one turn
+ * must not open a thousand connections. */
+#define HOST_CONCURRENCY 4
 
 static const char ACCEPT_MANIFESTS[] =
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
@@ -50,11 +54,13 @@ struct token {
 
 /* What the client remembers of one API host. */
 struct host_state {
+    bool helper_warned;      /* the credential-helper warn, once */
     struct host_state *next;
     char *host;
     uint64_t paused_until;   /* loop time; 0 = not paused */
     bool basic;              /* answered a Basic challenge: send credentials up front */
     char *realm, *service;   /* its last Bearer challenge: tokens are fetched up front */
+    unsigned inflight;       /* requests holding one of its HOST_CONCURRENCY slots */
 };
 
 struct stat_entry {
@@ -74,8 +80,12 @@ struct registry_client {
     struct token *tokens;
     struct host_state *hosts;
     struct stat_entry *stats;
-    struct registry_req *reqs;   /* every request not yet finished */
-    uv_timer_t deliver;          /* results decided inside registry_get_*: given from the loop */
+    struct registry_req *reqs;   /* every request not yet finished, oldest first */
+    struct registry_req *reqs_tail;
+    size_t queued;               /* of them, waiting for a slot of their host */
+    /* Results decided inside registry_get_*, and queued requests whose host
+     * has a free slot again: handled from the loop. */
+    uv_timer_t deliver;
     bool closing;
     void (*close_cb)(void *ud);
     void *close_ud;
@@ -92,6 +102,10 @@ struct registry_req {
     void *ud;
     char *registry;          /* as given, for stats */
     char host[256];          /* API host[:port] */
+    struct host_state *hs;
+    bool queued;             /* waits for a slot of hs */
+    bool has_slot;
+    bool in_dispatch;        /* being started: a result now is given from the loop */
     char *repository, *tag;
     char *scope;             /* repository:<name>:pull */
     struct url ep;           /* where the API is */
@@ -261,6 +275,9 @@ static void token_put(struct registry_client *c, const char *host, const char *s
 
 /* ---- finishing -------------------------------------------------------------- */
 
+static void on_deliver(uv_timer_t *t);
+static void dispatch(struct registry_req *r);
+
 static void req_free(struct registry_req *r)
 {
     free(r->registry);
@@ -289,14 +306,23 @@ static void req_unlink(struct registry_req *r)
     if (r->prev) r->prev->next = r->next;
     else c->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
+    else c->reqs_tail = r->prev;
     r->prev = r->next = NULL;
+    if (r->queued) c->queued--;
+    r->queued = false;
+    if (r->has_slot) {
+        r->has_slot = false;
+        r->hs->inflight--;
+        /* Its slot can start a waiting one, from the loop (not from here:
+         * we may be inside a callback chain). */
+        if (c->queued && !c->closing) uv_timer_start(&c->deliver, on_deliver, 0, 0);
+    }
 }
 
 /* Hands the result over and frees the request. The callback may close the
  * client or start other requests; nothing here touches c after it. */
-static void req_deliver(struct registry_req *r)
+static void fill_result(struct registry_req *r)
 {
-    req_unlink(r);
     r->res.error = r->res.err ? r->error : NULL;
     r->res.digest = r->digest;
     r->res.media_type = r->media_type;
@@ -310,6 +336,12 @@ static void req_deliver(struct registry_req *r)
         r->res.tags = r->tags;
         r->res.ntags = r->ntags;
     }
+}
+
+static void req_deliver(struct registry_req *r)
+{
+    req_unlink(r);
+    fill_result(r);
     r->cb(r->ud, &r->res);
     req_free(r);
 }
@@ -327,6 +359,13 @@ static void finish(struct registry_req *r, int err, const char *fmt, ...)
         buf_vprintf(&b, fmt, ap);
         va_end(ap);
         r->error = buf_steal(&b);
+    }
+    if (r->in_dispatch) {
+        /* Decided while registry_get_* (or the queue) starts it: the
+         * callback must not run from in there. on_deliver counts it. */
+        r->pending = true;
+        uv_timer_start(&r->c->deliver, on_deliver, 0, 0);
+        return;
     }
     count(r->c, r->host, outcome_of(err));
     req_deliver(r);
@@ -350,14 +389,21 @@ static void on_deliver(uv_timer_t *t)
         first = r->next;
         r->next = NULL;
         count(c, r->host, outcome_of(r->res.err));
+        fill_result(r);
         r->cb(r->ud, &r->res);
-        r->res.error = NULL;
         req_free(r);
     }
     while (first) {   /* the client was closed by a callback: no more callbacks */
         struct registry_req *r = first;
         first = r->next;
         req_free(r);
+    }
+    /* Queued requests whose host has a free slot, oldest first. dispatch
+     * never calls back from inside, so the list stays as it is meanwhile
+     * (apart from the request dispatched). */
+    for (struct registry_req *r = c->reqs, *next; r && c->queued && !c->closing; r = next) {
+        next = r->next;
+        if (r->queued && r->hs->inflight < HOST_CONCURRENCY) dispatch(r);
     }
 }
 
@@ -368,7 +414,6 @@ static void finish_later(struct registry_req *r, int err, const char *error)
     r->pending = true;
     r->res.err = err;
     r->error = xstrdup(error);
-    r->res.error = r->error;
     uv_timer_start(&r->c->deliver, on_deliver, 0, 0);
 }
 
@@ -681,6 +726,8 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
         finish(r, -EPROTO, "%s: token server answered without a token", r->host);
         return;
     }
+    LOG(r->c->log, LOG_DEBUG, "registry token fetched", F_STR("registry", r->host), F_STR("scope", r->scope),
+        F_INT("expires_in", secs));
     token_put(r->c, r->host, r->scope, json_string_value(tok), secs);
     struct buf b;
     buf_init(&b);
@@ -746,6 +793,33 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     url_free(&realm);
 }
 
+/* Starts a request that may go now: its host is not paused, a slot is free. */
+static void dispatch(struct registry_req *r)
+{
+    struct registry_client *c = r->c;
+    struct host_state *hs = r->hs;
+    if (r->queued) {
+        r->queued = false;
+        c->queued--;
+    }
+    uint64_t now = now_ms(c);
+    if (hs->paused_until > now) {
+        r->res.retry_after_ms = hs->paused_until - now;
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: rate limited (HTTP 429), paused for %llu s more", r->host,
+                 (unsigned long long)((r->res.retry_after_ms + 999) / 1000));
+        finish_later(r, -EAGAIN, msg);
+        return;
+    }
+    hs->inflight++;
+    r->has_slot = true;
+    /* The deadline runs from here, not from a wait in the queue. */
+    r->deadline = now + c->timeout_ms;
+    r->in_dispatch = true;
+    send_api(r);
+    r->in_dispatch = false;
+}
+
 /* ---- public ------------------------------------------------------------------ */
 
 struct registry_client *registry_client_new(uv_loop_t *loop, const struct registry_client_opts *opts)
@@ -765,6 +839,7 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
 static struct registry_req *req_new(struct registry_client *c, enum req_kind kind, const char *registry,
                                     const char *repository, const char *tag, registry_cb cb, void *ud)
 {
+    if (c->closing) return NULL;   /* its deliver timer is closing: nothing could come back */
     struct registry_req *r = xcalloc(1, sizeof *r);
     r->c = c;
     r->kind = kind;
@@ -776,28 +851,23 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
     r->tag = xstrdup_or_null(tag);
     r->res.ratelimit_limit = r->res.ratelimit_remaining = -1;
     buf_init(&r->tags_buf);
-    r->next = c->reqs;
-    if (c->reqs) c->reqs->prev = r;
-    c->reqs = r;
-    r->deadline = now_ms(c) + c->timeout_ms;
+    /* Appended: queued requests go in order. */
+    r->prev = c->reqs_tail;
+    if (c->reqs_tail) c->reqs_tail->next = r;
+    else c->reqs = r;
+    c->reqs_tail = r;
 
-    if (c->closing) {
-        finish_later(r, -ECANCELED, "registry client closed");
-        return r;
-    }
     if (!name_ok(r->repository, "._-/") || (kind == REQ_MANIFEST && !name_ok(r->tag, "._-"))) {
         finish_later(r, -EINVAL, "invalid repository or tag name");
         return r;
     }
-    struct host_state *hs = host_get(c, r->host);
-    uint64_t now = now_ms(c);
-    if (hs->paused_until > now) {
-        r->res.retry_after_ms = hs->paused_until - now;
-        char msg[320];
-        snprintf(msg, sizeof msg, "%s: rate limited (HTTP 429), paused for %llu s more", r->host,
-                 (unsigned long long)((r->res.retry_after_ms + 999) / 1000));
-        finish_later(r, -EAGAIN, msg);
-        return r;
+    r->hs = host_get(c, r->host);
+    if (!r->hs->helper_warned && registry_auth_needs_helper(c->auth, r->host)) {
+        /* A credsStore / credHelpers program cannot run in the router's
+         * image: say so once, then go on anonymously. */
+        LOG(c->log, LOG_WARN, "REGISTRY_AUTH_FILE names a credential helper for this registry, which the "
+            "router cannot run: put the credentials in \"auths\" instead", F_STR("registry", r->host));
+        r->hs->helper_warned = true;
     }
     struct buf u;
     buf_init(&u);
@@ -820,7 +890,12 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
     if (kind == REQ_MANIFEST) buf_printf(&p, "/v2/%s/manifests/%s", r->repository, r->tag);
     else buf_printf(&p, "/v2/%s/tags/list", r->repository);
     r->path = buf_steal(&p);
-    send_api(r);
+    if (r->hs->inflight < HOST_CONCURRENCY) {
+        dispatch(r);
+    } else {
+        r->queued = true;
+        c->queued++;
+    }
     return r;
 }
 

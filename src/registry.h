@@ -8,6 +8,8 @@
  * or credentialed Bearer token flow (401 + WWW-Authenticate -> token,
  * cached per host and scope until expires_in), and Basic. A 429 pauses its
  * host (Retry-After, else 60 s): requests to it fail at once until then.
+ * At most 4 requests are in flight to one host (so at most 4 connections
+ * to it); more wait in order, their deadline starting when they go.
  * Credentials and tokens never appear in a log line or a result. */
 #ifndef WR_REGISTRY_H
 #define WR_REGISTRY_H
@@ -57,7 +59,8 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
  * Docker-Content-Digest, or (a registry that omits it) the SHA-256 of a
  * GET's body. registry is a name as in a label ("docker.io",
  * "reg.local:5000"); repository "library/redis". cb is called once, from
- * the loop, unless the request is cancelled. */
+ * the loop, unless the request is cancelled. NULL (and no callback) once
+ * registry_client_close was called. */
 struct registry_req *registry_get_digest(struct registry_client *c, const char *registry,
                                          const char *repository, const char *tag, registry_cb cb, void *ud);
 /* GET /v2/<repository>/tags/list, following Link pagination. */

@@ -1,6 +1,8 @@
 /* webhook.c - the webhook handler (see webhook.h). */
 #include "webhook.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "auth.h"
@@ -71,8 +73,19 @@ static bool forwarded_earlier(const struct payload *p, const struct webhook_plan
     return false;
 }
 
-void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct payload *p,
-                       struct webhook_plan *plan)
+/* The key under which a route remembers the digest it was sent:
+ * "<digest>|<route url>|<host>/<path>:<tag>". Empty when ev has no digest. */
+static void delivered_key(char *out, size_t outlen, const struct push_event *ev, const char *url)
+{
+    out[0] = '\0';
+    struct repo_ref ref;
+    if (!ev->digest || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0) return;
+    int n = snprintf(out, outlen, "%s|%s|%s/%s:%s", ev->digest, url, ref.host, ref.path, ev->tag ? ev->tag : "");
+    if (n < 0 || (size_t)n >= outlen) out[0] = '\0';   /* too long to remember: never deduped */
+}
+
+void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
+                       const struct payload *p, struct webhook_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     bool small = p->n <= sizeof plan->small_decision / sizeof plan->small_decision[0];
@@ -98,6 +111,23 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         routes_match_all(routes, ev, &m);
         size_t n = m.nurls;
         plan->decision[i] = n || m.nupdates ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n && !m.nupdates) continue;
+        if (n && delivered && ev->digest) {
+            /* Routes already sent this digest (by a webhook or a poll) are not sent it again. */
+            size_t keep = 0;
+            char key[1024];
+            for (size_t k = 0; k < n; k++) {
+                delivered_key(key, sizeof key, ev, urls[k]);
+                if (!key[0] || !dedupe_seen(delivered, key)) urls[keep++] = urls[k];
+            }
+            n = keep;
+            /* Updates need no such memory: the updater compares image IDs
+             * (a container already on the pushed image is left alone). */
+            if (!n && !m.nupdates) {
+                plan->decision[i] = WEBHOOK_DUPLICATE;
+                continue;
+            }
+        }
         if (n) {
             plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
             memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
@@ -172,7 +202,12 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         break;
     case WEBHOOK_FORWARD: {
         size_t n = plan->first[i + 1] - plan->first[i];
-        for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) forward_submit(w->fwd, plan->targets[k], ev);
+        char key[1024];
+        for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) {
+            forward_submit(w->fwd, plan->targets[k], ev);
+            delivered_key(key, sizeof key, ev, plan->targets[k]);
+            if (w->delivered && key[0]) dedupe_add(w->delivered, key);
+        }
         /* Updates start (or queue behind the object's running one) now;
          * with ENGINE_UPDATES off the updater warns once per object. */
         size_t nu = 0;
@@ -226,7 +261,7 @@ static const char *handle(struct webhook_ctx *w, const struct http_request *req,
      * request's forwards, none is taken and the registry retries (503), so
      * nothing that was answered 202 is ever dropped. */
     struct webhook_plan plan;
-    webhook_plan_make(w->routes, w->seen, &p, &plan);
+    webhook_plan_make(w->routes, w->seen, w->delivered, &p, &plan);
     if (plan.ntargets && (w->stopping || !forward_has_room(w->fwd, plan.ntargets))) {
         LOG(w->log, LOG_WARN, "webhook deferred: forward queue full", F_INT("targets", plan.ntargets),
             F_INT("queued", forward_queued(w->fwd)));
@@ -249,6 +284,27 @@ static const char *handle(struct webhook_ctx *w, const struct http_request *req,
     webhook_plan_free(&plan);
     payload_free(&p);
     return format;
+}
+
+int webhook_inject(struct webhook_ctx *w, const struct push_event *ev)
+{
+    struct payload p = {.format = ev->format, .events = (struct push_event *)ev, .n = 1};
+    struct webhook_plan plan;
+    webhook_plan_make(w->routes, w->seen, w->delivered, &p, &plan);
+    int rc = 0;
+    if (plan.ntargets && (w->stopping || !forward_has_room(w->fwd, plan.ntargets))) {
+        LOG(w->log, LOG_WARN, "change deferred: forward queue full", F_STR("repository", ev->repository),
+            F_STR("tag", ev->tag), F_INT("queued", forward_queued(w->fwd)));
+        rc = -EAGAIN;
+    } else {
+        struct buf summary;   /* nobody to answer: the decision is in the log */
+        buf_init(&summary);
+        carry_out(w, &p, &plan, 0, &summary);
+        buf_free(&summary);
+        if (plan.ntargets && w->queued) w->queued(w->queued_ud);
+    }
+    webhook_plan_free(&plan);
+    return rc;
 }
 
 void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,

@@ -37,6 +37,10 @@ struct webhook_ctx {
     const char *hmac_secret;          /* WEBHOOK_HMAC_SECRET, or NULL */
     struct route_table *routes;
     struct dedupe *seen;              /* ids of recently forwarded events */
+    /* Per route, the digests already delivered: one digest redeploys a
+     * route once, whether a webhook or a registry poll saw it first.
+     * Optional. */
+    struct dedupe *delivered;
     struct forwarder *fwd;
     struct engine_updater *updater;   /* <prefix>.update=true routes; NULL: none */
     const struct logger *log;
@@ -68,10 +72,11 @@ struct webhook_plan {
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,
- * or earlier in the same payload), no route, or forward to its targets.
- * Reads routes and seen, changes nothing. */
-void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct payload *p,
-                       struct webhook_plan *plan);
+ * or earlier in the same payload; or, per route, a digest that route was
+ * already sent: delivered may be NULL), no route, or forward to its
+ * targets. Reads, changes nothing. */
+void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
+                       const struct payload *p, struct webhook_plan *plan);
 void webhook_plan_free(struct webhook_plan *plan);
 
 /* /webhook/<token> exists only with a token configured. */
@@ -80,6 +85,12 @@ bool webhook_token_path_ok(const struct webhook_ctx *w, const char *token);
  * a missing or wrong one is answered 401 here. Leaves res alone otherwise. */
 void webhook_head(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
                   struct http_response *res);
+/* An event from elsewhere (the registry watcher's "poll" pushes) down the
+ * same path from the plan on. Returns 0 when it was decided (forwarded,
+ * duplicate or no route), -EAGAIN when the forward queue cannot take it
+ * now (nothing was done: offer it again later). */
+int webhook_inject(struct webhook_ctx *w, const struct push_event *ev);
+
 /* POST /webhook[/<token>]: auth, parse, plan, queue, answer; counts it. */
 void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
                     struct http_response *res);

@@ -530,6 +530,30 @@ def write_auth_file(directory, entries, form="auth"):
     return path
 
 
+def variant_image(engine, name):
+    """Another image from the test image's files with a config of its own
+    (ENV WR_VARIANT=name): a different image ID and manifest digest. Returns
+    its local name."""
+    ref = f"local/bb:{name}"
+    if engine.docker("image", "inspect", ref, check=False).returncode != 0:
+        engine.docker("import", "-c", 'CMD ["/bin/sleep","3600"]', "-c", f"ENV WR_VARIANT={name}",
+                      os.path.join(engine.dir, "img.tar"), ref)
+    return ref
+
+
+def push_variant(engine, registry_host, repo, tag, variant, user=None, password=None):
+    """Pushes variant_image(variant) as registry_host/repo:tag; returns its digest."""
+    src = variant_image(engine, variant)
+    ref = f"{registry_host}/{repo}:{tag}"
+    engine.docker("tag", src, ref)
+    if user is not None:
+        engine.docker("login", "-u", user, "-p", password, registry_host)
+    out = engine.docker("push", ref).stdout
+    m = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
+    assert m, f"no digest in the output of docker push {ref}: {out}"
+    return m.group(1)
+
+
 def push_image(engine, registry_host, repo, tag, user=None, password=None):
     """Tags the test image as registry_host/repo:tag and pushes it (logging in
     first when user is given); returns the digest `docker push` printed."""

@@ -35,6 +35,8 @@ struct fake;
 
 struct fake_conn {
     union {
+        uv_handle_t handle;         /* the common head: data, loop, type */
+        uv_stream_t stream;
         uv_pipe_t pipe;
         uv_tcp_t tcp;               /* when the fake listens on TCP */
     } h;
@@ -259,7 +261,7 @@ static void on_fake_connection(uv_stream_t *server, int status)
     buf_init(&fc->in);
     if (f->tcp) uv_tcp_init(f->loop, &fc->h.tcp);
     else uv_pipe_init(f->loop, &fc->h.pipe, 0);
-    ((uv_handle_t *)&fc->h)->data = fc;
+    fc->h.handle.data = fc;
     fc->next = f->conns;
     f->conns = fc;
     assert_int_equal(uv_accept(server, (uv_stream_t *)&fc->h), 0);

@@ -104,7 +104,7 @@ static void test_plan(void **s)
     };
     struct payload p = {.format = "t", .events = evs, .n = 6};
     struct webhook_plan plan;
-    webhook_plan_make(x.routes, x.seen, &p, &plan);
+    webhook_plan_make(x.routes, x.seen, NULL, &p, &plan);
     enum webhook_decision want[] = {WEBHOOK_IGNORED, WEBHOOK_DUPLICATE, WEBHOOK_NO_ROUTE,
                                     WEBHOOK_FORWARD, WEBHOOK_DUPLICATE, WEBHOOK_FORWARD};
     for (size_t i = 0; i < 6; i++) assert_int_equal(plan.decision[i], want[i]);
@@ -135,7 +135,7 @@ static void test_plan_updates(void **s)
     };
     struct payload p = {.format = "t", .events = evs, .n = 2};
     struct webhook_plan plan;
-    webhook_plan_make(x.routes, x.seen, &p, &plan);
+    webhook_plan_make(x.routes, x.seen, NULL, &p, &plan);
     assert_int_equal(plan.decision[0], WEBHOOK_FORWARD);
     assert_int_equal(plan.first[1] - plan.first[0], 0);
     assert_int_equal(plan.ufirst[1] - plan.ufirst[0], 1);
@@ -232,6 +232,38 @@ static void test_token_at_head(void **s)
     fx_finish(&x);
 }
 
+/* One digest redeploys a route once: the webhook delivered it, the
+ * registry watch's poll of the same digest is a duplicate, and the other
+ * way round. */
+static void test_digest_once_per_route(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    x.w.delivered = dedupe_new(64);
+    struct http_request req = request("/webhook", NULL, 0);
+    webhook_handle(&x.w, &req, NULL, &x.res);   /* team/app:v1@sha256:aa from reg:5000, two targets */
+    assert_int_equal(forward_queued(x.fwd), 2);
+    struct push_event poll = {.format = "poll", .id = "reg:5000/team/app:v1@sha256:aa", .registry = "reg:5000",
+                              .repository = "team/app", .tag = "v1", .digest = "sha256:aa"};
+    assert_int_equal(webhook_inject(&x.w, &poll), 0);
+    assert_int_equal(forward_queued(x.fwd), 2);
+    assert_int_equal(x.w.counts.duplicate, 1);
+    /* A new digest: both routes get it, once, by whichever comes first. */
+    struct push_event poll2 = poll;
+    poll2.id = "reg:5000/team/app:v1@sha256:bb";
+    poll2.digest = "sha256:bb";
+    assert_int_equal(webhook_inject(&x.w, &poll2), 0);
+    assert_int_equal(x.w.counts.forwarded, 2);
+    struct push_event hook2 = poll2;
+    hook2.format = "distribution";
+    hook2.id = "e-bb";
+    assert_int_equal(webhook_inject(&x.w, &hook2), 0);
+    assert_int_equal(x.w.counts.duplicate, 2);
+    dedupe_free(x.w.delivered);
+    fx_finish(&x);
+}
+
 static void test_dispatch_table(void **s)
 {
     (void)s;
@@ -267,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_handle_accepts_and_queues),
         cmocka_unit_test(test_handle_all_or_nothing),
         cmocka_unit_test(test_token_at_head),
+        cmocka_unit_test(test_digest_once_per_route),
         cmocka_unit_test(test_dispatch_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -41,6 +41,7 @@ struct fake {
     bool omit_digest;
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
+    const char *realm;           /* the Bearer realm to announce; NULL: /token here */
     /* seen */
     int connections;
     int api_requests;
@@ -118,6 +119,8 @@ static void answer(struct fake *f, int fd, const char *req)
         char ch[512];
         if (f->auth == FA_BASIC)
             snprintf(ch, sizeof ch, "WWW-Authenticate: Basic realm=\"fake\"\r\n");
+        else if (f->realm)
+            snprintf(ch, sizeof ch, "WWW-Authenticate: Bearer realm=\"%s\",service=\"fake\"\r\n", f->realm);
         else
             snprintf(ch, sizeof ch,
                      "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"fake\","
@@ -635,7 +638,7 @@ static void test_cancel(void **s)
     for (int i = 0; i < 50 && fake_get(&x.f, &x.f.api_requests) == 0; i++) uv_run(&x.loop, UV_RUN_NOWAIT), usleep(2000);
     registry_req_cancel(r);
     /* A result decided at once (bad name), cancelled before the loop ran. */
-    r = registry_get_digest(x.rc, x.host, "Team/App", "v1", on_result, &paused);
+    r = registry_get_digest(x.rc, x.host, "team app", "v1", on_result, &paused);
     registry_req_cancel(r);
     /* One left pending when the client closes: no callback either. */
     registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &later);
@@ -667,6 +670,83 @@ static void test_https_and_errors(void **s)
     fx_finish(&x);
 }
 
+
+/* The client closed from inside a callback: what else was decided gets no
+ * callback, and a request started after the close is refused (NULL). */
+static struct fx *g_fx;
+static struct registry_req *g_after_close;
+static int g_close_cbs;
+
+static void on_result_close(void *ud, const struct registry_result *r)
+{
+    (void)ud;
+    (void)r;
+    g_close_cbs++;
+    registry_client_close(g_fx->rc, on_client_closed, NULL);
+    g_after_close = registry_get_digest(g_fx->rc, g_fx->host, "team/app", "v1", on_result, NULL);
+}
+
+static void test_close_from_callback(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    g_fx = &x;
+    g_close_cbs = 0;
+    g_closed = 0;
+    g_after_close = (struct registry_req *)&x;
+    /* Two results decided at once (bad names), delivered in one turn. */
+    registry_get_digest(x.rc, x.host, "bad name", "v1", on_result_close, NULL);
+    registry_get_digest(x.rc, x.host, "bad name", "v1", on_result_close, NULL);
+    for (int i = 0; i < 50 && !g_closed; i++) uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(g_close_cbs, 1);
+    assert_null(g_after_close);
+    assert_int_equal(g_closed, 1);
+    http_client_close(x.http, NULL, NULL);
+    dns_close(x.dns, NULL, NULL);
+    uv_run(&x.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&x.loop), 0);
+    fake_stop(&x.f);
+}
+
+
+/* Many requests to one host in one turn (a thousand watches firing
+ * together): at most 4 in flight, so at most 4 connections, the rest
+ * queued; every one answered. */
+static void test_host_concurrency(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    struct got g[12];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 12; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 12; i++) run_until(&x, &g[i]);
+    for (int i = 0; i < 12; i++) assert_int_equal(g[i].err, 0);
+    assert_int_equal(x.f.api_requests, 12);
+    assert_true(fake_get(&x.f, &x.f.connections) <= 4);
+    fx_finish(&x);
+}
+
+
+/* A realm that is no http(s) URL: an error, from the first 401 and from the
+ * remembered challenge alike, and never from inside registry_get_digest. */
+static void test_bad_realm(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.realm = "ftp://127.0.0.1/token";
+    for (int i = 0; i < 2; i++) {
+        struct got g = digest(&x, "team/app", "v1");   /* checks: no callback from inside */
+        assert_int_equal(g.err, -EPROTO);
+        assert_non_null(strstr(g.error, "the token realm of its challenge is not an http(s) URL"));
+    }
+    assert_true(has_stat(&x, "error=2;"));
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +756,8 @@ int main(void)
         cmocka_unit_test(test_rate_limited_pause),    cmocka_unit_test(test_missing_digest_get_sha256),
         cmocka_unit_test(test_tags_pagination),       cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
+        cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
+        cmocka_unit_test(test_bad_realm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

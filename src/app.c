@@ -7,6 +7,7 @@
 #include "app.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -69,6 +70,61 @@ static void on_signal(uv_signal_t *h, int signum)
     LOG(&a->log, LOG_INFO, "shutting down", F_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
         F_INT("queued", forward_queued(a->fwd)), F_INT("in_flight", forward_in_flight(a->fwd)));
     app_stop(a);
+}
+
+/* The router's own container id, so that it never recreates itself:
+ * /proc/self/mountinfo names the engine's containers/<id>/ directory (its
+ * hostname and resolv.conf mounts), cgroup v1 names it in
+ * /proc/self/cgroup; failing both, Docker's default hostname is the short
+ * id. Empty outside a container. */
+static void find_self_id(char out[65])
+{
+    static const char *const files[] = {"/proc/self/mountinfo", "/proc/self/cgroup"};
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) continue;
+        struct buf b;
+        buf_init(&b);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 4 * 1024 * 1024) buf_append(&b, chunk, n);
+        fclose(f);
+        bool found = b.len && engine_update_find_container_id(buf_cstr(&b), out);
+        buf_free(&b);
+        if (found) return;
+    }
+    const char *h = getenv("HOSTNAME");
+    if (h && strlen(h) == 12 && strspn(h, "0123456789abcdef") == 12) snprintf(out, 65, "%s", h);
+}
+
+static void start_updater(struct app *a)
+{
+    const struct config *c = a->cfg;
+    char self[65];
+    find_self_id(self);
+    if (c->engine_updates && c->registry_auth_file) {
+        /* X-Registry-Auth for pulls of private images. Unreadable: updates
+         * go on with the engine's own credentials, and the line says so. */
+        char err[256];
+        a->registry_auth = registry_auth_load(c->registry_auth_file, err, sizeof err);
+        if (!a->registry_auth)
+            LOG(&a->log, LOG_WARN, "REGISTRY_AUTH_FILE not used for engine updates", F_STR("error", err));
+    }
+    struct engine_update_opts o = {
+        .enabled = c->engine_updates,
+        .engines = c->engines,
+        .nengines = c->nengines,
+        .http = a->http,
+        .log = &a->log,
+        .auth = a->registry_auth,
+        .self_id = self[0] ? self : NULL,
+        .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
+    };
+    a->updater = engine_updater_new(a->loop, &o);
+    if (c->engine_updates)
+        LOG(&a->log, LOG_INFO, "engine updates on: <prefix>.update=true containers and services are redeployed on a push",
+            F_STR("self_id", self[0] ? self : NULL));
 }
 
 /* One watcher per DOCKER_HOST entry, as config parsed them (docker_host.h). */
@@ -186,6 +242,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .seen = a->seen,
         .delivered = a->delivered,
         .fwd = a->fwd,
+        .updater = NULL,
         .log = &a->log,
         .queued = on_forwards_queued,
         .queued_ud = a,
@@ -230,6 +287,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     LOG(&a->log, LOG_INFO, "listening", F_STR("listen_addr", cfg->listen_addr),
         F_INT("listen_port", http_server_port(a->server)));
 
+    start_updater(a);
+    a->webhook.updater = a->updater;
     start_watchers(a);
     start_registry_watch(a);
 
@@ -250,6 +309,9 @@ static void close_rest(struct app *a)
     a->registry = NULL;
     for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], NULL, NULL);
     a->nwatchers = 0;
+    a->webhook.updater = NULL;
+    if (a->updater) engine_updater_close(a->updater, NULL, NULL);
+    a->updater = NULL;
     if (a->intake) intake_close(a->intake);
     a->intake = NULL;
     if (a->server) http_server_close(a->server, NULL, NULL);
@@ -302,5 +364,6 @@ void app_free(struct app *a)
     dedupe_free(a->delivered);
     registry_auth_free(a->auth);
     free(a->watchers);
+    registry_auth_free(a->registry_auth);
     memset(a, 0, sizeof *a);
 }

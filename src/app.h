@@ -9,6 +9,7 @@
 #include "dedupe.h"
 #include "dns.h"
 #include "docker_watch.h"
+#include "engine_update.h"
 #include "forward.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -29,6 +30,8 @@ struct app {
     struct route_table *routes;
     struct dedupe *seen;              /* ids of recently forwarded events */
     struct forwarder *fwd;
+    struct engine_updater *updater;   /* <prefix>.update=true routes (ENGINE_UPDATES) */
+    struct registry_auth *registry_auth;   /* REGISTRY_AUTH_FILE, for the updater's X-Registry-Auth */
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct http_server *server;

@@ -87,6 +87,10 @@ static const struct setting settings[] = {
      "request-body bytes held across all connections at most (then 503 and close)"},
     {"MAX_CONNECTIONS", "8192", NULL, K_INT, 16, 1000000, OFF(max_connections),
      "open client connections at most (then 503 and close)"},
+    {"ENGINE_UPDATES", "0", NULL, K_BOOL, 0, 0, OFF(engine_updates),
+     "1 to let <prefix>.update=true routes pull and recreate containers / update services"},
+    {"ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "60", NULL, K_INT, 1, 3600, OFF(engine_update_health_timeout_secs),
+     "how long a recreated container with a HEALTHCHECK may take to become healthy"},
     {"POLL_INTERVAL", NULL, "off", K_DURATION, 0, 0, OFF(poll_interval_ms),
      "watch every route's registry this often (30s, 5m, 1h); a route's <prefix>.poll label wins"},
     {"REGISTRY_AUTH_FILE", NULL, "none", K_FILE, 0, 0, OFF(registry_auth_file),
@@ -98,7 +102,7 @@ static const struct setting settings[] = {
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
 /* Long enough for the longest variable name, with room to spare. */
-#define FLAG_MAX 32
+#define FLAG_MAX 48
 
 /* "LISTEN_PORT" -> "listen-port" */
 static void flag_name(const char *env, char out[FLAG_MAX])

@@ -142,10 +142,12 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     /* The URL's token is the webhook's secret: only its redacted form. */
     struct buf red;
     buf_init(&red);
-    url_redact(&red, r->url);
+    if (r->url) url_redact(&red, r->url);
     json_put_key(b, "url", &first);
-    json_put_str(b, buf_cstr(&red));
+    json_put_str(b, r->url ? buf_cstr(&red) : NULL);
     buf_free(&red);
+    json_put_key(b, "update", &first);
+    buf_puts(b, r->update ? "true" : "false");
     json_put_key(b, "sources", &first);
     buf_putc(b, '[');
     for (size_t i = 0; i < nsrc; i++) {
@@ -168,14 +170,51 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     buf_putc(b, '}');
 }
 
+/* Each object's last engine update. */
+static void put_update(void *ud, const struct update_status *s)
+{
+    struct routes_out *o = ud;
+    struct buf *b = o->b;
+    int first = 1;
+    buf_puts(b, o->n++ ? ",{" : "{");
+    json_put_key(b, "engine", &first);
+    json_put_str(b, s->engine);
+    json_put_key(b, "kind", &first);
+    json_put_str(b, s->kind);
+    json_put_key(b, "name", &first);
+    json_put_str(b, s->name);
+    json_put_key(b, "id", &first);
+    json_put_str(b, s->id);
+    json_put_key(b, "running", &first);
+    buf_puts(b, s->running ? "true" : "false");
+    json_put_key(b, "finished_ms", &first);
+    if (s->finished_ms) buf_put_int(b, s->finished_ms);
+    else buf_puts(b, "null");
+    json_put_key(b, "outcome", &first);
+    json_put_str(b, s->outcome);
+    json_put_key(b, "digest", &first);
+    json_put_str(b, s->digest);
+    buf_putc(b, '}');
+}
+
 static void handle_routes(struct app *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     struct routes_out o = {.b = &res->body, .rw = a->registry_watch};
     buf_puts(&res->body, "{\"routes\":[");
     routes_foreach(a->routes, put_route, &o);
-    buf_printf(&res->body, "],\"count\":%zu}", o.n);
+    buf_printf(&res->body, "],\"count\":%zu", o.n);
+    struct routes_out u = {.b = &res->body};
+    buf_puts(&res->body, ",\"updates\":[");
+    if (a->updater) engine_updater_foreach(a->updater, put_update, &u);
+    buf_puts(&res->body, "]}");
     res->status = 200;
+}
+
+static void put_update_count(void *ud, const char *kind, const char *outcome, unsigned long n)
+{
+    prom_sample(ud, "webhook_router_updates_total", (const char *const[]){"kind", kind, "outcome", outcome, NULL},
+                (double)n);
 }
 
 static void put_registry_stat(void *ud, const char *registry, const char *outcome, unsigned long n)
@@ -242,7 +281,13 @@ static void handle_metrics(struct app *a, const struct http_request *req, struct
     prom_single(b, "webhook_router_watch_changes_total", "counter", "New digests or tags a registry watch found and handed to the webhook path.", (double)registry_watch_changes(a->registry_watch));
     prom_single(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.", (double)routes_count(a->routes));
 
-    prom_single(b, "webhook_router_log_lines_dropped_total", "counter", "Log lines dropped because stdout was not being read (see the warn line when it recovers).", (double)log_dropped(&a->log));
+    prom_family(b, "webhook_router_updates_total", "counter",
+                "Engine updates (ENGINE_UPDATES) by kind (container, service) and outcome.");
+    if (a->updater) engine_updater_counts(a->updater, put_update_count, b);
+
+    prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
+                "Log lines dropped because stdout was not being read (see the warn line when it recovers).");
+    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(&a->log));
 
     prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
     for (size_t i = 0; i < a->nwatchers; i++)

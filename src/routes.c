@@ -103,6 +103,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
     const char *image = label_str(labels, prefix, "image", &bad);
     const char *url = label_str(labels, prefix, "url", &bad);
     const char *tag = label_str(labels, prefix, "tag", &bad);
+    const char *upd = label_str(labels, prefix, "update", &bad);
     const char *poll = label_str(labels, prefix, "poll", &bad);
     const char *why;
 
@@ -114,17 +115,23 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         snprintf(err, errlen, "%s.image is missing", prefix);
         return -EINVAL;
     }
-    if (!url) {
-        snprintf(err, errlen, "%s.url is missing", prefix);
+    bool update = false;
+    if (upd && strcmp(upd, "true") == 0) update = true;
+    else if (upd && strcmp(upd, "false") != 0) {
+        snprintf(err, errlen, "%s.update must be true or false, not \"%.32s\"", prefix, upd);
+        return -EINVAL;
+    }
+    if (!url && !update) {
+        snprintf(err, errlen, "%s.url is missing (and %s.update=true is not set)", prefix, prefix);
         return -EINVAL;
     }
     struct url parsed;
-    if (url_parse(url, &parsed, &why) < 0) {
+    if (url && url_parse(url, &parsed, &why) < 0) {
         /* The reason only: the URL itself is a secret. */
         snprintf(err, errlen, "%s.url is invalid: %s", prefix, why ? why : "not a URL");
         return -EINVAL;
     }
-    url_free(&parsed);
+    if (url) url_free(&parsed);
     if (tag && !tag_glob_valid(tag)) {
         snprintf(err, errlen, "%s.tag is not a valid tag glob: \"%.64s\"", prefix, tag);
         return -EINVAL;
@@ -166,8 +173,9 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
             routes = xrealloc(routes, (n + 1) * sizeof *routes);
             routes[n].image = one;
             routes[n].ref = ref;
-            routes[n].url = xstrdup(url);
+            routes[n].url = xstrdup_or_null(url);
             routes[n].tag_glob = xstrdup_or_null(tag);
+            routes[n].update = update;
             routes[n].poll_ms = poll_ms;
             n++;
         }
@@ -402,8 +410,9 @@ static int route_cmp(const struct route *a, const struct route *b)
 {
     int c = strcmp(a->ref.path, b->ref.path);
     if (!c) c = strcmp(a->ref.host, b->ref.host);
-    if (!c) c = strcmp(a->url, b->url);
+    if (!c) c = strcmp(a->url ? a->url : "", b->url ? b->url : "");
     if (!c) c = strcmp(a->tag_glob ? a->tag_glob : "", b->tag_glob ? b->tag_glob : "");
+    if (!c) c = (int)a->update - (int)b->update;
     return c;
 }
 
@@ -470,31 +479,48 @@ static size_t add_url(const char **urls, size_t n, size_t max, const char *url)
     return n;
 }
 
-static size_t match_path(struct route_table *t, const char *path, const struct repo_ref *ev,
-                         const char *tag, const char **urls, size_t n, size_t max)
+static size_t add_source(const struct route_source **v, size_t n, size_t max, const struct route_source *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == s) return n;
+    if (n < max) v[n++] = s;
+    return n;
+}
+
+static void match_path(struct route_table *t, const char *path, const struct repo_ref *ev, const char *tag,
+                       struct route_matches *m)
 {
     for (size_t i = lower_bound(t, path); i < t->nindex; i++) {
         const struct route *r = t->index[i].route;
         if (strcmp(r->ref.path, path) != 0) break;
         if (!repo_ref_match(&r->ref, ev)) continue;
         if (r->tag_glob && !tag_glob_match(r->tag_glob, tag)) continue;
-        n = add_url(urls, n, max, r->url);
+        if (r->url && m->urls) m->nurls = add_url(m->urls, m->nurls, m->max_urls, r->url);
+        if (r->update && m->updates)
+            for (size_t k = 0; k < t->index[i].nsources; k++)
+                m->nupdates = add_source(m->updates, m->nupdates, m->max_updates, t->index[i].sources[k]);
     }
-    return n;
+}
+
+void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m)
+{
+    m->nurls = m->nupdates = 0;
+    struct repo_ref ref;
+    if (!ev->repository || !ev->tag || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0)
+        return;
+    index_ensure(t);
+    match_path(t, ref.path, &ref, ev->tag, m);
+    /* A host-less "nginx" label also wants Docker Hub's "library/nginx". */
+    if (registry_host_is_docker_hub(ref.host) && strncmp(ref.path, "library/", 8) == 0)
+        match_path(t, ref.path + 8, &ref, ev->tag, m);
 }
 
 size_t routes_match(struct route_table *t, const struct push_event *ev, const char **urls,
                     size_t max)
 {
-    struct repo_ref ref;
-    if (!ev->repository || !ev->tag || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0)
-        return 0;
-    index_ensure(t);
-    size_t n = match_path(t, ref.path, &ref, ev->tag, urls, 0, max);
-    /* A host-less "nginx" label also wants Docker Hub's "library/nginx". */
-    if (registry_host_is_docker_hub(ref.host) && strncmp(ref.path, "library/", 8) == 0)
-        n = match_path(t, ref.path + 8, &ref, ev->tag, urls, n, max);
-    return n;
+    struct route_matches m = {.urls = urls, .max_urls = max};
+    routes_match_all(t, ev, &m);
+    return m.nurls;
 }
 
 size_t routes_count(struct route_table *t)

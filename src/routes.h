@@ -17,12 +17,14 @@
 struct route {
     char *image;          /* as written in the label */
     struct repo_ref ref;
-    char *url;            /* secret: never log it without F_URL */
+    char *url;            /* secret: never log it without F_URL; NULL: update only */
     char *tag_glob;       /* NULL: every tag */
+    bool update;          /* <prefix>.update=true: the engine updater redeploys the source */
     long long poll_ms;    /* <prefix>.poll: 0 not given, -1 "off", else the interval */
 };
 
-/* Parses one source's labels (a JSON object of string values; other keys are
+/* Parses one source's labels (a route needs <prefix>.image and at least
+ * one of <prefix>.url or <prefix>.update=true) (a JSON object of string values; other keys are
  * ignored). Returns the number of routes written to *out (caller frees with
  * route_list_free), 0 when the source has no `<prefix>.image` label, or
  * -EINVAL with a reason in err (never containing the URL). Pure. */
@@ -72,6 +74,16 @@ size_t routes_sweep(struct route_table *t, const char *engine);
 size_t routes_match(struct route_table *t, const struct push_event *ev,
                     const char **urls, size_t max);
 
+/* Everything a push asks for: the distinct URLs (as routes_match) and the
+ * distinct sources whose matching route has update=true. Either array may
+ * be NULL. Valid until the table is next modified. */
+struct route_matches {
+    const char **urls;
+    size_t max_urls, nurls;
+    const struct route_source **updates;
+    size_t max_updates, nupdates;
+};
+void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
 /* Bumped by every change of the table: a consumer that derives state from
  * it (the registry watcher) compares generations instead of polling. */
 unsigned long routes_generation(const struct route_table *t);

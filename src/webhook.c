@@ -91,10 +91,13 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     bool small = p->n <= sizeof plan->small_decision / sizeof plan->small_decision[0];
     plan->decision = small ? plan->small_decision : xcalloc(p->n + 1, sizeof *plan->decision);
     plan->first = small ? plan->small_first : xcalloc(p->n + 1, sizeof *plan->first);
+    plan->ufirst = small ? plan->small_ufirst : xcalloc(p->n + 1, sizeof *plan->ufirst);
     const char *urls[MAX_TARGETS];
+    const struct route_source *upd[MAX_TARGETS];
     for (size_t i = 0; i < p->n; i++) {
         const struct push_event *ev = &p->events[i];
         plan->first[i] = plan->ntargets;
+        plan->ufirst[i] = plan->nupdates;
         if (ev->ignored) {
             plan->decision[i] = WEBHOOK_IGNORED;
             continue;
@@ -104,10 +107,12 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             plan->decision[i] = WEBHOOK_DUPLICATE;
             continue;
         }
-        size_t n = routes_match(routes, ev, urls, MAX_TARGETS);
-        plan->decision[i] = n ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
-        if (!n) continue;
-        if (delivered && ev->digest) {
+        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS};
+        routes_match_all(routes, ev, &m);
+        size_t n = m.nurls;
+        plan->decision[i] = n || m.nupdates ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n && !m.nupdates) continue;
+        if (n && delivered && ev->digest) {
             /* Routes already sent this digest (by a webhook or a poll) are not sent it again. */
             size_t keep = 0;
             char key[1024];
@@ -116,16 +121,26 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
                 if (!key[0] || !dedupe_seen(delivered, key)) urls[keep++] = urls[k];
             }
             n = keep;
-            if (!n) {
+            /* Updates need no such memory: the updater compares image IDs
+             * (a container already on the pushed image is left alone). */
+            if (!n && !m.nupdates) {
                 plan->decision[i] = WEBHOOK_DUPLICATE;
                 continue;
             }
         }
-        plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
-        memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
-        plan->ntargets += n;
+        if (n) {
+            plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
+            memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
+            plan->ntargets += n;
+        }
+        if (m.nupdates) {
+            plan->updates = xrealloc(plan->updates, (plan->nupdates + m.nupdates) * sizeof *plan->updates);
+            memcpy(plan->updates + plan->nupdates, upd, m.nupdates * sizeof *upd);
+            plan->nupdates += m.nupdates;
+        }
     }
     plan->first[p->n] = plan->ntargets;
+    plan->ufirst[p->n] = plan->nupdates;
 }
 
 void webhook_plan_free(struct webhook_plan *plan)
@@ -133,6 +148,8 @@ void webhook_plan_free(struct webhook_plan *plan)
     if (plan->decision != plan->small_decision) free(plan->decision);
     if (plan->first != plan->small_first) free(plan->first);
     free(plan->targets);
+    if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
+    free(plan->updates);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -189,14 +206,25 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             delivered_key(key, sizeof key, ev, plan->targets[k]);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
+        /* Updates start (or queue behind the object's running one) now;
+         * with ENGINE_UPDATES off the updater warns once per object. */
+        size_t nu = 0;
+        for (size_t k = plan->ufirst[i]; k < plan->ufirst[i + 1]; k++) {
+            const struct route_source *src = plan->updates[k];
+            struct update_target t = {.engine = src->engine, .kind = src->kind, .id = src->id, .name = src->name};
+            if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) nu++;
+        }
+        w->counts.updates += nu;
         dedupe_add(w->seen, ev->id);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;
         json_put_key(b, "targets", &first);
         buf_put_uint(b, n);
+        json_put_key(b, "updates", &first);
+        buf_put_uint(b, nu);
         LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
-            F_INT("targets", n));
+            F_INT("targets", n), F_INT("updates", nu));
         break;
     }
     }
@@ -280,6 +308,8 @@ int webhook_inject(struct webhook_ctx *w, const struct push_event *ev)
 void webhook_handle(struct webhook_ctx *w, const struct http_request *req, const char *path_token,
                     struct http_response *res)
 {
-    const char *format = handle(w, req, path_token, res);   /* before reading the status it set */
+    /* Two statements: C leaves the order of a call's arguments open, and
+     * the status must be read after handle() set it. */
+    const char *format = handle(w, req, path_token, res);
     count(w, format, res->status);
 }

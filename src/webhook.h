@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "dedupe.h"
+#include "engine_update.h"
 #include "forward.h"
 #include "http_server.h"
 #include "log.h"
@@ -28,6 +29,7 @@ struct webhook_counts {
     } by_status[48];
     size_t n;
     unsigned long forwarded, ignored, duplicate;   /* events by decision */
+    unsigned long updates;                         /* engine updates submitted */
 };
 
 struct webhook_ctx {
@@ -40,6 +42,7 @@ struct webhook_ctx {
      * Optional. */
     struct dedupe *delivered;
     struct forwarder *fwd;
+    struct engine_updater *updater;   /* <prefix>.update=true routes; NULL: none */
     const struct logger *log;
     bool stopping;                    /* shutting down: 503 for anything to forward */
     /* Called after forwards were queued (the intake may pause); optional. */
@@ -51,15 +54,21 @@ struct webhook_ctx {
 enum webhook_decision { WEBHOOK_IGNORED, WEBHOOK_DUPLICATE, WEBHOOK_NO_ROUTE, WEBHOOK_FORWARD };
 
 /* Per event of a payload: its decision, and for WEBHOOK_FORWARD its
- * targets targets[first[i]] .. targets[first[i + 1] - 1]. */
+ * targets targets[first[i]] .. targets[first[i + 1] - 1] and the sources
+ * to update updates[ufirst[i]] .. updates[ufirst[i + 1] - 1]. An event
+ * whose routes only ask for updates is WEBHOOK_FORWARD with no target. */
 struct webhook_plan {
     enum webhook_decision *decision;
     size_t *first;
     const char **targets;    /* URLs owned by the route table: valid until it changes */
     size_t ntargets;
+    size_t *ufirst;
+    const struct route_source **updates;   /* owned by the route table too */
+    size_t nupdates;
     /* A request's few events need no allocation (most carry one or two). */
     enum webhook_decision small_decision[8];
     size_t small_first[9];
+    size_t small_ufirst[9];
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,

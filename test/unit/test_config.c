@@ -77,6 +77,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.debounce_ms, 1000);
     assert_null(c.tls_ca_file);
     assert_false(c.tls_insecure);
+    assert_false(c.engine_updates);
+    assert_int_equal(c.engine_update_health_timeout_secs, 60);
     assert_int_equal(c.max_body_bytes, 1048576);
     assert_int_equal(c.max_buffered_bytes, 67108864);
     config_free(&c);
@@ -100,8 +102,11 @@ static void test_env_values(void **state)
                    "LOG_FORMAT=text", "WEBHOOK_TOKEN=t0k!$x", "WEBHOOK_HMAC_SECRET=hm4c",
                    "FORWARD_TIMEOUT_SECS=300", "FORWARD_RETRIES=0", "FORWARD_CONCURRENCY=10000",
                    "FORWARD_QUEUE_MAX=10000000", "DEBOUNCE_MS=0", "TLS_CA_FILE=/dev/null",
-                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", "MAX_BUFFERED_BYTES=68719476736", NULL};
+                   "TLS_INSECURE=yes", "MAX_BODY_BYTES=1073741824", "MAX_BUFFERED_BYTES=68719476736",
+                   "ENGINE_UPDATES=1", "ENGINE_UPDATE_HEALTH_TIMEOUT_SECS=5", NULL};
     assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
+    assert_true(c.engine_updates);
+    assert_int_equal(c.engine_update_health_timeout_secs, 5);
     assert_string_equal(c.listen_addr, "::");
     assert_int_equal(c.listen_port, 8080);
     assert_string_equal(c.docker_host, "tcp://proxy:2375,unix:///x.sock");
@@ -527,6 +532,8 @@ static void test_help(void **state)
         "TLS_INSECURE",         "--tls-insecure",         "0",
         "MAX_BODY_BYTES",       "--max-body-bytes",       "1048576",
         "MAX_BUFFERED_BYTES",   "--max-buffered-bytes",   "67108864",
+        "ENGINE_UPDATES",       "--engine-updates",       "0",
+        "ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "--engine-update-health-timeout-secs", "60",
     };
     /* --help works even when the environment holds an invalid value. */
     char *env[] = {"LISTEN_PORT=broken", NULL};

@@ -119,6 +119,34 @@ static void test_plan(void **s)
     fx_finish(&x);
 }
 
+/* <prefix>.update=true: the event is routed with no URL, and its sources
+ * to update are in the plan. */
+static void test_plan_updates(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    put_labels(&x, "u1", "{\"webhook-router.image\":\"team/upd\",\"webhook-router.update\":\"true\"}");
+    put_labels(&x, "u2", "{\"webhook-router.image\":\"team/app\",\"webhook-router.update\":\"true\","
+                         "\"webhook-router.url\":\"http://127.0.0.1:9/a\"}");
+    struct push_event evs[] = {
+        {.format = "t", .id = "a", .repository = "team/upd", .tag = "v1"},
+        {.format = "t", .id = "b", .repository = "team/app", .tag = "v1"},
+    };
+    struct payload p = {.format = "t", .events = evs, .n = 2};
+    struct webhook_plan plan;
+    webhook_plan_make(x.routes, x.seen, NULL, &p, &plan);
+    assert_int_equal(plan.decision[0], WEBHOOK_FORWARD);
+    assert_int_equal(plan.first[1] - plan.first[0], 0);
+    assert_int_equal(plan.ufirst[1] - plan.ufirst[0], 1);
+    assert_string_equal(plan.updates[0]->id, "u1");
+    assert_int_equal(plan.first[2] - plan.first[1], 2);   /* c1's and c2's URLs (u2 shares c1's) */
+    assert_int_equal(plan.ufirst[2] - plan.ufirst[1], 1);
+    assert_string_equal(plan.updates[1]->id, "u2");
+    webhook_plan_free(&plan);
+    fx_finish(&x);
+}
+
 static const char body[] =
     "{\"events\":[{\"id\":\"e1\",\"action\":\"push\",\"target\":{\"mediaType\":"
     "\"application/vnd.oci.image.manifest.v1+json\",\"repository\":\"team/app\",\"tag\":\"v1\","
@@ -144,6 +172,10 @@ static void test_handle_accepts_and_queues(void **s)
     assert_non_null(strstr(b, "\"decision\":\"forwarded\",\"targets\":2"));
     assert_non_null(strstr(b, "\"decision\":\"ignored\",\"reason\":\"action is pull, not push\""));
     assert_int_equal(forward_queued(x.fwd), 2);
+    /* Counted under the status it was answered with (not the one before). */
+    assert_int_equal(x.w.counts.n, 1);
+    assert_string_equal(x.w.counts.by_status[0].format, "distribution");
+    assert_int_equal(x.w.counts.by_status[0].status, 202);
     assert_true(dedupe_seen(x.seen, "e1"));
     assert_int_equal(x.w.counts.forwarded, 1);
     assert_int_equal(x.w.counts.ignored, 1);
@@ -264,6 +296,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_updates),
         cmocka_unit_test(test_handle_accepts_and_queues),
         cmocka_unit_test(test_handle_all_or_nothing),
         cmocka_unit_test(test_token_at_head),

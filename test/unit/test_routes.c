@@ -121,6 +121,8 @@ static void test_parse_malformed(void **state)
          "upper-case letters in its repository path: \"Team/MyApp\""},
         {"{\"webhook-router.image\":\" , \",\"webhook-router.url\":\"" URL_A "\"}", "image is empty"},
         {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"false\"}", "url is missing"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"yes\"}", "update must be true or false"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5\"}",
          "poll is not an interval"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"500ms\"}",
@@ -172,6 +174,32 @@ static void test_match_and_fanout(void **state)
     assert_int_equal(match(f, "127.0.0.1:5000", "team/myapp", "v2", urls), 2);
     assert_int_equal(match(f, "127.0.0.1:5000", "team/other", "v2", urls), 0);
     assert_int_equal(routes_count(f->t), 2);
+}
+
+/* <prefix>.update=true makes a route without a URL; with a URL both
+ * happen. routes_match sees only URLs, routes_match_all the sources too. */
+static void test_update_routes(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    const struct route_source *upd[16];
+    assert_int_equal(put(f, "e1", "c1", "{\"webhook-router.image\":\"team/app\",\"webhook-router.update\":\"true\"}"), 1);
+    assert_int_equal(put(f, "e1", "c2", "{\"webhook-router.image\":\"team/app\",\"webhook-router.update\":\"true\","
+                                        "\"webhook-router.url\":\"" URL_A "\"}"), 1);
+    assert_int_equal(put(f, "e1", "c3", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\"}"), 1);
+    assert_int_equal(put(f, "e1", "c4", "{\"webhook-router.image\":\"team/app\",\"webhook-router.update\":\"true\"}"), 1);
+    assert_int_equal(match(f, NULL, "team/app", "latest", urls), 1);
+    struct push_event ev = {.repository = "team/app", .tag = "latest"};
+    struct route_matches m = {.urls = urls, .max_urls = 16, .updates = upd, .max_updates = 16};
+    routes_match_all(f->t, &ev, &m);
+    assert_int_equal(m.nurls, 1);
+    assert_int_equal(m.nupdates, 3);
+    int seen = 0;
+    for (size_t i = 0; i < m.nupdates; i++) seen |= 1 << (upd[i]->id[1] - '0');
+    assert_int_equal(seen, (1 << 1) | (1 << 2) | (1 << 4));
+    ev.repository = "team/other";
+    routes_match_all(f->t, &ev, &m);
+    assert_int_equal(m.nurls + m.nupdates, 0);
 }
 
 static void test_replicas_merge(void **state)
@@ -360,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_poll_label),
         cmocka_unit_test_setup_teardown(test_match_and_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sweep, setup, teardown),

@@ -1,0 +1,1164 @@
+/* engine_update.c - the I/O half of engine updates (see engine_update.h).
+ *
+ * One object (engine, id) has at most one job; a push during a job becomes
+ * its one follow-up (a later push replaces the follow-up's event). A job is
+ * a chain of engine API calls, each callback starting the next; nothing
+ * waits on the loop. The recreate's create body is built by the pure
+ * engine_update_build_create (engine_update_plan.c). */
+#include "engine_update.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "buf.h"
+#include "url.h"
+
+#define MAX_API "1.45"
+#define CALL_TIMEOUT_MS 60000           /* one ordinary API call */
+#define PULL_TIMEOUT_MS (30 * 60000)    /* a pull, start to end */
+#define HEAD_TIMEOUT_MS 30000
+#define POLL_MS 500
+#define DEFAULT_HEALTH_MS 60000
+#define DEFAULT_SERVICE_MS (10 * 60000)
+#define DEFAULT_EXIT_CHECK_MS 2000
+#define DEFAULT_STOP_SECS 10
+#define CONFLICT_RETRIES 5              /* service version conflicts re-read and retried */
+#define MAX_BODY (16 * 1024 * 1024)
+#define CAUSE_LEN 256
+
+struct engine {
+    struct docker_host host;
+    char *host_header;
+    char api[16];                /* "" until GET /version answered */
+};
+
+struct job;
+
+struct object {
+    char *engine, *kind, *id, *name;
+    bool warned;                 /* the ENGINE_UPDATES=0 (or own container) warn was given */
+    struct job *job;             /* running, or NULL */
+    bool has_next;               /* one follow-up queued */
+    char *next_registry, *next_repository, *next_tag, *next_digest;
+    long long finished_ms;
+    const char *outcome;         /* static */
+    char *digest;
+    struct object *next;
+};
+
+struct counter {
+    const char *kind, *outcome;  /* static */
+    unsigned long n;
+    struct counter *next;
+};
+
+typedef void (*step_fn)(struct job *j, int err, int status, const char *body, size_t len);
+
+struct job {
+    struct engine_updater *u;
+    struct object *obj;
+    struct engine *eng;
+    char *registry, *repository, *tag, *digest;
+    char *ref;                   /* <repo>:<tag>, what the engine pulls */
+    step_fn next;
+    struct http_call *call;
+    char cause[CAUSE_LEN];
+    uv_timer_t timer;
+    void (*on_timer)(struct job *j);
+    uint64_t started, phase_started, deadline;
+    /* container */
+    json_t *inspect;
+    char *old_id, *new_id, *name, *aside;
+    char *new_image_id;
+    json_t *old_image_config;
+    bool was_running, has_health;
+    struct engine_create_plan plan;
+    size_t connect_i;
+    long long pull_ms, create_ms, stop_ms, start_ms, health_ms;
+    char *why;                   /* the failure being rolled back */
+    bool streaming;              /* the call being made is the pull */
+    bool with_auth;              /* the call being made sends X-Registry-Auth */
+    char *auth_header;           /* registry_auth_header for the pushed registry, or NULL */
+    struct buf pull_lines;       /* pull progress not yet split into lines */
+    char *pull_error;
+    /* service */
+    json_t *service;
+    unsigned conflicts;
+    char *prior_update;          /* UpdateStatus.StartedAt before our update */
+    bool done;
+};
+
+struct engine_updater {
+    uv_loop_t *loop;
+    bool enabled;
+    struct engine *engines;
+    size_t nengines;
+    struct http_client *http;
+    const struct logger *log;
+    const struct registry_auth *auth;
+    char *self_id;
+    uint64_t health_ms, service_ms, exit_check_ms;
+    struct object *objects;
+    struct counter *counters;
+    int open_handles;
+    bool closing;
+    void (*closed_cb)(void *ud);
+    void *closed_ud;
+};
+
+static void job_start(struct engine_updater *u, struct object *o);
+static void container_begin(struct job *j);
+static void service_begin(struct job *j);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static long long wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static const char *str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static void set_str(char **slot, const char *v)
+{
+    free(*slot);
+    *slot = xstrdup_or_null(v);
+}
+
+static long long since(const struct job *j, uint64_t t)
+{
+    return (long long)(uv_now(j->u->loop) - t);
+}
+
+static void count(struct engine_updater *u, const char *kind, const char *outcome)
+{
+    for (struct counter *c = u->counters; c; c = c->next)
+        if (!strcmp(c->kind, kind) && !strcmp(c->outcome, outcome)) {
+            c->n++;
+            return;
+        }
+    struct counter *c = xcalloc(1, sizeof *c);
+    *c = (struct counter){kind, outcome, 1, u->counters};
+    u->counters = c;
+}
+
+/* The engine's own words for a failed call: its {"message"} when it sent
+ * one, else the client's cause or the status. */
+static void describe(const struct job *j, int err, int status, const char *body, size_t len, char *out, size_t n)
+{
+    if (err) {
+        snprintf(out, n, "%s", j->cause[0] ? j->cause : http_client_strerror(err));
+        return;
+    }
+    json_t *doc = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *msg = str(doc, "message");
+    if (msg) snprintf(out, n, "HTTP %d: %s", status, msg);
+    else snprintf(out, n, "HTTP %d", status);
+    json_decref(doc);
+}
+
+/* ---- engine calls --------------------------------------------------------- */
+
+static void on_call_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct job *j = ud;
+    j->call = NULL;
+    j->next(j, err, status, body, len);
+}
+
+static void on_pull_body(void *ud, const char *data, size_t len);
+
+/* path is the whole request target; body (may be NULL) is sent as JSON.
+ * A POST without a body still says Content-Length: 0. */
+static void call_raw(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
+                     step_fn next)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    j->cause[0] = '\0';
+    j->next = next;
+    struct buf h;
+    buf_init(&h);
+    buf_puts(&h, "Accept: application/json\r\n");
+    if (text) buf_puts(&h, "Content-Type: application/json\r\n");
+    /* Credentials for the registry, so the engine (and a Swarm's nodes) can
+     * pull a private image; only on the calls that pull. */
+    if (j->with_auth && j->auth_header) buf_printf(&h, "X-Registry-Auth: %s\r\n", j->auth_header);
+    struct http_client_opts o = {
+        .method = method,
+        .host_header = j->eng->host_header,
+        .path = path,
+        .headers = buf_cstr(&h),
+        .body = text ? text : (strcmp(method, "GET") && strcmp(method, "DELETE") ? "" : NULL),
+        .body_len = text ? strlen(text) : 0,
+        .connect_timeout_ms = CALL_TIMEOUT_MS,
+        /* A stop answers only once the container stopped; a pull's head
+         * comes at once and its body takes long. */
+        .head_timeout_ms = j->streaming ? HEAD_TIMEOUT_MS : timeout_ms,
+        .total_timeout_ms = timeout_ms,
+        .errbuf = j->cause,
+        .errbuf_len = sizeof j->cause,
+        .on_body = j->streaming ? on_pull_body : NULL,
+        .max_body = MAX_BODY,
+        .on_done = on_call_done,
+        .ud = j,
+    };
+    j->call = http_client_request(j->u->http, &j->eng->host.ep, &o);
+    free(text);
+    buf_free(&h);
+}
+
+/* path is relative to the API version: "/containers/x/json". */
+static void call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
+                 step_fn next)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/v%s%s", j->eng->api, path);
+    call_raw(j, method, buf_cstr(&p), body, timeout_ms, next);
+    buf_free(&p);
+}
+
+static void on_job_timer(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    j->on_timer(j);
+}
+
+static void after(struct job *j, uint64_t ms, void (*fn)(struct job *j))
+{
+    j->on_timer = fn;
+    uv_timer_start(&j->timer, on_job_timer, ms, 0);
+}
+
+/* ---- the end of a job ------------------------------------------------------- */
+
+static void on_job_closed(uv_handle_t *h)
+{
+    struct job *j = h->data;
+    struct engine_updater *u = j->u;
+    free(j->registry);
+    free(j->repository);
+    free(j->tag);
+    free(j->digest);
+    free(j->ref);
+    free(j->auth_header);
+    json_decref(j->inspect);
+    free(j->old_id);
+    free(j->new_id);
+    free(j->name);
+    free(j->aside);
+    free(j->new_image_id);
+    json_decref(j->old_image_config);
+    engine_create_plan_free(&j->plan);
+    free(j->why);
+    buf_free(&j->pull_lines);
+    free(j->pull_error);
+    json_decref(j->service);
+    free(j->prior_update);
+    free(j);
+    if (--u->open_handles == 0 && u->closing) {
+        if (u->closed_cb) u->closed_cb(u->closed_ud);
+        free(u);
+    }
+}
+
+/* The job is over: its outcome recorded and counted, the follow-up (if
+ * any) started. */
+static void finish(struct job *j, const char *outcome)
+{
+    struct engine_updater *u = j->u;
+    struct object *o = j->obj;
+    j->done = true;
+    if (outcome) {
+        o->outcome = outcome;
+        o->finished_ms = wall_ms();
+        set_str(&o->digest, j->digest);
+        count(u, o->kind, outcome);
+    }
+    /* The object follows its container: the follow-up updates the new one. */
+    if (outcome && !strcmp(outcome, "completed") && j->new_id) set_str(&o->id, j->new_id);
+    o->job = NULL;
+    uv_timer_stop(&j->timer);
+    uv_close((uv_handle_t *)&j->timer, on_job_closed);
+    if (o->has_next && !u->closing) job_start(u, o);
+}
+
+/* ---- API version ------------------------------------------------------------ */
+
+static void begin_kind(struct job *j)
+{
+    if (!strcmp(j->obj->kind, "service")) service_begin(j);
+    else container_begin(j);
+}
+
+static void on_version(struct job *j, int err, int status, const char *body, size_t len)
+{
+    json_t *v = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *api = str(v, "ApiVersion");
+    if (!api) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_ERROR, "update failed", F_STR(j->obj->kind, j->obj->name), F_STR("id", j->obj->id),
+            F_STR("engine", j->obj->engine), F_STR("error", "GET /version"), F_STR("cause", why));
+        json_decref(v);
+        finish(j, "failed");
+        return;
+    }
+    int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
+    sscanf(api, "%d.%d", &amaj, &amin);
+    sscanf(MAX_API, "%d.%d", &bmaj, &bmin);
+    bool newer = amaj > bmaj || (amaj == bmaj && amin > bmin);
+    snprintf(j->eng->api, sizeof j->eng->api, "%s", newer ? MAX_API : api);
+    json_decref(v);
+    begin_kind(j);
+}
+
+static void job_start(struct engine_updater *u, struct object *o)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->u = u;
+    j->obj = o;
+    for (size_t i = 0; i < u->nengines; i++)
+        if (!strcmp(u->engines[i].host.text, o->engine)) j->eng = &u->engines[i];
+    j->registry = o->next_registry;
+    j->repository = o->next_repository;
+    j->tag = o->next_tag;
+    j->digest = o->next_digest;
+    o->next_registry = o->next_repository = o->next_tag = o->next_digest = NULL;
+    o->has_next = false;
+    o->job = j;
+    buf_init(&j->pull_lines);
+    /* The engine's reference: Docker Hub's repositories without a host. */
+    struct buf r;
+    buf_init(&r);
+    bool hub = !j->registry || !strcmp(j->registry, "docker.io") || !strcmp(j->registry, "index.docker.io") ||
+               !strcmp(j->registry, "registry-1.docker.io") || !strcmp(j->registry, "registry.hub.docker.com");
+    if (!hub) buf_printf(&r, "%s/", j->registry);
+    buf_printf(&r, "%s:%s", j->repository, j->tag);
+    j->ref = buf_steal(&r);
+    if (u->auth) j->auth_header = registry_auth_header(u->auth, j->registry ? j->registry : "docker.io");
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    j->started = j->phase_started = uv_now(u->loop);
+    LOG(u->log, LOG_INFO, "update started", F_STR(o->kind, o->name), F_STR("id", o->id),
+        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("digest", j->digest));
+    if (!j->eng->api[0]) {
+        /* The API version is asked for once per engine, unversioned. */
+        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
+        return;
+    }
+    begin_kind(j);
+}
+
+/* ---- container ------------------------------------------------------------------- */
+
+static void c_fail(struct job *j, const char *what, const char *cause)
+{
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_ERROR, "update failed", F_STR("container", j->name ? j->name : o->name), F_STR("id", o->id),
+        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", what), F_STR("cause", cause),
+        F_STR("note", "the container was not changed"));
+    finish(j, "failed");
+}
+
+static void c_fail_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
+{
+    char why[CAUSE_LEN];
+    describe(j, err, status, body, len, why, sizeof why);
+    c_fail(j, what, why);
+}
+
+/* ---- rollback: remove the new one, rename the old back, start it ---- */
+
+static void rb_done(struct job *j)
+{
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_ERROR, "update rolled back", F_STR("container", j->name), F_STR("id", j->old_id),
+        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", j->why),
+        F_STR("note", j->was_running ? "the old container runs again under its name"
+                                     : "the old container is back under its name"));
+    free(j->new_id);
+    j->new_id = NULL;
+    finish(j, "rolled_back");
+}
+
+static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || (status != 204 && status != 304)) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_ERROR, "rollback could not start the old container", F_STR("container", j->name),
+            F_STR("id", j->old_id), F_STR("cause", why));
+    }
+    rb_done(j);
+}
+
+static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 204) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_ERROR, "rollback could not rename the old container back", F_STR("container", j->name),
+            F_STR("old_name", j->aside), F_STR("id", j->old_id), F_STR("cause", why));
+    }
+    if (!j->was_running) {
+        rb_done(j);
+        return;
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/start", j->old_id);
+    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_started);
+    buf_free(&p);
+}
+
+static void rb_rename(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/rename?name=", j->old_id);
+    url_encode(&p, j->name);
+    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_renamed);
+    buf_free(&p);
+}
+
+static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || (status != 204 && status != 404)) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_ERROR, "rollback could not remove the new container", F_STR("container", j->name),
+            F_STR("id", j->new_id), F_STR("cause", why));
+    }
+    rb_rename(j);
+}
+
+static void rollback(struct job *j, const char *why)
+{
+    set_str(&j->why, why);
+    LOG(j->u->log, LOG_WARN, "update failed, rolling back", F_STR("container", j->name), F_STR("id", j->old_id),
+        F_STR("new_id", j->new_id), F_STR("error", why));
+    if (!j->new_id) {
+        rb_rename(j);
+        return;
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s?force=true&v=false", j->new_id);
+    call(j, "DELETE", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_removed);
+    buf_free(&p);
+}
+
+static void rollback_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
+{
+    char why[CAUSE_LEN], line[CAUSE_LEN + 64];
+    describe(j, err, status, body, len, why, sizeof why);
+    snprintf(line, sizeof line, "%s: %s", what, why);
+    rollback(j, line);
+}
+
+/* ---- success ---- */
+
+static void c_old_removed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || (status != 204 && status != 404)) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_WARN, "the old container could not be removed", F_STR("container", j->aside),
+            F_STR("id", j->old_id), F_STR("cause", why));
+    }
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_INFO, "container updated", F_STR("container", j->name), F_STR("id", j->new_id),
+        F_STR("old_id", j->old_id), F_STR("engine", o->engine), F_STR("image", j->ref),
+        F_STR("image_id", j->new_image_id), F_BOOL("running", j->was_running), F_INT("pull_ms", j->pull_ms),
+        F_INT("create_ms", j->create_ms), F_INT("stop_ms", j->stop_ms), F_INT("start_ms", j->start_ms),
+        F_INT("health_ms", j->health_ms), F_INT("duration_ms", since(j, j->started)));
+    finish(j, "completed");
+}
+
+static void c_remove_old(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    /* v=false: the volumes (named and anonymous) are the new container's now. */
+    buf_printf(&p, "/containers/%s?force=true&v=false", j->old_id);
+    call(j, "DELETE", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_old_removed);
+    buf_free(&p);
+}
+
+/* ---- start, exit check, health ---- */
+
+static void c_poll(struct job *j);
+
+static void c_polled(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        rollback_call(j, "inspecting the new container", err, status, body, len);
+        return;
+    }
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    json_t *state = json_object_get(doc, "State");
+    const char *st = str(state, "Status");
+    json_int_t restarts = json_integer_value(json_object_get(doc, "RestartCount"));
+    const char *health = str(json_object_get(state, "Health"), "Status");
+    char why[CAUSE_LEN];
+    why[0] = '\0';
+    if (!st || strcmp(st, "running") != 0 || restarts > 0)
+        snprintf(why, sizeof why, "the new container %s (exit code %lld, %lld restarts)%s%s",
+                 st && !strcmp(st, "restarting") ? "keeps restarting" : "exited",
+                 (long long)json_integer_value(json_object_get(state, "ExitCode")), (long long)restarts,
+                 str(state, "Error") && *str(state, "Error") ? ": " : "", str(state, "Error") ? str(state, "Error") : "");
+    else if (health && !strcmp(health, "unhealthy"))
+        snprintf(why, sizeof why, "the new container is unhealthy");
+    bool healthy = !j->has_health || (health && !strcmp(health, "healthy"));
+    json_decref(doc);
+    if (why[0]) {
+        j->health_ms = since(j, j->phase_started);
+        rollback(j, why);
+        return;
+    }
+    if (healthy && since(j, j->phase_started) >= (long long)j->u->exit_check_ms) {
+        j->health_ms = since(j, j->phase_started);
+        c_remove_old(j);
+        return;
+    }
+    if (uv_now(j->u->loop) >= j->deadline) {
+        j->health_ms = since(j, j->phase_started);
+        snprintf(why, sizeof why, "the new container was not healthy within %llu s",
+                 (unsigned long long)(j->u->health_ms / 1000));
+        rollback(j, why);
+        return;
+    }
+    after(j, POLL_MS, c_poll);
+}
+
+static void c_poll(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/json", j->new_id);
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_polled);
+    buf_free(&p);
+}
+
+static void c_started(struct job *j, int err, int status, const char *body, size_t len)
+{
+    j->start_ms = since(j, j->phase_started);
+    if (err || (status != 204 && status != 304)) {
+        rollback_call(j, "starting the new container", err, status, body, len);
+        return;
+    }
+    /* A process that dies at once is a failed update too: look again
+     * after exit_check_ms (and, with a HEALTHCHECK, until healthy). */
+    j->phase_started = uv_now(j->u->loop);
+    j->deadline = j->phase_started + (j->has_health ? j->u->health_ms : j->u->exit_check_ms);
+    after(j, j->has_health ? POLL_MS : j->u->exit_check_ms, c_poll);
+}
+
+static void c_start_new(struct job *j)
+{
+    j->phase_started = uv_now(j->u->loop);
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/start", j->new_id);
+    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_started);
+    buf_free(&p);
+}
+
+static void c_stopped(struct job *j, int err, int status, const char *body, size_t len)
+{
+    j->stop_ms = since(j, j->phase_started);
+    if (err || (status != 204 && status != 304)) {
+        rollback_call(j, "stopping the old container", err, status, body, len);
+        return;
+    }
+    c_start_new(j);
+}
+
+static void c_stop_old(struct job *j)
+{
+    if (!j->was_running) {
+        /* A stopped container is recreated, and left stopped. */
+        c_remove_old(j);
+        return;
+    }
+    json_t *cfg = json_object_get(j->inspect, "Config");
+    json_t *t = json_object_get(cfg, "StopTimeout");
+    long long secs = json_is_integer(t) ? (long long)json_integer_value(t) : DEFAULT_STOP_SECS;
+    j->phase_started = uv_now(j->u->loop);
+    struct buf p;
+    buf_init(&p);
+    /* The engine sends the container's own StopSignal; t is its StopTimeout. */
+    buf_printf(&p, "/containers/%s/stop?t=%lld", j->old_id, secs);
+    call(j, "POST", buf_cstr(&p), NULL, (uint64_t)(secs < 0 ? 0 : secs) * 1000 + CALL_TIMEOUT_MS, c_stopped);
+    buf_free(&p);
+}
+
+/* ---- create and connect ---- */
+
+static void c_connect_next(struct job *j);
+
+static void c_connected(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        json_t *c = json_array_get(j->plan.connect, j->connect_i);
+        char what[CAUSE_LEN];
+        snprintf(what, sizeof what, "connecting network %s", str(c, "Network"));
+        rollback_call(j, what, err, status, body, len);
+        return;
+    }
+    j->connect_i++;
+    c_connect_next(j);
+}
+
+static void c_connect_next(struct job *j)
+{
+    json_t *c = json_array_get(j->plan.connect, j->connect_i);
+    if (!c) {
+        j->create_ms = since(j, j->phase_started);
+        c_stop_old(j);
+        return;
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/networks/");
+    url_encode(&p, str(c, "Network"));
+    buf_puts(&p, "/connect");
+    json_t *b = json_pack("{s:s, s:O}", "Container", j->new_id, "EndpointConfig", json_object_get(c, "EndpointConfig"));
+    call(j, "POST", buf_cstr(&p), b, CALL_TIMEOUT_MS, c_connected);
+    json_decref(b);
+    buf_free(&p);
+}
+
+static void c_created(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 201) {
+        rollback_call(j, "creating the new container", err, status, body, len);
+        return;
+    }
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    set_str(&j->new_id, str(doc, "Id"));
+    json_decref(doc);
+    if (!j->new_id) {
+        rollback(j, "creating the new container: the engine answered no Id");
+        return;
+    }
+    c_connect_next(j);
+}
+
+static void c_renamed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 204) {
+        c_fail_call(j, "renaming the old container aside", err, status, body, len);
+        return;
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/containers/create?name=");
+    url_encode(&p, j->name);
+    call(j, "POST", buf_cstr(&p), j->plan.body, CALL_TIMEOUT_MS, c_created);
+    buf_free(&p);
+}
+
+static void c_recreate(struct job *j)
+{
+    char err[CAUSE_LEN];
+    if (engine_update_build_create(j->inspect, j->ref, j->old_image_config, &j->plan, err, sizeof err) < 0) {
+        c_fail(j, "building the new container's configuration", err);
+        return;
+    }
+    const char *id = j->old_id;
+    struct buf a;
+    buf_init(&a);
+    buf_printf(&a, "%s-old-%.12s", j->name, id);
+    j->aside = buf_steal(&a);
+    j->phase_started = uv_now(j->u->loop);
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/rename?name=", id);
+    url_encode(&p, j->aside);
+    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_renamed);
+    buf_free(&p);
+}
+
+static void c_old_image(struct job *j, int err, int status, const char *body, size_t len)
+{
+    /* Without the old image's config every value is kept as it was: worse
+     * (the new image's defaults do not apply) but not wrong. */
+    json_t *doc = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *cfg = json_object_get(doc, "Config");
+    if (cfg) j->old_image_config = json_incref(cfg);
+    else
+        LOG(j->u->log, LOG_WARN, "old image not found: its defaults are kept in the new container",
+            F_STR("container", j->name), F_STR("image_id", str(j->inspect, "Image")));
+    json_decref(doc);
+    c_recreate(j);
+}
+
+/* Healthcheck.Test ["NONE"] switches the image's check off. */
+static bool is_none(json_t *first)
+{
+    const char *s = json_string_value(first);
+    return !s || !strcmp(s, "NONE");
+}
+
+static void c_new_image(struct job *j, int err, int status, const char *body, size_t len)
+{
+    j->pull_ms = since(j, j->phase_started);
+    if (err || status != 200) {
+        c_fail_call(j, "inspecting the pulled image", err, status, body, len);
+        return;
+    }
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    set_str(&j->new_image_id, str(doc, "Id"));
+    json_t *test = json_object_get(json_object_get(json_object_get(doc, "Config"), "Healthcheck"), "Test");
+    bool image_health = json_array_size(test) > 0 && !is_none(json_array_get(test, 0));
+    json_decref(doc);
+    const char *old_image = str(j->inspect, "Image");
+    if (j->new_image_id && old_image && !strcmp(j->new_image_id, old_image)) {
+        LOG(j->u->log, LOG_INFO, "container already runs the pushed image", F_STR("container", j->name),
+            F_STR("id", j->old_id), F_STR("image", j->ref), F_STR("image_id", old_image),
+            F_INT("pull_ms", j->pull_ms));
+        finish(j, "unchanged");
+        return;
+    }
+    /* The container's own healthcheck wins over the image's. */
+    json_t *own = json_object_get(json_object_get(json_object_get(j->inspect, "Config"), "Healthcheck"), "Test");
+    j->has_health = json_array_size(own) > 0 ? !is_none(json_array_get(own, 0))
+                                             : image_health;
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/images/%s/json", old_image ? old_image : "none");
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_old_image);
+    buf_free(&p);
+}
+
+/* ---- pull ---- */
+
+/* The pull's progress stream: one JSON object per line; an "error" key is
+ * a failure even though the status was 200. */
+static void scan_pull_line(struct job *j, const char *line, size_t len)
+{
+    if (j->pull_error || !memchr(line, '{', len)) return;
+    json_t *doc = json_loadb(line, len, 0, NULL);
+    const char *e = str(doc, "error");
+    if (e) j->pull_error = xstrdup(e);
+    json_decref(doc);
+}
+
+static void on_pull_body(void *ud, const char *data, size_t len)
+{
+    struct job *j = ud;
+    buf_append(&j->pull_lines, data, len);
+    char *nl;
+    while ((nl = memchr(j->pull_lines.data, '\n', j->pull_lines.len))) {
+        size_t n = (size_t)(nl - j->pull_lines.data);
+        scan_pull_line(j, j->pull_lines.data, n);
+        buf_consume(&j->pull_lines, n + 1);
+    }
+    if (j->pull_lines.len > 1024 * 1024) buf_reset(&j->pull_lines);   /* no line is that long */
+}
+
+static void c_pulled(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (!err && status == 200 && j->pull_lines.len) scan_pull_line(j, j->pull_lines.data, j->pull_lines.len);
+    if (err || status != 200 || j->pull_error) {
+        j->pull_ms = since(j, j->phase_started);
+        if (j->pull_error) c_fail(j, "pull", j->pull_error);
+        else c_fail_call(j, "pull", err, status, body, len);
+        return;
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/images/%s/json", j->ref);
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_new_image);
+    buf_free(&p);
+}
+
+static void c_pull(struct job *j)
+{
+    j->phase_started = uv_now(j->u->loop);
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/images/create?fromImage=");
+    const char *colon = strrchr(j->ref, ':');
+    char *repo = xstrndup(j->ref, (size_t)(colon - j->ref));
+    url_encode(&p, repo);
+    free(repo);
+    buf_puts(&p, "&tag=");
+    url_encode(&p, j->tag);
+    /* The progress is scanned as it streams, not collected (it can be long). */
+    j->streaming = j->with_auth = true;
+    call(j, "POST", buf_cstr(&p), NULL, PULL_TIMEOUT_MS, c_pulled);
+    j->streaming = j->with_auth = false;
+    buf_free(&p);
+}
+
+static void c_inspected(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        c_fail_call(j, "inspecting the container", err, status, body, len);
+        return;
+    }
+    j->inspect = json_loadb(body, len, 0, NULL);
+    const char *name = str(j->inspect, "Name");
+    set_str(&j->name, name && name[0] == '/' ? name + 1 : name);
+    set_str(&j->old_id, str(j->inspect, "Id"));
+    j->was_running = json_is_true(json_object_get(json_object_get(j->inspect, "State"), "Running"));
+    json_t *labels = json_object_get(json_object_get(j->inspect, "Config"), "Labels");
+    if (!j->name || !j->old_id) {
+        c_fail(j, "inspecting the container", "no Name or Id in the answer");
+        return;
+    }
+    if (json_is_true(json_object_get(json_object_get(j->inspect, "HostConfig"), "AutoRemove"))) {
+        /* Stopping it would remove it (and its anonymous volumes): nothing
+         * to roll back to. */
+        c_fail(j, "not updated", "a --rm container is removed when stopped, so it could not be rolled back");
+        return;
+    }
+    if (json_object_get(labels, "com.docker.swarm.task.id")) {
+        c_fail(j, "not updated", "a Swarm task: label its service instead (the service is updated)");
+        return;
+    }
+    c_pull(j);
+}
+
+static void container_begin(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/containers/%s/json", j->obj->id);
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_inspected);
+    buf_free(&p);
+}
+
+/* ---- service ----------------------------------------------------------------------- */
+
+static void s_fail(struct job *j, const char *what, const char *cause, const char *outcome)
+{
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_ERROR, !strcmp(outcome, "rolled_back") ? "service update rolled back" : "service update failed",
+        F_STR("service", o->name), F_STR("id", o->id), F_STR("engine", o->engine), F_STR("image", j->ref),
+        F_STR("digest", j->digest), F_STR("error", what), F_STR("cause", cause),
+        F_INT("duration_ms", since(j, j->started)));
+    finish(j, outcome);
+}
+
+static void s_fail_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
+{
+    char why[CAUSE_LEN];
+    describe(j, err, status, body, len, why, sizeof why);
+    s_fail(j, what, why, "failed");
+}
+
+static void s_poll(struct job *j);
+
+static void s_polled(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        /* One failed read is not the update's outcome: ask again. */
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_DEBUG, "service read failed", F_STR("service", j->obj->name), F_STR("error", why));
+    } else {
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        json_t *us = json_object_get(doc, "UpdateStatus");
+        const char *state = str(us, "State");
+        const char *startedat = str(us, "StartedAt");
+        bool ours = state && (!j->prior_update || !startedat || strcmp(startedat, j->prior_update) != 0);
+        if (ours && !strcmp(state, "completed")) {
+            LOG(j->u->log, LOG_INFO, "service updated", F_STR("service", j->obj->name), F_STR("id", j->obj->id),
+                F_STR("engine", j->obj->engine), F_STR("image", j->ref), F_STR("digest", j->digest),
+                F_INT("duration_ms", since(j, j->started)));
+            json_decref(doc);
+            finish(j, "completed");
+            return;
+        }
+        if (ours && (!strcmp(state, "rollback_completed") || !strcmp(state, "paused") ||
+                     !strcmp(state, "rollback_paused"))) {
+            char what[64];
+            snprintf(what, sizeof what, "UpdateStatus %s", state);
+            char *msg = xstrdup_or_null(str(us, "Message"));
+            const char *outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
+            json_decref(doc);   /* state points into doc: read before */
+            s_fail(j, what, msg, outcome);
+            free(msg);
+            return;
+        }
+        json_decref(doc);
+    }
+    if (uv_now(j->u->loop) >= j->deadline) {
+        s_fail(j, "following the update", "no outcome within the time allowed", "failed");
+        return;
+    }
+    after(j, POLL_MS, s_poll);
+}
+
+static void s_poll(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/services/%s", j->obj->id);
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_polled);
+    buf_free(&p);
+}
+
+static void s_read(struct job *j);
+
+static void s_updated(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (!err && status != 200 && body && strstr(body, "out of sequence") && j->conflicts < CONFLICT_RETRIES) {
+        /* The spec changed since we read it: read it again. */
+        j->conflicts++;
+        LOG(j->u->log, LOG_DEBUG, "service version conflict, retrying", F_STR("service", j->obj->name),
+            F_INT("attempt", j->conflicts));
+        s_read(j);
+        return;
+    }
+    if (err || status != 200) {
+        s_fail_call(j, "POST /services/<id>/update", err, status, body, len);
+        return;
+    }
+    j->deadline = uv_now(j->u->loop) + j->u->service_ms;
+    after(j, POLL_MS, s_poll);
+}
+
+static void s_got(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        s_fail_call(j, "GET /services/<id>", err, status, body, len);
+        return;
+    }
+    json_decref(j->service);
+    j->service = json_loadb(body, len, 0, NULL);
+    json_t *spec = json_object_get(j->service, "Spec");
+    json_t *tt = json_object_get(spec, "TaskTemplate");
+    json_t *cs = json_object_get(tt, "ContainerSpec");
+    json_t *index = json_object_get(json_object_get(j->service, "Version"), "Index");
+    if (!json_is_object(cs) || !json_is_integer(index)) {
+        s_fail(j, "GET /services/<id>", "no Spec.TaskTemplate.ContainerSpec or Version.Index", "failed");
+        return;
+    }
+    const char *name = str(spec, "Name");
+    if (name) set_str(&j->obj->name, name);
+    set_str(&j->prior_update, str(json_object_get(j->service, "UpdateStatus"), "StartedAt"));
+    struct buf img;
+    buf_init(&img);
+    buf_puts(&img, j->ref);
+    if (j->digest) buf_printf(&img, "@%s", j->digest);
+    const char *cur = str(cs, "Image");
+    if (j->digest && cur && !strcmp(cur, buf_cstr(&img))) {
+        LOG(j->u->log, LOG_INFO, "service already runs the pushed image", F_STR("service", j->obj->name),
+            F_STR("id", j->obj->id), F_STR("image", buf_cstr(&img)));
+        buf_free(&img);
+        finish(j, "unchanged");
+        return;
+    }
+    json_object_set_new(cs, "Image", json_string(buf_cstr(&img)));
+    buf_free(&img);
+    if (!j->digest) {
+        /* No digest to pin: the tasks are replaced anyway and pull the tag. */
+        json_int_t f = json_integer_value(json_object_get(tt, "ForceUpdate"));
+        json_object_set_new(tt, "ForceUpdate", json_integer(f + 1));
+    }
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/services/%s/update?version=%lld", j->obj->id, (long long)json_integer_value(index));
+    j->with_auth = true;
+    call(j, "POST", buf_cstr(&p), spec, CALL_TIMEOUT_MS, s_updated);
+    j->with_auth = false;
+    buf_free(&p);
+}
+
+static void s_read(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_printf(&p, "/services/%s", j->obj->id);
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_got);
+    buf_free(&p);
+}
+
+static void service_begin(struct job *j)
+{
+    s_read(j);
+}
+
+/* ---- public -------------------------------------------------------------------------- */
+
+struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts)
+{
+    struct engine_updater *u = xcalloc(1, sizeof *u);
+    u->loop = loop;
+    u->enabled = opts->enabled;
+    u->http = opts->http;
+    u->log = opts->log;
+    u->auth = opts->auth;
+    u->self_id = xstrdup_or_null(opts->self_id && *opts->self_id ? opts->self_id : NULL);
+    u->health_ms = opts->health_timeout_ms ? opts->health_timeout_ms : DEFAULT_HEALTH_MS;
+    u->service_ms = opts->service_timeout_ms ? opts->service_timeout_ms : DEFAULT_SERVICE_MS;
+    u->exit_check_ms = opts->exit_check_ms ? opts->exit_check_ms : DEFAULT_EXIT_CHECK_MS;
+    u->nengines = opts->nengines;
+    u->engines = xcalloc(opts->nengines ? opts->nengines : 1, sizeof *u->engines);
+    for (size_t i = 0; i < opts->nengines; i++) {
+        struct engine *e = &u->engines[i];
+        docker_host_copy(&e->host, &opts->engines[i]);
+        if (e->host.ep.unix_path) {
+            e->host_header = xstrdup("docker");
+        } else {
+            struct buf b;
+            buf_init(&b);
+            buf_printf(&b, strchr(e->host.ep.host, ':') ? "[%s]:%u" : "%s:%u", e->host.ep.host, e->host.ep.port);
+            e->host_header = buf_steal(&b);
+        }
+    }
+    return u;
+}
+
+static struct object *find_object(struct engine_updater *u, const struct update_target *t)
+{
+    for (struct object *o = u->objects; o; o = o->next) {
+        if (strcmp(o->engine, t->engine) != 0) continue;
+        /* The container being recreated is the same object under its new id. */
+        if (!strcmp(o->id, t->id) || (o->job && o->job->new_id && !strcmp(o->job->new_id, t->id))) return o;
+    }
+    return NULL;
+}
+
+static bool is_self(const struct engine_updater *u, const char *id)
+{
+    size_t n = u->self_id ? strlen(u->self_id) : 0;
+    return n >= 12 && (!strncmp(id, u->self_id, n) || !strncmp(u->self_id, id, strlen(id)));
+}
+
+int engine_updater_submit(struct engine_updater *u, const struct update_target *t, const struct push_event *ev)
+{
+    if (u->closing) return -ECANCELED;
+    bool known = false;
+    for (size_t i = 0; i < u->nengines; i++)
+        if (!strcmp(u->engines[i].host.text, t->engine)) known = true;
+    if (!known) return -ENOENT;
+    if (!ev->repository || !ev->tag) return -EINVAL;
+    struct object *o = find_object(u, t);
+    if (!o) {
+        o = xcalloc(1, sizeof *o);
+        o->engine = xstrdup(t->engine);
+        o->kind = xstrdup(!strcmp(t->kind, "service") ? "service" : "container");
+        o->id = xstrdup(t->id);
+        o->next = u->objects;
+        u->objects = o;
+    }
+    if (t->name && !o->job) set_str(&o->name, t->name);
+    if (!u->enabled) {
+        if (!o->warned)
+            LOG(u->log, LOG_WARN, "update not done: engine updates are off", F_STR(o->kind, o->name), F_STR("id", o->id),
+                F_STR("engine", o->engine), F_STR("note", "set ENGINE_UPDATES=1 (and allow POST, SERVICES, CONTAINERS, "
+                                                          "IMAGES, NETWORKS in a socket proxy) to let the router update it"));
+        o->warned = true;
+        return -EPERM;
+    }
+    if (!strcmp(o->kind, "container") && is_self(u, o->id)) {
+        if (!o->warned)
+            LOG(u->log, LOG_WARN, "update not done: this is the router's own container", F_STR("container", o->name),
+                F_STR("id", o->id), F_STR("engine", o->engine),
+                F_STR("note", "the router never recreates itself; update it another way"));
+        o->warned = true;
+        return -EPERM;
+    }
+    set_str(&o->next_registry, ev->registry);
+    set_str(&o->next_repository, ev->repository);
+    set_str(&o->next_tag, ev->tag);
+    set_str(&o->next_digest, ev->digest);
+    bool queued = o->has_next;
+    o->has_next = true;
+    if (o->job) {
+        LOG(u->log, LOG_INFO, queued ? "update follow-up replaced" : "update queued behind the running one",
+            F_STR(o->kind, o->name), F_STR("id", o->id), F_STR("tag", ev->tag), F_STR("digest", ev->digest));
+        return 0;
+    }
+    job_start(u, o);
+    return 0;
+}
+
+void engine_updater_foreach(const struct engine_updater *u, update_status_fn fn, void *ud)
+{
+    for (const struct object *o = u->objects; o; o = o->next) {
+        if (!o->outcome && !o->job) continue;   /* only warned about */
+        struct update_status s = {.engine = o->engine, .kind = o->kind, .id = o->id, .name = o->name,
+                                  .finished_ms = o->finished_ms, .outcome = o->outcome, .digest = o->digest,
+                                  .running = o->job != NULL};
+        fn(ud, &s);
+    }
+}
+
+void engine_updater_counts(const struct engine_updater *u, update_count_fn fn, void *ud)
+{
+    for (const struct counter *c = u->counters; c; c = c->next) fn(ud, c->kind, c->outcome, c->n);
+}
+
+static void object_free(struct object *o)
+{
+    free(o->engine);
+    free(o->kind);
+    free(o->id);
+    free(o->name);
+    free(o->next_registry);
+    free(o->next_repository);
+    free(o->next_tag);
+    free(o->next_digest);
+    free(o->digest);
+    free(o);
+}
+
+void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud)
+{
+    if (!u) {
+        if (cb) cb(ud);
+        return;
+    }
+    u->closing = true;
+    u->closed_cb = cb;
+    u->closed_ud = ud;
+    for (struct object *o = u->objects; o; o = o->next) {
+        struct job *j = o->job;
+        if (!j) continue;
+        LOG(u->log, LOG_WARN, "update abandoned at shutdown", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("old_id", j->old_id), F_STR("new_id", j->new_id));
+        http_call_cancel(j->call);
+        j->call = NULL;
+        o->has_next = false;
+        finish(j, NULL);
+    }
+    for (struct object *o = u->objects, *next; o; o = next) {
+        next = o->next;
+        object_free(o);
+    }
+    u->objects = NULL;
+    for (struct counter *c = u->counters, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    u->counters = NULL;
+    for (size_t i = 0; i < u->nengines; i++) {
+        docker_host_free(&u->engines[i].host);
+        free(u->engines[i].host_header);
+    }
+    free(u->engines);
+    u->engines = NULL;
+    u->nengines = 0;
+    free(u->self_id);
+    u->self_id = NULL;
+    if (u->open_handles == 0) {
+        if (cb) cb(ud);
+        free(u);
+    }
+}

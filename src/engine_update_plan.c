@@ -1,0 +1,223 @@
+/* engine_update_plan.c - the pure half of a container recreate: from an
+ * inspect (GET /containers/<id>/json) to the create body and the networks
+ * to connect afterwards. No I/O, so it is tested with real inspects.
+ *
+ * What other updaters got wrong, and this does not:
+ * - values the container only had because the OLD image set them (Cmd,
+ *   Entrypoint, Healthcheck, Env entries, Labels, ...) are dropped, so the
+ *   new image's own defaults apply; what the operator set stays;
+ * - anonymous volumes are mounted again by name, so their data survives;
+ * - every network keeps its aliases (minus the old short id, which names
+ *   the old container), static addresses, links and driver options; the
+ *   default bridge gets no aliases (the engine refuses them there);
+ * - a Hostname that was only the old short id is dropped, so the new
+ *   container gets its own. */
+#include "engine_update.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool json_equal_or_both_null(json_t *a, json_t *b)
+{
+    if (json_is_null(a)) a = NULL;
+    if (json_is_null(b)) b = NULL;
+    if (!a || !b) return a == b;
+    return json_equal(a, b);
+}
+
+/* Removes from cfg what is exactly the old image's default, so the new
+ * image's default applies (a healthcheck or command changed by the new
+ * image is used, not frozen at the old one's). */
+static void drop_image_defaults(json_t *cfg, json_t *img)
+{
+    static const char *const scalars[] = {"Cmd", "Entrypoint", "Healthcheck", "WorkingDir", "User",
+                                          "StopSignal", "Shell", "OnBuild"};
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        json_t *mine = json_object_get(cfg, scalars[i]);
+        if (mine && json_equal_or_both_null(mine, json_object_get(img, scalars[i])))
+            json_object_del(cfg, scalars[i]);
+    }
+    /* Env: an entry identical to one of the image's came from the image. */
+    json_t *env = json_object_get(cfg, "Env"), *ienv = json_object_get(img, "Env");
+    if (json_is_array(env) && json_is_array(ienv)) {
+        json_t *kept = json_array();
+        size_t i, k;
+        json_t *e, *ie;
+        json_array_foreach(env, i, e) {
+            bool from_image = false;
+            json_array_foreach(ienv, k, ie) if (json_equal(e, ie)) from_image = true;
+            if (!from_image) json_array_append(kept, e);
+        }
+        json_object_set_new(cfg, "Env", kept);
+    }
+    /* Labels, ExposedPorts, Volumes: keys with the image's value. */
+    static const char *const maps[] = {"Labels", "ExposedPorts", "Volumes"};
+    for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+        json_t *mine = json_object_get(cfg, maps[m]), *theirs = json_object_get(img, maps[m]);
+        if (!json_is_object(mine) || !json_is_object(theirs)) continue;
+        const char *key;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(mine, tmp, key, v) {
+            json_t *iv = json_object_get(theirs, key);
+            if (iv && json_equal(iv, v)) json_object_del(mine, key);
+        }
+    }
+}
+
+static bool is_default_network(const char *name)
+{
+    return !strcmp(name, "bridge") || !strcmp(name, "default");
+}
+
+/* The endpoint of one network as the create / connect calls want it. */
+static json_t *endpoint_config(const char *net, json_t *ep, const char *short_id)
+{
+    json_t *out = json_object();
+    json_t *v;
+    if ((v = json_object_get(ep, "IPAMConfig")) && json_is_object(v) && json_object_size(v))
+        json_object_set(out, "IPAMConfig", v);
+    if ((v = json_object_get(ep, "Links")) && json_is_array(v) && json_array_size(v))
+        json_object_set(out, "Links", v);
+    if ((v = json_object_get(ep, "DriverOpts")) && json_is_object(v) && json_object_size(v))
+        json_object_set(out, "DriverOpts", v);
+    json_t *aliases = json_object_get(ep, "Aliases");
+    if (json_is_array(aliases) && !is_default_network(net)) {
+        json_t *kept = json_array();
+        size_t i;
+        json_t *a;
+        json_array_foreach(aliases, i, a) {
+            /* The engine adds the short id itself; copied, it would name
+             * the old container in the new one's DNS. */
+            if (json_is_string(a) && strcmp(json_string_value(a), short_id) != 0) json_array_append(kept, a);
+        }
+        if (json_array_size(kept)) json_object_set_new(out, "Aliases", kept);
+        else json_decref(kept);
+    }
+    return out;
+}
+
+static bool mounted_at(json_t *hc, const char *dest)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(hc, "Mounts"), i, m) {
+        const char *t = json_string_value(json_object_get(m, "Target"));
+        if (t && !strcmp(t, dest)) return true;
+    }
+    json_array_foreach(json_object_get(hc, "Binds"), i, m) {
+        /* "source:dest[:mode]" */
+        const char *b = json_string_value(m);
+        const char *colon = b ? strchr(b, ':') : NULL;
+        if (!colon) continue;
+        size_t n = strcspn(colon + 1, ":");
+        if (strlen(dest) == n && !strncmp(colon + 1, dest, n)) return true;
+    }
+    return false;
+}
+
+/* Anonymous volumes (a volume mount no Bind or Mount asked for: the
+ * image's VOLUME, or `-v /data`) are mounted again by name. Otherwise the
+ * engine would make new empty ones and the data would stay behind. */
+static void keep_anonymous_volumes(json_t *inspect, json_t *hc)
+{
+    json_t *mounts = json_object_get(hc, "Mounts");
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(inspect, "Mounts"), i, m) {
+        const char *type = json_string_value(json_object_get(m, "Type"));
+        const char *name = json_string_value(json_object_get(m, "Name"));
+        const char *dest = json_string_value(json_object_get(m, "Destination"));
+        if (!type || strcmp(type, "volume") != 0 || !name || !dest || mounted_at(hc, dest)) continue;
+        if (!json_is_array(mounts)) {
+            mounts = json_array();
+            json_object_set_new(hc, "Mounts", mounts);
+        }
+        json_t *rw = json_object_get(m, "RW");
+        json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:b}", "Type", "volume", "Source", name,
+                                                "Target", dest, "ReadOnly", json_is_false(rw)));
+    }
+}
+
+int engine_update_build_create(json_t *inspect, const char *image, json_t *old_image_config,
+                               struct engine_create_plan *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *id = json_string_value(json_object_get(inspect, "Id"));
+    json_t *cfg = json_object_get(inspect, "Config");
+    json_t *hc = json_object_get(inspect, "HostConfig");
+    if (!id || strlen(id) < 12 || !json_is_object(cfg) || !json_is_object(hc)) {
+        snprintf(err, errlen, "the inspect has no Id, Config or HostConfig");
+        return -EINVAL;
+    }
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%.12s", id);
+
+    json_t *body = json_deep_copy(cfg);
+    if (json_is_object(old_image_config)) drop_image_defaults(body, old_image_config);
+    json_object_set_new(body, "Image", json_string(image));
+    const char *hostname = json_string_value(json_object_get(body, "Hostname"));
+    if (hostname && !strcmp(hostname, short_id)) json_object_del(body, "Hostname");
+
+    json_t *host = json_deep_copy(hc);
+    keep_anonymous_volumes(inspect, host);
+    json_object_set_new(body, "HostConfig", host);
+
+    /* Networks: the one of NetworkMode (else the first) at create, the rest
+     * connected after. host, none and container:<x> take no endpoints. */
+    const char *mode = json_string_value(json_object_get(hc, "NetworkMode"));
+    json_t *nets = json_object_get(json_object_get(inspect, "NetworkSettings"), "Networks");
+    json_t *connect = json_array();
+    json_t *endpoints = json_object();
+    bool shared = mode && (!strcmp(mode, "host") || !strcmp(mode, "none") || !strncmp(mode, "container:", 10));
+    if (json_is_object(nets) && !shared) {
+        const char *first = mode && json_object_get(nets, mode) ? mode : NULL;
+        const char *name;
+        json_t *ep;
+        json_object_foreach(nets, name, ep) {
+            if (!first) first = name;
+            json_t *conf = endpoint_config(name, ep, short_id);
+            if (!strcmp(name, first)) json_object_set_new(endpoints, name, conf);
+            else json_array_append_new(connect, json_pack("{s:s, s:o}", "Network", name, "EndpointConfig", conf));
+        }
+    }
+    json_object_set_new(body, "NetworkingConfig", json_pack("{s:o}", "EndpointsConfig", endpoints));
+    out->body = body;
+    out->connect = connect;
+    return 0;
+}
+
+void engine_create_plan_free(struct engine_create_plan *p)
+{
+    json_decref(p->body);
+    json_decref(p->connect);
+    memset(p, 0, sizeof *p);
+}
+
+/* Container ids are 64 lower-case hex digits. */
+static size_t hex_run(const char *s)
+{
+    size_t n = 0;
+    while ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')) n++;
+    return n;
+}
+
+bool engine_update_find_container_id(const char *text, char out[65])
+{
+    /* /proc/self/mountinfo: ".../containers/<id>/hostname" (and resolv.conf,
+     * hosts) under the engine's data-root; /proc/self/cgroup (v1, or v2 with
+     * the cgroupfs driver): "/docker/<id>" or "docker-<id>.scope". */
+    static const char *const marks[] = {"/containers/", "/docker/", "docker-"};
+    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
+        for (const char *p = strstr(text, marks[m]); p; p = strstr(p + 1, marks[m])) {
+            const char *h = p + strlen(marks[m]);
+            if (hex_run(h) == 64) {
+                memcpy(out, h, 64);
+                out[64] = '\0';
+                return true;
+            }
+        }
+    }
+    return false;
+}

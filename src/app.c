@@ -103,21 +103,13 @@ static void start_updater(struct app *a)
     const struct config *c = a->cfg;
     char self[65];
     find_self_id(self);
-    if (c->engine_updates && c->registry_auth_file) {
-        /* X-Registry-Auth for pulls of private images. Unreadable: updates
-         * go on with the engine's own credentials, and the line says so. */
-        char err[256];
-        a->registry_auth = registry_auth_load(c->registry_auth_file, err, sizeof err);
-        if (!a->registry_auth)
-            LOG(&a->log, LOG_WARN, "REGISTRY_AUTH_FILE not used for engine updates", F_STR("error", err));
-    }
     struct engine_update_opts o = {
         .enabled = c->engine_updates,
         .engines = c->engines,
         .nengines = c->nengines,
         .http = a->http,
         .log = &a->log,
-        .auth = a->registry_auth,
+        .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
     };
@@ -364,6 +356,5 @@ void app_free(struct app *a)
     dedupe_free(a->delivered);
     registry_auth_free(a->auth);
     free(a->watchers);
-    registry_auth_free(a->registry_auth);
     memset(a, 0, sizeof *a);
 }

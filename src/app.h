@@ -31,7 +31,6 @@ struct app {
     struct dedupe *seen;              /* ids of recently forwarded events */
     struct forwarder *fwd;
     struct engine_updater *updater;   /* <prefix>.update=true routes (ENGINE_UPDATES) */
-    struct registry_auth *registry_auth;   /* REGISTRY_AUTH_FILE, for the updater's X-Registry-Auth */
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct http_server *server;

@@ -40,6 +40,14 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+void free_n(size_t n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    while (n--) free(va_arg(ap, void *));
+    va_end(ap);
+}
+
 char *xstrdup_or_null(const char *s)
 {
     return s ? xstrdup(s) : NULL;

@@ -21,6 +21,7 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xstrdup_or_null(const char *s);   /* NULL stays NULL */
+void free_n(size_t n, ...);             /* free() of n pointers (any may be NULL) */
 
 /* What an async close calls once the part is freed (libuv's uv_close
  * shape): kept by the part, called after its memory went. */

@@ -8,6 +8,7 @@
 #include "engine_update.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,22 @@ static void call(struct job *j, const char *method, const char *path, json_t *bo
     buf_free(&p);
 }
 
+/* call() with the path formatted: "/containers/%s/start", id. */
+static void call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
+                    const char *fmt, ...)
+{
+    struct buf p;
+    buf_init(&p);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&p, fmt, ap);
+    va_end(ap);
+    call(j, method, buf_cstr(&p), body, timeout_ms, next);
+    buf_free(&p);
+}
+
 static void on_job_timer(uv_timer_t *t)
 {
     struct job *j = t->data;
@@ -251,11 +268,7 @@ static void on_job_closed(uv_handle_t *h)
     free(j->ref);
     free(j->auth_header);
     json_decref(j->inspect);
-    free(j->old_id);
-    free(j->new_id);
-    free(j->name);
-    free(j->aside);
-    free(j->new_image_id);
+    free_n(5, j->old_id, j->new_id, j->name, j->aside, j->new_image_id);
     json_decref(j->old_image_config);
     engine_create_plan_free(&j->plan);
     free(j->why);
@@ -391,34 +404,33 @@ static void rb_done(struct job *j)
     finish(j, "rolled_back");
 }
 
+/* A rollback step that failed is logged, and the rollback goes on: each
+ * step left undone makes the next one more needed, not less. */
+static void rb_check(struct job *j, bool ok, int err, int status, const char *body, size_t len, const char *msg,
+                     const char *id)
+{
+    if (ok && !err) return;
+    char why[CAUSE_LEN];
+    describe(j, err, status, body, len, why, sizeof why);
+    LOG(j->u->log, LOG_ERROR, msg, F_STR("container", j->name), F_STR("old_name", j->aside), F_STR("id", id),
+        F_STR("cause", why));
+}
+
 static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || (status != 204 && status != 304)) {
-        char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_ERROR, "rollback could not start the old container", F_STR("container", j->name),
-            F_STR("id", j->old_id), F_STR("cause", why));
-    }
+    rb_check(j, status == 204 || status == 304, err, status, body, len,
+             "rollback could not start the old container", j->old_id);
     rb_done(j);
 }
 
 static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || status != 204) {
-        char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_ERROR, "rollback could not rename the old container back", F_STR("container", j->name),
-            F_STR("old_name", j->aside), F_STR("id", j->old_id), F_STR("cause", why));
-    }
+    rb_check(j, status == 204, err, status, body, len, "rollback could not rename the old container back", j->old_id);
     if (!j->was_running) {
         rb_done(j);
         return;
     }
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/start", j->old_id);
-    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_started);
-    buf_free(&p);
+    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, rb_started, "/containers/%s/start", j->old_id);
 }
 
 static void rb_rename(struct job *j)
@@ -433,12 +445,8 @@ static void rb_rename(struct job *j)
 
 static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || (status != 204 && status != 404)) {
-        char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_ERROR, "rollback could not remove the new container", F_STR("container", j->name),
-            F_STR("id", j->new_id), F_STR("cause", why));
-    }
+    rb_check(j, status == 204 || status == 404, err, status, body, len, "rollback could not remove the new container",
+             j->new_id);
     rb_rename(j);
 }
 
@@ -451,11 +459,7 @@ static void rollback(struct job *j, const char *why)
         rb_rename(j);
         return;
     }
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s?force=true&v=false", j->new_id);
-    call(j, "DELETE", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_removed);
-    buf_free(&p);
+    call_at(j, "DELETE", NULL, CALL_TIMEOUT_MS, rb_removed, "/containers/%s?force=true&v=false", j->new_id);
 }
 
 static void rollback_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
@@ -543,20 +547,23 @@ static void c_polled(struct job *j, int err, int status, const char *body, size_
 
 static void c_poll(struct job *j)
 {
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/json", j->new_id);
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_polled);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_polled, "/containers/%s/json", j->new_id);
+}
+
+/* The end of a start or stop: its duration into *ms, and whether it
+ * worked (else the rollback has begun). 304: it already was. */
+static bool phase_done(struct job *j, long long *ms, int err, int status, const char *body, size_t len,
+                       const char *doing)
+{
+    *ms = since(j, j->phase_started);
+    if (!err && (status == 204 || status == 304)) return true;
+    rollback_call(j, doing, err, status, body, len);
+    return false;
 }
 
 static void c_started(struct job *j, int err, int status, const char *body, size_t len)
 {
-    j->start_ms = since(j, j->phase_started);
-    if (err || (status != 204 && status != 304)) {
-        rollback_call(j, "starting the new container", err, status, body, len);
-        return;
-    }
+    if (!phase_done(j, &j->start_ms, err, status, body, len, "starting the new container")) return;
     /* A process that dies at once is a failed update too: look again
      * after exit_check_ms (and, with a HEALTHCHECK, until healthy). */
     j->phase_started = uv_now(j->u->loop);
@@ -567,20 +574,12 @@ static void c_started(struct job *j, int err, int status, const char *body, size
 static void c_start_new(struct job *j)
 {
     j->phase_started = uv_now(j->u->loop);
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/start", j->new_id);
-    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_started);
-    buf_free(&p);
+    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, c_started, "/containers/%s/start", j->new_id);
 }
 
 static void c_stopped(struct job *j, int err, int status, const char *body, size_t len)
 {
-    j->stop_ms = since(j, j->phase_started);
-    if (err || (status != 204 && status != 304)) {
-        rollback_call(j, "stopping the old container", err, status, body, len);
-        return;
-    }
+    if (!phase_done(j, &j->stop_ms, err, status, body, len, "stopping the old container")) return;
     c_start_new(j);
 }
 
@@ -735,11 +734,7 @@ static void c_new_image(struct job *j, int err, int status, const char *body, si
     json_t *own = json_object_get(json_object_get(json_object_get(j->inspect, "Config"), "Healthcheck"), "Test");
     j->has_health = json_array_size(own) > 0 ? !is_none(json_array_get(own, 0))
                                              : image_health;
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/images/%s/json", old_image ? old_image : "none");
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_old_image);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_old_image, "/images/%s/json", old_image ? old_image : "none");
 }
 
 /* ---- pull ---- */
@@ -777,11 +772,7 @@ static void c_pulled(struct job *j, int err, int status, const char *body, size_
         else c_fail_call(j, "pull", err, status, body, len);
         return;
     }
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/images/%s/json", j->ref);
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_new_image);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_new_image, "/images/%s/json", j->ref);
 }
 
 static void c_pull(struct job *j)
@@ -834,11 +825,7 @@ static void c_inspected(struct job *j, int err, int status, const char *body, si
 
 static void container_begin(struct job *j)
 {
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/json", j->obj->id);
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_inspected);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_inspected, "/containers/%s/json", j->obj->id);
 }
 
 /* ---- service ----------------------------------------------------------------------- */
@@ -905,11 +892,7 @@ static void s_polled(struct job *j, int err, int status, const char *body, size_
 
 static void s_poll(struct job *j)
 {
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/services/%s", j->obj->id);
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_polled);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_polled, "/services/%s", j->obj->id);
 }
 
 static void s_read(struct job *j);
@@ -981,11 +964,7 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
 
 static void s_read(struct job *j)
 {
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/services/%s", j->obj->id);
-    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_got);
-    buf_free(&p);
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_got, "/services/%s", j->obj->id);
 }
 
 static void service_begin(struct job *j)
@@ -1107,16 +1086,8 @@ void engine_updater_counts(const struct engine_updater *u, update_count_fn fn, v
 
 static void object_free(struct object *o)
 {
-    free(o->engine);
-    free(o->kind);
-    free(o->id);
-    free(o->name);
-    free(o->next_registry);
-    free(o->next_repository);
-    free(o->next_tag);
-    free(o->next_digest);
-    free(o->digest);
-    free(o);
+    free_n(10, o->engine, o->kind, o->id, o->name, o->next_registry, o->next_repository, o->next_tag,
+           o->next_digest, o->digest, o);
 }
 
 void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud)

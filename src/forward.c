@@ -98,16 +98,11 @@ void forward_build_body(struct buf *out, const struct push_event *ev)
 {
     int first = 1;
     buf_putc(out, '{');
-    json_put_key(out, "repository", &first);
-    json_put_str(out, ev->repository);
-    json_put_key(out, "tag", &first);
-    json_put_str(out, ev->tag);
-    json_put_key(out, "digest", &first);
-    json_put_str(out, ev->digest);
-    json_put_key(out, "registry", &first);
-    json_put_str(out, ev->registry);
-    json_put_key(out, "event_id", &first);
-    json_put_str(out, ev->id);
+    json_put_member(out, "repository", ev->repository, &first);
+    json_put_member(out, "tag", ev->tag, &first);
+    json_put_member(out, "digest", ev->digest, &first);
+    json_put_member(out, "registry", ev->registry, &first);
+    json_put_member(out, "event_id", ev->id, &first);
     buf_putc(out, '}');
 }
 
@@ -211,13 +206,8 @@ static struct origin *runnable_pop(struct forwarder *f)
 static void job_free(struct job *j)
 {
     if (j->origin) origin_unref(j->f, j->origin);
-    free(j->url);
     url_free(&j->target);
-    free(j->body);
-    free(j->repository);
-    free(j->tag);
-    free(j->event_id);
-    free(j);
+    free_n(6, j->url, j->body, j->repository, j->tag, j->event_id, j);
 }
 
 /* ---- lists ---------------------------------------------------------------- */

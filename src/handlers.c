@@ -40,15 +40,12 @@ static void handle_ready(struct app *a, const struct http_request *req, struct h
         struct docker_watch *w = a->watchers[i];
         int first = 1;
         buf_puts(&engines, i ? ",{" : "{");
-        json_put_key(&engines, "engine", &first);
-        json_put_str(&engines, docker_watch_host(w));
-        json_put_key(&engines, "state", &first);
-        json_put_str(&engines, docker_watch_state(w));
+        json_put_member(&engines, "engine", docker_watch_host(w), &first);
+        json_put_member(&engines, "state", docker_watch_state(w), &first);
         json_put_key(&engines, "synced", &first);
         buf_puts(&engines, docker_watch_synced(w) ? "true" : "false");
         if (docker_watch_last_error(w)) {
-            json_put_key(&engines, "error", &first);
-            json_put_str(&engines, docker_watch_last_error(w));
+            json_put_member(&engines, "error", docker_watch_last_error(w), &first);
         }
         buf_putc(&engines, '}');
         if (!docker_watch_synced(w)) {
@@ -59,14 +56,12 @@ static void handle_ready(struct app *a, const struct http_request *req, struct h
     res->status = ready ? 200 : 503;
     int first = 1;
     buf_putc(&res->body, '{');
-    json_put_key(&res->body, "status", &first);
-    json_put_str(&res->body, ready ? "ready" : "not ready");
+    json_put_member(&res->body, "status", ready ? "ready" : "not ready", &first);
     if (!ready) {
         char why[512];
         snprintf(why, sizeof why, "docker not synced yet%s%s", reason ? ": " : "",
                  reason ? reason : "");
-        json_put_key(&res->body, "reason", &first);
-        json_put_str(&res->body, why);
+        json_put_member(&res->body, "reason", why, &first);
     }
     json_put_key(&res->body, "docker", &first);
     buf_putc(&res->body, '[');
@@ -103,10 +98,8 @@ static void put_watch(struct buf *b, struct registry_watcher *rw, const struct r
     int f = 1;
     json_put_key(b, "watch", first);
     buf_putc(b, '{');
-    json_put_key(b, "registry", &f);
-    json_put_str(b, st.key->host);
-    json_put_key(b, "repository", &f);
-    json_put_str(b, st.key->repository);
+    json_put_member(b, "registry", st.key->host, &f);
+    json_put_member(b, "repository", st.key->repository, &f);
     json_put_key(b, st.key->tag[0] ? "tag" : "tags", &f);
     json_put_str(b, st.key->tag[0] ? st.key->tag : st.key->glob);
     json_put_key(b, "interval_s", &f);
@@ -114,14 +107,12 @@ static void put_watch(struct buf *b, struct registry_watcher *rw, const struct r
     json_put_key(b, "last_check", &f);
     if (st.last_check_ms) put_time(b, st.last_check_ms);
     else buf_puts(b, "null");
-    json_put_key(b, "last_digest", &f);
-    json_put_str(b, st.digest);
+    json_put_member(b, "last_digest", st.digest, &f);
     if (!st.key->tag[0]) {
         json_put_key(b, "tags_known", &f);
         buf_put_uint(b, st.ntags);
     }
-    json_put_key(b, "error", &f);
-    json_put_str(b, st.error);
+    json_put_member(b, "error", st.error, &f);
     buf_putc(b, '}');
 }
 
@@ -131,20 +122,15 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     struct buf *b = o->b;
     int first = 1;
     buf_puts(b, o->n++ ? ",{" : "{");
-    json_put_key(b, "image", &first);
-    json_put_str(b, r->image);
-    json_put_key(b, "registry", &first);
-    json_put_str(b, r->ref.host[0] ? r->ref.host : NULL);
-    json_put_key(b, "repository", &first);
-    json_put_str(b, r->ref.path);
-    json_put_key(b, "tag", &first);
-    json_put_str(b, r->tag_glob ? r->tag_glob : "*");
+    json_put_member(b, "image", r->image, &first);
+    json_put_member(b, "registry", r->ref.host[0] ? r->ref.host : NULL, &first);
+    json_put_member(b, "repository", r->ref.path, &first);
+    json_put_member(b, "tag", r->tag_glob ? r->tag_glob : "*", &first);
     /* The URL's token is the webhook's secret: only its redacted form. */
     struct buf red;
     buf_init(&red);
     if (r->url) url_redact(&red, r->url);
-    json_put_key(b, "url", &first);
-    json_put_str(b, r->url ? buf_cstr(&red) : NULL);
+    json_put_member(b, "url", r->url ? buf_cstr(&red) : NULL, &first);
     buf_free(&red);
     json_put_key(b, "update", &first);
     buf_puts(b, r->update ? "true" : "false");
@@ -153,16 +139,11 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     for (size_t i = 0; i < nsrc; i++) {
         int f2 = 1;
         buf_puts(b, i ? ",{" : "{");
-        json_put_key(b, "kind", &f2);
-        json_put_str(b, src[i]->kind);
-        json_put_key(b, "name", &f2);
-        json_put_str(b, src[i]->name);
-        json_put_key(b, "id", &f2);
-        json_put_str(b, src[i]->id);
-        json_put_key(b, "stack", &f2);
-        json_put_str(b, src[i]->stack);
-        json_put_key(b, "engine", &f2);
-        json_put_str(b, src[i]->engine);
+        json_put_member(b, "kind", src[i]->kind, &f2);
+        json_put_member(b, "name", src[i]->name, &f2);
+        json_put_member(b, "id", src[i]->id, &f2);
+        json_put_member(b, "stack", src[i]->stack, &f2);
+        json_put_member(b, "engine", src[i]->engine, &f2);
         buf_putc(b, '}');
     }
     buf_putc(b, ']');
@@ -177,23 +158,17 @@ static void put_update(void *ud, const struct update_status *s)
     struct buf *b = o->b;
     int first = 1;
     buf_puts(b, o->n++ ? ",{" : "{");
-    json_put_key(b, "engine", &first);
-    json_put_str(b, s->engine);
-    json_put_key(b, "kind", &first);
-    json_put_str(b, s->kind);
-    json_put_key(b, "name", &first);
-    json_put_str(b, s->name);
-    json_put_key(b, "id", &first);
-    json_put_str(b, s->id);
+    json_put_member(b, "engine", s->engine, &first);
+    json_put_member(b, "kind", s->kind, &first);
+    json_put_member(b, "name", s->name, &first);
+    json_put_member(b, "id", s->id, &first);
     json_put_key(b, "running", &first);
     buf_puts(b, s->running ? "true" : "false");
     json_put_key(b, "finished_ms", &first);
     if (s->finished_ms) buf_put_int(b, s->finished_ms);
     else buf_puts(b, "null");
-    json_put_key(b, "outcome", &first);
-    json_put_str(b, s->outcome);
-    json_put_key(b, "digest", &first);
-    json_put_str(b, s->digest);
+    json_put_member(b, "outcome", s->outcome, &first);
+    json_put_member(b, "digest", s->digest, &first);
     buf_putc(b, '}');
 }
 

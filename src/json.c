@@ -84,3 +84,9 @@ void json_put_key(struct buf *b, const char *key, int *first)
     buf_puts(b, key);
     buf_puts(b, "\":");
 }
+
+void json_put_member(struct buf *b, const char *key, const char *value, int *first)
+{
+    json_put_key(b, key, first);
+    json_put_str(b, value);
+}

@@ -17,4 +17,7 @@ void json_put_str(struct buf *b, const char *s);   /* NULL writes null */
  * unless *first is set, which it then clears. */
 void json_put_key(struct buf *b, const char *key, int *first);
 
+/* json_put_key then json_put_str: one "key":"value" member (NULL: null). */
+void json_put_member(struct buf *b, const char *key, const char *value, int *first);
+
 #endif

@@ -286,17 +286,9 @@ static void req_free(struct registry_req *r)
     url_free(&r->ep);
     free(r->path);
     wipe_free(r->authz);
-    free(r->h_digest);
-    free(r->h_ctype);
-    free(r->h_www);
-    free(r->h_link);
-    free(r->h_retry);
     buf_free(&r->tags_buf);
-    free(r->error);
-    free(r->digest);
-    free(r->media_type);
-    free(r->tags);
-    free(r);
+    free_n(10, r->h_digest, r->h_ctype, r->h_www, r->h_link, r->h_retry, r->error, r->digest, r->media_type,
+           (void *)r->tags, r);
 }
 
 static void req_unlink(struct registry_req *r)
@@ -941,19 +933,13 @@ static void on_closed(uv_handle_t *h)
         wipe_free(t->value);
         free(t);
     }
-    while (c->hosts) {
-        struct host_state *hs = c->hosts;
-        c->hosts = hs->next;
-        free(hs->host);
-        free(hs->realm);
-        free(hs->service);
-        free(hs);
+    for (struct host_state *hs = c->hosts, *next; hs; hs = next) {
+        next = hs->next;
+        free_n(4, hs->host, hs->realm, hs->service, hs);
     }
-    while (c->stats) {
-        struct stat_entry *s = c->stats;
-        c->stats = s->next;
-        free(s->registry);
-        free(s);
+    for (struct stat_entry *s = c->stats, *next; s; s = next) {
+        next = s->next;
+        free_n(2, s->registry, s);
     }
     free(c->insecure);
     free(c);

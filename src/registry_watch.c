@@ -499,12 +499,7 @@ static void watch_free(struct watch *w)
         fetch_free(w->fetches);
     }
     for (size_t i = 0; i < w->ntags; i++) free(w->tags[i]);
-    free(w->tags);
-    free(w->digest);
-    free(w->running);
-    free(w->error);
-    free(w->logged);
-    free(w);
+    free_n(6, w->tags, w->digest, w->running, w->error, w->logged, w);
 }
 
 struct rebuild {

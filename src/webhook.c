@@ -157,14 +157,10 @@ void webhook_plan_free(struct webhook_plan *plan)
 
 static void put_event_head(struct buf *b, const struct push_event *ev, int *first)
 {
-    json_put_key(b, "format", first);
-    json_put_str(b, ev->format);
-    json_put_key(b, "id", first);
-    json_put_str(b, ev->id);
-    json_put_key(b, "repository", first);
-    json_put_str(b, ev->repository);
-    json_put_key(b, "tag", first);
-    json_put_str(b, ev->tag);
+    json_put_member(b, "format", ev->format, first);
+    json_put_member(b, "id", ev->id, first);
+    json_put_member(b, "repository", ev->repository, first);
+    json_put_member(b, "tag", ev->tag, first);
 }
 
 /* One event: its forwards queued (when planned), its line in the summary,
@@ -184,8 +180,7 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         bool parser = plan->decision[i] == WEBHOOK_IGNORED;
         const char *reason = parser ? ev->ignored : "no route matches";
         json_put_str(b, "ignored");
-        json_put_key(b, "reason", &first);
-        json_put_str(b, reason);
+        json_put_member(b, "reason", reason, &first);
         w->counts.ignored++;
         LOG(w->log, parser ? LOG_DEBUG : LOG_INFO, parser ? "event ignored" : "push without route",
             F_STR("registry", ev->registry), F_STR("repository", ev->repository), F_STR("tag", ev->tag),
@@ -268,8 +263,7 @@ static const char *handle(struct webhook_ctx *w, const struct http_request *req,
         struct buf *b = &res->body;
         int top = 1;
         buf_putc(b, '{');
-        json_put_key(b, "format", &top);
-        json_put_str(b, p.format);
+        json_put_member(b, "format", p.format, &top);
         json_put_key(b, "accepted", &top);
         buf_put_uint(b, p.n);
         json_put_key(b, "events", &top);

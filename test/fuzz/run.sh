@@ -23,11 +23,16 @@ printf 'https://portainer:9443/api/stacks/webhooks/638e6967?tag={tag}' > $out/co
 printf 'http://[::1]:8080/a/b/?x=1#f' > $out/corpus/fuzz_url/b
 seed fuzz_labels
 printf '{"webhook-router.image":"team/a,reg.io:5000/b","webhook-router.url":"http://h/x","webhook-router.tag":"v*"}\nteam/a\nreg.io:5000\nv1.2\n' > $out/corpus/fuzz_labels/a
+seed fuzz_registry
+printf 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/redis:pull"' > $out/corpus/fuzz_registry/a
+printf '{"auths":{"reg.local:5000":{"auth":"YWxpY2U6czNjcjN0"},"https://index.docker.io/v1/":{"username":"u","password":"p"}},"credHelpers":{"gcr.io":"gcloud"}}' > $out/corpus/fuzz_registry/b
+printf 'reg.local:5000/team/app:v1@sha256:0123' > $out/corpus/fuzz_registry/c
+printf '1h30m' > $out/corpus/fuzz_registry/d
 seed fuzz_http_request
 printf 'POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n' > $out/corpus/fuzz_http_request/a
 printf 'GET /health?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' > $out/corpus/fuzz_http_request/b
 
-targets=${*:-fuzz_payload fuzz_docker_events fuzz_labels fuzz_url fuzz_http_request}
+targets=${*:-fuzz_payload fuzz_docker_events fuzz_labels fuzz_url fuzz_http_request fuzz_registry}
 failed=()
 for t in $targets; do
   echo "=== $t for ${seconds}s"

@@ -7,13 +7,14 @@ with the pushed digest. Real engine, real registry, images made with
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 
 import pytest
 
-from harness import BUSYBOX, GetOnlyProxy, free_port, wait_until
+from harness import BUSYBOX, GetOnlyProxy, Registry, free_port, manifest_payload, wait_until
 
 
 def make_image(engine, ref, marker, cmd='["/bin/sleep","3600"]', extra=()):
@@ -162,40 +163,53 @@ def test_container_recreated_with_everything(engine, registry, start_router, cle
     assert inspect(engine, name)["Id"] == new["Id"]
 
 
-def test_one_follow_up_and_stopped_stays_stopped(engine, registry, start_router, cleanup, uniq):
+def test_one_follow_up_and_stopped_stays_stopped(engine, start_router, cleanup, fixtures_dir, uniq):
     """Pushes during an update queue one follow-up (the last one wins); a
-    stopped container is recreated and left stopped."""
-    repo = f"team/fu{uniq}"
-    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
-    make_image(engine, ref, f"fu1-{uniq}")
-    run, stopped = f"fu{uniq}", f"fus{uniq}"
-    cleanup["containers"] += [run, stopped]
-    # sleep as PID 1 ignores SIGTERM: each stop takes the whole StopTimeout,
-    # long enough for two more pushes to arrive during the first update.
-    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "10", "--name", run, *labelled(repo), ref)
-    engine.docker("create", "--network", "none", "--name", stopped, *labelled(repo), ref)
-    router = start_router(env={"ENGINE_UPDATES": "1"})
-    router.wait_ready()
-    make_image(engine, ref, f"fu2-{uniq}")
-    engine.docker("push", ref)
-    router.wait_log("update started", container=run, timeout=20)
-    for i in (3, 4):
-        make_image(engine, ref, f"fu{i}-{uniq}")
+    stopped container is recreated and left stopped. The registry here sends
+    no notifications: the test posts them itself, in push order, so the
+    order the router sees is the order of the pushes."""
+    reg = Registry(free_port())
+    try:
+        repo = f"team/fu{uniq}"
+        ref = f"{reg.host}/{repo}:latest"
+
+        def push(marker, n):
+            image_id = make_image(engine, ref, marker)
+            out = engine.docker("push", ref).stdout
+            digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+            body = manifest_payload(fixtures_dir, repo, "latest", f"fu{n}-{uniq}", host=reg.host, digest=digest)
+            assert router.post("/webhook", body)[0] == 202
+            return image_id
+
+        make_image(engine, ref, f"fu1-{uniq}")
         engine.docker("push", ref)
-    v4 = engine.docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
-    router.wait_log("update queued behind the running one", container=run, timeout=20)
-    router.wait_log("update follow-up replaced", container=run, timeout=20)
-    router.wait_log("container updated", container=run, n=2, timeout=90)
-    time.sleep(1)
-    assert len(router.find("update started", container=run)) == 2, router.log_tail()
-    now = inspect(engine, run)
-    assert now["Image"] == v4 and now["State"]["Running"]
-    assert engine.docker("exec", run, "cat", "/marker").stdout == f"fu4-{uniq}"
-    # The stopped one: recreated on the newest image, still stopped.
-    wait_until(lambda: inspect(engine, stopped)["Image"] == v4, 30, 0.2, "stopped container on v4")
-    st = inspect(engine, stopped)
-    assert not st["State"]["Running"] and st["State"]["Status"] == "created"
-    assert all(not l["running"] for l in router.find("container updated", container=stopped))
+        run, stopped = f"fu{uniq}", f"fus{uniq}"
+        cleanup["containers"] += [run, stopped]
+        # sleep as PID 1 ignores SIGTERM: each stop takes the whole StopTimeout,
+        # long enough for two more pushes to arrive during the first update.
+        engine.docker("run", "-d", "--network", "none", "--stop-timeout", "10", "--name", run, *labelled(repo), ref)
+        engine.docker("create", "--network", "none", "--name", stopped, *labelled(repo), ref)
+        router = start_router(env={"ENGINE_UPDATES": "1"})
+        router.wait_ready()
+        push(f"fu2-{uniq}", 2)
+        router.wait_log("update started", container=run, timeout=20)
+        push(f"fu3-{uniq}", 3)
+        v4 = push(f"fu4-{uniq}", 4)
+        router.wait_log("update queued behind the running one", container=run, timeout=20)
+        router.wait_log("update follow-up replaced", container=run, timeout=20)
+        router.wait_log("container updated", container=run, n=2, timeout=90)
+        time.sleep(1)
+        assert len(router.find("update started", container=run)) == 2, router.log_tail()
+        now = inspect(engine, run)
+        assert now["Image"] == v4 and now["State"]["Running"]
+        assert engine.docker("exec", run, "cat", "/marker").stdout == f"fu4-{uniq}"
+        # The stopped one: recreated on the newest image, still stopped.
+        wait_until(lambda: inspect(engine, stopped)["Image"] == v4, 30, 0.2, "stopped container on v4")
+        st = inspect(engine, stopped)
+        assert not st["State"]["Running"] and st["State"]["Status"] == "created"
+        assert all(not l["running"] for l in router.find("container updated", container=stopped))
+    finally:
+        reg.close()
 
 
 @pytest.mark.parametrize("how", ["exits", "unhealthy"])

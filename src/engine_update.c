@@ -464,10 +464,13 @@ static void rollback(struct job *j, const char *why)
 
 static void rollback_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
 {
-    char why[CAUSE_LEN], line[CAUSE_LEN + 64];
+    char why[CAUSE_LEN];
     describe(j, err, status, body, len, why, sizeof why);
-    snprintf(line, sizeof line, "%s: %s", what, why);
-    rollback(j, line);
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s: %s", what, why);
+    rollback(j, buf_cstr(&line));
+    buf_free(&line);
 }
 
 /* ---- success ---- */

@@ -201,8 +201,7 @@ def test_one_follow_up_and_stopped_stays_stopped(engine, start_router, cleanup, 
         time.sleep(1)
         assert len(router.find("update started", container=run)) == 2, router.log_tail()
         now = inspect(engine, run)
-        assert now["Image"] == v4 and now["State"]["Running"]
-        assert engine.docker("exec", run, "cat", "/marker").stdout == f"fu4-{uniq}"
+        assert now["Image"] == v4 and now["State"]["Running"]   # the last push's image
         # The stopped one: recreated on the newest image, still stopped.
         wait_until(lambda: inspect(engine, stopped)["Image"] == v4, 30, 0.2, "stopped container on v4")
         st = inspect(engine, stopped)

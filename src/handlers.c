@@ -6,7 +6,6 @@
 #include "handlers.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <string.h>
 
 #include "app.h"
@@ -76,17 +75,6 @@ struct routes_out {
     struct registry_watcher *rw;
 };
 
-/* "2026-11-29T18:34:41.123Z" */
-static void put_time(struct buf *b, long long ms)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char s[40];
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-    buf_printf(b, "\"%s.%03lldZ\"", s, ms % 1000);
-}
-
 /* The route's registry watch (as seen on its first source that has one). */
 static void put_watch(struct buf *b, struct registry_watcher *rw, const struct route *r,
                       const struct route_source *const *src, size_t nsrc, int *first)
@@ -105,8 +93,13 @@ static void put_watch(struct buf *b, struct registry_watcher *rw, const struct r
     json_put_key(b, "interval_s", &f);
     buf_put_uint(b, st.key->interval_ms / 1000);
     json_put_key(b, "last_check", &f);
-    if (st.last_check_ms) put_time(b, st.last_check_ms);
-    else buf_puts(b, "null");
+    if (st.last_check_ms) {
+        buf_putc(b, '"');
+        log_put_time(b, st.last_check_ms);
+        buf_putc(b, '"');
+    } else {
+        buf_puts(b, "null");
+    }
     json_put_member(b, "last_digest", st.digest, &f);
     if (!st.key->tag[0]) {
         json_put_key(b, "tags_known", &f);

@@ -188,7 +188,7 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
-static void put_ts(struct buf *out, long long ts_ms)
+void log_put_time(struct buf *out, long long ts_ms)
 {
     time_t secs = (time_t)(ts_ms / 1000);
     struct tm tm;
@@ -230,13 +230,13 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
     buf_init(&tmp);
     if (format == LOG_FORMAT_JSON) {
         buf_puts(out, "{\"ts\":\"");
-        put_ts(out, ts_ms);
+        log_put_time(out, ts_ms);
         buf_puts(out, "\",\"level\":\"");
         buf_puts(out, level_names[level]);
         buf_puts(out, "\",\"msg\":");
         json_put_str(out, msg);
     } else {
-        put_ts(out, ts_ms);
+        log_put_time(out, ts_ms);
         buf_printf(out, " %-5s %s", level_names[level], msg);
     }
     for (size_t i = 0; i < nfields; i++) {

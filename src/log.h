@@ -85,6 +85,8 @@ void log_write(const struct logger *lg, enum log_level level, const char *msg,
 /* Formats one line into out (no trailing newline handling by callers);
  * exposed for tests. ts_ms is milliseconds since the epoch. */
 struct buf;
+/* RFC 3339, UTC, milliseconds ("2026-11-29T18:34:41.123Z"), unquoted. */
+void log_put_time(struct buf *out, long long ts_ms);
 void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
                      enum log_level level, const char *msg,
                      const struct log_field *fields, size_t nfields);

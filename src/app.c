@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "engine_update_plan.h"
 #include "handlers.h"
 
 /* Limits of the listener that the SPEC leaves to us. */
@@ -265,7 +266,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .max_buffered_bytes = cfg->max_buffered_bytes,
         .handler = handlers_dispatch,
         .head_handler = handlers_head,
-        .ud = a,
+        .ud = &a->ops,
         .log = &a->log,
     };
     a->server = http_server_new(loop, &so);
@@ -283,6 +284,20 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     a->webhook.updater = a->updater;
     start_watchers(a);
     start_registry_watch(a);
+    /* The endpoints see the parts, not the app; nothing is served before the
+     * loop runs, and close_rest closes the server with the parts. */
+    a->ops = (struct handlers_ctx){
+        .webhook = &a->webhook,
+        .routes = a->routes,
+        .fwd = a->fwd,
+        .intake = a->intake,
+        .updater = a->updater,
+        .registry = a->registry,
+        .registry_watch = a->registry_watch,
+        .log = &a->log,
+        .watchers = a->watchers,
+        .nwatchers = a->nwatchers,
+    };
 
     uv_signal_init(loop, &a->sigterm);
     uv_signal_init(loop, &a->sigint);

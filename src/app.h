@@ -11,6 +11,7 @@
 #include "docker_watch.h"
 #include "engine_update.h"
 #include "forward.h"
+#include "handlers.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "intake.h"
@@ -35,6 +36,7 @@ struct app {
     size_t nwatchers;
     struct http_server *server;
     struct webhook_ctx webhook;       /* the webhook handler's own context and counters */
+    struct handlers_ctx ops;          /* what the operational endpoints read */
     struct intake *intake;            /* pauses the listener on a deep forward backlog */
     struct dedupe *delivered;         /* per route, the digests it was sent */
     struct registry_auth *auth;       /* REGISTRY_AUTH_FILE; NULL: anonymous */

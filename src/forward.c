@@ -31,7 +31,6 @@
 
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
-#define RETRY_AFTER_MAX_MS 60000
 #define DEBOUNCE_BUCKETS 256
 #define ORIGIN_BUCKETS 64
 /* Past the last attempt's deadline, what shutdown still waits for. */
@@ -377,47 +376,11 @@ static const char *cause_of(struct job *j, int err, int status)
     return j->cause;
 }
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-long long forward_retry_after_ms(const char *value, long long now)
-{
-    if (!value) return -1;
-    while (is_blank(*value)) value++;
-    size_t n = strlen(value);
-    while (n && is_blank(value[n - 1])) n--;
-    if (!n) return -1;
-    char v[64];
-    if (n >= sizeof v) return -1;
-    memcpy(v, value, n);
-    v[n] = '\0';
-    if (v[0] >= '0' && v[0] <= '9') {
-        /* delay-seconds: clamped digit by digit, so no value can overflow. */
-        long long ms = 0;
-        for (const char *p = v; *p; p++) {
-            if (*p < '0' || *p > '9') return -1;
-            if (ms < RETRY_AFTER_MAX_MS) ms = ms * 10 + (*p - '0') * 1000;
-        }
-        return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
-    }
-    /* HTTP-date, IMF-fixdate form: "Sun, 06 Nov 1994 08:49:37 GMT". */
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end || *end) return -1;
-    long long at = (long long)timegm(&tm);
-    if (at <= now) return 0;
-    long long secs = at - now;
-    return secs >= RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
-}
-
 static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
 {
     struct job *j = ud;
     const char *ra = (status == 429 || status == 503) ? get(ctx, "retry-after") : NULL;
-    long long ms = ra ? forward_retry_after_ms(ra, (long long)time(NULL)) : -1;
+    long long ms = ra ? http_retry_after_ms(ra, (long long)time(NULL)) : -1;
     j->retry_after_ms = ms > 0 ? (uint64_t)ms : 0;
 }
 

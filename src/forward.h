@@ -59,11 +59,6 @@ void forward_drain(struct forwarder *f, void (*done)(void *ud), void *ud);
  * calls, and a client closed first would leave them dangling. */
 void forward_free(struct forwarder *f);   /* only after drain completed or loop stopped */
 
-/* Milliseconds a Retry-After value asks for (delay-seconds or an HTTP
- * date, blanks around it allowed), clamped to 0..60000; -1 when it is
- * neither. now is the current time in seconds since the epoch. Pure. */
-long long forward_retry_after_ms(const char *value, long long now);
-
 /* The JSON body of a forward (pure; exposed for tests):
  * {"repository":…,"tag":…,"digest":…,"registry":…,"event_id":…} */
 void forward_build_body(struct buf *out, const struct push_event *ev);

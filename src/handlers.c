@@ -2,13 +2,20 @@
  *
  * POST /webhook goes to the webhook handler (webhook.c), which sees only
  * its own narrow context; the operational endpoints (/health, /ready,
- * /routes, /metrics) read the whole app, which is what they report on. */
+ * /routes, /metrics) read theirs, struct handlers_ctx: the parts they report
+ * on, never the app that owns them. */
 #include "handlers.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "app.h"
+#include "docker_watch.h"
+#include "engine_update.h"
+#include "forward.h"
+#include "registry.h"
+#include "registry_watch.h"
+#include "routes.h"
+#include "webhook.h"
 #include "intake.h"
 #include "json.h"
 #include "metrics.h"
@@ -20,7 +27,7 @@ static void method_not_allowed(struct http_response *res, const char *allow)
     buf_printf(&res->headers, "Allow: %s\r\n", allow);
 }
 
-static void handle_health(struct app *a, const struct http_request *req, struct http_response *res)
+static void handle_health(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     (void)a;
@@ -28,7 +35,7 @@ static void handle_health(struct app *a, const struct http_request *req, struct 
     buf_puts(&res->body, "{\"status\":\"ok\"}");
 }
 
-static void handle_ready(struct app *a, const struct http_request *req, struct http_response *res)
+static void handle_ready(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     bool ready = a->nwatchers > 0;
@@ -165,7 +172,7 @@ static void put_update(void *ud, const struct update_status *s)
     buf_putc(b, '}');
 }
 
-static void handle_routes(struct app *a, const struct http_request *req, struct http_response *res)
+static void handle_routes(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     struct routes_out o = {.b = &res->body, .rw = a->registry_watch};
@@ -191,7 +198,7 @@ static void put_registry_stat(void *ud, const char *registry, const char *outcom
                 (const char *const[]){"registry", registry, "outcome", outcome, NULL}, (double)n);
 }
 
-static void handle_metrics(struct app *a, const struct http_request *req, struct http_response *res)
+static void handle_metrics(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     struct buf *b = &res->body;
@@ -201,7 +208,7 @@ static void handle_metrics(struct app *a, const struct http_request *req, struct
 
     prom_family(b, "webhook_router_webhook_requests_total", "counter",
                 "Webhook requests by detected payload format and HTTP status.");
-    const struct webhook_counts *wc = &a->webhook.counts;
+    const struct webhook_counts *wc = &a->webhook->counts;
     for (size_t i = 0; i < wc->n; i++) {
         snprintf(status, sizeof status, "%d", wc->by_status[i].status);
         prom_sample(b, "webhook_router_webhook_requests_total",
@@ -255,7 +262,7 @@ static void handle_metrics(struct app *a, const struct http_request *req, struct
 
     prom_family(b, "webhook_router_log_lines_dropped_total", "counter",
                 "Log lines dropped because stdout was not being read (see the warn line when it recovers).");
-    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(&a->log));
+    prom_sample(b, "webhook_router_log_lines_dropped_total", NULL, (double)log_dropped(a->log));
 
     prom_family(b, "webhook_router_docker_connected", "gauge", "1 while the engine's event stream is live.");
     for (size_t i = 0; i < a->nwatchers; i++)
@@ -284,7 +291,7 @@ static bool webhook_path(const char *path, const char **token)
  * path). The webhook, with its token segment, is matched before them. */
 static const struct endpoint {
     const char *path;
-    void (*fn)(struct app *a, const struct http_request *req, struct http_response *res);
+    void (*fn)(struct handlers_ctx *a, const struct http_request *req, struct http_response *res);
 } endpoints[] = {
     {"/health", handle_health},
     {"/ready", handle_ready},
@@ -294,12 +301,12 @@ static const struct endpoint {
 
 void handlers_dispatch(void *ud, const struct http_request *req, struct http_response *res)
 {
-    struct app *a = ud;
+    struct handlers_ctx *a = ud;
     const char *token;
     if (webhook_path(req->path, &token)) {
-        if (!webhook_token_path_ok(&a->webhook, token)) http_response_error(res, 404, "not found");
+        if (!webhook_token_path_ok(a->webhook, token)) http_response_error(res, 404, "not found");
         else if (strcmp(req->method, "POST") != 0) method_not_allowed(res, "POST");
-        else webhook_handle(&a->webhook, req, token, res);
+        else webhook_handle(a->webhook, req, token, res);
         return;
     }
     for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
@@ -313,9 +320,9 @@ void handlers_dispatch(void *ud, const struct http_request *req, struct http_res
 
 void handlers_head(void *ud, const struct http_request *req, struct http_response *res)
 {
-    struct app *a = ud;
+    struct handlers_ctx *a = ud;
     const char *token;
     /* Only a webhook POST can need its body; the webhook handler decides. */
     if (strcmp(req->method, "POST") == 0 && webhook_path(req->path, &token))
-        webhook_head(&a->webhook, req, token, res);
+        webhook_head(a->webhook, req, token, res);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "engine_update.h"
 #include "json.h"
 
 /* Targets looked up per event; more distinct URLs for one image is not a

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "dedupe.h"
-#include "engine_update.h"
 #include "forward.h"
 #include "http_server.h"
 #include "log.h"
@@ -31,6 +30,8 @@ struct webhook_counts {
     unsigned long forwarded, ignored, duplicate;   /* events by decision */
     unsigned long updates;                         /* engine updates submitted */
 };
+
+struct engine_updater;
 
 struct webhook_ctx {
     const char *token;                /* WEBHOOK_TOKEN, or NULL */

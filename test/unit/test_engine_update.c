@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "docker_host.h"
 #include "engine_update.h"
+#include "engine_update_plan.h"
 #include "testutil.h"
 
 static json_t *fixture_json(const char *rel)

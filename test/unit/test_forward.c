@@ -519,18 +519,18 @@ static void test_retry_after_values(void **s)
 {
     (void)s;
     long long now = 784111777;   /* Sun, 06 Nov 1994 08:49:37 GMT */
-    assert_int_equal(forward_retry_after_ms("2", now), 2000);
-    assert_int_equal(forward_retry_after_ms("  7\t", now), 7000);
-    assert_int_equal(forward_retry_after_ms("0", now), 0);
-    assert_int_equal(forward_retry_after_ms("61", now), 60000);
-    assert_int_equal(forward_retry_after_ms("9223372036854776", now), 60000);
-    assert_int_equal(forward_retry_after_ms("99999999999999999999999999999", now), 60000);
-    assert_int_equal(forward_retry_after_ms("Sun, 06 Nov 1994 08:49:47 GMT", now), 10000);
-    assert_int_equal(forward_retry_after_ms(" Sun, 06 Nov 1994 08:49:30 GMT ", now), 0);   /* past */
-    assert_int_equal(forward_retry_after_ms("Mon, 07 Nov 1994 08:49:37 GMT", now), 60000);
+    assert_int_equal(http_retry_after_ms("2", now), 2000);
+    assert_int_equal(http_retry_after_ms("  7\t", now), 7000);
+    assert_int_equal(http_retry_after_ms("0", now), 0);
+    assert_int_equal(http_retry_after_ms("61", now), 60000);
+    assert_int_equal(http_retry_after_ms("9223372036854776", now), 60000);
+    assert_int_equal(http_retry_after_ms("99999999999999999999999999999", now), 60000);
+    assert_int_equal(http_retry_after_ms("Sun, 06 Nov 1994 08:49:47 GMT", now), 10000);
+    assert_int_equal(http_retry_after_ms(" Sun, 06 Nov 1994 08:49:30 GMT ", now), 0);   /* past */
+    assert_int_equal(http_retry_after_ms("Mon, 07 Nov 1994 08:49:37 GMT", now), 60000);
     const char *bad[] = {"", "  ", "-1", "1.5", "2s", "soon", "Sun, 06 Nov 1994", NULL};
-    for (size_t i = 0; bad[i]; i++) assert_int_equal(forward_retry_after_ms(bad[i], now), -1);
-    assert_int_equal(forward_retry_after_ms(NULL, now), -1);
+    for (size_t i = 0; bad[i]; i++) assert_int_equal(http_retry_after_ms(bad[i], now), -1);
+    assert_int_equal(http_retry_after_ms(NULL, now), -1);
 }
 
 /* Item 2: a Retry-After of 2^63 ms must not overflow into a retry that

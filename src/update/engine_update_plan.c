@@ -12,7 +12,7 @@
  *   default bridge gets no aliases (the engine refuses them there);
  * - a Hostname that was only the old short id is dropped, so the new
  *   container gets its own. */
-#include "engine_update.h"
+#include "engine_update_plan.h"
 
 #include <errno.h>
 #include <stdio.h>

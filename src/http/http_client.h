@@ -106,4 +106,9 @@ unsigned long http_client_connections_opened(const struct http_client *c);
 /* Frees the strings of an endpoint (docker_host.c parses DOCKER_HOST into one). */
 void http_endpoint_free(struct http_endpoint *ep);
 
+/* Milliseconds a Retry-After value asks for (delay-seconds or an HTTP
+ * date, blanks around it allowed), clamped to 0..60000; -1 when it is
+ * neither. now is the current time in seconds since the epoch. Pure. */
+long long http_retry_after_ms(const char *value, long long now);
+
 #endif

@@ -24,7 +24,6 @@
 #include <time.h>
 
 #include "buf.h"
-#include "forward.h"
 #include "url.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -676,7 +675,7 @@ static void on_api_done(void *ud, int err, int status, const char *body, size_t 
         else
             finish(r, -ENOENT, "%s has no repository %s (HTTP 404)", r->host, r->repository);
     } else if (status == 429) {
-        long long ms = forward_retry_after_ms(r->h_retry, (long long)time(NULL));
+        long long ms = http_retry_after_ms(r->h_retry, (long long)time(NULL));
         if (ms <= 0) ms = DEFAULT_PAUSE_MS;
         host_get(c, r->host)->paused_until = now_ms(c) + (uint64_t)ms;
         r->res.retry_after_ms = (uint64_t)ms;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "buf.h"
 #include "stream.h"
@@ -38,6 +39,7 @@
 #define MAX_RESPONSE_HEADERS 64
 #define IDLE_LIMIT_MS 30000          /* a pooled connection unused this long is closed */
 #define MAX_IDLE_CONNS 256
+#define RETRY_AFTER_MAX_MS 60000
 
 struct header {
     char *name;
@@ -921,4 +923,40 @@ void http_endpoint_free(struct http_endpoint *ep)
     free(ep->unix_path);
     free(ep->host);
     memset(ep, 0, sizeof *ep);
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+long long http_retry_after_ms(const char *value, long long now)
+{
+    if (!value) return -1;
+    while (is_blank(*value)) value++;
+    size_t n = strlen(value);
+    while (n && is_blank(value[n - 1])) n--;
+    if (!n) return -1;
+    char v[64];
+    if (n >= sizeof v) return -1;
+    memcpy(v, value, n);
+    v[n] = '\0';
+    if (v[0] >= '0' && v[0] <= '9') {
+        /* delay-seconds: clamped digit by digit, so no value can overflow. */
+        long long ms = 0;
+        for (const char *p = v; *p; p++) {
+            if (*p < '0' || *p > '9') return -1;
+            if (ms < RETRY_AFTER_MAX_MS) ms = ms * 10 + (*p - '0') * 1000;
+        }
+        return ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+    }
+    /* HTTP-date, IMF-fixdate form: "Sun, 06 Nov 1994 08:49:37 GMT". */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end) return -1;
+    long long at = (long long)timegm(&tm);
+    if (at <= now) return 0;
+    long long secs = at - now;
+    return secs >= RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
 }

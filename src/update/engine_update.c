@@ -15,6 +15,7 @@
 #include <sys/time.h>
 
 #include "buf.h"
+#include "engine_update_plan.h"
 #include "url.h"
 
 #define MAX_API "1.45"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "app.h"
+#include "handlers.h"
 #include "dedupe.h"
 #include "handlers.h"
 #include "webhook.h"
@@ -270,9 +270,7 @@ static void test_dispatch_table(void **s)
     (void)s;
     struct fx x;
     fx_start(&x, 16);
-    struct app a;
-    memset(&a, 0, sizeof a);
-    a.webhook = x.w;
+    struct handlers_ctx a = {.webhook = &x.w};
     struct { const char *method, *path; int status; const char *allow; } cases[] = {
         {"GET", "/nope", 404, NULL},
         {"POST", "/health", 405, "Allow: GET, HEAD\r\n"},

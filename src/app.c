@@ -157,11 +157,10 @@ static void start_watchers(struct app *a)
     a->watchers = xcalloc(c->nengines, sizeof *a->watchers);
     for (size_t i = 0; i < c->nengines; i++) {
         struct docker_watch_opts o = {
-            .engine = &c->engines[i],
+            .engine = a->engines[i],
             .label_prefix = c->label_prefix,
             .cache_ttl_secs = c->cache_ttl_secs,
             .routes = a->routes,
-            .http = a->http,
             .log = &a->log,
         };
         struct docker_watch *w = docker_watch_new(a->loop, &o);
@@ -208,6 +207,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             "TLS_INSECURE=1: certificates of https targets are not verified; anyone on the path "
             "can read the webhook tokens");
     a->routes = routes_new();
+    a->engines = xcalloc(cfg->nengines, sizeof *a->engines);
+    for (size_t i = 0; i < cfg->nengines; i++) a->engines[i] = docker_engine_new(a->http, &cfg->engines[i]);
     a->seen = dedupe_new(DEDUPE_IDS);
     a->delivered = dedupe_new(DEDUPE_IDS);
     if (cfg->registry_auth_file) {
@@ -371,5 +372,8 @@ void app_free(struct app *a)
     dedupe_free(a->delivered);
     registry_auth_free(a->auth);
     free(a->watchers);
+    /* Their calls were cancelled when the watchers and the updater closed. */
+    for (size_t i = 0; a->engines && i < a->cfg->nengines; i++) docker_engine_free(a->engines[i]);
+    free(a->engines);
     memset(a, 0, sizeof *a);
 }

@@ -32,6 +32,7 @@ struct app {
     struct dedupe *seen;              /* ids of recently forwarded events */
     struct forwarder *fwd;
     struct engine_updater *updater;   /* <prefix>.update=true routes (ENGINE_UPDATES) */
+    struct docker_engine **engines;   /* one per DOCKER_HOST entry, shared by watchers and updater */
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct http_server *server;

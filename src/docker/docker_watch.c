@@ -16,11 +16,10 @@
 #include <string.h>
 
 #include "buf.h"
+#include "docker_engine.h"
 #include "docker_events.h"
 #include "url.h"
 
-#define MAX_API "1.45"               /* newest API this code was written against */
-#define MIN_API "1.24"
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define REQUEST_TIMEOUT_MS 30000   /* default of docker_watch_opts.request_timeout_ms */
@@ -41,17 +40,15 @@ static const char *const state_names[] = {"connecting", "syncing", "live", "reco
 
 struct docker_watch {
     uv_loop_t *loop;
-    char *host;                      /* the DOCKER_HOST entry; names this engine */
+    struct docker_engine *eng;       /* not owned: the app's, shared with the updater */
+    const char *host;                /* its DOCKER_HOST entry; names this engine */
     char *prefix;
     int cache_ttl_secs;
     uint64_t request_timeout_ms;     /* one API call, connect to last byte; every response head */
     struct route_table *routes;
-    struct http_client *http;
     const struct logger *log;
 
-    struct http_endpoint ep;
-    char *host_header;
-    char api[16];
+    bool tcp;                        /* a tcp:// engine: keepalive on the stream */
 
     enum state state;
     bool synced;
@@ -161,14 +158,10 @@ static void cancel_calls(struct docker_watch *w)
 /* What every request to the engine has: GET only, and a deadline on the
  * response head, /events included (an engine or proxy that accepts and
  * never answers must not leave the watcher waiting forever). */
-static struct http_client_opts engine_get(const struct docker_watch *w, const char *path, char *cause)
+static struct http_client_opts engine_get(const struct docker_watch *w, char *cause)
 {
     cause[0] = '\0';
     return (struct http_client_opts){
-        .method = "GET",   /* only ever GET: the router never changes the engine */
-        .host_header = w->host_header,
-        .path = path,
-        .headers = "Accept: application/json\r\n",
         .connect_timeout_ms = w->request_timeout_ms,
         .head_timeout_ms = w->request_timeout_ms,
         .errbuf = cause,
@@ -182,23 +175,15 @@ static void start_get(struct docker_watch *w, struct http_call **slot, char *cau
                       void (*on_body)(void *, const char *, size_t),
                       void (*on_done)(void *, int, int, const char *, size_t))
 {
-    struct http_client_opts o = engine_get(w, path, cause);
+    struct http_client_opts o = engine_get(w, cause);
     o.response_timeout_ms = response_timeout_ms;
     o.on_head = on_head;
     o.on_body = on_body;
     o.max_body = max_body;
     o.on_done = on_done;
     o.ud = w;
-    *slot = http_client_request(w->http, &w->ep, &o);
-}
-
-/* "1.41" < "1.45"? Compares major.minor numerically. */
-static int api_cmp(const char *a, const char *b)
-{
-    int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
-    sscanf(a, "%d.%d", &amaj, &amin);
-    sscanf(b, "%d.%d", &bmaj, &bmin);
-    return amaj != bmaj ? amaj - bmaj : amin - bmin;
+    /* Only ever GET: the watcher never changes the engine. */
+    *slot = docker_engine_call(w->eng, "GET", path, &o);
 }
 
 /* ---- failure and reconnect ---------------------------------------------- */
@@ -364,14 +349,14 @@ static void fetch_send(struct svc_fetch *f)
     f->attempts++;
     struct buf path;
     buf_init(&path);
-    buf_printf(&path, "/v%s/services/", w->api);
+    buf_puts(&path, "/services/");
     url_encode(&path, f->id);
-    struct http_client_opts o = engine_get(w, buf_cstr(&path), f->cause);
+    struct http_client_opts o = engine_get(w, f->cause);
     o.response_timeout_ms = w->request_timeout_ms;
     o.max_body = 4 * 1024 * 1024;
     o.on_done = on_service_done;
     o.ud = f;
-    f->call = http_client_request(w->http, &w->ep, &o);
+    f->call = docker_engine_call(w->eng, "GET", buf_cstr(&path), &o);
     buf_free(&path);
 }
 
@@ -536,7 +521,7 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         else
             LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
     } else {
-        LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", w->api),
+        LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", docker_engine_api(w->eng)),
             F_BOOL("swarm_manager", w->swarm_manager), F_INT("containers", listed),
             F_INT("services", nservices), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
             F_INT("duration_ms", ms));
@@ -597,7 +582,7 @@ static void start_labelled_list(struct docker_watch *w, const char *what, const 
     buf_init(&filter);
     buf_init(&path);
     buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/v%s/%s?%sfilters=", w->api, what, extra);
+    buf_printf(&path, "/%s?%sfilters=", what, extra);
     url_encode(&path, buf_cstr(&filter));
     start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
               NULL, NULL, done);
@@ -683,7 +668,7 @@ static void start_events(struct docker_watch *w)
     struct buf path;
     buf_init(&path);
     buf_reset(&w->lines.pending);   /* a line cut by the last connection is gone */
-    buf_printf(&path, "/v%s/events?filters=", w->api);
+    buf_puts(&path, "/events?filters=");
     url_encode(&path, w->swarm_manager
                           ? "{\"type\":[\"container\",\"service\"],"
                             "\"event\":[\"create\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
@@ -691,13 +676,13 @@ static void start_events(struct docker_watch *w)
     /* No deadline on the whole answer (the stream never ends), but one on
      * its head (engine_get), and keepalive on TCP: a silent engine is fine,
      * a vanished one must be noticed. Unix sockets cannot go half-open. */
-    struct http_client_opts o = engine_get(w, buf_cstr(&path), w->events_cause);
-    o.tcp_keepalive_secs = w->ep.unix_path ? 0 : EVENTS_KEEPALIVE_SECS;
+    struct http_client_opts o = engine_get(w, w->events_cause);
+    o.tcp_keepalive_secs = w->tcp ? EVENTS_KEEPALIVE_SECS : 0;
     o.on_head = on_events_head;
     o.on_body = on_events_body;
     o.on_done = on_events_done;
     o.ud = w;
-    w->events_call = http_client_request(w->http, &w->ep, &o);
+    w->events_call = docker_engine_call(w->eng, "GET", buf_cstr(&path), &o);
     buf_free(&path);
 }
 
@@ -735,17 +720,13 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     }
     json_error_t jerr;
     json_t *v = json_loadb(body, len, 0, &jerr);
-    const char *api = attr(v, "ApiVersion");
-    if (!api || strlen(api) >= sizeof w->api || api_cmp(api, MIN_API) < 0) {
-        json_decref(v);
-        fail(w, "GET /version", "no usable ApiVersion (need " MIN_API " or newer)");
+    int rc = docker_engine_take_version(w->eng, attr(v, "ApiVersion"));
+    json_decref(v);
+    if (rc < 0) {
+        fail(w, "GET /version", "no usable ApiVersion (need " DOCKER_MIN_API " or newer)");
         return;
     }
-    snprintf(w->api, sizeof w->api, "%s", api_cmp(api, MAX_API) > 0 ? MAX_API : api);
-    json_decref(v);
-    char path[64];
-    snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+    start_get(w, &w->version_call, w->version_cause, "/info", w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
               on_info_done);
 }
 
@@ -764,23 +745,13 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
 {
     struct docker_watch *w = xcalloc(1, sizeof *w);
     w->loop = loop;
-    struct docker_host engine;
-    docker_host_copy(&engine, opts->engine);
-    w->host = engine.text;   /* both now owned by w */
-    w->ep = engine.ep;
-    if (w->ep.unix_path) {
-        w->host_header = xstrdup("docker");
-    } else {
-        struct buf b;
-        buf_init(&b);
-        buf_printf(&b, strchr(w->ep.host, ':') ? "[%s]:%u" : "%s:%u", w->ep.host, w->ep.port);
-        w->host_header = buf_steal(&b);
-    }
+    w->eng = opts->engine;
+    w->host = docker_engine_name(opts->engine);
+    w->tcp = strncmp(w->host, "tcp://", 6) == 0;
     w->prefix = xstrdup(opts->label_prefix);
     w->cache_ttl_secs = opts->cache_ttl_secs;
     w->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : REQUEST_TIMEOUT_MS;
     w->routes = opts->routes;
-    w->http = opts->http;
     w->log = opts->log;
     w->backoff_ms = BACKOFF_MIN_MS;
     line_splitter_init(&w->lines, MAX_EVENT_LINE);
@@ -850,8 +821,6 @@ struct docker_inspect *docker_watch_inspect_image(struct docker_watch *w, const 
     w->inspects = q;
     struct buf path;
     buf_init(&path);
-    /* Unversioned until /version answered: the engine then takes its own. */
-    if (w->api[0]) buf_printf(&path, "/v%s", w->api);
     /* Sent as the docker CLI sends it ("/images/reg:5000/team/app:v1/json");
      * anything outside a reference's characters is encoded. */
     buf_puts(&path, "/images/");
@@ -863,12 +832,12 @@ struct docker_inspect *docker_watch_inspect_image(struct docker_watch *w, const 
         else buf_printf(&path, "%%%02X", (unsigned char)ch);
     }
     buf_puts(&path, "/json");
-    struct http_client_opts o = engine_get(w, buf_cstr(&path), q->cause);
+    struct http_client_opts o = engine_get(w, q->cause);
     o.response_timeout_ms = w->request_timeout_ms;
     o.max_body = 1024 * 1024;
     o.on_done = on_inspect_done;
     o.ud = q;
-    q->call = http_client_request(w->http, &w->ep, &o);
+    q->call = docker_engine_call(w->eng, "GET", buf_cstr(&path), &o);
     buf_free(&path);
     return q;
 }
@@ -889,11 +858,8 @@ static void on_closed(uv_handle_t *h)
 {
     struct docker_watch *w = h->data;
     if (--w->open_handles > 0) return;
-    free(w->host);
     free(w->prefix);
-    free(w->host_header);
     free(w->last_error);
-    http_endpoint_free(&w->ep);
     struct close_cb closed = w->closed;
     free(w);
     close_cb_call(closed);

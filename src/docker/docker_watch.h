@@ -23,15 +23,15 @@
 #include "docker_host.h"
 #include "http_client.h"
 #include "log.h"
+#include "docker_engine.h"
 #include "routes.h"
 
 struct docker_watch_opts {
-    const struct docker_host *engine;  /* one parsed DOCKER_HOST entry (copied) */
+    struct docker_engine *engine;  /* one DOCKER_HOST entry (not owned: outlives the watcher) */
     const char *label_prefix;
     int cache_ttl_secs;           /* background resync; 0 = off (issue 5) */
     uint64_t request_timeout_ms;  /* one API call, and every response head (/events included); 0 = 30 s */
     struct route_table *routes;
-    struct http_client *http;
     const struct logger *log;
 };
 

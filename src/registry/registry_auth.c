@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "reference.h"
 
 #define DOCKER_HUB_API "registry-1.docker.io"
 #define AUTH_FILE_MAX (4 * 1024 * 1024)
@@ -60,14 +61,8 @@ void registry_api_host(const char *registry, char *out, size_t outlen)
         host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
     }
     host[n] = '\0';
-    static const char *const hub[] = {"", "docker.io", "index.docker.io", "registry-1.docker.io",
-                                      "registry.hub.docker.com"};
-    for (size_t i = 0; i < sizeof hub / sizeof hub[0]; i++)
-        if (strcmp(host, hub[i]) == 0) {
-            snprintf(out, outlen, "%s", DOCKER_HUB_API);
-            return;
-        }
-    snprintf(out, outlen, "%s", host);
+    /* No host, or one of Docker Hub's names (reference.c knows them). */
+    snprintf(out, outlen, "%s", !host[0] || registry_host_is_docker_hub(host) ? DOCKER_HUB_API : host);
 }
 
 /* ---- base64 ----------------------------------------------------------------- */

@@ -352,6 +352,7 @@ struct bench {
     struct http_client *http;
     struct route_table *routes;
     struct docker_watch *w;
+    struct docker_engine *eng;
     struct fake fake;
     uv_timer_t deadline;
     bool expired;
@@ -489,17 +490,17 @@ static struct docker_watch *watch_with_timeout(struct bench *b, int cache_ttl_se
     char err[128];
     assert_int_equal(docker_host_parse_list(b->host, &engine, &n, err, sizeof err), 0);
     assert_int_equal(n, 1);
+    b->eng = docker_engine_new(b->http, engine);
+    docker_host_list_free(engine, n);   /* the engine keeps its own copy */
     struct docker_watch_opts o = {
-        .engine = engine,
+        .engine = b->eng,
         .label_prefix = "webhook-router",
         .cache_ttl_secs = cache_ttl_secs,
         .request_timeout_ms = request_timeout_ms,
         .routes = b->routes,
-        .http = b->http,
         .log = &b->lg,
     };
     b->w = docker_watch_new(&b->loop, &o);
-    docker_host_list_free(engine, n);   /* the watcher keeps its own copy */
     return b->w;
 }
 
@@ -520,6 +521,7 @@ static int teardown(void **state)
     uv_run(&b->loop, UV_RUN_DEFAULT);
     /* Every handle of the watcher, the client and the fake is closed. */
     assert_int_equal(uv_loop_close(&b->loop), 0);
+    docker_engine_free(b->eng);
     routes_free(b->routes);
     close(b->logfd);
     unlink(b->logpath);

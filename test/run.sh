@@ -10,6 +10,7 @@
 #   WR_PRESETS="debug" test/run.sh     # limit the presets for a quick local run
 #   WR_CTEST_ARGS="-L unit" test/run.sh   # extra ctest arguments (e.g. -L unit, -R core)
 #   WR_VALGRIND=0 test/run.sh          # skip the valgrind pass (WR_VALGRIND=1 forces it)
+#   WR_STATIC_ANALYSIS=1 test/run.sh   # the clang-tidy step also on a limited run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +73,21 @@ if [ -z "${WR_PRESETS:-}" ]; then
     failed=1
   fi
   summary+=("$(printf '%-8s %-s  (%ds)' release "$result" $((SECONDS - t0)))")
+fi
+
+# Static analysis (clang-tidy: the analyzer and a few bug-finding checks):
+# on a full run, or when WR_STATIC_ANALYSIS=1.
+if [ -z "${WR_PRESETS:-}" ] || [ "${WR_STATIC_ANALYSIS:-0}" = 1 ]; then
+  t0=$SECONDS
+  echo
+  echo "=== static analysis: clang-tidy over src/"
+  if cmake --preset debug >/dev/null && step "static analysis" bash test/static_analysis.sh build/debug; then
+    result="no findings"
+  else
+    result="findings FAILED"
+    failed=1
+  fi
+  summary+=("$(printf '%-8s %-s  (%ds)' tidy "$result" $((SECONDS - t0)))")
 fi
 
 # The parsers under libFuzzer (clang, ASan+UBSan): a short run of each on a

@@ -254,7 +254,7 @@ static int parse_string(struct parser *p, struct jv *out)
         case 'r': *d++ = '\r'; break;
         case 't': *d++ = '\t'; break;
         case 'u': {
-            unsigned cp;
+            unsigned cp = 0;
             const char *u = s;
             if (unicode_escape(p, &u, &cp) < 0) return -1;
             s = (char *)u;

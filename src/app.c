@@ -25,40 +25,6 @@
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
 
-static void on_log_writable(uv_poll_t *h, int status, int events);
-
-/* Lines wait only while stdout is full: watch it for room exactly then, so
- * they go out as soon as the consumer reads again, even on an idle loop
- * (retrying from the prepare handle would wait for some other event to
- * wake the loop). No watch otherwise: no wake-ups for nothing. */
-static void log_watch(struct app *a)
-{
-    if (!a->log_poll_ready) return;
-    bool want = log_pending(&a->log) > 0;
-    if (want && !a->log_polling) a->log_polling = uv_poll_start(&a->log_poll, UV_WRITABLE, on_log_writable) == 0;
-    else if (!want && a->log_polling) {
-        uv_poll_stop(&a->log_poll);
-        a->log_polling = false;
-    }
-}
-
-static void on_log_writable(uv_poll_t *h, int status, int events)
-{
-    (void)status;   /* an error shows as a failed write: log_flush counts the loss */
-    (void)events;
-    struct app *a = h->data;
-    log_flush(&a->log);
-    log_watch(a);
-}
-
-/* Runs before the loop waits for I/O: the lines of this turn go out in one write. */
-static void on_log_flush(uv_prepare_t *h)
-{
-    struct app *a = h->data;
-    log_flush(&a->log);
-    log_watch(a);
-}
-
 static void on_forwards_queued(void *ud)
 {
     struct app *a = ud;
@@ -178,13 +144,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     log_batch_start(&a->log);
     /* A log consumer that stops reading must not stop the loop (/health
      * included): stdout becomes non-blocking and lines wait in memory. */
-    if (log_nonblocking(&a->log) && uv_poll_init(loop, &a->log_poll, a->log.fd) == 0) {
-        a->log_poll.data = a;
-        a->log_poll_ready = true;
-    }
-    uv_prepare_init(loop, &a->log_flush);
-    a->log_flush.data = a;
-    uv_prepare_start(&a->log_flush, on_log_flush);
+    log_loop_attach(&a->log, loop);
 
     LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
         F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
@@ -309,39 +269,61 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     return 0;
 }
 
+/* Shutdown closes in stages, each waiting for the close callbacks of the
+ * one before: first what uses the HTTP client (the watchers, the registry
+ * parts, the updater) and the listener, then the client and DNS under them,
+ * then the log's and the signals' handles, so the closing parts' last lines
+ * still go out with the loop. a->closing counts the closes not yet called
+ * back, plus one while a stage is being started. */
+static void close_stage(struct app *a);
+
+static void on_part_closed(void *ud)
+{
+    struct app *a = ud;
+    if (--a->closing == 0) close_stage(a);
+}
+
+static void close_stage(struct app *a)
+{
+    a->closing = 1;
+    switch (a->close_stage++) {
+    case 0:
+        a->closing += 5 + a->nwatchers;
+        registry_watch_close(a->registry_watch, on_part_closed, a);
+        registry_client_close(a->registry, on_part_closed, a);
+        for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], on_part_closed, a);
+        engine_updater_close(a->updater, on_part_closed, a);
+        intake_close(a->intake, on_part_closed, a);
+        http_server_close(a->server, on_part_closed, a);
+        a->registry_watch = NULL;
+        a->registry = NULL;
+        a->nwatchers = 0;
+        a->webhook.updater = a->updater = NULL;
+        a->intake = NULL;
+        a->server = NULL;
+        break;
+    case 1:
+        a->closing += 2;
+        http_client_close(a->http, on_part_closed, a);
+        dns_close(a->dns, on_part_closed, a);
+        a->http = NULL;
+        a->dns = NULL;
+        break;
+    case 2:
+        log_loop_detach(&a->log);
+        if (a->sigterm.data) {
+            uv_close((uv_handle_t *)&a->sigterm, NULL);
+            uv_close((uv_handle_t *)&a->sigint, NULL);
+            a->sigterm.data = NULL;
+        }
+        return;   /* the last stage: the loop runs out */
+    }
+    on_part_closed(a);
+}
+
 static void close_rest(struct app *a)
 {
-    registry_watch_close(a->registry_watch, NULL, NULL);
-    a->registry_watch = NULL;
-    registry_client_close(a->registry, NULL, NULL);
-    a->registry = NULL;
-    for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], NULL, NULL);
-    a->nwatchers = 0;
-    a->webhook.updater = NULL;
-    if (a->updater) engine_updater_close(a->updater, NULL, NULL);
-    a->updater = NULL;
-    if (a->intake) intake_close(a->intake);
-    a->intake = NULL;
-    if (a->server) http_server_close(a->server, NULL, NULL);
-    a->server = NULL;
-    if (a->http) http_client_close(a->http, NULL, NULL);
-    a->http = NULL;
-    if (a->dns) dns_close(a->dns, NULL, NULL);
-    a->dns = NULL;
-    if (a->log_flush.data) {
-        uv_close((uv_handle_t *)&a->log_flush, NULL);
-        a->log_flush.data = NULL;
-    }
-    if (a->log_poll_ready) {
-        uv_close((uv_handle_t *)&a->log_poll, NULL);
-        a->log_poll_ready = false;
-        a->log_polling = false;
-    }
-    if (uv_is_active((uv_handle_t *)&a->sigterm) || a->sigterm.data) {
-        uv_close((uv_handle_t *)&a->sigterm, NULL);
-        uv_close((uv_handle_t *)&a->sigint, NULL);
-        a->sigterm.data = NULL;
-    }
+    close_stage(a);
 }
 
 static void on_drained(void *ud)

@@ -45,11 +45,9 @@ struct app {
     struct registry_watcher *registry_watch;
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    uv_prepare_t log_flush;           /* writes the batched log lines once per loop turn */
-    uv_poll_t log_poll;               /* stdout writable again, while lines wait for it */
-    bool log_poll_ready;              /* log_poll initialised (stdout a pipe or socket) */
-    bool log_polling;
     bool stopping;
+    int close_stage;                  /* the next stage of close_stage (app.c) */
+    size_t closing;                   /* closes of the current stage not yet called back */
     int exit_code;
 };
 

@@ -1,6 +1,7 @@
 /* intake.c - webhook intake paused on a deep forward backlog (intake.h). */
 #include "intake.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 #include "buf.h"
@@ -20,6 +21,8 @@ struct intake {
     bool armed;                   /* false after a pause ran out: until the backlog is low again */
     uint64_t paused_at;
     unsigned long pauses;
+    bool closing;
+    struct close_cb closed;       /* intake_close's, once freed */
 };
 
 struct intake *intake_new(uv_loop_t *loop, const struct forwarder *fwd, const struct logger *lg)
@@ -84,12 +87,21 @@ unsigned long intake_pauses(const struct intake *in)
 
 static void on_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct intake *in = h->data;
+    struct close_cb closed = in->closed;
+    free(in);
+    close_cb_call(closed);
 }
 
-void intake_close(struct intake *in)
+void intake_close(struct intake *in, void (*cb)(void *ud), void *ud)
 {
-    if (!in) return;
+    if (!in) {
+        if (cb) cb(ud);
+        return;
+    }
+    assert(!in->closing && "intake_close called twice");
+    in->closing = true;
+    in->closed = (struct close_cb){cb, ud};
     intake_resume(in);
     in->server = NULL;
     uv_close((uv_handle_t *)&in->timer, on_closed);

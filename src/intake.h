@@ -24,7 +24,8 @@ void intake_pressure(struct intake *in);
 /* Reads again now (shutdown: requests being received must be answered). */
 void intake_resume(struct intake *in);
 unsigned long intake_pauses(const struct intake *in);
-/* Closes the timer; frees itself once it is closed. */
-void intake_close(struct intake *in);
+/* Closes the timer; frees itself once it is closed, then calls cb (may be
+ * NULL). NULL: nothing to close, cb is called. Closing twice is a bug. */
+void intake_close(struct intake *in, void (*cb)(void *ud), void *ud);
 
 #endif

@@ -1,6 +1,7 @@
 /* log.c - JSON-lines / text logging with URL redaction. */
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "buf.h"
 #include "json.h"
@@ -30,6 +32,13 @@ struct log_sink {
     bool blocked;                       /* the fd said EAGAIN: wait for log_flush */
     bool broken;                        /* the fd failed otherwise (EPIPE...): no warn lines into it */
     int saved_flags;                    /* the fd's flags before log_nonblocking; -1: untouched */
+    /* On a loop (log_loop_attach): a flush per turn, a watch for room. */
+    const struct logger *lg;
+    uv_prepare_t flush;
+    uv_poll_t poll;
+    bool attached;
+    bool poll_ready;                    /* poll initialised (the fd is a pipe or socket) */
+    bool polling;
 };
 
 void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd)
@@ -157,6 +166,65 @@ size_t log_pending(const struct logger *lg)
 unsigned long long log_dropped(const struct logger *lg)
 {
     return lg && lg->sink ? lg->sink->dropped_total : 0;
+}
+
+static void on_log_writable(uv_poll_t *h, int status, int events);
+
+/* Lines wait only while the fd is full: watch it for room exactly then, so
+ * they go out as soon as the consumer reads again, even on an idle loop
+ * (retrying from the prepare handle would wait for some other event to
+ * wake the loop). No watch otherwise: no wake-ups for nothing. */
+static void watch_for_room(struct log_sink *k)
+{
+    if (!k->poll_ready) return;
+    bool want = log_pending(k->lg) > 0;
+    if (want && !k->polling) k->polling = uv_poll_start(&k->poll, UV_WRITABLE, on_log_writable) == 0;
+    else if (!want && k->polling) {
+        uv_poll_stop(&k->poll);
+        k->polling = false;
+    }
+}
+
+static void on_log_writable(uv_poll_t *h, int status, int events)
+{
+    (void)status;   /* an error shows as a failed write: log_flush counts the loss */
+    (void)events;
+    struct log_sink *k = h->data;
+    log_flush(k->lg);
+    watch_for_room(k);
+}
+
+/* Runs before the loop waits for I/O: the lines of this turn go out in one write. */
+static void on_turn(uv_prepare_t *h)
+{
+    struct log_sink *k = h->data;
+    log_flush(k->lg);
+    watch_for_room(k);
+}
+
+void log_loop_attach(struct logger *lg, uv_loop_t *loop)
+{
+    struct log_sink *k = lg->sink;
+    assert(k && !k->attached && "log_loop_attach needs a batch, once");
+    k->lg = lg;
+    k->attached = true;
+    if (log_nonblocking(lg) && uv_poll_init(loop, &k->poll, lg->fd) == 0) {
+        k->poll.data = k;
+        k->poll_ready = true;
+    }
+    uv_prepare_init(loop, &k->flush);
+    k->flush.data = k;
+    uv_prepare_start(&k->flush, on_turn);
+}
+
+void log_loop_detach(struct logger *lg)
+{
+    struct log_sink *k = lg->sink;
+    if (!k || !k->attached) return;
+    k->attached = false;
+    uv_close((uv_handle_t *)&k->flush, NULL);
+    if (k->poll_ready) uv_close((uv_handle_t *)&k->poll, NULL);
+    k->poll_ready = k->polling = false;
 }
 
 void log_batch_free(struct logger *lg)

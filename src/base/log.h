@@ -66,7 +66,17 @@ bool log_nonblocking(struct logger *lg);
 void log_flush(const struct logger *lg);
 size_t log_pending(const struct logger *lg);            /* bytes not yet written */
 unsigned long long log_dropped(const struct logger *lg);   /* lines dropped, ever */
-/* One last flush (without blocking), the fd's flags restored, memory freed. */
+/* The batch on a loop: the fd made non-blocking (log_nonblocking), the
+ * lines of each loop turn written in one go before the loop waits, and,
+ * while lines wait for a full pipe, a watch that writes them as soon as it
+ * has room. Needs a batch; once. */
+struct uv_loop_s;
+void log_loop_attach(struct logger *lg, struct uv_loop_s *loop);
+/* Closes the loop's handles (before the loop ends); lines still go out
+ * with log_flush and log_batch_free. */
+void log_loop_detach(struct logger *lg);
+/* One last flush (without blocking), the fd's flags restored, memory freed;
+ * after log_loop_detach and the loop's end. */
 void log_batch_free(struct logger *lg);
 /* Without a batch, writes each line with one write(2) (tests, tools). */
 void log_write(const struct logger *lg, enum log_level level, const char *msg,

@@ -867,7 +867,10 @@ static void on_closed(uv_handle_t *h)
 
 void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
 {
-    if (!w) return;
+    if (!w) {
+        if (cb) cb(ud);
+        return;
+    }
     assert(!w->closing && "docker_watch_close called twice");
     w->closing = true;
     w->closed = (struct close_cb){cb, ud};

@@ -341,7 +341,10 @@ void dns_cancel(struct dns_query *q)
 
 void dns_close(struct dns *d, void (*cb)(void *ud), void *ud)
 {
-    if (!d) return;
+    if (!d) {
+        if (cb) cb(ud);
+        return;
+    }
     assert(!d->closing && "dns_close called twice");
     d->closed = (struct close_cb){cb, ud};
     /* Let c-ares fail what is pending (ECANCELLED) while we can still

@@ -877,7 +877,10 @@ static void on_sweep_closed(uv_handle_t *h)
 
 void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud)
 {
-    if (!c) return;
+    if (!c) {
+        if (cb) cb(ud);
+        return;
+    }
     assert(!c->closing && "http_client_close called twice");
     c->closing = true;
     c->closed = (struct close_cb){cb, ud};

@@ -13,6 +13,7 @@
  * bound on how long the connection may take to go away. */
 #include "http_server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <llhttp.h>
@@ -876,6 +877,11 @@ void http_server_stop(struct http_server *s)
 
 void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
 {
+    if (!s) {
+        if (cb) cb(ud);
+        return;
+    }
+    assert(!s->closing && "http_server_close called twice");
     http_server_stop(s);
     s->closing = true;
     s->closed = (struct close_cb){cb, ud};

@@ -13,6 +13,7 @@
  * name the host, repository and status, never a header. */
 #include "registry.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -947,7 +948,11 @@ static void on_closed(uv_handle_t *h)
 
 void registry_client_close(struct registry_client *c, void (*cb)(void *ud), void *ud)
 {
-    if (!c || c->closing) return;
+    if (!c) {
+        if (cb) cb(ud);
+        return;
+    }
+    assert(!c->closing && "registry_client_close called twice");
     c->closing = true;
     c->closed = (struct close_cb){cb, ud};
     while (c->reqs) registry_req_cancel(c->reqs);

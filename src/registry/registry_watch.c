@@ -10,6 +10,7 @@
  * Intervals are jittered by +-10 % so watches created together drift apart. */
 #include "registry_watch.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -619,7 +620,11 @@ static void on_closed(uv_handle_t *h)
 
 void registry_watch_close(struct registry_watcher *rw, void (*cb)(void *ud), void *ud)
 {
-    if (!rw) return;
+    if (!rw) {
+        if (cb) cb(ud);
+        return;
+    }
+    assert(!rw->closing && "registry_watch_close called twice");
     rw->closing = true;
     rw->closed = (struct close_cb){cb, ud};
     while (rw->watches) {

@@ -1,9 +1,11 @@
 /* app.c - building, starting and stopping the daemon's parts.
  *
- * Shutdown order matters: stop accepting webhooks, let the forwarder drain
- * what was already accepted (each forward bounded by its timeout), then close
- * the watchers, the HTTP client and the resolver. When the last handle is
- * closed uv_run returns. */
+ * The app owns every part and is the loop's only context. Shutdown order
+ * matters: stop accepting webhooks, let the forwarder drain what was already
+ * accepted (each forward bounded by its timeout), then close in stages
+ * (close_stage): the HTTP client's users and the listener, then the client
+ * and the resolver, then the log's and the signals' handles. When the last
+ * handle is closed uv_run returns. */
 #include "app.h"
 
 #include <errno.h>

@@ -2,10 +2,11 @@
  * -> forward queue.
  *
  * It sees only what it needs (struct webhook_ctx): the auth settings, the
- * route table, the dedupe memory, the forwarder, the logger, and its own
- * counters. The decisions are a pure plan (webhook_plan_make), tested
- * without sockets; webhook_handle turns the plan into forwards and the 202
- * summary. It answers before any forward happens; from the 202 on,
+ * route table, the dedupe memories, the forwarder, the updater, the logger,
+ * and its own counters. The decisions are a pure plan (webhook_plan_make),
+ * tested without sockets (test_webhook.c); webhook_handle turns the plan
+ * into forwards, update submissions and the 202 summary. The registry
+ * watcher hands its changes to the same plan. It answers before any forward happens; from the 202 on,
  * delivery is the forwarder's job. */
 #ifndef WR_WEBHOOK_H
 #define WR_WEBHOOK_H

@@ -1,9 +1,9 @@
 /* event.h - a push event: "this image was pushed", whoever saw it.
  *
  * The one type the data flow carries: payload parsers produce it from a
- * webhook body (and a registry watcher will produce it from a poll),
- * routes_match looks it up, forward_submit delivers it. Nothing here
- * depends on where it came from. */
+ * webhook body and the registry watcher from a poll; routes_match looks it
+ * up, forward_submit delivers it and the engine updater installs it.
+ * Nothing here depends on where it came from. */
 #ifndef WR_EVENT_H
 #define WR_EVENT_H
 

@@ -3,7 +3,7 @@
  * Splitting "host:5000/ns/name:tag@sha256:..." into its parts, Docker's
  * rule for when the first component is a registry host, and the
  * normalised (host, path) pair that routes and events are compared by.
- * Payload parsers, labels and (later) the registry watcher all read
+ * Payload parsers, labels, the registry watcher and the updater all read
  * references through here. Pure: no I/O, no allocation. */
 #ifndef WR_REFERENCE_H
 #define WR_REFERENCE_H

@@ -1,6 +1,7 @@
 """pytest fixtures wiring the real parts of harness.py together."""
 
 import os
+import tempfile
 import uuid
 
 import pytest
@@ -139,3 +140,13 @@ def containers(engine):
 @pytest.fixture
 def uniq():
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def workdir():
+    """A scratch directory under /tmp (short paths), removed with its files."""
+    d = tempfile.mkdtemp(prefix="wr-work-", dir="/tmp")
+    yield d
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    os.rmdir(d)

@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1, every process is stopped by its PID, every
 wait is bounded. The engine is our own dockerd (own data-root, exec-root and
 socket); the machine's /var/run/docker.sock is never used."""
 
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -954,3 +955,33 @@ class GetOnlyProxy(UnixProxy):
             client.close()
             return
         self._bridge(client, head)
+
+
+def push_local(engine, registry, repo, tag):
+    """Pushes the test image (local/bb:1) as registry/repo:tag; returns the reference."""
+    ref = f"127.0.0.1:{registry.port}/{repo}:{tag}"
+    engine.docker("tag", "local/bb:1", ref)
+    engine.docker("push", ref)
+    return ref
+
+
+def decision(router, fixtures, repo, tag="latest", prefix="d"):
+    """Posts one manifest push of repo:tag (a fresh event id) and returns its decision."""
+    decision.n += 1
+    event_id = f"{prefix}-{repo}-{tag}-{decision.n}-{time.time()}"
+    status, body = router.post("/webhook", manifest_payload(fixtures, repo, tag, event_id))
+    assert status == 202, body
+    return body["events"][0]["decision"]
+
+
+decision.n = 0
+
+
+@contextlib.contextmanager
+def swarm_mode(engine):
+    """The engine as a one-node Swarm manager on loopback, left again afterwards."""
+    engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", f"127.0.0.1:{free_port()}")
+    try:
+        yield engine
+    finally:
+        engine.docker("swarm", "leave", "--force", check=False)

@@ -7,14 +7,7 @@ import socket
 import time
 import uuid
 
-from harness import LATENCY_CHECKS, UnixProxy, manifest_payload, redacted, wait_until
-
-
-def push(engine, registry, repo, tag):
-    ref = f"127.0.0.1:{registry.port}/{repo}:{tag}"
-    engine.docker("tag", "local/bb:1", ref)
-    engine.docker("push", ref)
-    return ref
+from harness import LATENCY_CHECKS, UnixProxy, manifest_payload, push_local, redacted, wait_until
 
 
 def decisions(body):
@@ -33,7 +26,7 @@ def test_push_redeploys_labelled_stack(engine, registry, receiver, start_router,
     router = start_router()
     router.wait_ready()
     tag = f"t{uniq}"
-    push(engine, registry, "team/myapp", tag)
+    push_local(engine, registry, "team/myapp", tag)
     got = receiver.wait_for(hook, 1, timeout=15)
     time.sleep(1.5)   # anything extra (a second POST, a retry) would show up by now
     got = [r for r in receiver.on(hook) if json.loads(r["body"])["tag"] == tag]
@@ -112,7 +105,7 @@ def test_pulls_and_blob_pushes_cause_nothing(engine, registry, receiver, start_r
         assert decisions(body) == ["ignored"], body
         assert body["events"][0]["reason"]
     # A real pull from the registry: only pull notifications, no forward.
-    ref = push(engine, registry, "team/other", uniq)
+    ref = push_local(engine, registry, "team/other", uniq)
     engine.docker("rmi", ref)
     engine.docker("pull", ref)
     router.wait_log("event ignored", timeout=10)

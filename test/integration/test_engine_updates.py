@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import BUSYBOX, GetOnlyProxy, Registry, free_port, manifest_payload, wait_until
+from harness import BUSYBOX, GetOnlyProxy, Registry, free_port, manifest_payload, swarm_mode, wait_until
 
 
 def make_image(engine, ref, marker, cmd='["/bin/sleep","3600"]', extra=()):
@@ -242,9 +242,8 @@ def test_failed_update_rolls_back(engine, registry, start_router, cleanup, uniq,
 
 @pytest.fixture
 def swarm(engine):
-    engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", f"127.0.0.1:{free_port()}")
-    yield engine
-    engine.docker("swarm", "leave", "--force", check=False)
+    with swarm_mode(engine):
+        yield engine
 
 
 def task_images(engine, name):

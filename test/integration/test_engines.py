@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from harness import Engine, GetOnlyProxy, manifest_payload, wait_until
+from harness import Engine, GetOnlyProxy, decision, wait_until
 
 
 @pytest.fixture
@@ -16,12 +16,6 @@ def engine2(registry_port):
         yield e
     finally:
         e.cleanup()
-
-
-def decision(router, fixtures, repo, tag="latest"):
-    status, body = router.post("/webhook", manifest_payload(fixtures, repo, tag, f"e-{repo}-{time.time()}"))
-    assert status == 202, body
-    return body["events"][0]["decision"]
 
 
 def create(engine, repo, url):

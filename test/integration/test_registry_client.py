@@ -6,7 +6,6 @@ holding neither the password nor a token."""
 
 import os
 import subprocess
-import tempfile
 
 import pytest
 
@@ -24,15 +23,6 @@ def registry_digest(binary, ref, env=None, timeout=60):
 def repo_digests(engine, ref):
     out = engine.docker("image", "inspect", "-f", "{{range .RepoDigests}}{{println .}}{{end}}", ref).stdout
     return [line.split("@", 1)[1] for line in out.split() if "@" in line]
-
-
-@pytest.fixture
-def workdir():
-    d = tempfile.mkdtemp(prefix="wr-regc-", dir="/tmp")
-    yield d
-    for name in os.listdir(d):
-        os.unlink(os.path.join(d, name))
-    os.rmdir(d)
 
 
 def test_open_registry(engine, binary, uniq):

@@ -6,7 +6,6 @@ import http.server
 import json
 import os
 import socketserver
-import tempfile
 import threading
 import time
 
@@ -35,15 +34,6 @@ def made(engine):
     yield ids
     for cid in ids:
         engine.docker("rm", "-f", cid, check=False)
-
-
-@pytest.fixture
-def workdir():
-    d = tempfile.mkdtemp(prefix="wr-rw-", dir="/tmp")
-    yield d
-    for name in os.listdir(d):
-        os.unlink(os.path.join(d, name))
-    os.rmdir(d)
 
 
 def watch_of(router, repo):

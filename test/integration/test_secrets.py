@@ -10,14 +10,7 @@ stderr), /routes and /metrics are searched for every secret."""
 import json
 import uuid
 
-from harness import free_port, redacted
-
-
-def push(engine, registry, repo, tag):
-    ref = f"127.0.0.1:{registry.port}/{repo}:{tag}"
-    engine.docker("tag", "local/bb:1", ref)
-    engine.docker("push", ref)
-    return ref
+from harness import free_port, push_local, redacted
 
 
 def test_no_secret_in_logs_routes_or_metrics(engine, registry, receiver, start_router, containers, uniq):
@@ -50,7 +43,7 @@ def test_no_secret_in_logs_routes_or_metrics(engine, registry, receiver, start_r
         router.wait_log("labels ignored", id=cid)
 
     tag = f"t{uniq}"
-    push(engine, registry, repo, tag)
+    push_local(engine, registry, repo, tag)
     receiver.wait_for(f"/api/webhooks/{s['placeholder']}/{tag}", timeout=15)
     receiver.wait_for(f"/{s['first']}", timeout=15)
     receiver.wait_for(f"/q?token={s['query']}", timeout=15)

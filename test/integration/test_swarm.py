@@ -5,25 +5,17 @@ import time
 
 import pytest
 
-from harness import LATENCY_CHECKS, free_port, manifest_payload, wait_until
+from harness import LATENCY_CHECKS, decision, swarm_mode, wait_until
 
 
 @pytest.fixture(scope="module")
 def swarm(engine):
-    engine.docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", f"127.0.0.1:{free_port()}")
-    yield engine
-    engine.docker("swarm", "leave", "--force", check=False)
+    with swarm_mode(engine):
+        yield engine
 
 
 def service(engine, name, *args):
     engine.docker("service", "create", "--detach", "--no-resolve-image", "--name", name, *args, "local/bb:1")
-
-
-def decision(router, fixtures, repo, tag="latest", n=[0]):
-    n[0] += 1
-    status, body = router.post("/webhook", manifest_payload(fixtures, repo, tag, f"sw-{repo}-{tag}-{n[0]}-{time.time()}"))
-    assert status == 202, body
-    return body["events"][0]["decision"]
 
 
 def until(router, fixtures, repo, want, tag="latest", timeout=5):

@@ -95,13 +95,7 @@ static void on_closed(uv_handle_t *h)
 
 void intake_close(struct intake *in, void (*cb)(void *ud), void *ud)
 {
-    if (!in) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!in->closing && "intake_close called twice");
-    in->closing = true;
-    in->closed = (struct close_cb){cb, ud};
+    if (CLOSE_BEGIN(in, cb, ud)) return;
     intake_resume(in);
     in->server = NULL;
     uv_close((uv_handle_t *)&in->timer, on_closed);

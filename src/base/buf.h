@@ -6,7 +6,9 @@
 #ifndef WR_BUF_H
 #define WR_BUF_H
 
+#include <assert.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -33,6 +35,24 @@ static inline void close_cb_call(struct close_cb c)
 {
     if (c.fn) c.fn(c.ud);
 }
+/* The one close behaviour of every x_close(x, cb, ud): NULL is nothing to
+ * close (cb is called at once); a second close is a bug. Through the macro,
+ * for a part with members `bool closing` and `struct close_cb closed`:
+ *     if (CLOSE_BEGIN(x, cb, ud)) return;
+ * Returns true when there is nothing more to do (x was NULL). */
+static inline bool close_cb_begin(const void *x, bool *closing, struct close_cb *saved, void (*cb)(void *ud),
+                                  void *ud)
+{
+    if (!x) {
+        if (cb) cb(ud);
+        return true;
+    }
+    assert(!*closing && "closed twice");
+    *closing = true;
+    *saved = (struct close_cb){cb, ud};
+    return false;
+}
+#define CLOSE_BEGIN(x, cb, ud) close_cb_begin((x), (x) ? &(x)->closing : NULL, (x) ? &(x)->closed : NULL, (cb), (ud))
 
 /* FNV-1a, the one string hash of the program: hash_str(HASH_INIT, s), or
  * chained over several strings (each result seeds the next). */

@@ -688,17 +688,27 @@ static void start_events(struct docker_watch *w)
 
 /* ---- version ------------------------------------------------------------ */
 
+/* The answer of a sync step (GET /version, GET /info) as JSON, or NULL when
+ * the call failed (the watcher then reconnects). A body that is not JSON
+ * is an empty document: the step's own checks name what is missing. */
+static json_t *sync_answer(struct docker_watch *w, const char *what, int err, int status, const char *body,
+                           size_t len)
+{
+    w->version_call = NULL;
+    if (err || status != 200) {
+        fail_errno(w, what, err, status, w->version_cause);
+        return NULL;
+    }
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    return doc ? doc : json_object();
+}
+
 /* Is this engine a Swarm manager? Then services carry routes too. */
 static void on_info_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
-    w->version_call = NULL;
-    if (err || status != 200) {
-        fail_errno(w, "GET /info", err, status, w->version_cause);
-        return;
-    }
-    json_error_t jerr;
-    json_t *info = json_loadb(body, len, 0, &jerr);
+    json_t *info = sync_answer(w, "GET /info", err, status, body, len);
+    if (!info) return;
     json_t *swarm = json_object_get(info, "Swarm");
     bool manager = json_is_true(json_object_get(swarm, "ControlAvailable")) &&
                    attr(swarm, "LocalNodeState") && strcmp(attr(swarm, "LocalNodeState"), "active") == 0;
@@ -713,13 +723,8 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
 static void on_version_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
-    w->version_call = NULL;
-    if (err || status != 200) {
-        fail_errno(w, "GET /version", err, status, w->version_cause);
-        return;
-    }
-    json_error_t jerr;
-    json_t *v = json_loadb(body, len, 0, &jerr);
+    json_t *v = sync_answer(w, "GET /version", err, status, body, len);
+    if (!v) return;
     int rc = docker_engine_take_version(w->eng, attr(v, "ApiVersion"));
     json_decref(v);
     if (rc < 0) {
@@ -867,13 +872,7 @@ static void on_closed(uv_handle_t *h)
 
 void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
 {
-    if (!w) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!w->closing && "docker_watch_close called twice");
-    w->closing = true;
-    w->closed = (struct close_cb){cb, ud};
+    if (CLOSE_BEGIN(w, cb, ud)) return;
     /* Each cancel unlinks the head: the analyzer does not follow the list. */
     while (w->inspects) docker_watch_inspect_cancel(w->inspects);   // NOLINT(clang-analyzer-unix.Malloc)
     cancel_calls(w);

@@ -877,13 +877,7 @@ static void on_sweep_closed(uv_handle_t *h)
 
 void http_client_close(struct http_client *c, void (*cb)(void *ud), void *ud)
 {
-    if (!c) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!c->closing && "http_client_close called twice");
-    c->closing = true;
-    c->closed = (struct close_cb){cb, ud};
+    if (CLOSE_BEGIN(c, cb, ud)) return;
     for (struct http_call *call = c->calls; call; call = call->next) http_call_cancel(call);
     while (c->idle) {
         struct conn *conn = c->idle;

@@ -877,14 +877,8 @@ void http_server_stop(struct http_server *s)
 
 void http_server_close(struct http_server *s, void (*cb)(void *ud), void *ud)
 {
-    if (!s) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!s->closing && "http_server_close called twice");
+    if (CLOSE_BEGIN(s, cb, ud)) return;
     http_server_stop(s);
-    s->closing = true;
-    s->closed = (struct close_cb){cb, ud};
     for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
     server_maybe_free(s);
 }

@@ -948,13 +948,7 @@ static void on_closed(uv_handle_t *h)
 
 void registry_client_close(struct registry_client *c, void (*cb)(void *ud), void *ud)
 {
-    if (!c) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!c->closing && "registry_client_close called twice");
-    c->closing = true;
-    c->closed = (struct close_cb){cb, ud};
+    if (CLOSE_BEGIN(c, cb, ud)) return;
     while (c->reqs) registry_req_cancel(c->reqs);
     uv_timer_stop(&c->deliver);
     uv_close((uv_handle_t *)&c->deliver, on_closed);

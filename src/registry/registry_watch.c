@@ -620,13 +620,7 @@ static void on_closed(uv_handle_t *h)
 
 void registry_watch_close(struct registry_watcher *rw, void (*cb)(void *ud), void *ud)
 {
-    if (!rw) {
-        if (cb) cb(ud);
-        return;
-    }
-    assert(!rw->closing && "registry_watch_close called twice");
-    rw->closing = true;
-    rw->closed = (struct close_cb){cb, ud};
+    if (CLOSE_BEGIN(rw, cb, ud)) return;
     while (rw->watches) {
         struct watch *w = rw->watches;
         rw->watches = w->next;

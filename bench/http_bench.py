@@ -8,11 +8,19 @@ the image ships, when it exists; otherwise the release build.
 
 Workloads, built from test/fixtures/distribution:
   noise  a pull notification (ignored), the bulk of what a busy registry sends
-  push   a matching manifest push with a unique event id per request and
+  push   a matching manifest push with a unique event id AND a unique digest
+         per request (the router redeploys a route once per digest: a
+         repeated digest would measure the dedupe path, not forwarding) and
          DEBOUNCE_MS=0, forwarded to a local nginx receiver (every one delivered)
-Ceiling: nginx (Debian nginx-light) answering `return 202;` on the same path.
+References, nginx (Debian nginx-light), one worker:
+  noise  `return 202;` on the same path (reads nothing)
+  push   `proxy_pass` to the same receiver over keep-alive upstream
+         connections: the cost of proxying alone, no parsing, no routing
 Server (router or nginx) pinned to CPU 0, wrk (and the push receiver) to CPU 1.
+--rounds rounds, interleaved (reference, router, reference, router...);
+the table gives each figure's median over the rounds.
 CPU per request = server CPU seconds (utime+stime from /proc/<pid>/stat) / requests.
+Peak RSS = the server's VmHWM after the run.
 Also: event-to-route latency (docker create of a labelled container -> first
 forward for it), p50/p99 over 30 containers."""
 
@@ -52,9 +60,16 @@ def peak_rss_mib(pid):
     return 0.0
 
 
-def nginx(d, name, port, body_status, cpu):
+def nginx(d, name, port, body_status, cpu, upstream_port=None):
+    """One nginx worker on CPU cpu: `return body_status`, or with upstream_port a
+    keep-alive proxy_pass to 127.0.0.1:upstream_port. Returns (master, worker pid)."""
     conf = os.path.join(d, f"{name}.conf")
     os.makedirs(os.path.join(d, name), exist_ok=True)
+    if upstream_port:
+        upstream = f"upstream receiver {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+        action = 'proxy_pass http://receiver; proxy_http_version 1.1; proxy_set_header Connection "";'
+    else:
+        upstream, action = "", f"return {body_status};"
     with open(conf, "w") as f:
         f.write(f"""worker_processes 1;
 pid {d}/{name}.pid;
@@ -64,7 +79,8 @@ http {{
   access_log off;
   keepalive_requests 10000000;
   client_body_temp_path {d}/{name};
-  server {{ listen 127.0.0.1:{port}; location / {{ return {body_status}; }} }}
+  {upstream}
+  server {{ listen 127.0.0.1:{port}; location / {{ {action} }} }}
 }}
 """)
     p = subprocess.Popen(["taskset", "-c", str(cpu), "/usr/sbin/nginx", "-c", conf, "-g", "daemon off;"],
@@ -81,7 +97,9 @@ def lua_script(d, name, body, unique_ids):
         f.write("local n = 0\nlocal salt = tostring(math.random(1, 1000000000))\n")
         f.write(f"local tmpl = [[{body}]]\n")
         f.write("request = function()\n  n = n + 1\n")
-        f.write("  local b = tmpl:gsub('__ID__', salt .. '-' .. n)\n" if unique_ids else "  local b = tmpl\n")
+        # A unique event id and a unique digest per push (64 hex digits).
+        f.write("  local b = tmpl:gsub('__ID__', salt .. '-' .. n):gsub('__DIGEST__', "
+                "string.format('%08x%056x', tonumber(salt), n))\n" if unique_ids else "  local b = tmpl\n")
         f.write("  return wrk.format('POST', '/webhook', {['Content-Type'] = 'application/json'}, b)\nend\n")
     return path
 
@@ -107,12 +125,18 @@ def run(server_pid, url, script, args):
     return r
 
 
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--binary", default=next((b for b in BINARIES if os.access(b, os.X_OK)), None))
-    ap.add_argument("--perf", metavar="FILE", help="record the router's push run with perf into FILE")
+    ap.add_argument("--perf", metavar="FILE", help="record the router's first push run with perf into FILE")
     args = ap.parse_args()
     if not args.binary or not os.access(args.binary, os.X_OK):
         sys.exit("build the static (or release) preset first")
@@ -123,10 +147,11 @@ def main():
     try:
         engine.start()
         engine.import_test_image()
-        recv_port, ceil_port, router_port = free_port(), free_port(), free_port()
+        recv_port, ceil_port, proxy_port, router_port = free_port(), free_port(), free_port(), free_port()
         recv, _ = nginx(d, "receiver", recv_port, 204, 1)
         ceiling, ceiling_worker = nginx(d, "ceiling", ceil_port, 202, 0)
-        procs += [recv, ceiling]
+        proxy, proxy_worker = nginx(d, "proxy", proxy_port, 0, 0, upstream_port=recv_port)
+        procs += [recv, ceiling, proxy]
         engine.docker("create", "--network", "none", "--label", "webhook-router.image=team/myapp",
                       "--label", f"webhook-router.url=http://127.0.0.1:{recv_port}/hook/bench", "local/bb:1")
         env = dict(os.environ, DOCKER_HOST=engine.host, DEBOUNCE_MS="0", LOG_LEVEL="info",
@@ -154,41 +179,47 @@ def main():
         with open(os.path.join(FIX, "01-pull-blob.json")) as f:
             noise = json.dumps(json.load(f))
         with open(os.path.join(FIX, "04-push-manifest.json")) as f:
-            push = json.dumps(json.load(f)).replace("3fa8df3b-a583-464b-8936-131347067308", "__ID__")
+            doc = json.load(f)
+        doc["events"][0]["id"] = "__ID__"
+        doc["events"][0]["target"]["digest"] = "sha256:__DIGEST__"
+        push = json.dumps(doc)
         noise_lua, push_lua = lua_script(d, "noise", noise, False), lua_script(d, "push", push, True)
 
-        rows = []
-        ceil_noise = run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", noise_lua, args)
-        rows.append(("nginx ceiling", "noise", ceil_noise))
-        r_noise = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", noise_lua, args)
-        rows.append(("webhook-router", "noise", r_noise))
-        ceil_push = run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", push_lua, args)
-        rows.append(("nginx ceiling", "push", ceil_push))
-        before = delivered_total()
-        # The forward queue's depth while pushes pour in (sampled, from /metrics).
-        depth, sampling = [0], [True]
+        results = {k: [] for k in ("ref-noise", "router-noise", "ref-push", "router-push")}
+        accepted = delivered = 0
+        depth = [0]
+        for rnd in range(args.rounds):
+            results["ref-noise"].append(run(ceiling_worker, f"http://127.0.0.1:{ceil_port}/webhook", noise_lua, args))
+            results["router-noise"].append(run(router.pid, f"{base}/webhook", noise_lua, args))
+            results["ref-push"].append(run(proxy_worker, f"http://127.0.0.1:{proxy_port}/webhook", push_lua, args))
+            before = delivered_total()
+            # The forward queue's depth while pushes pour in (sampled, from /metrics).
+            sampling = [True]
 
-        def sample():
-            while sampling[0]:
-                text = urllib.request.urlopen(base + "/metrics").read().decode()
-                m = re.search(r"^webhook_router_forward_queue_depth (\S+)$", text, re.M)
-                depth[0] = max(depth[0], int(float(m.group(1))) if m else 0)
-                time.sleep(0.1)
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        perf = subprocess.Popen(["perf", "record", "-g", "-p", str(router.pid), "-o", args.perf],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.perf else None
-        r_push = run(router.pid, f"http://127.0.0.1:{router_port}/webhook", push_lua, args)
-        if perf:
-            perf.send_signal(2)
-            perf.wait(30)
-        sampling[0] = False
-        sampler.join()
-        rows.append(("webhook-router", "push", r_push))
-        accepted = r_push["requests"] - r_push["non2xx"]
-        wait_until(lambda: delivered_total() - before >= accepted, 120, 0.2, "every push delivered")
-        delivered = int(delivered_total() - before)
+            def sample():
+                while sampling[0]:
+                    text = urllib.request.urlopen(base + "/metrics").read().decode()
+                    m = re.search(r"^webhook_router_forward_queue_depth (\S+)$", text, re.M)
+                    depth[0] = max(depth[0], int(float(m.group(1))) if m else 0)
+                    time.sleep(0.1)
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            perf = subprocess.Popen(["perf", "record", "-g", "-p", str(router.pid), "-o", args.perf],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+                if args.perf and rnd == 0 else None
+            r_push = run(router.pid, f"{base}/webhook", push_lua, args)
+            if perf:
+                perf.send_signal(2)
+                perf.wait(30)
+            sampling[0] = False
+            sampler.join()
+            results["router-push"].append(r_push)
+            ok = r_push["requests"] - r_push["non2xx"]
+            wait_until(lambda: delivered_total() - before >= ok, 120, 0.2, "every push delivered")
+            accepted += ok
+            delivered += int(delivered_total() - before)
         peak = peak_rss_mib(router.pid)
+        ref_peak = max(peak_rss_mib(ceiling_worker), peak_rss_mib(proxy_worker))
 
         # Event-to-route latency: docker create -> first forward for it.
         lat = []
@@ -202,22 +233,33 @@ def main():
             while True:
                 n += 1
                 req = urllib.request.Request(f"http://127.0.0.1:{router_port}/webhook",
-                                             data=body.replace("__ID__", f"lat-{i}-{n}").encode(), method="POST")
+                                             data=body.replace("__ID__", f"lat-{i}-{n}")
+                                             .replace("__DIGEST__", "%064x" % (i * 1000 + n)).encode(),
+                                             method="POST")
                 with urllib.request.urlopen(req) as resp:
                     if json.load(resp)["events"][0]["decision"] == "forwarded":
                         break
             lat.append((time.monotonic() - t_created) * 1000)
         lat.sort()
 
-        print(f"\n{'server':16} {'workload':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}")
-        for name, wl, r in rows:
-            print(f"{name:16} {wl:8} {r['rps']:9.0f} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
-                  f"{r['cpu_us_per_req']:11.1f} {r['non2xx']:8}")
-        print(f"\nnoise: router/ceiling req/s = {r_noise['rps'] / ceil_noise['rps']:.2f}, "
-              f"CPU per request router/ceiling = {r_noise['cpu_us_per_req'] / ceil_noise['cpu_us_per_req']:.2f}")
-        print(f"push:  router/ceiling req/s = {r_push['rps'] / ceil_push['rps']:.2f}; "
-              f"accepted {accepted}, delivered {delivered}; forward queue depth at most {depth[0]} (sampled)")
-        print(f"router RSS: idle {idle_rss:.1f} MiB, peak {peak:.1f} MiB")
+        def med(key, field):
+            return median([r[field] for r in results[key]])
+        names = {"ref-noise": ("nginx return 202", "noise"), "router-noise": ("webhook-router", "noise"),
+                 "ref-push": ("nginx proxy_pass", "push"), "router-push": ("webhook-router", "push")}
+        print(f"\nmedians of {args.rounds} interleaved rounds, {args.seconds} s each, {args.connections} connections")
+        print(f"{'server':18} {'workload':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}")
+        for key, (name, wl) in names.items():
+            print(f"{name:18} {wl:8} {med(key, 'rps'):9.0f} {med(key, 'p50_ms'):8.3f} {med(key, 'p99_ms'):8.3f} "
+                  f"{med(key, 'cpu_us_per_req'):11.1f} {int(med(key, 'non2xx')):8}")
+        print(f"\nnoise: router/nginx req/s = {med('router-noise', 'rps') / med('ref-noise', 'rps'):.2f}, "
+              f"CPU per request router/nginx = "
+              f"{med('router-noise', 'cpu_us_per_req') / med('ref-noise', 'cpu_us_per_req'):.2f}")
+        print(f"push:  router/proxy req/s = {med('router-push', 'rps') / med('ref-push', 'rps'):.2f}, "
+              f"CPU per push router/proxy = {med('router-push', 'cpu_us_per_req') / med('ref-push', 'cpu_us_per_req'):.2f}, "
+              f"p99 router {med('router-push', 'p99_ms'):.2f} ms vs proxy {med('ref-push', 'p99_ms'):.2f} ms")
+        print(f"push:  accepted {accepted}, delivered {delivered} ({'all' if delivered >= accepted else 'NOT all'}); "
+              f"forward queue depth at most {depth[0]} (sampled)")
+        print(f"router RSS: idle {idle_rss:.1f} MiB, peak {peak:.1f} MiB; nginx worker peak {ref_peak:.1f} MiB")
         print(f"event-to-route (docker create returned -> forwarded), 30 containers: "
               f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {lat[-1]:.1f} ms")
     finally:

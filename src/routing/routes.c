@@ -142,7 +142,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         if (strcmp(poll, "off") == 0) poll_ms = -1;
         else if (duration_parse_ms(poll, &ms) == 0 && ms >= 1000) poll_ms = (long long)ms;
         else {
-            snprintf(err, errlen, "%s.poll is not an interval of at least 1s (30s, 5m, 1h) or off: \"%.32s\"",
+            snprintf(err, errlen, "%s.poll is not an interval of at least 1s (30s, 5m, 1h, or seconds: 300) or off: \"%.32s\"",
                      prefix, poll);
             return -EINVAL;
         }

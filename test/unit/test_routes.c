@@ -123,7 +123,7 @@ static void test_parse_malformed(void **state)
         {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"false\"}", "url is missing"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"yes\"}", "update must be true or false"},
-        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5\"}",
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5x\"}",
          "poll is not an interval"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"500ms\"}",
          "at least 1s"},
@@ -142,7 +142,7 @@ static void test_parse_malformed(void **state)
 static void test_poll_label(void **state)
 {
     (void)state;
-    const struct { const char *poll; long long ms; } cases[] = {{NULL, 0}, {"30s", 30000}, {"1h", 3600000}, {"off", -1}};
+    const struct { const char *poll; long long ms; } cases[] = {{NULL, 0}, {"30s", 30000}, {"1h", 3600000}, {"off", -1}, {"300", 300000}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256];
         if (cases[i].poll)

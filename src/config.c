@@ -471,6 +471,26 @@ static bool foreign_family(const char *name, size_t len)
     return (len >= 7 && strncmp(name, "DOCKER_", 7) == 0) || (len >= 7 && strncmp(name, "NOTIFY_", 7) == 0);
 }
 
+/* Variables the orchestrator makes from other containers' names: a
+ * Kubernetes service "registry" gives REGISTRY_SERVICE_HOST, REGISTRY_PORT,
+ * REGISTRY_PORT_5000_TCP_ADDR...; a Docker link gives <ALIAS>_PORT_...,
+ * <ALIAS>_NAME, <ALIAS>_ENV_<VAR>. Not settings, whatever their first word. */
+static bool service_link_var(const char *name, size_t len)
+{
+    static const char *const ends[] = {"_SERVICE_HOST", "_SERVICE_PORT", "_PORT", "_NAME"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        size_t n = strlen(ends[i]);
+        if (len > n && strncmp(name + len - n, ends[i], n) == 0) return true;
+    }
+    static const char *const inside[] = {"_SERVICE_PORT_", "_PORT_", "_ENV_"};
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        size_t n = strlen(inside[i]);
+        for (size_t k = 1; k + n <= len; k++)
+            if (strncmp(name + k, inside[i], n) == 0) return true;
+    }
+    return false;
+}
+
 bool config_env_suspect(const char *name, size_t len, const char **meant)
 {
     *meant = NULL;
@@ -481,7 +501,7 @@ bool config_env_suspect(const char *name, size_t len, const char **meant)
             *meant = settings[i].env;
             return true;
         }
-    if (foreign_family(name, len)) return false;
+    if (foreign_family(name, len) || service_link_var(name, len)) return false;
     for (size_t i = 0; i < NSETTINGS; i++) {
         size_t word = strcspn(settings[i].env, "_") + 1;   /* "FORWARD_" */
         if (settings[i].env[word - 1] == '_' && len > word && strncmp(name, settings[i].env, word) == 0)

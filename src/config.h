@@ -85,7 +85,9 @@ void config_describe_changes(const struct config *c, struct buf *out);
  * (Damerau-Levenshtein, case-insensitive), or to NULL when only its first
  * word is that of a setting (FORWARD_*, POLL_*, ...). Docker's own client
  * variables (DOCKER_CONFIG, DOCKER_TLS_VERIFY...) and NOTIFY_* (the
- * notification targets) are never suspects. Pure. */
+ * notification targets) are never suspects, nor are the variables
+ * Kubernetes services and Docker links make (REGISTRY_SERVICE_HOST,
+ * WEBHOOK_ROUTER_PORT_3000_TCP...). Pure. */
 bool config_env_suspect(const char *name, size_t len, const char **meant);
 
 #endif

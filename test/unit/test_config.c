@@ -675,7 +675,11 @@ static void test_env_suspects(void **state)
     const char *fine[] = {"PATH", "HOME", "HOSTNAME", "TERM", "LOGNAME", "SSL_CERT_FILE", "LANG",
                           "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "DOCKER_CONTEXT",
                           "DOCKER_API_VERSION", "NOTIFY_OPS_URL", "NOTIFY_OPS_EVENTS", "LISTEN_PORT",
-                          "POLL_INTERVAL", "POLL", "FORWARD"};
+                          "POLL_INTERVAL", "POLL", "FORWARD",
+                          /* Kubernetes services "registry", "webhook-router"; Docker links. */
+                          "REGISTRY_SERVICE_HOST", "REGISTRY_SERVICE_PORT", "REGISTRY_SERVICE_PORT_HTTP",
+                          "REGISTRY_PORT", "REGISTRY_PORT_5000_TCP_ADDR", "WEBHOOK_ROUTER_PORT_3000_TCP",
+                          "WEBHOOK_ROUTER_SERVICE_HOST", "LOG_NAME", "LOG_ENV_LEVEL"};
     for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
         if (strcmp(meant_for(fine[i]), "(not a suspect)") != 0) fail_msg("%s is a suspect", fine[i]);
 

@@ -4,17 +4,18 @@ containers whose labels were ignored are listed in /routes."""
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
 
-from harness import wait_until
+from harness import VALGRIND, wait_until
 
 
-def run_once(binary, env, timeout=10):
+def run_once(binary, env, timeout=10, prefix=()):
     full = {k: v for k, v in os.environ.items() if k not in ("REGISTRY_AUTH_FILE", "LOG_FORMAT")}
     full.update(env)
-    return subprocess.run([binary], env=full, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([*prefix, binary], env=full, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
 
@@ -28,16 +29,29 @@ def test_startup_errors_are_json_lines(binary):
     assert line["level"] == "error" and line["msg"] == "invalid configuration"
     assert line["error"].startswith("LISTEN_PORT: expected an integer 1-65535")
 
-    # REGISTRY_AUTH_FILE that cannot be read (a directory here: the tests
-    # may run as root, for whom a mode-0600 file is readable anyway).
+    # REGISTRY_AUTH_FILE that cannot be read: a directory, and (as the image's
+    # uid 10001, when the tests run as root) `docker login`'s mode-0600 file.
     d = tempfile.mkdtemp(prefix="wr-first-", dir="/tmp")
     try:
         r = run_once(binary, {"REGISTRY_AUTH_FILE": d})
         assert r.returncode == 2
         line = json.loads(r.stderr)
         assert line["error"].startswith("REGISTRY_AUTH_FILE: expected a readable file")
+        if os.geteuid() == 0 and shutil.which("setpriv") and not VALGRIND:
+            os.chmod(d, 0o755)
+            auth = os.path.join(d, "config.json")
+            with open(auth, "w") as f:
+                f.write('{"auths":{}}')
+            os.chmod(auth, 0o600)
+            # A copy uid 10001 can run wherever the build tree is.
+            exe = shutil.copy(binary, os.path.join(d, "webhook-router"))
+            r = run_once(exe, {"REGISTRY_AUTH_FILE": auth},
+                         prefix=("setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups"))
+            assert r.returncode == 2, r.stderr
+            line = json.loads(r.stderr)
+            assert line["error"].endswith(f'cannot read "{auth}": Permission denied'), line
     finally:
-        os.rmdir(d)
+        shutil.rmtree(d)
 
     # LOG_FORMAT=text asks for the human form, wherever it is in the environment.
     r = run_once(binary, {"LISTEN_PORT": "abc", "LOG_FORMAT": "text"})

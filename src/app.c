@@ -148,9 +148,19 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
      * included): stdout becomes non-blocking and lines wait in memory. */
     log_loop_attach(&a->log, loop);
 
+    struct buf changed;
+    buf_init(&changed);
+    config_describe_changes(cfg, &changed);
     LOG(&a->log, LOG_INFO, "starting", F_STR("version", WR_VERSION),
         F_STR("listen_addr", cfg->listen_addr), F_INT("listen_port", cfg->listen_port),
-        F_STR("docker_host", cfg->docker_host), F_STR("label_prefix", cfg->label_prefix));
+        F_STR("docker_host", cfg->docker_host), F_STR("label_prefix", cfg->label_prefix),
+        F_STR("settings", buf_cstr(&changed)));
+    buf_free(&changed);
+    for (size_t i = 0; i < cfg->nunknown; i++)
+        /* Set by the operator for the router, yet read by nothing: most
+         * likely a typo that silently leaves a default in force. */
+        LOG(&a->log, LOG_WARN, "unknown setting ignored (see --help for the names)",
+            F_STR("variable", cfg->unknown[i].name), F_STR("did_you_mean", cfg->unknown[i].meant));
     if (!cfg->webhook_token && !cfg->webhook_hmac_secret)
         LOG(&a->log, LOG_WARN,
             "webhook authentication is off: anyone who can reach the port can trigger "

@@ -92,7 +92,8 @@ static const struct setting settings[] = {
     {"ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "60", NULL, K_INT, 1, 3600, OFF(engine_update_health_timeout_secs),
      "how long a recreated container with a HEALTHCHECK may take to become healthy"},
     {"POLL_INTERVAL", NULL, "off", K_DURATION, 0, 0, OFF(poll_interval_ms),
-     "watch every route's registry this often (30s, 5m, 1h); a route's <prefix>.poll label wins"},
+     "watch every route's registry this often (30s, 5m, 1h, or a bare number of seconds: 300);\n"
+     "        a route's <prefix>.poll label (same forms) wins"},
     {"REGISTRY_AUTH_FILE", NULL, "none", K_FILE, 0, 0, OFF(registry_auth_file),
      "Docker config.json with registry credentials (auths), for registry watches"},
     {"INSECURE_REGISTRIES", NULL, "none", K_HOSTS, 0, 0, OFF(insecure_registries),
@@ -195,7 +196,7 @@ static const char *what_accepts(const struct setting *s, char *tmp, size_t n)
     case K_BOOL: return "0, 1, true, false, yes or no";
     case K_FILE: return "a readable file";
     case K_HOSTS: return "host[:port] names, comma-separated";
-    case K_DURATION: return "an interval of at least 1s such as 30s, 5m or 1h, or off";
+    case K_DURATION: return "an interval of at least 1s such as 30s, 5m or 1h, a number of seconds such as 300, or off";
     }
     return "a valid value";
 }
@@ -367,8 +368,17 @@ static bool holds_string(enum kind k)
     return k == K_ADDR || k == K_DOCKER || k == K_PREFIX || k == K_SECRET || k == K_FILE || k == K_HOSTS;
 }
 
+static void unknown_free(struct config *c)
+{
+    for (size_t i = 0; i < c->nunknown; i++) free(c->unknown[i].name);
+    free(c->unknown);
+    c->unknown = NULL;
+    c->nunknown = 0;
+}
+
 void config_free(struct config *c)
 {
+    unknown_free(c);
     for (size_t i = 0; i < NSETTINGS; i++)
         if (holds_string(settings[i].kind)) set_string(c, &settings[i], NULL);
     docker_host_list_free(c->engines, c->nengines);
@@ -376,6 +386,138 @@ void config_free(struct config *c)
     c->nengines = 0;
     free(c->registry_digest_ref);
     c->registry_digest_ref = NULL;
+}
+
+/* The value of setting s in c as the operator would write it; secrets as
+ * "set". Returns out's contents. */
+static const char *value_text(const struct config *c, const struct setting *s, char *out, size_t n)
+{
+    const char *field = (const char *)c + s->offset;
+    switch (s->kind) {
+    case K_INT: snprintf(out, n, "%d", *(const int *)field); break;
+    case K_SIZE: snprintf(out, n, "%zu", *(const size_t *)field); break;
+    case K_LEVEL: snprintf(out, n, "%s", log_level_name(*(const enum log_level *)field)); break;
+    case K_FORMAT: snprintf(out, n, "%s", *(const enum log_format *)field == LOG_FORMAT_TEXT ? "text" : "json"); break;
+    case K_BOOL: snprintf(out, n, "%d", *(const bool *)field ? 1 : 0); break;
+    case K_DURATION: {
+        unsigned long long ms = *(const uint64_t *)field;
+        if (!ms) snprintf(out, n, "off");
+        else if (ms % 1000) snprintf(out, n, "%llums", ms);
+        else snprintf(out, n, "%llus", ms / 1000);
+        break;
+    }
+    case K_SECRET: snprintf(out, n, "%s", *(char *const *)field ? "set" : "unset"); break;
+    case K_ADDR:
+    case K_DOCKER:
+    case K_PREFIX:
+    case K_FILE:
+    case K_HOSTS: {
+        const char *v = *(char *const *)field;
+        snprintf(out, n, "%s", v ? v : "unset");
+        break;
+    }
+    }
+    return out;
+}
+
+void config_describe_changes(const struct config *c, struct buf *out)
+{
+    struct config d;
+    config_defaults(&d);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        char now[256], def[256];
+        value_text(c, &settings[i], now, sizeof now);
+        if (strcmp(now, value_text(&d, &settings[i], def, sizeof def)) == 0) continue;
+        buf_printf(out, "%s%s=%s", out->len ? " " : "", settings[i].env, now);
+    }
+    config_free(&d);
+}
+
+static char upper(char ch)
+{
+    return ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+}
+
+/* Damerau-Levenshtein distance of at most 1 (one insertion, deletion,
+ * substitution or swap of neighbours), ignoring case. */
+static bool one_edit(const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b);
+    if (an > bn + 1 || bn > an + 1) return false;
+    size_t i = 0;
+    while (i < an && i < bn && upper(a[i]) == upper(b[i])) i++;
+    if (i == an && i == bn) return true;
+    if (an == bn) {
+        /* One substitution, or a swap of a[i] and a[i+1]. */
+        size_t rest = i + 1;
+        if (i + 1 < an && upper(a[i]) == upper(b[i + 1]) && upper(a[i + 1]) == upper(b[i])) rest = i + 2;
+        for (size_t k = rest; k < an; k++)
+            if (upper(a[k]) != upper(b[k])) return false;
+        return true;
+    }
+    /* One character more in the longer: skip it there. */
+    const char *lg = an > bn ? a : b, *sh = an > bn ? b : a;
+    size_t sn = an > bn ? bn : an;
+    for (size_t k = i; k < sn; k++)
+        if (upper(lg[k + 1]) != upper(sh[k])) return false;
+    return true;
+}
+
+/* Variables of the same first word that belong to others: Docker's client
+ * reads DOCKER_* (the router only DOCKER_HOST), and NOTIFY_<NAME>_* are
+ * notification targets read by their own code. */
+static bool foreign_family(const char *name, size_t len)
+{
+    return (len >= 7 && strncmp(name, "DOCKER_", 7) == 0) || (len >= 7 && strncmp(name, "NOTIFY_", 7) == 0);
+}
+
+/* Variables the orchestrator makes from other containers' names: a
+ * Kubernetes service "registry" gives REGISTRY_SERVICE_HOST, REGISTRY_PORT,
+ * REGISTRY_PORT_5000_TCP_ADDR...; a Docker link gives <ALIAS>_PORT_...,
+ * <ALIAS>_NAME, <ALIAS>_ENV_<VAR>. Not settings, whatever their first word. */
+static bool service_link_var(const char *name, size_t len)
+{
+    static const char *const ends[] = {"_SERVICE_HOST", "_SERVICE_PORT", "_PORT", "_NAME"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        size_t n = strlen(ends[i]);
+        if (len > n && strncmp(name + len - n, ends[i], n) == 0) return true;
+    }
+    static const char *const inside[] = {"_SERVICE_PORT_", "_PORT_", "_ENV_"};
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        size_t n = strlen(inside[i]);
+        for (size_t k = 1; k + n <= len; k++)
+            if (strncmp(name + k, inside[i], n) == 0) return true;
+    }
+    return false;
+}
+
+bool config_env_suspect(const char *name, size_t len, const char **meant)
+{
+    *meant = NULL;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strlen(settings[i].env) == len && strncmp(settings[i].env, name, len) == 0) return false;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (one_edit(name, len, settings[i].env)) {
+            *meant = settings[i].env;
+            return true;
+        }
+    if (foreign_family(name, len) || service_link_var(name, len)) return false;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        size_t word = strcspn(settings[i].env, "_") + 1;   /* "FORWARD_" */
+        if (settings[i].env[word - 1] == '_' && len > word && strncmp(name, settings[i].env, word) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void note_unknown(struct config *c, const char *name, size_t len)
+{
+    const char *meant;
+    if (!config_env_suspect(name, len, &meant)) return;
+    for (size_t i = 0; i < c->nunknown; i++)
+        if (strlen(c->unknown[i].name) == len && strncmp(c->unknown[i].name, name, len) == 0) return;
+    c->unknown = xrealloc(c->unknown, (c->nunknown + 1) * sizeof *c->unknown);
+    c->unknown[c->nunknown++] = (struct config_unknown){xstrndup(name, len), meant};
 }
 
 static void print_help(FILE *out)
@@ -421,8 +563,8 @@ static const struct setting *find_flag(const char *name, size_t n)
     return NULL;
 }
 
-enum config_action config_parse(struct config *c, int argc, char **argv, char *const *envp,
-                                FILE *out, char *err, size_t errlen)
+static enum config_action parse_all(struct config *c, int argc, char **argv, char *const *envp,
+                                    FILE *out, char *err, size_t errlen)
 {
     bool given[NSETTINGS] = {false};   /* decided by a flag (or an earlier env entry) */
     enum config_action act = CONFIG_RUN;
@@ -517,9 +659,13 @@ enum config_action config_parse(struct config *c, int argc, char **argv, char *c
         const char *eq = strchr(*e, '=');
         if (!eq) continue;
         const struct setting *s = find_env(*e, (size_t)(eq - *e));
+        if (!s) {
+            note_unknown(c, *e, (size_t)(eq - *e));
+            continue;
+        }
         /* An environment block can name a variable twice; like getenv(),
          * the first one counts. */
-        if (!s || given[s - settings]) continue;
+        if (given[s - settings]) continue;
         given[s - settings] = true;
         int rc = apply(c, s, eq + 1);
         if (rc != 0) {
@@ -527,5 +673,29 @@ enum config_action config_parse(struct config *c, int argc, char **argv, char *c
             return CONFIG_ERROR;
         }
     }
+    return act;
+}
+
+/* The format of the error line itself: parsing stopped at the first bad
+ * value, maybe before LOG_FORMAT was read, so it is looked up on its own
+ * (flag first, then the first LOG_FORMAT in the environment). JSON unless
+ * text is asked for in so many words. */
+static enum log_format error_format(int argc, char **argv, char *const *envp)
+{
+    const char *v = NULL;
+    for (int i = 1; i < argc && !v; i++) {
+        if (strncmp(argv[i], "--log-format=", 13) == 0) v = argv[i] + 13;
+        else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) v = argv[i + 1];
+    }
+    for (char *const *e = envp; e && *e && !v; e++)
+        if (strncmp(*e, "LOG_FORMAT=", 11) == 0) v = *e + 11;
+    return v && strcasecmp(v, "text") == 0 ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON;
+}
+
+enum config_action config_parse(struct config *c, int argc, char **argv, char *const *envp,
+                                FILE *out, char *err, size_t errlen)
+{
+    enum config_action act = parse_all(c, argc, argv, envp, out, err, errlen);
+    if (act == CONFIG_ERROR) c->log_format = error_format(argc, argv, envp);
     return act;
 }

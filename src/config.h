@@ -43,6 +43,18 @@ struct config {
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
+    /* Environment variables that look like a misspelt setting, found by
+     * config_parse; app_start warns about each once. */
+    struct config_unknown *unknown;
+    size_t nunknown;
+};
+
+/* An environment variable config_parse did not use but probably should
+ * have: one edit away from a setting (meant is that setting), or a name in
+ * the family of the router's settings (meant is NULL). */
+struct config_unknown {
+    char *name;
+    const char *meant;   /* static: a setting's name, or NULL */
 };
 
 enum config_action {
@@ -55,9 +67,27 @@ enum config_action {
 
 void config_defaults(struct config *c);
 /* envp: NULL-terminated "NAME=value" array (main passes environ).
- * out receives --help / --version text. */
+ * out receives --help / --version text. On CONFIG_ERROR, c->log_format
+ * is the format the error line should be written in (LOG_FORMAT as given,
+ * whether or not parsing reached it). */
 enum config_action config_parse(struct config *c, int argc, char **argv, char *const *envp,
                                 FILE *out, char *err, size_t errlen);
 void config_free(struct config *c);
+
+/* The settings that differ from their default, as "NAME=value" separated by
+ * blanks, in --help's order (secrets as NAME=set), appended to out; for the
+ * `starting` line. */
+struct buf;
+void config_describe_changes(const struct config *c, struct buf *out);
+
+/* Whether name (an environment variable the router does not read) looks
+ * like one of its settings: *meant is set to the setting one edit away
+ * (Damerau-Levenshtein, case-insensitive), or to NULL when only its first
+ * word is that of a setting (FORWARD_*, POLL_*, ...). Docker's own client
+ * variables (DOCKER_CONFIG, DOCKER_TLS_VERIFY...) and NOTIFY_* (the
+ * notification targets) are never suspects, nor are the variables
+ * Kubernetes services and Docker links make (REGISTRY_SERVICE_HOST,
+ * WEBHOOK_ROUTER_PORT_3000_TCP...). Pure. */
+bool config_env_suspect(const char *name, size_t len, const char **meant);
 
 #endif

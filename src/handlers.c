@@ -172,6 +172,22 @@ static void put_update(void *ud, const struct update_status *s)
     buf_putc(b, '}');
 }
 
+/* A container or service whose labels gave no route, and why. */
+static void put_ignored(void *ud, const struct route_source *src, const char *reason)
+{
+    struct routes_out *o = ud;
+    struct buf *b = o->b;
+    int first = 1;
+    buf_puts(b, o->n++ ? ",{" : "{");
+    json_put_member(b, "kind", src->kind, &first);
+    json_put_member(b, "name", src->name, &first);
+    json_put_member(b, "id", src->id, &first);
+    json_put_member(b, "stack", src->stack, &first);
+    json_put_member(b, "engine", src->engine, &first);
+    json_put_member(b, "reason", reason, &first);
+    buf_putc(b, '}');
+}
+
 static void handle_routes(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
@@ -182,6 +198,9 @@ static void handle_routes(struct handlers_ctx *a, const struct http_request *req
     struct routes_out u = {.b = &res->body};
     buf_puts(&res->body, ",\"updates\":[");
     if (a->updater) engine_updater_foreach(a->updater, put_update, &u);
+    struct routes_out ig = {.b = &res->body};
+    buf_puts(&res->body, "],\"ignored\":[");
+    routes_foreach_ignored(a->routes, put_ignored, &ig);
     buf_puts(&res->body, "]}");
     res->status = 200;
 }

@@ -182,10 +182,15 @@ int main(int argc, char **argv)
     enum config_action act = config_parse(&cfg, argc, argv, environ, stdout, err, sizeof err);
     int rc = 0;
     switch (act) {
-    case CONFIG_ERROR:
-        fprintf(stderr, "webhook-router: %s\n", err);
+    case CONFIG_ERROR: {
+        /* One line in LOG_FORMAT (JSON by default), so `| jq` reads it as
+         * it reads every other line. */
+        struct logger lg;
+        logger_init(&lg, LOG_ERROR, cfg.log_format, 2);
+        LOG(&lg, LOG_ERROR, "invalid configuration", F_STR("error", err));
         config_free(&cfg);
         return 2;
+    }
     case CONFIG_EXIT_OK:
         config_free(&cfg);
         return 0;

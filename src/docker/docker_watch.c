@@ -492,17 +492,17 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
                                    .stack = stack_of(labels), .image = attr(c, "Image")};
         if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
-        routes_put(w->routes, &src, labels, w->prefix, w->log);
+        int n = routes_put(w->routes, &src, labels, w->prefix, w->log);
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
-        listed++;
+        if (n != 0) listed++;   /* labelled: routes, or labels ignored */
     }
     size_t nservices = 0;
     json_array_foreach(services, i, c) {
         if (renamed_since(w, attr(c, "ID"), attr(json_object_get(c, "Spec"), "Name"))) renamed++;
         size_t before = routes_source_count(w->routes);
-        put_service(w, c);
+        int n = put_service(w, c);
         if (routes_source_count(w->routes) > before) added++;
-        nservices++;
+        if (n != 0) nservices++;
     }
     size_t removed = routes_sweep(w->routes, w->host);
 
@@ -573,26 +573,25 @@ static void on_services_done(void *ud, int err, int status, const char *body, si
     sync_done_trim();
 }
 
-/* GET /v<api>/<what>?<extra>filters={"label":["<prefix>.image"]}: the
- * labelled containers or services, into w->list_call. */
-static void start_labelled_list(struct docker_watch *w, const char *what, const char *extra,
-                                void (*done)(void *, int, int, const char *, size_t))
+/* GET /v<api>/<what>?<extra>: every container or service, into
+ * w->list_call. Not filtered on the <prefix>.image label: an object whose
+ * labels are misspelt (<prefix>.images) must be seen to be reported, and
+ * the engine has no filter on a label key's prefix. routes_put skips the
+ * objects without a key under the prefix. */
+static void start_list_get(struct docker_watch *w, const char *what, const char *extra,
+                           void (*done)(void *, int, int, const char *, size_t))
 {
-    struct buf filter, path;
-    buf_init(&filter);
+    struct buf path;
     buf_init(&path);
-    buf_printf(&filter, "{\"label\":[\"%s.image\"]}", w->prefix);
-    buf_printf(&path, "/%s?%sfilters=", what, extra);
-    url_encode(&path, buf_cstr(&filter));
+    buf_printf(&path, "/%s%s", what, extra);
     start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
               NULL, NULL, done);
-    buf_free(&filter);
     buf_free(&path);
 }
 
 static void start_services_list(struct docker_watch *w)
 {
-    start_labelled_list(w, "services", "", on_services_done);
+    start_list_get(w, "services", "", on_services_done);
 }
 
 static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
@@ -615,7 +614,7 @@ static void start_list(struct docker_watch *w)
 {
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_labelled_list(w, "containers/json", "all=1&", on_list_done);
+    start_list_get(w, "containers/json", "?all=1", on_list_done);
 }
 
 static void on_resync_timer(uv_timer_t *t)

@@ -13,6 +13,7 @@
  * name the host, repository and status, never a header. */
 #include "registry.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <jansson.h>
@@ -59,6 +60,7 @@ struct host_state {
     char *host;
     uint64_t paused_until;   /* loop time; 0 = not paused */
     bool basic;              /* answered a Basic challenge: send credentials up front */
+    bool plain_http;         /* a loopback host that answered plain HTTP to TLS: use http */
     char *realm, *service;   /* its last Bearer challenge: tokens are fetched up front */
     unsigned inflight;       /* requests holding one of its HOST_CONCURRENCY slots */
 };
@@ -195,6 +197,35 @@ static bool is_insecure(const char *list, const char *host)
         p += len;
     }
     return false;
+}
+
+bool registry_host_is_loopback(const char *host)
+{
+    char name[64];
+    const char *end;
+    if (host[0] == '[') {
+        host++;
+        end = strchr(host, ']');
+        if (!end) return false;
+    } else {
+        end = strchr(host, ':');
+        /* More than one colon: an IPv6 literal without brackets, no port. */
+        if (end && strchr(end + 1, ':')) end = NULL;
+        if (!end) end = host + strlen(host);
+    }
+    if ((size_t)(end - host) >= sizeof name) return false;
+    snprintf(name, sizeof name, "%.*s", (int)(end - host), host);
+    if (strcasecmp(name, "localhost") == 0) return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, name, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* OpenSSL's words for a TLS client that got an HTTP answer. */
+static bool answered_plain_http(const char *cause)
+{
+    return strstr(cause, "wrong version number") || strstr(cause, "packet length too long");
 }
 
 static bool name_ok(const char *s, const char *extra)
@@ -411,6 +442,7 @@ static void finish_later(struct registry_req *r, int err, const char *error)
 /* ---- sending ---------------------------------------------------------------- */
 
 static void send_api(struct registry_req *r);
+static int set_endpoint(struct registry_req *r);
 static void send_token(struct registry_req *r, const struct registry_challenge *ch);
 
 static uint64_t time_left(struct registry_req *r)
@@ -660,6 +692,19 @@ static void on_api_done(void *ud, int err, int status, const char *body, size_t 
     struct registry_client *c = r->c;
     r->call = NULL;
     r->res.status = status;
+    if (err && r->ep.tls && answered_plain_http(r->cause)) {
+        /* Docker's rule for loopback registries: https first, then plain
+         * http. Anywhere else, plain http is the operator's decision. */
+        if (!registry_host_is_loopback(r->host)) {
+            finish(r, err, "%s: the registry answered plain HTTP: add it to INSECURE_REGISTRIES (%s)", r->host,
+                   r->cause);
+            return;
+        }
+        r->hs->plain_http = true;
+        if (set_endpoint(r) < 0) return;
+        send_api(r);
+        return;
+    }
     if (err) {
         finish(r, err, "%s: %s", r->host, r->cause[0] ? r->cause : http_client_strerror(err));
         return;
@@ -827,6 +872,28 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
     return c;
 }
 
+/* Where r's API is: plain http for the hosts in INSECURE_REGISTRIES and
+ * for a loopback host that answered plain HTTP to TLS before. Returns 0,
+ * or -EINVAL with r finished (from the loop). */
+static int set_endpoint(struct registry_req *r)
+{
+    bool plain = is_insecure(r->c->insecure, r->host) || r->hs->plain_http;
+    struct buf u;
+    buf_init(&u);
+    buf_printf(&u, "%s://%s/", plain ? "http" : "https", r->host);
+    url_free(&r->ep);
+    const char *why;
+    int rc = url_parse(buf_cstr(&u), &r->ep, &why);
+    buf_free(&u);
+    if (rc < 0) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: not a registry host name", r->host);
+        finish_later(r, -EINVAL, msg);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static struct registry_req *req_new(struct registry_client *c, enum req_kind kind, const char *registry,
                                     const char *repository, const char *tag, registry_cb cb, void *ud)
 {
@@ -860,18 +927,7 @@ static struct registry_req *req_new(struct registry_client *c, enum req_kind kin
             "router cannot run: put the credentials in \"auths\" instead", F_STR("registry", r->host));
         r->hs->helper_warned = true;
     }
-    struct buf u;
-    buf_init(&u);
-    buf_printf(&u, "%s://%s/", is_insecure(c->insecure, r->host) ? "http" : "https", r->host);
-    const char *why;
-    int rc = url_parse(buf_cstr(&u), &r->ep, &why);
-    buf_free(&u);
-    if (rc < 0) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "%s: not a registry host name", r->host);
-        finish_later(r, -EINVAL, msg);
-        return r;
-    }
+    if (set_endpoint(r) < 0) return r;
     struct buf s;
     buf_init(&s);
     buf_printf(&s, "repository:%s:pull", r->repository);

@@ -4,7 +4,9 @@
  *
  * Requests go through the one HTTP client (keep-alive per registry host,
  * c-ares, TLS with TLS_CA_FILE / TLS_INSECURE as for targets); plain http
- * only for hosts listed in INSECURE_REGISTRIES. Authentication: anonymous
+ * only for hosts listed in INSECURE_REGISTRIES and, as Docker does, for
+ * loopback hosts (127.0.0.0/8, ::1, localhost) after https found plain
+ * HTTP there. Authentication: anonymous
  * or credentialed Bearer token flow (401 + WWW-Authenticate -> token,
  * cached per host and scope until expires_in), and Basic. A 429 pauses its
  * host (Retry-After, else 60 s): requests to it fail at once until then.
@@ -51,6 +53,9 @@ typedef void (*registry_cb)(void *ud, const struct registry_result *r);
 
 struct registry_client;
 struct registry_req;
+
+/* Whether host[:port] names this machine: localhost, 127.0.0.0/8, ::1. */
+bool registry_host_is_loopback(const char *host);
 
 struct registry_client *registry_client_new(uv_loop_t *loop, const struct registry_client_opts *opts);
 

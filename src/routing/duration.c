@@ -2,6 +2,7 @@
 #include "duration.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define MAX_MS (7ULL * 24 * 3600 * 1000)
@@ -13,6 +14,8 @@ int duration_parse_ms(const char *s, uint64_t *out)
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
     if (!n) return -EINVAL;
+    /* A bare number is seconds: Watchtower's POLL_INTERVAL=300 means 5m. */
+    bool bare = strspn(s, "0123456789") == n;
     uint64_t total = 0;
     size_t i = 0;
     while (i < n) {
@@ -25,7 +28,9 @@ int duration_parse_ms(const char *s, uint64_t *out)
         }
         if (!digits) return -EINVAL;
         uint64_t unit;
-        if (n - i >= 2 && s[i] == 'm' && s[i + 1] == 's') {
+        if (bare) {
+            unit = 1000;
+        } else if (n - i >= 2 && s[i] == 'm' && s[i + 1] == 's') {
             unit = 1;
             i += 2;
         } else if (i < n && s[i] == 's') {

@@ -6,8 +6,9 @@
 #include <stdint.h>
 
 /* Parses s into milliseconds: one or more <digits><unit> with units ms, s,
- * m, h; blanks around it allowed; at most 7 days. Returns 0, or -EINVAL
- * (empty, no unit, unknown unit, zero, too long). */
+ * m, h, or a bare number of seconds ("300", as Watchtower's interval);
+ * blanks around it allowed; at most 7 days. Returns 0, or -EINVAL
+ * (empty, a number then no unit, unknown unit, zero, too long). */
 int duration_parse_ms(const char *s, uint64_t *out);
 
 #endif

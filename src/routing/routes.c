@@ -8,6 +8,7 @@
 #include "routes.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@ struct source {
     struct route_source info;     /* strings owned */
     struct route *routes;
     size_t nroutes;
-    char *problem;                /* last malformed-label reason, to warn once */
+    char *problem;                /* why its labels were ignored (warned once); NULL: they were not */
+    char *notice;                 /* an unknown key beside a good route, to warn once */
     unsigned mark;                /* resync generation it was last seen in */
     struct source *next;          /* hash chain */
 };
@@ -80,6 +82,83 @@ static bool has_prefixed_key(json_t *labels, const char *prefix)
     return false;
 }
 
+/* The keys a route reads under the prefix. */
+static const char *const known_keys[] = {"image", "url", "tag", "poll", "update", "notify"};
+#define NKNOWN (sizeof known_keys / sizeof known_keys[0])
+
+static char lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* Levenshtein distance ignoring case, for keys of a few letters (longer
+ * ones are simply far: LABEL_KEY_MAX + 1). */
+#define LABEL_KEY_MAX 31
+static size_t key_distance(const char *a, const char *b)
+{
+    size_t an = strlen(a), bn = strlen(b);
+    if (an > LABEL_KEY_MAX || bn > LABEL_KEY_MAX) return LABEL_KEY_MAX + 1;
+    size_t row[LABEL_KEY_MAX + 1];
+    for (size_t j = 0; j <= bn; j++) row[j] = j;
+    for (size_t i = 1; i <= an; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bn; j++) {
+            size_t up = row[j];
+            size_t best = diag + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[bn];
+}
+
+bool route_unknown_label(const char *prefix, json_t *labels, char *out, size_t outlen)
+{
+    size_t plen = strlen(prefix);
+    const char *key;
+    json_t *v;
+    if (!json_is_object(labels)) return false;
+    json_object_foreach(labels, key, v) {
+        if (strncmp(key, prefix, plen) != 0 || key[plen] != '.') continue;
+        const char *name = key + plen + 1;
+        size_t best = 0;
+        bool known = false;
+        for (size_t i = 0; i < NKNOWN && !known; i++) {
+            known = strcmp(name, known_keys[i]) == 0;
+            if (key_distance(name, known_keys[i]) < key_distance(name, known_keys[best])) best = i;
+        }
+        if (known) continue;
+        /* Two edits still catch "images", "tags", "URL", "updates"; past
+         * that a guess would mislead more than help. */
+        if (key_distance(name, known_keys[best]) <= 2)
+            snprintf(out, outlen, "unknown label %.64s (did you mean %s.%s?)", key, prefix, known_keys[best]);
+        else
+            snprintf(out, outlen, "unknown label %.64s (known: image, url, tag, poll, update, notify)", key);
+        return true;
+    }
+    return false;
+}
+
+/* An error, with the unknown key that probably caused it named first. */
+static int refuse(const char *prefix, json_t *labels, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int refuse(const char *prefix, json_t *labels, char *err, size_t errlen, const char *fmt, ...)
+{
+    char why[200], unknown[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (route_unknown_label(prefix, labels, unknown, sizeof unknown))
+        snprintf(err, errlen, "%s; %s", unknown, why);
+    else
+        snprintf(err, errlen, "%s", why);
+    return -EINVAL;
+}
+
 /* Would the repository s parse if it were lower case? Then upper case in
  * its path is what is wrong, and the warning says so. */
 static bool only_case_is_wrong(const char *s)
@@ -108,22 +187,19 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
     const char *why;
 
     if (bad) {
-        snprintf(err, errlen, "%s.* labels must be strings", prefix);
-        return -EINVAL;
+        return refuse(prefix, labels, err, errlen, "%s.* labels must be strings", prefix);
     }
     if (!image) {
-        snprintf(err, errlen, "%s.image is missing", prefix);
-        return -EINVAL;
+        return refuse(prefix, labels, err, errlen, "%s.image is missing", prefix);
     }
     bool update = false;
     if (upd && strcmp(upd, "true") == 0) update = true;
     else if (upd && strcmp(upd, "false") != 0) {
-        snprintf(err, errlen, "%s.update must be true or false, not \"%.32s\"", prefix, upd);
-        return -EINVAL;
+        return refuse(prefix, labels, err, errlen, "%s.update must be true or false, not \"%.32s\"", prefix, upd);
     }
     if (!url && !update) {
-        snprintf(err, errlen, "%s.url is missing (and %s.update=true is not set)", prefix, prefix);
-        return -EINVAL;
+        return refuse(prefix, labels, err, errlen, "%s.url is missing (and %s.update=true is not set)", prefix,
+                      prefix);
     }
     struct url parsed;
     if (url && url_parse(url, &parsed, &why) < 0) {
@@ -142,7 +218,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         if (strcmp(poll, "off") == 0) poll_ms = -1;
         else if (duration_parse_ms(poll, &ms) == 0 && ms >= 1000) poll_ms = (long long)ms;
         else {
-            snprintf(err, errlen, "%s.poll is not an interval of at least 1s (30s, 5m, 1h) or off: \"%.32s\"",
+            snprintf(err, errlen, "%s.poll is not an interval of at least 1s (30s, 5m, 1h, or seconds: 300) or off: \"%.32s\"",
                      prefix, poll);
             return -EINVAL;
         }
@@ -234,6 +310,7 @@ static void source_free(struct source *s)
     free((char *)s->info.image);
     route_list_free(s->routes, s->nroutes);
     free(s->problem);
+    free(s->notice);
     free(s);
 }
 
@@ -328,6 +405,15 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     s->problem = NULL;
     s->routes = routes;
     s->nroutes = (size_t)n;
+    /* A route that works despite a key nobody reads: "tags=v*" would
+     * otherwise redeploy on every tag without a word. */
+    char unknown[200];
+    bool has_unknown = route_unknown_label(prefix, labels, unknown, sizeof unknown);
+    if (has_unknown && (!s->notice || strcmp(s->notice, unknown) != 0))
+        LOG(lg, LOG_WARN, "label key ignored", F_STR(s->info.kind, source_label(src)), F_STR("id", src->id),
+            F_STR("stack", src->stack), F_STR("engine", src->engine), F_STR("error", unknown));
+    free(s->notice);
+    s->notice = has_unknown ? xstrdup(unknown) : NULL;
     return n;
 }
 
@@ -539,4 +625,11 @@ void routes_foreach(struct route_table *t, routes_visit_fn fn, void *ud)
     index_ensure(t);
     for (size_t i = 0; i < t->nindex; i++)
         fn(ud, t->index[i].route, t->index[i].sources, t->index[i].nsources);
+}
+
+void routes_foreach_ignored(const struct route_table *t, routes_ignored_fn fn, void *ud)
+{
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (const struct source *s = t->buckets[i]; s; s = s->next)
+            if (s->problem) fn(ud, &s->info, s->problem);
 }

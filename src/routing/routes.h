@@ -32,6 +32,12 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
                        char *err, size_t errlen);
 void route_list_free(struct route *r, size_t n);
 
+/* Whether labels hold a key under prefix that no route reads
+ * ("webhook-router.images", ".URL"); out then names the first such key and
+ * the known key nearest to it. route_parse_labels puts this before its own
+ * reason when it refuses labels. Pure. */
+bool route_unknown_label(const char *prefix, json_t *labels, char *out, size_t outlen);
+
 struct route_source {
     const char *engine;   /* DOCKER_HOST entry it came from */
     const char *kind;     /* "container" or "service" */
@@ -96,5 +102,11 @@ size_t routes_source_count(const struct route_table *t);
 typedef void (*routes_visit_fn)(void *ud, const struct route *r,
                                 const struct route_source *const *sources, size_t nsources);
 void routes_foreach(struct route_table *t, routes_visit_fn fn, void *ud);
+
+/* The sources whose labels were ignored (malformed: no route came of
+ * them), with the reason as logged; for /routes and the status page. Order
+ * is unspecified. */
+typedef void (*routes_ignored_fn)(void *ud, const struct route_source *src, const char *reason);
+void routes_foreach_ignored(const struct route_table *t, routes_ignored_fn fn, void *ud);
 
 #endif

@@ -40,10 +40,12 @@ def test_open_registry(engine, binary, uniq):
         assert f"{reg.host} has no team/app:nope (HTTP 404)" in r.stderr
         assert r.stdout == ""
 
-        # Not listed in INSECURE_REGISTRIES: https, which this registry does not speak.
+        # Not listed in INSECURE_REGISTRIES, but on 127.0.0.1: https first, then
+        # plain http, as Docker does for loopback (issue 21; it failed with
+        # "TLS handshake failed: wrong version number").
         r = registry_digest(binary, f"{reg.host}/team/app:{uniq}")
-        assert r.returncode == 1
-        assert reg.host in r.stderr
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == digest + "\n"
     finally:
         reg.close()
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "buf.h"
 #include "config.h"
 #include "docker_host.h"
 
@@ -626,6 +627,124 @@ static void test_registry_settings(void **state)
     expect_error(a1, bad3, "REGISTRY_AUTH_FILE: expected a readable file");
 }
 
+/* Issue 21 item 12: Watchtower's POLL_INTERVAL=300 is seconds. */
+static void test_poll_interval_seconds(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[ERRLEN];
+    char *argv[] = {"wr", NULL};
+    char *env[] = {"POLL_INTERVAL=300", NULL};
+    assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
+    assert_int_equal(c.poll_interval_ms, 300000);
+    config_free(&c);
+    char *off[] = {"POLL_INTERVAL=0", NULL};
+    assert_int_equal(run(&c, argv, off, err), CONFIG_RUN);
+    assert_int_equal(c.poll_interval_ms, 0);
+    config_free(&c);
+    char *bad[] = {"POLL_INTERVAL=5x", NULL};
+    expect_error(argv, bad, "POLL_INTERVAL: expected an interval of at least 1s such as 30s, 5m or 1h, a number of seconds");
+    char *env0[] = {NULL};
+    char *a1[] = {"wr", "--help", NULL};
+    char *text = capture(a1, env0, CONFIG_EXIT_OK);
+    assert_non_null(strstr(text, "a bare number of seconds"));
+    free(text);
+}
+
+static const char *meant_for(const char *name)
+{
+    const char *meant = "(not a suspect)";
+    if (!config_env_suspect(name, strlen(name), &meant)) return "(not a suspect)";
+    return meant ? meant : "(prefix)";
+}
+
+/* Issue 21 item 9: names one edit away from a setting, or of its family. */
+static void test_env_suspects(void **state)
+{
+    (void)state;
+    assert_string_equal(meant_for("ENGINE_UPDATE"), "ENGINE_UPDATES");      /* deletion */
+    assert_string_equal(meant_for("POLL_INTERVALL"), "POLL_INTERVAL");      /* insertion */
+    assert_string_equal(meant_for("POLL_INTREVAL"), "POLL_INTERVAL");       /* swap */
+    assert_string_equal(meant_for("LISTEN_PORD"), "LISTEN_PORT");           /* substitution */
+    assert_string_equal(meant_for("listen_port"), "LISTEN_PORT");           /* case */
+    assert_string_equal(meant_for("DOCKER_HOTS"), "DOCKER_HOST");
+    assert_string_equal(meant_for("FORWARD_TIMEOUT"), "(prefix)");
+    assert_string_equal(meant_for("WEBHOOK_SECRET"), "(prefix)");
+    assert_string_equal(meant_for("REGISTRY_AUTH"), "(prefix)");
+    assert_string_equal(meant_for("LOG_LEVELS_X"), "(prefix)");
+    const char *fine[] = {"PATH", "HOME", "HOSTNAME", "TERM", "LOGNAME", "SSL_CERT_FILE", "LANG",
+                          "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG", "DOCKER_CONTEXT",
+                          "DOCKER_API_VERSION", "NOTIFY_OPS_URL", "NOTIFY_OPS_EVENTS", "LISTEN_PORT",
+                          "POLL_INTERVAL", "POLL", "FORWARD",
+                          /* Kubernetes services "registry", "webhook-router"; Docker links. */
+                          "REGISTRY_SERVICE_HOST", "REGISTRY_SERVICE_PORT", "REGISTRY_SERVICE_PORT_HTTP",
+                          "REGISTRY_PORT", "REGISTRY_PORT_5000_TCP_ADDR", "WEBHOOK_ROUTER_PORT_3000_TCP",
+                          "WEBHOOK_ROUTER_SERVICE_HOST", "LOG_NAME", "LOG_ENV_LEVEL"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
+        if (strcmp(meant_for(fine[i]), "(not a suspect)") != 0) fail_msg("%s is a suspect", fine[i]);
+
+    /* config_parse keeps them for the start-up warning, once each. */
+    struct config c;
+    char err[ERRLEN];
+    char *argv[] = {"wr", NULL};
+    char *env[] = {"PATH=/bin", "ENGINE_UPDATE=1", "POLL_INTERVALL=5m", "ENGINE_UPDATE=0", "HOSTNAME=x", NULL};
+    assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
+    assert_int_equal(c.nunknown, 2);
+    assert_string_equal(c.unknown[0].name, "ENGINE_UPDATE");
+    assert_string_equal(c.unknown[0].meant, "ENGINE_UPDATES");
+    assert_string_equal(c.unknown[1].name, "POLL_INTERVALL");
+    assert_false(c.engine_updates);
+    config_free(&c);
+}
+
+/* Issue 21 item 9: the starting line's list of settings that differ. */
+static void test_describe_changes(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[ERRLEN];
+    char *argv[] = {"wr", "--listen-port", "3000", NULL};
+    char *env[] = {"POLL_INTERVAL=300", "WEBHOOK_TOKEN=s3cret", "ENGINE_UPDATES=1", "LOG_LEVEL=info",
+                   "FORWARD_RETRIES=5", NULL};
+    assert_int_equal(run(&c, argv, env, err), CONFIG_RUN);
+    struct buf b;
+    buf_init(&b);
+    config_describe_changes(&c, &b);
+    assert_string_equal(buf_cstr(&b), "WEBHOOK_TOKEN=set FORWARD_RETRIES=5 ENGINE_UPDATES=1 POLL_INTERVAL=300s");
+    buf_free(&b);
+    config_free(&c);
+    char *env0[] = {NULL};
+    assert_int_equal(run(&c, argv, env0, err), CONFIG_RUN);
+    buf_init(&b);
+    config_describe_changes(&c, &b);
+    assert_string_equal(buf_cstr(&b), "");
+    buf_free(&b);
+    config_free(&c);
+}
+
+/* Issue 21: the start-up error is written in LOG_FORMAT, even when the
+ * bad value comes before LOG_FORMAT in the environment. */
+static void test_error_format(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[ERRLEN];
+    char *argv[] = {"wr", NULL};
+    char *e1[] = {"LISTEN_PORT=x", "LOG_FORMAT=text", NULL};
+    assert_int_equal(run(&c, argv, e1, err), CONFIG_ERROR);
+    assert_int_equal(c.log_format, LOG_FORMAT_TEXT);
+    config_free(&c);
+    char *e2[] = {"LOG_FORMAT=text", "LISTEN_PORT=x", NULL};
+    char *a2[] = {"wr", "--log-format", "json", NULL};
+    assert_int_equal(run(&c, a2, e2, err), CONFIG_ERROR);
+    assert_int_equal(c.log_format, LOG_FORMAT_JSON);
+    config_free(&c);
+    char *e3[] = {"LISTEN_PORT=x", NULL};
+    assert_int_equal(run(&c, argv, e3, err), CONFIG_ERROR);
+    assert_int_equal(c.log_format, LOG_FORMAT_JSON);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +757,8 @@ int main(void)
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help),             cmocka_unit_test(test_version),
         cmocka_unit_test(test_healthcheck),      cmocka_unit_test(test_registry_settings),
+        cmocka_unit_test(test_poll_interval_seconds), cmocka_unit_test(test_env_suspects),
+        cmocka_unit_test(test_describe_changes), cmocka_unit_test(test_error_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

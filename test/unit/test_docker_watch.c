@@ -167,13 +167,13 @@ static void fake_request(struct fake_conn *fc)
     snprintf(events, sizeof events, "/v%s/events?", f->api);
     snprintf(info, sizeof info, "/v%s/info", f->api);
     snprintf(list, sizeof list, "/v%s/containers/json?", f->api);
-    snprintf(services, sizeof services, "/v%s/services?", f->api);
+    snprintf(services, sizeof services, "/v%s/services", f->api);
     snprintf(service, sizeof service, "/v%s/services/", f->api);
     const char *kind = strcmp(target, "/version") == 0 ? "version"
                        : strcmp(target, info) == 0     ? "info"
                        : starts_with(target, events)   ? "events"
                        : starts_with(target, list)     ? "list"
-                       : starts_with(target, services) ? "services"
+                       : strcmp(target, services) == 0 ? "services"
                        : starts_with(target, service)  ? "service"
                                                        : "other";
     if (f->garbage_times > 0 && strcmp(kind, f->garbage_kind) == 0) {
@@ -588,15 +588,15 @@ static void test_sync_then_events(void **state)
     assert_int_equal(f->n_other, 0);
     assert_false(f->bad_method);
     assert_false(f->bad_host);
-    char *events_filter = NULL, *list_filter = NULL;
+    char *events_filter = NULL;
     assert_true(starts_with(f->events_path, "/v1.41/events?filters="));
-    assert_true(starts_with(f->list_path, "/v1.41/containers/json?all=1&filters="));
+    /* Every container: a misspelt label key (<prefix>.images) is reported,
+     * which a filter on <prefix>.image would hide. */
+    assert_string_equal(f->list_path, "/v1.41/containers/json?all=1");
     events_filter = strstr(f->events_path, "filters=") + 8;
-    list_filter = strstr(f->list_path, "filters=") + 8;
     assert_null(strchr(events_filter, '"'));   /* url-encoded */
     assert_non_null(strstr(events_filter, "container"));
     assert_non_null(strstr(events_filter, "destroy"));
-    assert_non_null(strstr(list_filter, "webhook-router.image"));
     assert_true(log_has(b, "\"msg\":\"docker synced\""));
     assert_true(log_has(b, "\"containers\":3"));
 

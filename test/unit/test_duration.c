@@ -14,6 +14,8 @@ static void test_valid(void **s)
     struct { const char *in; uint64_t ms; } ok[] = {
         {"30s", 30000}, {"5m", 300000}, {"1h", 3600000}, {" 1h30m ", 5400000}, {"500ms", 500},
         {"1m5s", 65000}, {"168h", 604800000}, {"1s500ms", 1500},
+        /* A bare number is seconds, as WATCHTOWER_POLL_INTERVAL takes it. */
+        {"300", 300000}, {" 30 ", 30000}, {"604800", 604800000},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 0;
@@ -25,7 +27,7 @@ static void test_valid(void **s)
 static void test_invalid(void **s)
 {
     (void)s;
-    const char *bad[] = {"", " ", "30", "s", "5x", "-5s", "1.5h", "0s", "169h", "99999999999999999999h",
+    const char *bad[] = {"", " ", "0", "604801", "30 5", "s", "5x", "-5s", "1.5h", "0s", "169h", "99999999999999999999h",
                          "5 m", "off", "5mm", "h1", NULL};
     uint64_t v;
     for (size_t i = 0; bad[i]; i++) assert_int_equal(duration_parse_ms(bad[i], &v), -EINVAL);

@@ -186,6 +186,13 @@ static void *fake_main(void *arg)
                 i--;
                 continue;
             }
+            if (lens[i] == 0 && (unsigned char)bufs[i][0] == 0x16) {
+                /* A TLS ClientHello to this plain server: answer as an HTTP
+                 * server does (Go's, the registry's), then close. */
+                const char bad[] = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+                if (send(conns[i], bad, sizeof bad - 1, MSG_NOSIGNAL) < 0) { /* closed below all the same */ }
+                shutdown(conns[i], SHUT_WR);
+            }
             lens[i] += (size_t)got;
             bufs[i][lens[i]] = '\0';
             char *end;
@@ -654,19 +661,31 @@ static void test_https_and_errors(void **s)
     (void)s;
     struct fx x;
     fx_start(&x, NULL);
-    /* Not in INSECURE_REGISTRIES: https, which this plain server cannot speak. */
+    /* Not in INSECURE_REGISTRIES and not a loopback address to the rule
+     * (127.0.0.0/8, ::1, localhost), though it reaches 127.0.0.1: the
+     * IPv4-mapped form stands in for a remote host. https, which this
+     * plain server cannot speak, and the error says what to do. */
     struct got g = {0};
     char other[64];
-    snprintf(other, sizeof other, "localhost:%d", x.f.port);
+    snprintf(other, sizeof other, "[::ffff:127.0.0.1]:%d", x.f.port);
     registry_get_digest(x.rc, other, "team/app", "v1", on_result, &g);
     run_until(&x, &g);
     assert_true(g.err < 0);
     assert_non_null(strstr(g.error, other));
+    if (!strstr(g.error, "the registry answered plain HTTP: add it to INSECURE_REGISTRIES"))
+        fail_msg("got \"%s\"", g.error);
+    memset(&g, 0, sizeof g);
+    /* A loopback name: https first, then plain http, as Docker does. */
+    snprintf(other, sizeof other, "localhost:%d", x.f.port);
+    registry_get_digest(x.rc, other, "team/app", "v1", on_result, &g);
+    run_until(&x, &g);
+    if (g.err) fail_msg("localhost: %s", g.error);
+    assert_int_equal(x.f.api_requests, 1);
     memset(&g, 0, sizeof g);
     registry_get_digest(x.rc, x.host, "team/app", "v1\r\nX: y", on_result, &g);
     run_until(&x, &g);
     assert_int_equal(g.err, -EINVAL);
-    assert_int_equal(x.f.api_requests, 0);
+    assert_int_equal(x.f.api_requests, 1);
     fx_finish(&x);
 }
 
@@ -684,6 +703,19 @@ static void on_result_close(void *ud, const struct registry_result *r)
     g_close_cbs++;
     registry_client_close(g_fx->rc, on_client_closed, NULL);
     g_after_close = registry_get_digest(g_fx->rc, g_fx->host, "team/app", "v1", on_result, NULL);
+}
+
+static void test_loopback_hosts(void **s)
+{
+    (void)s;
+    const char *yes[] = {"127.0.0.1", "127.0.0.1:5000", "127.3.2.1:80", "localhost", "LOCALHOST:5000",
+                         "[::1]:5000", "[::1]", "::1"};
+    const char *no[] = {"128.0.0.1:5000", "reg.local:5000", "127.1:5000", "[::ffff:127.0.0.1]:5000", "localhost.example:5000",
+                        "[::2]:5000", "10.0.0.1", "", "[::1"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!registry_host_is_loopback(yes[i])) fail_msg("%s: not loopback", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (registry_host_is_loopback(no[i])) fail_msg("%s: loopback", no[i]);
 }
 
 static void test_close_from_callback(void **s)
@@ -756,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_rate_limited_pause),    cmocka_unit_test(test_missing_digest_get_sha256),
         cmocka_unit_test(test_tags_pagination),       cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
+        cmocka_unit_test(test_loopback_hosts),
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
         cmocka_unit_test(test_bad_realm),
     };

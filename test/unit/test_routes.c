@@ -123,7 +123,7 @@ static void test_parse_malformed(void **state)
         {"{\"webhook-router.image\":5,\"webhook-router.url\":\"" URL_A "\"}", "must be strings"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"false\"}", "url is missing"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"yes\"}", "update must be true or false"},
-        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5\"}",
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"5x\"}",
          "poll is not an interval"},
         {"{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\",\"webhook-router.poll\":\"500ms\"}",
          "at least 1s"},
@@ -142,7 +142,7 @@ static void test_parse_malformed(void **state)
 static void test_poll_label(void **state)
 {
     (void)state;
-    const struct { const char *poll; long long ms; } cases[] = {{NULL, 0}, {"30s", 30000}, {"1h", 3600000}, {"off", -1}};
+    const struct { const char *poll; long long ms; } cases[] = {{NULL, 0}, {"30s", 30000}, {"1h", 3600000}, {"off", -1}, {"300", 300000}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256];
         if (cases[i].poll)
@@ -380,6 +380,71 @@ static void test_many_sources(void **state)
     assert_int_equal(routes_source_count(f->t), 1500);
 }
 
+/* Issue 21 item 10: a misspelt key is named, with the key it was meant to be. */
+static void test_unknown_label_keys(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"{\"webhook-router.images\":\"a\",\"webhook-router.url\":\"" URL_A "\"}",
+         "unknown label webhook-router.images (did you mean webhook-router.image?); webhook-router.image is missing"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.URL\":\"" URL_A "\"}",
+         "unknown label webhook-router.URL (did you mean webhook-router.url?); webhook-router.url is missing"},
+        {"{\"webhook-router.image\":\"a\",\"webhook-router.enable\":\"true\"}",
+         "unknown label webhook-router.enable (known: image, url, tag, poll, update, notify); "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct route *r;
+        char err[256] = "";
+        json_t *l = labels(cases[i][0]);
+        assert_int_equal(route_parse_labels("webhook-router", l, &r, err, sizeof err), -EINVAL);
+        if (strncmp(err, cases[i][1], strlen(cases[i][1])) != 0) fail_msg("got \"%s\"", err);
+        assert_null(strstr(err, "secret"));
+        json_decref(l);
+    }
+    /* Known keys (notify included) are not reported. */
+    char out[200];
+    json_t *l = labels("{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"u\",\"webhook-router.tag\":\"v\","
+                       "\"webhook-router.poll\":\"5m\",\"webhook-router.update\":\"true\",\"webhook-router.notify\":\"ops\","
+                       "\"other.images\":\"x\"}");
+    assert_false(route_unknown_label("webhook-router", l, out, sizeof out));
+    json_decref(l);
+}
+
+static void collect_ignored(void *ud, const struct route_source *src, const char *reason)
+{
+    struct buf *b = ud;
+    buf_printf(b, "%s %s: %s\n", src->kind, src->name, reason);
+}
+
+/* Issue 21 item 10: the sources whose labels were ignored can be listed;
+ * an unknown key beside a good route is warned about once. */
+static void test_ignored_listed(void **state)
+{
+    struct fixture *f = *state;
+    put(f, "e1", "typo", "{\"webhook-router.images\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+    put(f, "e1", "fine", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}");
+    struct buf b;
+    buf_init(&b);
+    routes_foreach_ignored(f->t, collect_ignored, &b);
+    assert_string_equal(buf_cstr(&b), "container typo: unknown label webhook-router.images (did you mean "
+                                      "webhook-router.image?); webhook-router.image is missing\n");
+    /* Fixed: no longer listed. */
+    put(f, "e1", "typo", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\","
+                         "\"webhook-router.tags\":\"v*\"}");
+    buf_reset(&b);
+    routes_foreach_ignored(f->t, collect_ignored, &b);
+    assert_string_equal(buf_cstr(&b), "");
+    buf_free(&b);
+    put(f, "e1", "typo", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\","
+                         "\"webhook-router.tags\":\"v*\"}");
+    char *log = log_text(f);
+    char *first = strstr(log, "label key ignored");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "label key ignored"));
+    assert_non_null(strstr(first, "did you mean webhook-router.tag?"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +461,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upper_case_repository_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixture_containers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_sources, setup, teardown),
+        cmocka_unit_test(test_unknown_label_keys),
+        cmocka_unit_test_setup_teardown(test_ignored_listed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,6 +113,8 @@ static void start_updater(struct app *a)
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
+        .on_outcome = deploy_update_outcome,
+        .outcome_ud = a->deploy,
     };
     a->updater = engine_updater_new(a->loop, &o);
     if (c->engine_updates)
@@ -163,6 +165,9 @@ static void start_watchers(struct app *a)
             .routes = a->routes,
             .http = a->http,
             .log = &a->log,
+            /* Container starts are followed only to confirm redeploys. */
+            .on_started = c->deploy_confirm_secs > 0 ? deploy_observed : NULL,
+            .started_ud = a->deploy,
         };
         struct docker_watch *w = docker_watch_new(a->loop, &o);
         a->watchers[a->nwatchers++] = w;
@@ -194,6 +199,10 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         LOG(&a->log, LOG_WARN,
             "webhook authentication is off: anyone who can reach the port can trigger "
             "redeploys; set WEBHOOK_TOKEN or WEBHOOK_HMAC_SECRET");
+    if (!cfg->admin_token)
+        LOG(&a->log, LOG_WARN,
+            "ADMIN_TOKEN is not set: /status, /history, /routes and /metrics are open to anyone who can reach "
+            "the port");
 
     a->dns = dns_new(loop, &a->log);
     a->http = http_client_new(loop, a->dns, &a->log);
@@ -218,6 +227,14 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             return -EINVAL;
         }
     }
+    struct deploy_opts dopts = {
+        .history_size = cfg->history_size,
+        .confirm_secs = cfg->deploy_confirm_secs,
+        .routes = a->routes,
+        .label_prefix = cfg->label_prefix,
+        .log = &a->log,
+    };
+    a->deploy = deploy_new(loop, &dopts);
     struct forward_opts fo = {
         .timeout_secs = cfg->forward_timeout_secs,
         .retries = cfg->forward_retries,
@@ -225,6 +242,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .per_origin = cfg->forward_origin_concurrency,
         .queue_max = cfg->forward_queue_max,
         .debounce_ms = cfg->debounce_ms,
+        .on_outcome = deploy_forward_outcome,
+        .outcome_ud = a->deploy,
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
     a->intake = intake_new(loop, a->fwd, &a->log);
@@ -236,6 +255,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .delivered = a->delivered,
         .fwd = a->fwd,
         .updater = NULL,
+        .deploy = a->deploy,
         .log = &a->log,
         .queued = on_forwards_queued,
         .queued_ud = a,
@@ -297,6 +317,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .log = &a->log,
         .watchers = a->watchers,
         .nwatchers = a->nwatchers,
+        .deploy = a->deploy,
+        .admin_token = cfg->admin_token,
     };
 
     uv_signal_init(loop, &a->sigterm);
@@ -319,6 +341,7 @@ static void close_rest(struct app *a)
     a->webhook.updater = NULL;
     if (a->updater) engine_updater_close(a->updater, NULL, NULL);
     a->updater = NULL;
+    deploy_close(a->deploy, NULL, NULL);
     if (a->intake) intake_close(a->intake);
     a->intake = NULL;
     if (a->server) http_server_close(a->server, NULL, NULL);
@@ -369,6 +392,7 @@ void app_free(struct app *a)
     routes_free(a->routes);
     dedupe_free(a->seen);
     dedupe_free(a->delivered);
+    deploy_free(a->deploy);
     registry_auth_free(a->auth);
     free(a->watchers);
     memset(a, 0, sizeof *a);

@@ -1,0 +1,114 @@
+"""Delivery history and deploy confirmation (SPEC: Deploy confirmation and
+history; Operational endpoints, ADMIN_TOKEN) against the real engine and
+registry: the test plays Portainer itself (pull, remove, run with the same
+labels) after the router's POST, and reads GET /history."""
+
+import base64
+import json
+
+from harness import manifest_payload, push_variant, wait_until
+
+
+def history(router, query="", headers=None):
+    status, body = router.request("GET", "/history" + query, headers=headers)
+    assert status == 200, body
+    return body["entries"]
+
+
+def wait_outcome(router, repo, outcome, timeout):
+    def done():
+        es = [e for e in history(router, f"?repository={repo}") if e["outcome"] == outcome]
+        return es or None
+    return wait_until(done, timeout, 0.1, f"a {outcome} entry for {repo}")
+
+
+def labels(image, url):
+    return ["--label", f"webhook-router.image={image}", "--label", f"webhook-router.url={url}"]
+
+
+def test_redeploy_confirmed_when_the_stack_runs_the_digest(engine, registry, receiver, start_router, uniq):
+    host = f"127.0.0.1:{registry.port}"
+    repo = f"team/hist{uniq}"
+    ref = f"{host}/{repo}:latest"
+    path = f"/stack/{uniq}"
+    name = f"hist{uniq}"
+    # The stack as it was: some older image, carrying the route's labels.
+    engine.docker("run", "-d", "--network", "none", "--name", name, *labels(f"{host}/{repo}", receiver.url(path)),
+                  "local/bb:1")
+    try:
+        router = start_router(env={"DEPLOY_CONFIRM_SECS": "60"})
+        router.wait_ready()
+        digest = push_variant(engine, host, repo, "latest", f"h{uniq}")
+        receiver.wait_for(path, 1, timeout=20)
+        [e] = wait_outcome(router, repo, "delivered", 10)
+        assert e["digest"] == digest and e["action"] == "redeploy" and e["status"] == 204
+        assert e["objects"] == name and e["attempts"] == 1 and e["deployed_ms"] is None
+        assert e["target"].startswith(f"http://127.0.0.1:{receiver.port}/***#") and uniq not in e["target"]
+        # Portainer's part: pull, remove, run again with the same labels.
+        engine.docker("pull", ref)
+        engine.docker("rm", "-f", name)
+        engine.docker("run", "-d", "--network", "none", "--name", name,
+                      *labels(f"{host}/{repo}", receiver.url(path)), ref)
+        [e] = wait_outcome(router, repo, "deployed", 10)
+        assert e["deployed_ms"] > 0 and e["error"] is None
+        line = router.wait_log("redeploy confirmed", repository=repo)[0]
+        assert line["container"] == name and line["digest"] == digest
+        status, metrics = router.get("/metrics")
+        assert b"webhook_router_deployed_seconds_count 1" in metrics
+    finally:
+        engine.docker("rm", "-f", name, check=False)
+
+
+def test_accepted_but_nothing_happens_is_unconfirmed(engine, receiver, start_router, containers, fixtures_dir,
+                                                     uniq):
+    repo = f"team/idle{uniq}"
+    path = f"/idle/{uniq}"
+    containers(f"127.0.0.1:5000/{repo}", receiver.url(path))
+    router = start_router(env={"DEPLOY_CONFIRM_SECS": "3"})
+    router.wait_ready()
+    status, _ = router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", f"idle-{uniq}"))
+    assert status == 202
+    receiver.wait_for(path, 1)
+    [e] = wait_outcome(router, repo, "unconfirmed", 8)
+    assert e["event_id"] == f"idle-{uniq}" and e["status"] == 204
+    assert "3 s" in e["error"]
+    line = router.wait_log("redeploy unconfirmed: no object of the route runs the pushed image", repository=repo)[0]
+    assert line["digest"] == e["digest"] and "local/bb:1" in line["running"]
+    assert line["level"] == "warn"
+
+
+def test_failing_target_and_admin_token(receiver, start_router, containers, fixtures_dir, uniq):
+    repo = f"team/fail{uniq}"
+    path = f"/fail/{uniq}"
+    receiver.script[path] = [500, 502]
+    containers(f"127.0.0.1:5000/{repo}", receiver.url(path))
+    token = f"adm-{uniq}"
+    router = start_router(env={"FORWARD_RETRIES": "1", "ADMIN_TOKEN": token})
+    router.wait_ready()
+    router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", f"fail-{uniq}"))
+    bearer = {"Authorization": f"Bearer {token}"}
+    e = wait_until(lambda: [x for x in history(router, f"?outcome=failed&repository={repo}", bearer)], 10, 0.1,
+                   "a failed entry")[0]
+    assert e["status"] == 502 and e["attempts"] == 2 and e["error"] == "HTTP 502"
+    assert e["duration_ms"] >= 0
+
+    # ADMIN_TOKEN: 401 with a Basic challenge without it; Basic with any user works; health stays open.
+    for p in ("/history", "/status", "/", "/routes", "/metrics"):
+        c = router.request("GET", p)
+        assert c[0] == 401, p
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=5)
+    conn.request("GET", "/status")
+    r = conn.getresponse()
+    r.read()
+    assert r.getheader("WWW-Authenticate") == 'Basic realm="webhook-router"'
+    conn.close()
+    basic = {"Authorization": "Basic " + base64.b64encode(f"anyone:{token}".encode()).decode()}
+    assert router.request("GET", "/status", headers=basic)[0] == 200
+    assert router.request("GET", "/metrics", headers=basic)[0] == 200
+    assert router.request("GET", "/history", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert router.get("/health")[0] == 200 and router.get("/ready")[0] == 200
+    assert not router.find("ADMIN_TOKEN is not set: /status, /history, /routes and /metrics are open to anyone "
+                           "who can reach the port")
+    assert token not in json.dumps(router.lines)
+    assert router.request("GET", "/history?outcome=bogus", headers=bearer)[0] == 400

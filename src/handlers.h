@@ -34,6 +34,13 @@ struct handlers_ctx {
     struct docker_watch *const *watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
     struct deploy *deploy;                  /* the delivery history */
+    /* HOOK for the ignored-labels list (containers and services whose
+     * labels were ignored, and why): calls fn once per such object. NULL
+     * until the route table keeps that list; /status then says so. */
+    void (*ignored_foreach)(void *ud, void (*fn)(void *fn_ud, const char *engine, const char *kind,
+                                                 const char *name, const char *why),
+                            void *fn_ud);
+    void *ignored_ud;
     const char *admin_token;                /* ADMIN_TOKEN, or NULL: the endpoints are open */
 };
 

@@ -60,14 +60,15 @@ static const char CSS[] =
     "th,td{text-align:left;padding:6px 14px;border-bottom:1px solid var(--line);vertical-align:top}"
     "th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--mute);white-space:nowrap}"
     "tr:last-child td{border-bottom:0}td.t{white-space:nowrap;color:var(--mute)}"
-    "code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}"
+    "code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;overflow-wrap:anywhere}"
     ".o{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;"
     "white-space:nowrap;background:#e5e7eb;color:#374151}"
     ".o-deployed,.o-live{background:#d1fae5;color:#065f46}.o-delivered{background:#dbeafe;color:#1e40af}"
     ".o-unconfirmed,.o-syncing,.o-connecting{background:#fef3c7;color:#92400e}"
     ".o-failed,.o-reconnecting{background:#fee2e2;color:#991b1b}"
     ".mute{color:var(--mute)}.err{color:#b91c1c}p.none{margin:0;padding:10px 14px;color:var(--mute)}"
-    "@media(max-width:640px){th,td{padding:5px 8px}main{padding:6px}body{font-size:13px}}";
+    "@media(max-width:640px){th,td{padding:5px 8px;min-width:8em}td.t{min-width:0}main{padding:6px}"
+    "body{font-size:13px}}";
 
 /* "12 s ago", "4 min ago", "3 h ago", "2 d ago" with the exact time on hover. */
 static void put_time(struct buf *b, long long ts_ms, long long now_ms)

@@ -112,3 +112,62 @@ def test_failing_target_and_admin_token(receiver, start_router, containers, fixt
                            "who can reach the port")
     assert token not in json.dumps(router.lines)
     assert router.request("GET", "/history?outcome=bogus", headers=bearer)[0] == 400
+
+
+HOSTILE_ID = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+HOSTILE_LABEL = "<img src=x onerror=alert(3)><script>alert(4)</script>"
+
+
+def test_status_page_in_a_real_browser(engine, receiver, start_router, containers, fixtures_dir, uniq, tmp_path):
+    """Chromium (headless, a fresh profile) loads /status: the content is
+    there, hostile strings from an event id and a label value stay text."""
+    from selenium import webdriver
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    ok_repo, bad_repo = f"team/web{uniq}", f"team/api{uniq}"
+    containers(f"127.0.0.1:5000/{ok_repo}", receiver.url(f"/ok/{uniq}"),
+               extra_labels=[f"com.docker.compose.project={HOSTILE_LABEL}"])
+    containers(f"127.0.0.1:5000/{bad_repo}", receiver.url(f"/bad/{uniq}"), tag="v*")
+    receiver.script[f"/bad/{uniq}"] = [503, 503]
+    router = start_router(env={"FORWARD_RETRIES": "1", "DEPLOY_CONFIRM_SECS": "300"})
+    router.wait_ready()
+    router.post("/webhook", manifest_payload(fixtures_dir, ok_repo, "latest", HOSTILE_ID))
+    router.post("/webhook", manifest_payload(fixtures_dir, bad_repo, "v2", f"api-{uniq}"))
+    wait_until(lambda: {e["outcome"] for e in history(router)} >= {"delivered", "failed"}, 10, 0.1,
+               "a delivered and a failed entry")
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.set_page_load_timeout(20)
+        driver.get(f"http://127.0.0.1:{router.port}/status")
+        assert driver.title == "webhook-router status"
+        body = driver.find_element(By.TAG_NAME, "body").text
+        for want in ("Engines", "Routes", "Target health", "Latest pushes", "live", ok_repo, bad_repo,
+                     "delivered", "failed", "HTTP 503", "1 in a row", HOSTILE_ID, HOSTILE_LABEL):
+            assert want in body, want
+        # The planted markup is text: no dialog, no element made from it.
+        try:
+            driver.switch_to.alert
+            raise AssertionError("an alert opened")
+        except NoAlertPresentException:
+            pass
+        assert driver.find_elements(By.TAG_NAME, "script") == []
+        assert driver.find_elements(By.TAG_NAME, "img") == []
+        # Outcomes are coloured; the exact time is on hover.
+        failed = driver.find_elements(By.CSS_SELECTOR, "span.o-failed")[0]
+        assert failed.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
+        assert driver.find_elements(By.CSS_SELECTOR, "time[title]")
+        driver.save_screenshot(str(tmp_path / "status.png"))
+        driver.set_window_size(390, 844)   # a phone
+        driver.save_screenshot(str(tmp_path / "status-phone.png"))
+        print(f"screenshots: {tmp_path / 'status.png'} {tmp_path / 'status-phone.png'}")
+    finally:
+        driver.quit()

@@ -149,12 +149,8 @@ static void on_deadline(uv_timer_t *t)
     arm(d);
 }
 
-/* The timer follows the earliest deadline of the delivered redeploys. */
-static void arm(struct deploy *d)
+static void arm_at(struct deploy *d, long long due)
 {
-    if (d->closed || d->confirm_secs <= 0) return;
-    long long due = confirm_next_deadline(d->h, d->confirm_secs);
-    if (due == d->timer_due) return;
     d->timer_due = due;
     if (!due) {
         uv_timer_stop(&d->timer);
@@ -162,6 +158,23 @@ static void arm(struct deploy *d)
     }
     long long now = deploy_now_ms();
     uv_timer_start(&d->timer, on_deadline, due > now ? (uint64_t)(due - now) : 0, 0);
+}
+
+/* The timer follows the earliest deadline of the delivered redeploys: found
+ * by a scan of the ring when it fired (once per deadline, not per push). */
+static void arm(struct deploy *d)
+{
+    if (d->closed || d->confirm_secs <= 0) return;
+    arm_at(d, confirm_next_deadline(d->h, d->confirm_secs));
+}
+
+/* One more deadline: the timer moves only if it comes first. A confirmed
+ * entry leaves the timer as it is; it then fires early and finds less. */
+static void arm_for(struct deploy *d, const struct history_entry *e)
+{
+    if (d->closed || d->confirm_secs <= 0) return;
+    long long due = e->posted_ms + (long long)d->confirm_secs * 1000;
+    if (!d->timer_due || due < d->timer_due) arm_at(d, due);
 }
 
 /* ---- redeploys ------------------------------------------------------------------------ */
@@ -207,7 +220,7 @@ void deploy_forward_outcome(void *ud, uint64_t tag, const struct forward_outcome
     }
     e->posted_ms = now - o->attempt_ms;
     history_set_outcome(e, HISTORY_DELIVERED, now, NULL);
-    arm(d);
+    arm_for(d, e);
 }
 
 /* ---- what the engines show ---------------------------------------------------------------- */
@@ -255,7 +268,6 @@ void deploy_observed(void *ud, const struct docker_started *s)
     };
     struct observed_ctx c = {d, &o, s, deploy_now_ms()};
     history_foreach(d->h, confirm_one, &c);
-    arm(d);
 }
 
 /* ---- engine updates -------------------------------------------------------------------------- */

@@ -47,6 +47,7 @@ size_t history_count(const struct history *h)
 
 void history_copy(char *dst, size_t n, const char *src)
 {
+    if (!n) return;
     if (!src) src = "";
     size_t len = strlen(src);
     if (len >= n) {
@@ -57,6 +58,17 @@ void history_copy(char *dst, size_t n, const char *src)
     }
     memcpy(dst, src, len);
     dst[len] = '\0';
+}
+
+/* Appends s to e's text (at most max bytes with its NUL, and what is left). */
+static const char *pack(struct history_entry *e, size_t *used, const char *s, size_t max)
+{
+    size_t room = sizeof e->text - *used;
+    if (room < 2) return "";   /* the text is full: what is left of it is not worth a cut */
+    char *dst = e->text + *used;
+    history_copy(dst, room < max ? room : max, s);
+    *used += strlen(dst) + 1;
+    return dst;
 }
 
 uint64_t history_add(struct history *h, const struct history_add *a)
@@ -75,13 +87,15 @@ uint64_t history_add(struct history *h, const struct history_add *a)
     e->attempts = 0;
     e->duration_ms = -1;
     e->deployed_ms = -1;
-    history_copy(e->event_id, sizeof e->event_id, ev->id);
-    history_copy(e->source, sizeof e->source, ev->format);
-    history_copy(e->registry, sizeof e->registry, ev->registry);
-    history_copy(e->repository, sizeof e->repository, ev->repository);
-    history_copy(e->tag, sizeof e->tag, ev->tag);
-    history_copy(e->digest, sizeof e->digest, ev->digest);
-    history_copy(e->target, sizeof e->target, a->target);
+    /* The digest first: confirmation compares it whole ("sha256:" + 64 hex). */
+    size_t used = 0;
+    e->digest = pack(e, &used, ev->digest, 72);
+    e->event_id = pack(e, &used, ev->id, 96);
+    e->source = pack(e, &used, ev->format, 16);
+    e->registry = pack(e, &used, ev->registry, 64);
+    e->repository = pack(e, &used, ev->repository, 128);
+    e->tag = pack(e, &used, ev->tag, 96);
+    e->target = pack(e, &used, a->target, 96);
     history_copy(e->objects, sizeof e->objects, a->objects);
     e->error[0] = '\0';
     return id;

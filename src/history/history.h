@@ -30,7 +30,10 @@ enum history_outcome {
     HISTORY_NOUTCOMES
 };
 
-/* Bounded sizes: longer values are cut (at a UTF-8 character boundary). */
+/* Bounded sizes: longer values are cut (at a UTF-8 character boundary).
+ * The strings fixed at the push (event id ... target) share one text area,
+ * each cut to its own limit too; the two that change later have their own. */
+#define HISTORY_TEXT 288
 struct history_entry {
     uint64_t id;              /* 0: an empty slot */
     long long ts_ms;          /* wall clock: the push was answered (recorded) */
@@ -44,15 +47,17 @@ struct history_entry {
     int attempts;
     long long duration_ms;    /* queued -> final answer; -1 not yet */
     long long deployed_ms;    /* push answered -> confirmed running; -1 not (yet) */
-    char event_id[96];
-    char source[24];          /* the webhook format, or "poll" */
-    char registry[96];
-    char repository[160];
-    char tag[128];
-    char digest[80];
-    char target[128];         /* redacted URL; for an update the object; for a notification the target name */
-    char objects[256];        /* the route's containers / services, comma-separated */
-    char error[160];          /* in words; empty if none */
+    /* In text; never NULL ("" when unknown). */
+    const char *event_id;
+    const char *source;       /* the webhook format, or "poll" */
+    const char *registry;
+    const char *repository;
+    const char *tag;
+    const char *digest;
+    const char *target;       /* redacted URL; for an update the object; for a notification the target */
+    char objects[96];         /* the route's containers / services, comma-separated */
+    char error[96];           /* in words; empty if none */
+    char text[HISTORY_TEXT];
 };
 
 struct history;

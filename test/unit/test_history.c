@@ -109,6 +109,13 @@ static void test_bounded_strings(void **state)
     ev.id = longid;
     struct history_entry *e = history_get(h, add(h, &ev, 1, 1));
     assert_int_equal(strlen(e->event_id), 94);
+    /* Everything long at once: the text area is shared, the digest (packed
+     * first) is whole, the rest cut, nothing overruns. */
+    ev.registry = ev.repository = ev.tag = ev.format = longid;
+    e = history_get(h, add(h, &ev, 2, 1));
+    assert_string_equal(e->digest, "sha256:aaa");
+    assert_true(strlen(e->registry) <= 63 && strlen(e->repository) <= 127 && strlen(e->tag) <= 95);
+    assert_true(e->target + strlen(e->target) < e->text + sizeof e->text);
     history_free(h);
 }
 

@@ -11,6 +11,19 @@
 
 /* Routes on one object's labels whose targets are compared at most. */
 #define MAX_OBJECT_ROUTES 32
+/* Targets whose redacted form and objects are remembered (direct-mapped). */
+#define TARGET_CACHE 64
+
+/* What a push records of its target: redacting a URL (a parse and a
+ * SHA-256) and listing the route's objects (a walk of the route table) cost
+ * more than the rest of the history together, and a target is pushed to
+ * again and again. Valid while the route table's generation stays. */
+struct target_cache {
+    size_t key;
+    unsigned long generation;
+    char redacted[96];
+    char objects[96];
+};
 
 struct deploy {
     uv_loop_t *loop;
@@ -20,6 +33,7 @@ struct deploy {
     char *prefix;
     const struct logger *log;
     struct buf scratch;           /* the redacted target: reused, no allocation per push */
+    struct target_cache cache[TARGET_CACHE];
     uv_timer_t timer;             /* the earliest confirmation deadline */
     long long timer_due;          /* wall clock it is armed for; 0 disarmed */
     bool closed;
@@ -179,16 +193,31 @@ static void arm_for(struct deploy *d, const struct history_entry *e)
 
 /* ---- redeploys ------------------------------------------------------------------------ */
 
-uint64_t deploy_record_redeploy(struct deploy *d, const struct push_event *ev, const char *url)
+static const struct target_cache *target_of(struct deploy *d, const char *url, size_t key)
 {
+    struct target_cache *c = &d->cache[key % TARGET_CACHE];
+    unsigned long gen = routes_generation(d->routes) + 1;   /* + 1: never the 0 of an empty slot */
+    if (c->generation == gen && c->key == key) return c;
     buf_reset(&d->scratch);
     url_redact(&d->scratch, url);
+    history_copy(c->redacted, sizeof c->redacted, buf_cstr(&d->scratch));
+    route_objects(d, key, false, c->objects, sizeof c->objects);
+    c->key = key;
+    c->generation = gen;
+    return c;
+}
+
+uint64_t deploy_record_redeploy(struct deploy *d, const struct push_event *ev, const char *url)
+{
+    size_t key = hash_str(HASH_INIT, url);
+    const struct target_cache *t = target_of(d, url, key);
     struct history_add a = {
         .now_ms = deploy_now_ms(),
         .action = HISTORY_REDEPLOY,
         .ev = ev,
-        .target = buf_cstr(&d->scratch),
-        .target_key = hash_str(HASH_INIT, url),
+        .target = t->redacted,
+        .target_key = key,
+        .objects = t->objects,
     };
     return history_add(d->h, &a);
 }
@@ -213,7 +242,6 @@ void deploy_forward_outcome(void *ud, uint64_t tag, const struct forward_outcome
     e->status = o->status;
     e->attempts = o->attempts;
     e->duration_ms = o->duration_ms;
-    if (!e->objects[0]) route_objects(d, e->target_key, false, e->objects, sizeof e->objects);
     if (!o->delivered) {
         history_set_outcome(e, HISTORY_FAILED, now, o->error);
         return;

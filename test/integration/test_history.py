@@ -171,3 +171,23 @@ def test_status_page_in_a_real_browser(engine, receiver, start_router, container
         print(f"screenshots: {tmp_path / 'status.png'} {tmp_path / 'status-phone.png'}")
     finally:
         driver.quit()
+
+
+def test_engine_update_shows_deployed(engine, registry, start_router, uniq):
+    from test_engine_updates import make_image
+    repo = f"team/upd{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"u1-{uniq}")
+    name = f"upd{uniq}"
+    engine.docker("run", "-d", "--network", "none", "--name", name, "--label", f"webhook-router.image={repo}",
+                  "--label", "webhook-router.update=true", ref)
+    try:
+        router = start_router(env={"ENGINE_UPDATES": "1"})
+        router.wait_ready()
+        make_image(engine, ref, f"u2-{uniq}")
+        engine.docker("push", ref)
+        [e] = wait_outcome(router, repo, "deployed", 30)
+        assert e["action"] == "update" and e["target"] == f"container {name}" and e["objects"] == name
+        assert e["deployed_ms"] > 0 and e["error"] is None
+    finally:
+        engine.docker("rm", "-f", name, check=False)

@@ -285,11 +285,29 @@ static void put_registry_stat(void *ud, const char *registry, const char *outcom
                 (const char *const[]){"registry", registry, "outcome", outcome, NULL}, (double)n);
 }
 
+/* One histogram: cumulative counts per upper bound (seconds), +Inf, sum, count. */
+static void put_histogram(struct buf *b, const char *name, const char *help, double (*bound)(size_t i),
+                          const unsigned long *le, size_t n, unsigned long count, double sum)
+{
+    char metric[96], num[32];
+    prom_family(b, name, "histogram", help);
+    snprintf(metric, sizeof metric, "%s_bucket", name);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num, sizeof num, "%g", bound(i));
+        prom_sample(b, metric, (const char *const[]){"le", num, NULL}, (double)le[i]);
+    }
+    prom_sample(b, metric, (const char *const[]){"le", "+Inf", NULL}, (double)count);
+    snprintf(metric, sizeof metric, "%s_sum", name);
+    prom_sample(b, metric, NULL, sum);
+    snprintf(metric, sizeof metric, "%s_count", name);
+    prom_sample(b, metric, NULL, (double)count);
+}
+
 static void handle_metrics(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     struct buf *b = &res->body;
-    char num[32], status[16];
+    char status[16];
     prom_family(b, "webhook_router_build_info", "gauge", "Version of the running router.");
     prom_sample(b, "webhook_router_build_info", (const char *const[]){"version", WR_VERSION, NULL}, 1);
 
@@ -321,17 +339,9 @@ static void handle_metrics(struct handlers_ctx *a, const struct http_request *re
                 (double)fs->retried);
     prom_sample(b, "webhook_router_forwards_total", (const char *const[]){"outcome", "failed", NULL},
                 (double)fs->failed);
-    prom_family(b, "webhook_router_forward_duration_seconds", "histogram",
-                "Duration of one forward attempt (connect to full response).");
-    for (size_t i = 0; i < FORWARD_LATENCY_BUCKETS; i++) {
-        snprintf(num, sizeof num, "%g", forward_latency_bound(i));
-        prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", num, NULL},
-                    (double)fs->latency_le[i]);
-    }
-    prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", "+Inf", NULL},
-                (double)fs->latency_count);
-    prom_sample(b, "webhook_router_forward_duration_seconds_sum", NULL, fs->latency_sum);
-    prom_sample(b, "webhook_router_forward_duration_seconds_count", NULL, (double)fs->latency_count);
+    put_histogram(b, "webhook_router_forward_duration_seconds",
+                  "Duration of one forward attempt (connect to full response).", forward_latency_bound,
+                  fs->latency_le, FORWARD_LATENCY_BUCKETS, fs->latency_count, fs->latency_sum);
 
     prom_single(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.", (double)forward_queued(a->fwd));
     prom_single(b, "webhook_router_intake_pauses_total", "counter", "Times webhook intake paused for the forward backlog to drain.", (double)intake_pauses(a->intake));
@@ -363,17 +373,9 @@ static void handle_metrics(struct handlers_ctx *a, const struct http_request *re
                     (double)docker_watch_reconnects(a->watchers[i]));
     if (a->deploy) {
         const struct history_deploy_stats *ds = history_deploy_stats(deploy_history(a->deploy));
-        prom_family(b, "webhook_router_deployed_seconds", "histogram",
-                    "From the push answered to an object of the route running the pushed image.");
-        for (size_t i = 0; i < HISTORY_DEPLOY_BUCKETS; i++) {
-            snprintf(num, sizeof num, "%g", history_deploy_bound(i));
-            prom_sample(b, "webhook_router_deployed_seconds_bucket", (const char *const[]){"le", num, NULL},
-                        (double)ds->le[i]);
-        }
-        prom_sample(b, "webhook_router_deployed_seconds_bucket", (const char *const[]){"le", "+Inf", NULL},
-                    (double)ds->count);
-        prom_sample(b, "webhook_router_deployed_seconds_sum", NULL, ds->sum);
-        prom_sample(b, "webhook_router_deployed_seconds_count", NULL, (double)ds->count);
+        put_histogram(b, "webhook_router_deployed_seconds",
+                      "From the push answered to an object of the route running the pushed image.",
+                      history_deploy_bound, ds->le, HISTORY_DEPLOY_BUCKETS, ds->count, ds->sum);
     }
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     res->status = 200;

@@ -6,7 +6,7 @@ labels) after the router's POST, and reads GET /history."""
 import base64
 import json
 
-from harness import manifest_payload, push_variant, wait_until
+from harness import TIME_FACTOR, manifest_payload, push_variant, wait_until
 
 
 def history(router, query="", headers=None):
@@ -19,7 +19,7 @@ def wait_outcome(router, repo, outcome, timeout):
     def done():
         es = [e for e in history(router, f"?repository={repo}") if e["outcome"] == outcome]
         return es or None
-    return wait_until(done, timeout, 0.1, f"a {outcome} entry for {repo}")
+    return wait_until(done, timeout * TIME_FACTOR, 0.1, f"a {outcome} entry for {repo}")
 
 
 def labels(image, url):
@@ -39,7 +39,7 @@ def test_redeploy_confirmed_when_the_stack_runs_the_digest(engine, registry, rec
         router = start_router(env={"DEPLOY_CONFIRM_SECS": "60"})
         router.wait_ready()
         digest = push_variant(engine, host, repo, "latest", f"h{uniq}")
-        receiver.wait_for(path, 1, timeout=20)
+        receiver.wait_for(path, 1, timeout=20 * TIME_FACTOR)
         [e] = wait_outcome(router, repo, "delivered", 10)
         assert e["digest"] == digest and e["action"] == "redeploy" and e["status"] == 204
         assert e["objects"] == name and e["attempts"] == 1 and e["deployed_ms"] is None
@@ -68,7 +68,7 @@ def test_accepted_but_nothing_happens_is_unconfirmed(engine, receiver, start_rou
     router.wait_ready()
     status, _ = router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", f"idle-{uniq}"))
     assert status == 202
-    receiver.wait_for(path, 1)
+    receiver.wait_for(path, 1, timeout=10 * TIME_FACTOR)
     [e] = wait_outcome(router, repo, "unconfirmed", 8)
     assert e["event_id"] == f"idle-{uniq}" and e["status"] == 204
     assert "3 s" in e["error"]
@@ -87,7 +87,8 @@ def test_failing_target_and_admin_token(receiver, start_router, containers, fixt
     router.wait_ready()
     router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", f"fail-{uniq}"))
     bearer = {"Authorization": f"Bearer {token}"}
-    e = wait_until(lambda: [x for x in history(router, f"?outcome=failed&repository={repo}", bearer)], 10, 0.1,
+    e = wait_until(lambda: [x for x in history(router, f"?outcome=failed&repository={repo}", bearer)],
+                   10 * TIME_FACTOR, 0.1,
                    "a failed entry")[0]
     assert e["status"] == 502 and e["attempts"] == 2 and e["error"] == "HTTP 502"
     assert e["duration_ms"] >= 0
@@ -135,7 +136,7 @@ def test_status_page_in_a_real_browser(engine, receiver, start_router, container
     router.wait_ready()
     router.post("/webhook", manifest_payload(fixtures_dir, ok_repo, "latest", HOSTILE_ID))
     router.post("/webhook", manifest_payload(fixtures_dir, bad_repo, "v2", f"api-{uniq}"))
-    wait_until(lambda: {e["outcome"] for e in history(router)} >= {"delivered", "failed"}, 10, 0.1,
+    wait_until(lambda: {e["outcome"] for e in history(router)} >= {"delivered", "failed"}, 10 * TIME_FACTOR, 0.1,
                "a delivered and a failed entry")
 
     opts = webdriver.ChromeOptions()
@@ -146,7 +147,7 @@ def test_status_page_in_a_real_browser(engine, receiver, start_router, container
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
-        driver.set_page_load_timeout(20)
+        driver.set_page_load_timeout(20 * TIME_FACTOR)
         driver.get(f"http://127.0.0.1:{router.port}/status")
         assert driver.title == "webhook-router status"
         body = driver.find_element(By.TAG_NAME, "body").text

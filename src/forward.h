@@ -39,7 +39,9 @@ struct forward_opts {
     int queue_max;
     int debounce_ms;
     /* Called once per tag of forward_submit_tagged when its job ends
-     * (delivered, failed, given up); never from inside forward_submit. */
+     * (delivered, failed, given up); from the loop, never from inside
+     * forward_submit, except for a tag superseded at once (more than
+     * FORWARD_MAX_TAGS pushes coalesced into one POST). */
     forward_outcome_fn on_outcome;
     void *outcome_ud;
 };

@@ -142,11 +142,15 @@ static bool expire_one(void *ud, struct history_entry *e)
     struct deploy *d = ud;
     long long now = deploy_now_ms();
     if (!confirm_expired(e, now, d->confirm_secs)) return true;
+    /* What the route's objects run: as last seen starting, else as the table has them. */
     char running[256];
-    route_objects(d, e->target_key, true, running, sizeof running);
-    char why[160];
-    snprintf(why, sizeof why, "not running the pushed image after %d s", d->confirm_secs);
-    history_set_outcome(e, HISTORY_UNCONFIRMED, now, why);
+    if (e->error[0]) history_copy(running, sizeof running, e->error);
+    else route_objects(d, e->target_key, true, running, sizeof running);
+    struct buf why;   /* cut to the entry's error field by history_set_outcome */
+    buf_init(&why);
+    buf_printf(&why, "not running it after %d s; %s", d->confirm_secs, running[0] ? running : "nothing runs");
+    history_set_outcome(e, HISTORY_UNCONFIRMED, now, buf_cstr(&why));
+    buf_free(&why);
     LOG(d->log, LOG_WARN, "redeploy unconfirmed: no object of the route runs the pushed image",
         F_STR("target", e->target), F_STR("repository", e->repository), F_STR("tag", e->tag),
         F_STR("digest", e->digest[0] ? e->digest : NULL), F_STR("objects", e->objects[0] ? e->objects : NULL),
@@ -260,10 +264,33 @@ struct observed_ctx {
     long long now;
 };
 
+/* What an object of the route started on instead: its digest when it has
+ * one, else its image reference. */
+static void note_instead(struct history_entry *e, const struct docker_started *s)
+{
+    const char *runs = s->image ? s->image : "?";
+    for (size_t i = 0; i < s->ndigests; i++) {
+        const char *at = s->digests[i] ? strrchr(s->digests[i], '@') : NULL;
+        if (at) {
+            runs = at + 1;
+            break;
+        }
+    }
+    char digest[20];   /* "sha256:" and 12 hex digits tell digests apart */
+    history_copy(digest, sizeof digest, runs);
+    snprintf(e->error, sizeof e->error, "%s %s runs %s%s", s->kind, s->name ? s->name : s->id, digest,
+             strlen(runs) >= sizeof digest ? "..." : "");
+}
+
 static bool confirm_one(void *ud, struct history_entry *e)
 {
     struct observed_ctx *c = ud;
-    if (!confirm_matches(e, c->o)) return true;
+    if (!confirm_matches(e, c->o)) {
+        /* Kept in the entry until it is confirmed: what the unconfirmed warn says runs instead. */
+        if (e->action == HISTORY_REDEPLOY && e->outcome == HISTORY_DELIVERED && confirm_of_route(e, c->o))
+            note_instead(e, c->s);
+        return true;
+    }
     struct deploy *d = c->d;
     history_deployed(d->h, e, c->now);
     LOG(d->log, LOG_INFO, "redeploy confirmed", F_STR("target", e->target), F_STR("repository", e->repository),

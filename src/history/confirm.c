@@ -8,7 +8,7 @@ static bool waiting(const struct history_entry *e)
     return e->action == HISTORY_REDEPLOY && e->outcome == HISTORY_DELIVERED;
 }
 
-static bool of_route(const struct history_entry *e, const struct confirm_observation *o)
+bool confirm_of_route(const struct history_entry *e, const struct confirm_observation *o)
 {
     for (size_t i = 0; i < o->nkeys; i++)
         if (o->target_keys[i] == e->target_key) return true;
@@ -28,7 +28,7 @@ static bool runs_digest(const char *digest, const struct confirm_observation *o)
 
 bool confirm_matches(const struct history_entry *e, const struct confirm_observation *o)
 {
-    if (!waiting(e) || !of_route(e, o)) return false;
+    if (!waiting(e) || !confirm_of_route(e, o)) return false;
     if (e->digest[0]) {
         /* A service pinned to the digest runs it whenever it changed; a
          * container must have been started since the POST (an old one

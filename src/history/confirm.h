@@ -32,6 +32,8 @@ struct confirm_observation {
     long long started_ms;           /* container start / service update */
 };
 
+/* Is the observed object one of the entry's route? */
+bool confirm_of_route(const struct history_entry *e, const struct confirm_observation *o);
 /* Does this observation confirm the entry? Only a delivered redeploy can be. */
 bool confirm_matches(const struct history_entry *e, const struct confirm_observation *o);
 

@@ -25,7 +25,7 @@ struct forward_outcome {
     int attempts;
     long long duration_ms; /* submitted -> final answer */
     long long attempt_ms;  /* the last attempt alone: when it began, in the past */
-    const char *error;     /* in words; NULL on success */
+    const char *error;     /* in words; NULL on success. Borrowed for the call */
 };
 typedef void (*forward_outcome_fn)(void *ud, uint64_t tag, const struct forward_outcome *o);
 /* Tags one job carries at most (pushes coalesced within DEBOUNCE_MS). */

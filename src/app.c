@@ -81,6 +81,8 @@ static void start_updater(struct app *a)
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
+        .on_outcome = deploy_update_outcome,
+        .outcome_ud = a->deploy,
     };
     a->updater = engine_updater_new(a->loop, &o);
     if (c->engine_updates)
@@ -130,6 +132,9 @@ static void start_watchers(struct app *a)
             .cache_ttl_secs = c->cache_ttl_secs,
             .routes = a->routes,
             .log = &a->log,
+            /* Container starts are followed only to confirm redeploys. */
+            .on_started = c->deploy_confirm_secs > 0 ? deploy_observed : NULL,
+            .started_ud = a->deploy,
         };
         struct docker_watch *w = docker_watch_new(a->loop, &o);
         a->watchers[a->nwatchers++] = w;
@@ -165,6 +170,10 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         LOG(&a->log, LOG_WARN,
             "webhook authentication is off: anyone who can reach the port can trigger "
             "redeploys; set WEBHOOK_TOKEN or WEBHOOK_HMAC_SECRET");
+    if (!cfg->admin_token)
+        LOG(&a->log, LOG_WARN,
+            "ADMIN_TOKEN is not set: /status, /history, /routes and /metrics are open to anyone who can reach "
+            "the port");
 
     a->dns = dns_new(loop, &a->log);
     a->http = http_client_new(loop, a->dns, &a->log);
@@ -191,6 +200,14 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             return -EINVAL;
         }
     }
+    struct deploy_opts dopts = {
+        .history_size = cfg->history_size,
+        .confirm_secs = cfg->deploy_confirm_secs,
+        .routes = a->routes,
+        .label_prefix = cfg->label_prefix,
+        .log = &a->log,
+    };
+    a->deploy = deploy_new(loop, &dopts);
     struct forward_opts fo = {
         .timeout_secs = cfg->forward_timeout_secs,
         .retries = cfg->forward_retries,
@@ -198,6 +215,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .per_origin = cfg->forward_origin_concurrency,
         .queue_max = cfg->forward_queue_max,
         .debounce_ms = cfg->debounce_ms,
+        .on_outcome = deploy_forward_outcome,
+        .outcome_ud = a->deploy,
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
     a->intake = intake_new(loop, a->fwd, &a->log);
@@ -209,6 +228,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .delivered = a->delivered,
         .fwd = a->fwd,
         .updater = NULL,
+        .deploy = a->deploy,
         .log = &a->log,
         .queued = on_forwards_queued,
         .queued_ud = a,
@@ -270,6 +290,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .log = &a->log,
         .watchers = a->watchers,
         .nwatchers = a->nwatchers,
+        .deploy = a->deploy,
+        .admin_token = cfg->admin_token,
     };
 
     uv_signal_init(loop, &a->sigterm);
@@ -300,11 +322,12 @@ static void close_stage(struct app *a)
     a->closing = 1;
     switch (a->close_stage++) {
     case 0:
-        a->closing += 5 + a->nwatchers;
+        a->closing += 6 + a->nwatchers;
         registry_watch_close(a->registry_watch, on_part_closed, a);
         registry_client_close(a->registry, on_part_closed, a);
         for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], on_part_closed, a);
         engine_updater_close(a->updater, on_part_closed, a);
+        deploy_close(a->deploy, on_part_closed, a);
         intake_close(a->intake, on_part_closed, a);
         http_server_close(a->server, on_part_closed, a);
         a->registry_watch = NULL;
@@ -364,6 +387,7 @@ void app_free(struct app *a)
     routes_free(a->routes);
     dedupe_free(a->seen);
     dedupe_free(a->delivered);
+    deploy_free(a->deploy);
     registry_auth_free(a->auth);
     free(a->watchers);
     /* Their calls were cancelled when the watchers and the updater closed. */

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include "config.h"
 #include "dedupe.h"
+#include "deploy.h"
 #include "dns.h"
 #include "docker_watch.h"
 #include "engine_update.h"
@@ -43,6 +44,7 @@ struct app {
     struct registry_auth *auth;       /* REGISTRY_AUTH_FILE; NULL: anonymous */
     struct registry_client *registry;
     struct registry_watcher *registry_watch;
+    struct deploy *deploy;            /* the delivery history and deploy confirmation */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     bool stopping;

@@ -19,4 +19,10 @@ struct auth_input {
 int auth_check(const char *token, const char *hmac_secret, const struct auth_input *in,
                const char **why);
 
+/* ADMIN_TOKEN on the operational endpoints: `Authorization: Bearer
+ * <token>`, or Basic with any user name and the token as the password (so
+ * a browser asks). token NULL: open. Returns 0 or -EACCES (*why static,
+ * never the secret). Constant-time in the token's content. */
+int auth_admin_check(const char *token, const char *authorization, const char **why);
+
 #endif

@@ -98,6 +98,12 @@ static const struct setting settings[] = {
      "Docker config.json with registry credentials (auths), for registry watches"},
     {"INSECURE_REGISTRIES", NULL, "none", K_HOSTS, 0, 0, OFF(insecure_registries),
      "registries reached over plain http: host[:port], comma-separated"},
+    {"DEPLOY_CONFIRM_SECS", "300", NULL, K_INT, 0, 86400, OFF(deploy_confirm_secs),
+     "a delivered redeploy not seen running the pushed image within this is unconfirmed; 0 = off"},
+    {"HISTORY_SIZE", "1000", NULL, K_SIZE, 1, 100000, OFF(history_size),
+     "delivery history entries kept in memory (GET /history, /status)"},
+    {"ADMIN_TOKEN", NULL, "unset", K_SECRET, 0, 0, OFF(admin_token),
+     "require Bearer <token> (or Basic, token as password) for /routes /history /status / /metrics"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

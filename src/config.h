@@ -42,6 +42,9 @@ struct config {
     uint64_t poll_interval_ms;  /* POLL_INTERVAL; 0: only routes with a poll label */
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
+    char *admin_token;          /* ADMIN_TOKEN: guards the operational endpoints; NULL: open */
+    int deploy_confirm_secs;    /* 0: redeploys are not confirmed */
+    size_t history_size;
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
     /* Environment variables that look like a misspelt setting, found by
      * config_parse; app_start warns about each once. */

@@ -68,6 +68,9 @@ struct job {
     uint64_t retry_after_ms;   /* from this attempt's response, 0 if none */
     struct http_call *call;    /* while in flight */
     char cause[160];           /* the client's words for a failure */
+    uint64_t submitted_ms;
+    uint64_t tags[FORWARD_MAX_TAGS];   /* history entries this POST stands for */
+    int ntags;
 };
 
 struct forwarder {
@@ -376,6 +379,38 @@ static const char *cause_of(struct job *j, int err, int status)
     return j->cause;
 }
 
+/* The job's end, to whoever keeps the history. */
+static void report(struct job *j, bool ok, int status, const char *error)
+{
+    struct forwarder *f = j->f;
+    if (!f->opts.on_outcome || !j->ntags) return;
+    uint64_t now = uv_now(f->loop);
+    struct forward_outcome o = {
+        .delivered = ok,
+        .status = status,
+        .attempts = j->attempt,
+        .duration_ms = (long long)(now - j->submitted_ms),
+        .attempt_ms = j->started_ms ? (long long)(now - j->started_ms) : 0,
+        .error = ok ? NULL : error,
+    };
+    for (int i = 0; i < j->ntags; i++) f->opts.on_outcome(f->opts.outcome_ud, j->tags[i], &o);
+}
+
+/* A coalesced push joins the job; when the job tracks as many as it can,
+ * the oldest is reported superseded to make room. */
+static void job_add_tag(struct job *j, uint64_t tag)
+{
+    if (!tag) return;
+    struct forwarder *f = j->f;
+    if (j->ntags == FORWARD_MAX_TAGS) {
+        struct forward_outcome o = {.superseded = true, .error = "coalesced into a later push"};
+        if (f->opts.on_outcome) f->opts.on_outcome(f->opts.outcome_ud, j->tags[0], &o);
+        memmove(j->tags, j->tags + 1, (FORWARD_MAX_TAGS - 1) * sizeof *j->tags);
+        j->ntags--;
+    }
+    j->tags[j->ntags++] = tag;
+}
+
 static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
 {
     struct job *j = ud;
@@ -422,6 +457,7 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
             j->merged > 1 ? (struct log_field)F_INT("merged", j->merged) : (struct log_field)F_STR("merged", NULL),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
         f->stats.delivered[j->attempt >= 4 ? 3 : j->attempt - 1]++;
+        report(j, true, status, NULL);
         job_free(j);
     } else if (retryable(err, status) && j->attempt <= f->opts.retries && !f->draining) {
         uint64_t delay = j->retry_after_ms ? j->retry_after_ms : backoff_ms(f, j->attempt);
@@ -436,6 +472,7 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
             F_STR("error", cause_of(j, err, status)), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
         f->stats.failed++;
+        report(j, false, status, cause_of(j, err, status));
         job_free(j);
     }
     pump(f);
@@ -509,10 +546,16 @@ bool forward_has_room(const struct forwarder *f, size_t n)
 
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev)
 {
+    return forward_submit_tagged(f, url, ev, 0);
+}
+
+int forward_submit_tagged(struct forwarder *f, const char *url, const struct push_event *ev, uint64_t tag)
+{
     char *expanded = expand_url(url, ev);
     struct job *pending = f->opts.debounce_ms > 0 ? debounce_find(f, expanded) : NULL;
     if (pending) {
         job_set_event(pending, ev);
+        job_add_tag(pending, tag);
         free(expanded);
         return 0;
     }
@@ -531,7 +574,9 @@ int forward_submit(struct forwarder *f, const char *url, const struct push_event
         return -EINVAL;
     }
     j->origin = origin_get(f, &j->target);
+    j->submitted_ms = uv_now(f->loop);
     job_set_event(j, ev);
+    job_add_tag(j, tag);
     if (f->opts.debounce_ms > 0) {
         j->stage = ST_DEBOUNCE;
         size_t b = bucket(j->url);
@@ -561,6 +606,7 @@ static void give_up(struct forwarder *f, struct job *j)
         F_INT("attempts", j->attempt), F_STR("repository", j->repository), F_STR("tag", j->tag),
         F_STR("event_id", j->event_id));
     f->stats.failed++;
+    report(j, false, 0, "not delivered: shutting down");
     job_free(j);
 }
 

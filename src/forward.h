@@ -9,11 +9,27 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 #include "http_client.h"
 #include "log.h"
 #include "buf.h"
 #include "event.h"
+
+/* What became of a job, for the delivery history (optional). */
+struct forward_outcome {
+    bool delivered;        /* 2xx */
+    bool superseded;       /* more pushes were coalesced into this POST than it tracks:
+                            * this one's event was replaced by a later one's */
+    int status;            /* of the last attempt; 0 none */
+    int attempts;
+    long long duration_ms; /* submitted -> final answer */
+    long long attempt_ms;  /* the last attempt alone: when it began, in the past */
+    const char *error;     /* in words; NULL on success. Borrowed for the call */
+};
+typedef void (*forward_outcome_fn)(void *ud, uint64_t tag, const struct forward_outcome *o);
+/* Tags one job carries at most (pushes coalesced within DEBOUNCE_MS). */
+#define FORWARD_MAX_TAGS 8
 
 struct forward_opts {
     int timeout_secs;      /* one attempt, whole: connect, TLS, write, answer */
@@ -22,6 +38,12 @@ struct forward_opts {
     int per_origin;        /* in flight to one scheme+host+port; 0 = concurrency */
     int queue_max;
     int debounce_ms;
+    /* Called once per tag of forward_submit_tagged when its job ends
+     * (delivered, failed, given up); from the loop, never from inside
+     * forward_submit, except for a tag superseded at once (more than
+     * FORWARD_MAX_TAGS pushes coalesced into one POST). */
+    forward_outcome_fn on_outcome;
+    void *outcome_ud;
 };
 
 struct forwarder;
@@ -34,6 +56,9 @@ bool forward_has_room(const struct forwarder *f, size_t n);
 /* Queues a POST of the event to url. Returns 0, -EAGAIN when the queue is
  * full, -EINVAL when the url cannot be used (logged). Copies what it needs. */
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev);
+/* The same, and the job's outcome is reported under tag (0: not reported).
+ * A push coalesced into a pending job adds its tag to the job's. */
+int forward_submit_tagged(struct forwarder *f, const char *url, const struct push_event *ev, uint64_t tag);
 size_t forward_queued(const struct forwarder *f);
 size_t forward_in_flight(const struct forwarder *f);
 /* Counters for /metrics. Latency is per attempt (one HTTP exchange). */

@@ -7,8 +7,11 @@
 #include "handlers.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+#include "deploy.h"
 #include "docker_watch.h"
 #include "engine_update.h"
 #include "forward.h"
@@ -20,6 +23,7 @@
 #include "json.h"
 #include "metrics.h"
 #include "url.h"
+#include "status_page.h"
 
 static void method_not_allowed(struct http_response *res, const char *allow)
 {
@@ -205,6 +209,89 @@ static void handle_routes(struct handlers_ctx *a, const struct http_request *req
     res->status = 200;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The value of name in a query string, percent-decoded into out; false if absent. */
+static bool query_param(const char *query, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        if (!end) end = p + strlen(p);
+        if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            size_t k = 0;
+            for (const char *q = p + nl + 1; q < end && k + 1 < n; q++) {
+                int hi, lo;
+                if (*q == '%' && q + 2 < end && (hi = hex_digit(q[1])) >= 0 && (lo = hex_digit(q[2])) >= 0) {
+                    out[k++] = (char)(hi * 16 + lo);
+                    q += 2;
+                } else {
+                    out[k++] = *q == '+' ? ' ' : *q;
+                }
+            }
+            out[k] = '\0';
+            return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
+}
+
+static void handle_history(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
+{
+    struct history *h = a->deploy ? deploy_history(a->deploy) : NULL;
+    char v[256], repo[256];
+    struct history_filter f = {.limit = 100, .outcome = HISTORY_NOUTCOMES};
+    if (query_param(req->query, "limit", v, sizeof v)) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (!v[0] || *end || n < 1) {
+            http_response_error(res, 400, "limit: a positive number");
+            return;
+        }
+        f.limit = (size_t)n;
+    }
+    if (query_param(req->query, "repository", repo, sizeof repo)) f.repository = repo;
+    if (query_param(req->query, "outcome", v, sizeof v)) {
+        f.outcome = history_outcome_parse(v);
+        if (f.outcome == HISTORY_NOUTCOMES) {
+            http_response_error(res, 400,
+                                "outcome: queued, delivered, deployed, unconfirmed, failed or unchanged");
+            return;
+        }
+    }
+    buf_puts(&res->body, "{\"entries\":[");
+    if (h) {
+        size_t max = history_size(h) < f.limit ? history_size(h) : f.limit;
+        const struct history_entry **e = xcalloc(max ? max : 1, sizeof *e);
+        size_t n = history_query(h, &f, e, max);
+        for (size_t i = 0; i < n; i++) {
+            if (i) buf_putc(&res->body, ',');
+            history_entry_json(&res->body, e[i]);
+        }
+        free(e);
+    }
+    buf_puts(&res->body, "]}");
+    res->status = 200;
+}
+
+static void handle_status(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
+{
+    (void)req;
+    status_page_render(&res->body, a, deploy_now_ms());
+    res->content_type = "text/html; charset=utf-8";
+    /* The page itself allows no script, no outside resource, no framing. */
+    buf_puts(&res->headers, "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+                            "frame-ancestors 'none'\r\nCache-Control: no-store\r\n");
+    res->status = 200;
+}
+
 static void put_update_count(void *ud, const char *kind, const char *outcome, unsigned long n)
 {
     prom_sample(ud, "webhook_router_updates_total", (const char *const[]){"kind", kind, "outcome", outcome, NULL},
@@ -217,11 +304,29 @@ static void put_registry_stat(void *ud, const char *registry, const char *outcom
                 (const char *const[]){"registry", registry, "outcome", outcome, NULL}, (double)n);
 }
 
+/* One histogram: cumulative counts per upper bound (seconds), +Inf, sum, count. */
+static void put_histogram(struct buf *b, const char *name, const char *help, double (*bound)(size_t i),
+                          const unsigned long *le, size_t n, unsigned long count, double sum)
+{
+    char metric[96], num[32];
+    prom_family(b, name, "histogram", help);
+    snprintf(metric, sizeof metric, "%s_bucket", name);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num, sizeof num, "%g", bound(i));
+        prom_sample(b, metric, (const char *const[]){"le", num, NULL}, (double)le[i]);
+    }
+    prom_sample(b, metric, (const char *const[]){"le", "+Inf", NULL}, (double)count);
+    snprintf(metric, sizeof metric, "%s_sum", name);
+    prom_sample(b, metric, NULL, sum);
+    snprintf(metric, sizeof metric, "%s_count", name);
+    prom_sample(b, metric, NULL, (double)count);
+}
+
 static void handle_metrics(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
     struct buf *b = &res->body;
-    char num[32], status[16];
+    char status[16];
     prom_family(b, "webhook_router_build_info", "gauge", "Version of the running router.");
     prom_sample(b, "webhook_router_build_info", (const char *const[]){"version", WR_VERSION, NULL}, 1);
 
@@ -253,17 +358,9 @@ static void handle_metrics(struct handlers_ctx *a, const struct http_request *re
                 (double)fs->retried);
     prom_sample(b, "webhook_router_forwards_total", (const char *const[]){"outcome", "failed", NULL},
                 (double)fs->failed);
-    prom_family(b, "webhook_router_forward_duration_seconds", "histogram",
-                "Duration of one forward attempt (connect to full response).");
-    for (size_t i = 0; i < FORWARD_LATENCY_BUCKETS; i++) {
-        snprintf(num, sizeof num, "%g", forward_latency_bound(i));
-        prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", num, NULL},
-                    (double)fs->latency_le[i]);
-    }
-    prom_sample(b, "webhook_router_forward_duration_seconds_bucket", (const char *const[]){"le", "+Inf", NULL},
-                (double)fs->latency_count);
-    prom_sample(b, "webhook_router_forward_duration_seconds_sum", NULL, fs->latency_sum);
-    prom_sample(b, "webhook_router_forward_duration_seconds_count", NULL, (double)fs->latency_count);
+    put_histogram(b, "webhook_router_forward_duration_seconds",
+                  "Duration of one forward attempt (connect to full response).", forward_latency_bound,
+                  fs->latency_le, FORWARD_LATENCY_BUCKETS, fs->latency_count, fs->latency_sum);
 
     prom_single(b, "webhook_router_forward_queue_depth", "gauge", "Forwards accepted and waiting.", (double)forward_queued(a->fwd));
     prom_single(b, "webhook_router_intake_pauses_total", "counter", "Times webhook intake paused for the forward backlog to drain.", (double)intake_pauses(a->intake));
@@ -293,6 +390,12 @@ static void handle_metrics(struct handlers_ctx *a, const struct http_request *re
         prom_sample(b, "webhook_router_docker_reconnects_total",
                     (const char *const[]){"engine", docker_watch_host(a->watchers[i]), NULL},
                     (double)docker_watch_reconnects(a->watchers[i]));
+    if (a->deploy) {
+        const struct history_deploy_stats *ds = history_deploy_stats(deploy_history(a->deploy));
+        put_histogram(b, "webhook_router_deployed_seconds",
+                      "From the push answered to an object of the route running the pushed image.",
+                      history_deploy_bound, ds->le, HISTORY_DEPLOY_BUCKETS, ds->count, ds->sum);
+    }
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     res->status = 200;
 }
@@ -311,12 +414,26 @@ static bool webhook_path(const char *path, const char **token)
 static const struct endpoint {
     const char *path;
     void (*fn)(struct handlers_ctx *a, const struct http_request *req, struct http_response *res);
+    bool admin;   /* behind ADMIN_TOKEN */
 } endpoints[] = {
-    {"/health", handle_health},
-    {"/ready", handle_ready},
-    {"/metrics", handle_metrics},
-    {"/routes", handle_routes},
+    {"/health", handle_health, false},
+    {"/ready", handle_ready, false},
+    {"/metrics", handle_metrics, true},
+    {"/routes", handle_routes, true},
+    {"/history", handle_history, true},
+    {"/status", handle_status, true},
+    {"/", handle_status, true},
 };
+
+/* ADMIN_TOKEN: 401 with a Basic challenge, so a browser asks for it. */
+static bool admin_ok(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
+{
+    const char *why;
+    if (auth_admin_check(a->admin_token, http_request_header(req, "authorization"), &why) == 0) return true;
+    http_response_error(res, 401, why);
+    buf_puts(&res->headers, "WWW-Authenticate: Basic realm=\"webhook-router\"\r\n");
+    return false;
+}
 
 void handlers_dispatch(void *ud, const struct http_request *req, struct http_response *res)
 {
@@ -330,8 +447,8 @@ void handlers_dispatch(void *ud, const struct http_request *req, struct http_res
     }
     for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
         if (strcmp(req->path, endpoints[i].path) != 0) continue;
-        if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) endpoints[i].fn(a, req, res);
-        else method_not_allowed(res, "GET, HEAD");
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) method_not_allowed(res, "GET, HEAD");
+        else if (!endpoints[i].admin || admin_ok(a, req, res)) endpoints[i].fn(a, req, res);
         return;
     }
     http_response_error(res, 404, "not found");

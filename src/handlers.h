@@ -1,12 +1,14 @@
 /* handlers.h - the routing layer: which path does what.
  *   POST /webhook, /webhook/<token>  payload -> routes -> forward queue
- *   GET  /health, /ready, /routes, /metrics */
+ *   GET  /health, /ready, /routes, /metrics, /history, /status and /
+ *   (all but /health and /ready behind ADMIN_TOKEN when it is set) */
 #ifndef WR_HANDLERS_H
 #define WR_HANDLERS_H
 
 #include <stddef.h>
 #include "http_server.h"
 
+struct deploy;
 struct docker_watch;
 struct engine_updater;
 struct forwarder;
@@ -31,6 +33,8 @@ struct handlers_ctx {
     const struct logger *log;
     struct docker_watch *const *watchers;   /* one per DOCKER_HOST entry */
     size_t nwatchers;
+    struct deploy *deploy;                  /* the delivery history */
+    const char *admin_token;                /* ADMIN_TOKEN, or NULL: the endpoints are open */
 };
 
 /* An http_handler_fn; ud is a struct handlers_ctx. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "deploy.h"
 #include "engine_update.h"
 #include "json.h"
 
@@ -198,7 +199,9 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         size_t n = plan->first[i + 1] - plan->first[i];
         char key[1024];
         for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) {
-            forward_submit(w->fwd, plan->targets[k], ev);
+            uint64_t tag = w->deploy ? deploy_record_redeploy(w->deploy, ev, plan->targets[k]) : 0;
+            if (forward_submit_tagged(w->fwd, plan->targets[k], ev, tag) < 0 && tag)
+                deploy_redeploy_rejected(w->deploy, tag, "the target URL cannot be used");
             delivered_key(key, sizeof key, ev, plan->targets[k]);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
@@ -208,7 +211,10 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         for (size_t k = plan->ufirst[i]; k < plan->ufirst[i + 1]; k++) {
             const struct route_source *src = plan->updates[k];
             struct update_target t = {.engine = src->engine, .kind = src->kind, .id = src->id, .name = src->name};
-            if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) nu++;
+            if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) {
+                nu++;
+                if (w->deploy) deploy_record_update(w->deploy, ev, src);
+            }
         }
         w->counts.updates += nu;
         dedupe_add(w->seen, ev->id);

@@ -33,6 +33,7 @@ struct webhook_counts {
 };
 
 struct engine_updater;
+struct deploy;
 
 struct webhook_ctx {
     const char *token;                /* WEBHOOK_TOKEN, or NULL */
@@ -45,6 +46,7 @@ struct webhook_ctx {
     struct dedupe *delivered;
     struct forwarder *fwd;
     struct engine_updater *updater;   /* <prefix>.update=true routes; NULL: none */
+    struct deploy *deploy;            /* the delivery history; NULL: none kept */
     const struct logger *log;
     bool stopping;                    /* shutting down: 503 for anything to forward */
     /* Called after forwards were queued (the intake may pause); optional. */

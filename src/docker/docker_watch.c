@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "docker_engine.h"
@@ -34,6 +35,9 @@
 /* A failed GET /services/<id> is asked again after 0.5 s, 1 s and 2 s. */
 #define SVC_FETCH_RETRIES 3
 #define SVC_RETRY_MIN_MS 500
+/* Container create times remembered for their start event: a recreate
+ * creates and starts within seconds, so a few suffice. */
+#define RECENT_CREATES 64
 
 enum state { ST_CONNECTING, ST_SYNCING, ST_LIVE, ST_RECONNECTING };
 static const char *const state_names[] = {"connecting", "syncing", "live", "reconnecting"};
@@ -47,6 +51,13 @@ struct docker_watch {
     uint64_t request_timeout_ms;     /* one API call, connect to last byte; every response head */
     struct route_table *routes;
     const struct logger *log;
+    docker_started_fn on_started;
+    void *started_ud;
+    struct recent_create {
+        char id[72];
+        long long ms;
+    } creates[RECENT_CREATES];       /* a ring, by create event */
+    size_t ncreates;
 
     bool tcp;                        /* a tcp:// engine: keepalive on the stream */
 
@@ -279,6 +290,28 @@ static int put_service(struct docker_watch *w, json_t *svc)
 static void start_list(struct docker_watch *w);
 static void fetch_send(struct svc_fetch *f);
 
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A routed service was created or updated: its task image (pinned to a
+ * digest when deployed with one) is what it runs from now on. */
+static void report_service(struct docker_watch *w, json_t *svc)
+{
+    if (!w->on_started) return;
+    json_t *spec = json_object_get(svc, "Spec");
+    const char *image = attr(json_object_get(json_object_get(spec, "TaskTemplate"), "ContainerSpec"), "Image");
+    const char *digests[1] = {image};
+    struct docker_started s = {.engine = w->host, .kind = "service", .id = attr(svc, "ID"),
+                               .name = attr(spec, "Name"), .labels = json_object_get(spec, "Labels"),
+                               .image = image, .digests = digests, .ndigests = image ? 1 : 0,
+                               .started_ms = wall_ms()};
+    w->on_started(w->started_ud, &s);
+}
+
 static void on_fetch_retry(uv_timer_t *t)
 {
     fetch_send(t->data);
@@ -335,6 +368,7 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
         size_t before = routes_count(w->routes);
         int n = put_service(w, svc);
         const char *name = attr(json_object_get(svc, "Spec"), "Name");
+        if (n > 0) report_service(w, svc);
         LOG(w->log, n > 0 ? LOG_INFO : LOG_DEBUG, n > 0 ? "service routes set" : "service has no routes",
             F_STR("engine", w->host), F_STR("service", name), F_STR("id", id), F_INT("service_routes", n),
             F_INT("routes", routes_count(w->routes)), F_INT("routes_before", before));
@@ -388,6 +422,75 @@ static void apply_service_event(struct docker_watch *w, struct docker_event *ev)
     }
 }
 
+static long long event_ms(const struct docker_event *ev)
+{
+    return ev->time_nano > 0 ? ev->time_nano / 1000000 : wall_ms();
+}
+
+static void remember_create(struct docker_watch *w, const struct docker_event *ev)
+{
+    if (!w->on_started) return;
+    struct recent_create *c = &w->creates[w->ncreates++ % RECENT_CREATES];
+    snprintf(c->id, sizeof c->id, "%s", ev->id);
+    c->ms = event_ms(ev);
+}
+
+static long long created_ms(const struct docker_watch *w, const char *id)
+{
+    for (size_t i = 0; i < RECENT_CREATES; i++)
+        if (w->creates[i].id[0] && strcmp(w->creates[i].id, id) == 0) return w->creates[i].ms;
+    return 0;
+}
+
+/* A routed container started: one inspect of its image for RepoDigests,
+ * then the report. Holds the event's attributes until the answer. */
+struct start_report {
+    struct docker_watch *w;
+    char *id;
+    json_t *attributes;
+    long long created_ms, started_ms;
+};
+
+static void start_report_free(struct start_report *r)
+{
+    json_decref(r->attributes);
+    free_n(2, r->id, r);
+}
+
+static void on_start_image(void *ud, int err, json_t *image)
+{
+    struct start_report *r = ud;
+    struct docker_watch *w = r->w;
+    json_t *rd = json_object_get(image, "RepoDigests");
+    size_t n = json_is_array(rd) ? json_array_size(rd) : 0;
+    const char **digests = xcalloc(n + 1, sizeof *digests);
+    for (size_t i = 0; i < n; i++) digests[i] = json_string_value(json_array_get(rd, i));
+    if (err)
+        LOG(w->log, LOG_DEBUG, "image inspect failed", F_STR("engine", w->host), F_STR("id", r->id),
+            F_STR("error", uv_strerror(err)));
+    const char *name = attr(r->attributes, "name");
+    struct docker_started s = {.engine = w->host, .kind = "container", .id = r->id, .name = name,
+                               .labels = r->attributes, .image = attr(r->attributes, "image"),
+                               .digests = digests, .ndigests = n, .created_ms = r->created_ms,
+                               .started_ms = r->started_ms};
+    w->on_started(w->started_ud, &s);
+    free(digests);
+    start_report_free(r);
+}
+
+static void follow_start(struct docker_watch *w, const struct docker_event *ev)
+{
+    const char *image = attr(ev->attributes, "image");
+    if (!w->on_started || !image || !routes_find(w->routes, w->host, ev->id)) return;
+    struct start_report *r = xcalloc(1, sizeof *r);
+    r->w = w;
+    r->id = xstrdup(ev->id);
+    r->attributes = json_incref(ev->attributes);
+    r->created_ms = created_ms(w, ev->id);
+    r->started_ms = event_ms(ev);
+    docker_watch_inspect_image(w, image, on_start_image, r);
+}
+
 static void apply_event(struct docker_watch *w, struct docker_event *ev)
 {
     if (ev->type == DOCKER_EVENT_SERVICE) {
@@ -414,6 +517,9 @@ static void apply_event(struct docker_watch *w, struct docker_event *ev)
             LOG(w->log, LOG_INFO, "route added", F_STR("engine", w->host), F_STR("container", name),
                 F_STR("id", ev->id), F_STR("stack", src.stack), F_STR("image", image),
                 F_INT("routes", routes_count(w->routes)));
+        remember_create(w, ev);
+    } else if (strcmp(ev->action, "start") == 0) {
+        follow_start(w, ev);
     } else if (strcmp(ev->action, "destroy") == 0) {
         if (routes_remove(w->routes, w->host, ev->id))
             LOG(w->log, LOG_INFO, "route removed", F_STR("engine", w->host), F_STR("container", name),
@@ -670,8 +776,8 @@ static void start_events(struct docker_watch *w)
     buf_puts(&path, "/events?filters=");
     url_encode(&path, w->swarm_manager
                           ? "{\"type\":[\"container\",\"service\"],"
-                            "\"event\":[\"create\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
-                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"destroy\",\"rename\"]}");
+                            "\"event\":[\"create\",\"start\",\"destroy\",\"rename\",\"update\",\"remove\"]}"
+                          : "{\"type\":[\"container\"],\"event\":[\"create\",\"start\",\"destroy\",\"rename\"]}");
     /* No deadline on the whole answer (the stream never ends), but one on
      * its head (engine_get), and keepalive on TCP: a silent engine is fine,
      * a vanished one must be noticed. Unix sockets cannot go half-open. */
@@ -757,6 +863,8 @@ struct docker_watch *docker_watch_new(uv_loop_t *loop, const struct docker_watch
     w->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : REQUEST_TIMEOUT_MS;
     w->routes = opts->routes;
     w->log = opts->log;
+    w->on_started = opts->on_started;
+    w->started_ud = opts->started_ud;
     w->backoff_ms = BACKOFF_MIN_MS;
     line_splitter_init(&w->lines, MAX_EVENT_LINE);
     uv_timer_init(loop, &w->retry_timer);
@@ -872,8 +980,12 @@ static void on_closed(uv_handle_t *h)
 void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)
 {
     if (CLOSE_BEGIN(w, cb, ud)) return;
-    /* Each cancel unlinks the head: the analyzer does not follow the list. */
-    while (w->inspects) docker_watch_inspect_cancel(w->inspects);   // NOLINT(clang-analyzer-unix.Malloc)
+    while (w->inspects) {
+        /* A start report's inspect is this file's own: its report goes with
+         * it. Each cancel unlinks the head: the analyzer does not follow the list. */
+        if (w->inspects->cb == on_start_image) start_report_free(w->inspects->ud);   // NOLINT(clang-analyzer-unix.Malloc)
+        docker_watch_inspect_cancel(w->inspects);
+    }
     cancel_calls(w);
     clear_pending(w);
     line_splitter_free(&w->lines);

@@ -26,6 +26,24 @@
 #include "docker_engine.h"
 #include "routes.h"
 
+/* A labelled object began running something: a container started (its
+ * image inspected once for RepoDigests), or a service's spec was fetched
+ * after a create/update event. What deploy confirmation reads; all
+ * borrowed for the call. */
+struct docker_started {
+    const char *engine;
+    const char *kind;              /* "container" or "service" */
+    const char *id;
+    const char *name;              /* may be NULL */
+    json_t *labels;                /* the object's labels (a container's event attributes) */
+    const char *image;             /* the reference it runs */
+    const char *const *digests;    /* container: its image's RepoDigests; service: its task image */
+    size_t ndigests;
+    long long created_ms;          /* wall clock; 0 unknown (created before the watcher saw it) */
+    long long started_ms;          /* container start / service update, wall clock */
+};
+typedef void (*docker_started_fn)(void *ud, const struct docker_started *s);
+
 struct docker_watch_opts {
     struct docker_engine *engine;  /* one DOCKER_HOST entry (not owned: outlives the watcher) */
     const char *label_prefix;
@@ -33,6 +51,8 @@ struct docker_watch_opts {
     uint64_t request_timeout_ms;  /* one API call, and every response head (/events included); 0 = 30 s */
     struct route_table *routes;
     const struct logger *log;
+    docker_started_fn on_started;   /* optional: then container start events are followed too */
+    void *started_ud;
 };
 
 struct docker_watch;

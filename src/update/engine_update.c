@@ -103,6 +103,8 @@ struct engine_updater {
     const struct registry_auth *auth;
     char *self_id;
     uint64_t health_ms, service_ms, exit_check_ms;
+    update_outcome_fn on_outcome;   /* the history's; optional */
+    void *outcome_ud;
     struct object *objects;
     struct counter *counters;
     int open_handles;
@@ -296,6 +298,10 @@ static void finish(struct job *j, const char *outcome)
         o->finished_ms = wall_ms();
         set_str(&o->digest, j->digest);
         count(u, o->kind, outcome);
+        if (u->on_outcome) {
+            struct update_outcome uo = {o->engine, o->kind, o->id, o->name, j->digest, outcome};
+            u->on_outcome(u->outcome_ud, &uo);
+        }
     }
     /* The object follows its container: the follow-up updates the new one. */
     if (outcome && !strcmp(outcome, "completed") && j->new_id) set_str(&o->id, j->new_id);
@@ -990,6 +996,8 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     u->health_ms = opts->health_timeout_ms ? opts->health_timeout_ms : DEFAULT_HEALTH_MS;
     u->service_ms = opts->service_timeout_ms ? opts->service_timeout_ms : DEFAULT_SERVICE_MS;
     u->exit_check_ms = opts->exit_check_ms ? opts->exit_check_ms : DEFAULT_EXIT_CHECK_MS;
+    u->on_outcome = opts->on_outcome;
+    u->outcome_ud = opts->outcome_ud;
     u->nengines = opts->nengines;
     u->engines = xcalloc(opts->nengines ? opts->nengines : 1, sizeof *u->engines);
     for (size_t i = 0; i < opts->nengines; i++) {

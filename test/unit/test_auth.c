@@ -75,10 +75,37 @@ static void test_hmac(void **state)
                                                                   .path_token = "t0ken"}, &why), 0);
 }
 
+/* ADMIN_TOKEN: Bearer, or Basic with any user and the token as password. */
+static void test_admin(void **state)
+{
+    (void)state;
+    const char *why;
+    assert_int_equal(auth_admin_check(NULL, NULL, &why), 0);            /* unset: open */
+    assert_int_equal(auth_admin_check(NULL, "Basic junk", &why), 0);
+    const char *t = "adm-secret";
+    assert_int_equal(auth_admin_check(t, "Bearer adm-secret", &why), 0);
+    assert_int_equal(auth_admin_check(t, "bearer  adm-secret ", &why), 0);
+    assert_int_equal(auth_admin_check(t, "Basic dTphZG0tc2VjcmV0", &why), 0);      /* u:adm-secret */
+    assert_int_equal(auth_admin_check(t, "basic OmFkbS1zZWNyZXQ=", &why), 0);      /* :adm-secret */
+    assert_int_equal(auth_admin_check(t, NULL, &why), -EACCES);
+    assert_non_null(strstr(why, "required"));
+    assert_int_equal(auth_admin_check(t, "Bearer adm-secreX", &why), -EACCES);
+    assert_null(strstr(why, "adm"));   /* never the secret */
+    assert_int_equal(auth_admin_check(t, "Bearer adm-secret2", &why), -EACCES);
+    assert_int_equal(auth_admin_check(t, "Basic dTphZG0tc2VjcmVY", &why), -EACCES);  /* u:adm-secreX */
+    assert_int_equal(auth_admin_check(t, "Basic dTphZG06c2VjcmV0", &why), -EACCES);  /* u:adm:secret */
+    assert_int_equal(auth_admin_check(t, "Basic YWRtLXNlY3JldA==", &why), -EACCES);  /* no colon */
+    assert_int_equal(auth_admin_check(t, "Basic !!!!", &why), -EACCES);
+    assert_int_equal(auth_admin_check(t, "Basic ", &why), -EACCES);
+    assert_int_equal(auth_admin_check(t, "Basic abc", &why), -EACCES);
+    assert_int_equal(auth_admin_check(t, "adm-secret", &why), -EACCES);
+    assert_int_equal(auth_admin_check(t, "Digest adm-secret", &why), -EACCES);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_off), cmocka_unit_test(test_token), cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_off), cmocka_unit_test(test_token), cmocka_unit_test(test_hmac), cmocka_unit_test(test_admin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -745,6 +745,37 @@ static void test_error_format(void **state)
     config_free(&c);
 }
 
+/* The delivery history's settings, and ADMIN_TOKEN (a secret). */
+static void test_history_settings(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[ERRLEN];
+    char *a[] = {"wr", NULL};
+    char *env0[] = {NULL};
+    assert_int_equal(run(&c, a, env0, err), CONFIG_RUN);
+    assert_int_equal(c.deploy_confirm_secs, 300);
+    assert_int_equal(c.history_size, 1000);
+    assert_null(c.admin_token);
+    config_free(&c);
+    char *env[] = {"DEPLOY_CONFIRM_SECS=0", "HISTORY_SIZE=50", "ADMIN_TOKEN=s3cret-admin", NULL};
+    assert_int_equal(run(&c, a, env, err), CONFIG_RUN);
+    assert_int_equal(c.deploy_confirm_secs, 0);
+    assert_int_equal(c.history_size, 50);
+    assert_string_equal(c.admin_token, "s3cret-admin");
+    config_free(&c);
+    char *bad1[] = {"HISTORY_SIZE=0", NULL};
+    expect_error(a, bad1, "HISTORY_SIZE:");
+    char *bad2[] = {"HISTORY_SIZE=1000001", NULL};
+    expect_error(a, bad2, "HISTORY_SIZE:");
+    char *bad3[] = {"DEPLOY_CONFIRM_SECS=-1", NULL};
+    expect_error(a, bad3, "DEPLOY_CONFIRM_SECS:");
+    char *bad4[] = {"ADMIN_TOKEN=", NULL};
+    expect_error(a, bad4, "ADMIN_TOKEN:");
+    char *bad5[] = {"ADMIN_TOKEN=has space", NULL};
+    expect_error(a, bad5, "ADMIN_TOKEN:");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_healthcheck),      cmocka_unit_test(test_registry_settings),
         cmocka_unit_test(test_poll_interval_seconds), cmocka_unit_test(test_env_suspects),
         cmocka_unit_test(test_describe_changes), cmocka_unit_test(test_error_format),
+        cmocka_unit_test(test_history_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,10 @@ struct fake {
     int fail_service;
     int n_services, n_service;
     char events_path[1024], list_path[1024];
+    /* GET /images/<ref>/json answers image_body (when set). */
+    const char *image_body;
+    int n_image;
+    char image_path[1024];
 };
 
 struct fwrite {
@@ -201,6 +205,10 @@ static void fake_request(struct fake_conn *fc)
         } else {
             fake_respond(fc, 200, f->service_body);
         }
+    } else if (f->image_body && starts_with(target, "/v1.41/images/")) {
+        f->n_image++;
+        snprintf(f->image_path, sizeof f->image_path, "%s", target);
+        fake_respond(fc, 200, f->image_body);
     } else if (starts_with(target, events)) {
         f->n_events++;
         snprintf(f->events_path, sizeof f->events_path, "%s", target);
@@ -361,7 +369,23 @@ struct bench {
     char *fixture_list;
     char **events;                /* the lines of events-container-and-service.jsonl */
     size_t nevents;
+    bool follow_starts;           /* the watcher gets on_started */
+    int nstarted;                 /* its reports, the last one's parts: */
+    char started_name[64], started_digest[128];
+    size_t started_ndigests;
+    long long started_created_ms, started_ms;
 };
+
+static void on_started(void *ud, const struct docker_started *s)
+{
+    struct bench *b = ud;
+    b->nstarted++;
+    snprintf(b->started_name, sizeof b->started_name, "%s", s->name ? s->name : "");
+    snprintf(b->started_digest, sizeof b->started_digest, "%s", s->ndigests ? s->digests[0] : "");
+    b->started_ndigests = s->ndigests;
+    b->started_created_ms = s->created_ms;
+    b->started_ms = s->started_ms;
+}
 
 static void on_deadline(uv_timer_t *t)
 {
@@ -499,6 +523,8 @@ static struct docker_watch *watch_with_timeout(struct bench *b, int cache_ttl_se
         .request_timeout_ms = request_timeout_ms,
         .routes = b->routes,
         .log = &b->lg,
+        .on_started = b->follow_starts ? on_started : NULL,
+        .started_ud = b,
     };
     b->w = docker_watch_new(&b->loop, &o);
     return b->w;
@@ -1096,6 +1122,67 @@ static void test_rename_event(void **state)
     assert_string_equal(docker_watch_state(b->w), "live");
 }
 
+/* A container event for id with the route labels (or none), at time_ms. */
+static char *container_event(const char *action, const char *id, bool routed, long long time_ms)
+{
+    json_t *attrs = json_pack("{s:s,s:s}", "image", "reg:5000/team/app:v2", "name", "web-1");
+    if (routed) {
+        json_object_set_new(attrs, "webhook-router.image", json_string("reg:5000/team/app"));
+        json_object_set_new(attrs, "webhook-router.url", json_string("http://127.0.0.1:9/hook"));
+    }
+    json_t *ev = json_pack("{s:s,s:s,s:s,s:{s:s,s:o},s:I}", "Type", "container", "Action", action, "id", id,
+                           "Actor", "ID", id, "Attributes", attrs, "timeNano", (json_int_t)time_ms * 1000000);
+    char *out = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return out;
+}
+
+/* Deploy confirmation's input: a routed container's start is reported with
+ * its image's RepoDigests (one image inspect) and its create and start
+ * times; an unrouted container's start costs nothing. */
+static void test_start_reported(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    f->image_body = "{\"Id\":\"sha256:11\",\"RepoDigests\":[\"reg:5000/team/app@sha256:abc\"]}";
+    b->follow_starts = true;
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 0));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_non_null(strstr(f->events_path, "start"));   /* asked for */
+    const char *id = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface";
+    char *ev = container_event("create", id, true, 1700000000000LL);
+    fake_event(f, ev);
+    free(ev);
+    ev = container_event("start", id, true, 1700000000500LL);
+    fake_event(f, ev);
+    free(ev);
+    RUN_UNTIL(b, b->nstarted == 1, 5000);
+    assert_int_equal(f->n_image, 1);
+    assert_true(starts_with(f->image_path, "/v1.41/images/reg:5000/team/app:v2/json"));
+    assert_string_equal(b->started_name, "web-1");
+    assert_int_equal(b->started_ndigests, 1);
+    assert_string_equal(b->started_digest, "reg:5000/team/app@sha256:abc");
+    assert_int_equal(b->started_created_ms, 1700000000000LL);
+    assert_int_equal(b->started_ms, 1700000000500LL);
+
+    /* A restart of a container whose create the watcher never saw: created unknown. */
+    ev = container_event("start", FX2_ID, true, 1700000001000LL);
+    fake_event(f, ev);
+    free(ev);
+    RUN_UNTIL(b, b->nstarted == 2, 5000);
+    assert_int_equal(b->started_created_ms, 0);
+
+    /* Without routes: no inspect, no report. */
+    const char *other = "0000000000000000000000000000000000000000000000000000000000000001";
+    ev = container_event("start", other, false, 1700000002000LL);
+    fake_event(f, ev);
+    free(ev);
+    run_for(b, 100);
+    assert_int_equal(f->n_image, 2);
+    assert_int_equal(b->nstarted, 2);
+}
+
 /* A rename the events missed is a change the resync finds (and says so),
  * not "resync: no change". */
 static void test_resync_sees_rename(void **state)
@@ -1217,6 +1304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sees_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_no_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_tcp_deadline_and_keepalive, setup, teardown),

@@ -450,6 +450,71 @@ static void test_coalescing(void **s)
     fx_finish(&x);
 }
 
+/* Outcomes per tag: every push coalesced into one POST gets its outcome
+ * (pushes beyond FORWARD_MAX_TAGS: the oldest superseded); a failure has
+ * its status, attempts and cause. */
+struct outcomes {
+    int n, superseded, delivered;
+    uint64_t last_tag;
+    struct forward_outcome last;
+    char error[64];   /* last.error is borrowed for the call only */
+};
+
+static void on_outcome(void *ud, uint64_t tag, const struct forward_outcome *o)
+{
+    struct outcomes *c = ud;
+    c->n++;
+    c->superseded += o->superseded;
+    c->delivered += o->delivered;
+    c->last_tag = tag;
+    c->last = *o;
+    snprintf(c->error, sizeof c->error, "%s", o->error ? o->error : "");
+    c->last.error = NULL;
+}
+
+static void test_outcomes_per_tag(void **s)
+{
+    (void)s;
+    struct outcomes c = {0};
+    struct forward_opts o = plain_opts;
+    o.debounce_ms = 50;
+    o.on_outcome = on_outcome;
+    o.outcome_ud = &c;
+    struct fx x;
+    fx_start(&x, 200, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/tags", x.rx.port);
+    struct push_event ev = event("latest", "e-t");
+    for (uint64_t t = 1; t <= FORWARD_MAX_TAGS + 2; t++) assert_int_equal(forward_submit_tagged(x.f, url, &ev, t), 0);
+    assert_int_equal(c.superseded, 2);   /* tags 1 and 2, at once */
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);   /* untagged: reports nothing */
+    RUN_UNTIL(&x, c.n == FORWARD_MAX_TAGS + 2);
+    assert_int_equal(c.delivered, FORWARD_MAX_TAGS);
+    assert_int_equal(c.last.status, 200);
+    assert_int_equal(c.last.attempts, 1);
+    assert_string_equal(c.error, "");
+    assert_int_equal(x.rx.nrequests, 1);
+    fx_finish(&x);
+
+    struct outcomes f = {0};
+    o = plain_opts;
+    o.retries = 1;
+    o.on_outcome = on_outcome;
+    o.outcome_ud = &f;
+    fx_start(&x, 503, &o);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/down", x.rx.port);
+    assert_int_equal(forward_submit_tagged(x.f, url, &ev, 77), 0);
+    assert_int_equal(f.n, 0);   /* never from inside the submit */
+    RUN_UNTIL(&x, f.n == 1);
+    assert_int_equal(f.last_tag, 77);
+    assert_false(f.last.delivered);
+    assert_int_equal(f.last.status, 503);
+    assert_int_equal(f.last.attempts, 2);
+    assert_string_equal(f.error, "HTTP 503");
+    assert_true(f.last.duration_ms >= f.last.attempt_ms);
+    fx_finish(&x);
+}
+
 static void test_keep_alive_reuse(void **s)
 {
     (void)s;
@@ -720,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_and_bad_urls),
         cmocka_unit_test(test_timeout_logged),
         cmocka_unit_test(test_coalescing),
+        cmocka_unit_test(test_outcomes_per_tag),
         cmocka_unit_test(test_keep_alive_reuse),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_retry_after_values),

@@ -613,6 +613,16 @@ static void sha256_digest(const char *body, size_t len, char out[72])
     for (unsigned i = 0; i < n && i < 32; i++) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
 }
 
+/* "sha256:" and 64 lower-case hex digits: anything else in
+ * Docker-Content-Digest is not taken (a digest is an event id and goes
+ * into a forward URL and a pull reference). */
+static bool digest_valid(const char *d)
+{
+    if (!d || strncmp(d, "sha256:", 7) != 0) return false;
+    size_t n = strspn(d + 7, "0123456789abcdef");
+    return n == 64 && d[7 + n] == '\0';
+}
+
 static void on_success(struct registry_req *r, const char *body, size_t len)
 {
     if (r->kind == REQ_TAGS) {
@@ -633,9 +643,9 @@ static void on_success(struct registry_req *r, const char *body, size_t len)
     }
     const char *d = r->h_digest;
     char computed[72];
-    if (!d || strncmp(d, "sha256:", 7) != 0) {
+    if (!digest_valid(d)) {
         if (!r->use_get) {
-            /* No digest in the head: the body's hash is the digest. */
+            /* No (usable) digest in the head: the body's hash is the digest. */
             r->use_get = true;
             send_api(r);
             return;

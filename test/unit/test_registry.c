@@ -39,6 +39,7 @@ struct fake {
     int expires_in;              /* token lifetime; 0: leave expires_in out */
     bool reject_all;             /* every API request 401s, even with a valid token */
     bool omit_digest;
+    const char *bad_digest;      /* sent as Docker-Content-Digest instead of DIGEST_A */
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
     const char *realm;           /* the Bearer realm to announce; NULL: /token here */
@@ -131,10 +132,13 @@ static void answer(struct fake *f, int fd, const char *req)
     }
     if (strcmp(path, "/v2/team/app/manifests/v1") == 0) {
         char extra[512];
+        char dig[256] = "";
+        if (!f->omit_digest)
+            snprintf(dig, sizeof dig, "Docker-Content-Digest: %s\r\n", f->bad_digest ? f->bad_digest : DIGEST_A);
         snprintf(extra, sizeof extra,
                  "Content-Type: application/vnd.oci.image.index.v1+json\r\n%s"
                  "RateLimit-Limit: 100;w=21600\r\nRateLimit-Remaining: 76;w=21600\r\n",
-                 f->omit_digest ? "" : "Docker-Content-Digest: " DIGEST_A "\r\n");
+                 dig);
         send_resp(fd, 200, extra, MANIFEST_BODY, head);
     } else if (strcmp(path, "/v2/team/app/tags/list") == 0) {
         send_resp(fd, 200, "Link: </v2/team/app/tags/list?n=2&last=b>; rel=\"next\"\r\n",
@@ -589,6 +593,31 @@ static void test_missing_digest_get_sha256(void **s)
     fx_finish(&x);
 }
 
+/* A Docker-Content-Digest that is not sha256:<64 lower-case hex> is not
+ * taken: the body's own hash is (as when the header is missing). */
+static void test_bad_digest_header(void **s)
+{
+    (void)s;
+    static const char *const bad[] = {
+        "sha256:zzz",
+        "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",     /* 63 */
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",   /* 65 */
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/../x",
+        "sha256:",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct fx x;
+        fx_start(&x, NULL);
+        x.f.bad_digest = bad[i];
+        struct got g = digest(&x, "team/app", "v1");
+        assert_int_equal(g.err, 0);
+        assert_string_equal(g.digest, "sha256:dff9de10919148711140d349bf03f1a99eb06f94b03e51715ccebfa7cdc518e2");
+        assert_string_equal(x.f.last_method, "GET");
+        fx_finish(&x);
+    }
+}
+
 static void test_tags_pagination(void **s)
 {
     (void)s;
@@ -757,7 +786,7 @@ int main(void)
         cmocka_unit_test(test_tags_pagination),       cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
-        cmocka_unit_test(test_bad_realm),
+        cmocka_unit_test(test_bad_realm),             cmocka_unit_test(test_bad_digest_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -754,6 +754,17 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
         finish(r, -EPROTO, "%s: its token realm is plain http and not in INSECURE_REGISTRIES", r->host);
         return;
     }
+    /* A plain-http registry's challenge can be rewritten by anyone on the
+     * path: its credentials go to a realm on the registry's own host only.
+     * (An anonymous token request carries nothing to steal.) */
+    const char *user, *password;
+    bool creds = registry_auth_lookup(r->c->auth, r->host, &user, &password);
+    if (creds && !r->ep.tls && strcasecmp(realm.host, r->ep.host) != 0) {
+        finish(r, -EPROTO, "%s: plain-http registry names a token realm on another host (%s): its credentials "
+               "are not sent there", r->host, realm.authority);
+        url_free(&realm);
+        return;
+    }
     struct buf path;
     buf_init(&path);
     buf_puts(&path, realm.path);
@@ -775,8 +786,7 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     struct buf h;
     buf_init(&h);
     buf_puts(&h, "Accept: application/json\r\n");
-    const char *user, *password;
-    if (registry_auth_lookup(r->c->auth, r->host, &user, &password)) {
+    if (creds) {
         struct buf up;
         buf_init(&up);
         buf_printf(&up, "%s:%s", user, password);

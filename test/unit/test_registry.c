@@ -776,6 +776,47 @@ static void test_bad_realm(void **s)
     fx_finish(&x);
 }
 
+/* A plain-http registry whose challenge names a realm on another host:
+ * its credentials are not sent there (old code sent them). Anonymous
+ * token requests still go. */
+static void test_http_realm_other_host(void **s)
+{
+    (void)s;
+    struct fx x;
+    char realm[128];
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"auth\":\"YWxpY2U6cHc=\"}}}");
+    snprintf(realm, sizeof realm, "http://localhost:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    struct got g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, -EPROTO);
+    char want[256];
+    snprintf(want, sizeof want, "%s: plain-http registry names a token realm on another host (localhost:%d): its "
+             "credentials are not sent there", x.host, x.f.port);
+    assert_string_equal(g.error, want);
+    assert_int_equal(x.f.token_requests, 0);
+    fx_finish(&x);
+
+    /* The same host (any port): the registry's own. */
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"auth\":\"YWxpY2U6cHc=\"}}}");
+    snprintf(realm, sizeof realm, "http://127.0.0.1:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, 0);
+    assert_string_equal(x.f.last_token_authz, "Basic YWxpY2U6cHc=");
+    fx_finish(&x);
+
+    fx_start(&x, NULL);
+    snprintf(realm, sizeof realm, "http://localhost:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, 0);
+    assert_string_equal(x.f.last_token_authz, "");
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -787,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
         cmocka_unit_test(test_bad_realm),             cmocka_unit_test(test_bad_digest_header),
+        cmocka_unit_test(test_http_realm_other_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "strset.h"
 #include "url.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -33,6 +34,8 @@
 #define MAX_TAGS_PAGE (8 * 1024 * 1024)
 #define MAX_TOKEN_BODY (256 * 1024)
 #define MAX_PAGES 1000
+#define DEFAULT_MAX_TAGS 100000
+#define DEFAULT_MAX_TAGS_BYTES (16 * 1024 * 1024)
 /* Requests in flight to one registry at most (so connections to it, with
  * keep-alive); more wait in order. A thousand watches firing in one turn
  * must not open a thousand connections. */
@@ -76,6 +79,7 @@ struct registry_client {
     const struct registry_auth *auth;
     char *insecure;
     uint64_t timeout_ms;
+    size_t max_tags, max_tags_bytes;
     struct token *tokens;
     struct host_state *hosts;
     struct stat_entry *stats;
@@ -114,7 +118,7 @@ struct registry_req {
     bool use_get;            /* the HEAD answer had no digest */
     char *authz;             /* "Bearer …" / "Basic …" for the API, or NULL */
     bool fresh_auth;         /* authz was got by this request: a 401 now is a refusal */
-    int pages;
+    int pages_n;
     struct http_call *call;
     char cause[160];         /* http_client's errbuf */
 
@@ -123,6 +127,8 @@ struct registry_req {
 
     struct buf tags_buf;     /* tag strings, NUL-separated */
     size_t ntags;
+    size_t tags_bytes;       /* JSON of every page so far */
+    struct strset pages;     /* the tag-list pages fetched: a next link back to one is a loop */
 
     bool pending;            /* result decided; waits for the deliver timer */
     struct registry_result res;
@@ -286,6 +292,7 @@ static void req_free(struct registry_req *r)
     free(r->path);
     wipe_free(r->authz);
     buf_free(&r->tags_buf);
+    strset_free(&r->pages);
     free_n(10, r->h_digest, r->h_ctype, r->h_www, r->h_link, r->h_retry, r->error, r->digest, r->media_type,
            (void *)r->tags, r);
 }
@@ -630,8 +637,24 @@ static void on_success(struct registry_req *r, const char *body, size_t len)
             finish(r, -EPROTO, "%s: the tag list of %s is not JSON with a \"tags\" array", r->host, r->repository);
             return;
         }
+        /* The whole list is capped, not only each page: a thousand pages
+         * of 8 MiB would otherwise be taken. */
+        r->tags_bytes += len;
+        if (r->ntags > r->c->max_tags || r->tags_bytes > r->c->max_tags_bytes) {
+            finish(r, -E2BIG, "%s: the tag list of %s is longer than %zu tags or %zu bytes: watch one tag instead "
+                   "(an exact tag label, or a glob that accepts the object's own tag)",
+                   r->host, r->repository, r->c->max_tags, r->c->max_tags_bytes);
+            return;
+        }
+        strset_add(&r->pages, r->path);
         char *next = next_page(r->h_link);
-        if (next && ++r->pages < MAX_PAGES) {
+        if (next && strset_has(&r->pages, next)) {
+            finish(r, -ELOOP, "%s: the tag list of %s links back to a page it already gave: stopped", r->host,
+                   r->repository);
+            free(next);
+            return;
+        }
+        if (next && ++r->pages_n < MAX_PAGES) {
             free(r->path);
             r->path = next;
             send_api(r);
@@ -841,6 +864,8 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
     c->auth = opts->auth;
     c->insecure = xstrdup_or_null(opts->insecure);
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->max_tags = opts->max_tags ? opts->max_tags : DEFAULT_MAX_TAGS;
+    c->max_tags_bytes = opts->max_tags_bytes ? opts->max_tags_bytes : DEFAULT_MAX_TAGS_BYTES;
     uv_timer_init(loop, &c->deliver);
     c->deliver.data = c;
     return c;

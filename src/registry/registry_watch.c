@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "match.h"
 #include "reference.h"
+#include "strset.h"
 
 #define DEFAULT_PER_HOST 4
 #define BACKOFF_CAP 8           /* errors back off to interval x 8 at most */
@@ -32,7 +33,7 @@ struct host_state {
 };
 
 struct tag_fetch {               /* a new tag's digest, for its push event */
-    struct tag_fetch *next;
+    struct tag_fetch *next, *prev;
     struct watch *w;
     char *tag;
     struct registry_req *req;
@@ -50,8 +51,11 @@ struct watch {
     char *digest;                /* last digest taken (or the baseline) */
     char *running;               /* the digest a subscriber runs, when known */
     struct docker_inspect *inspect;   /* reading running from an engine */
-    char **tags;                 /* a tag-list watch: the tags taken */
-    size_t ntags;
+    /* A tag-list watch: the tags taken, and those whose digest is being
+     * fetched. Sets, not lists: a list of 40,000 tags compared with itself
+     * on every check stalled the loop for seconds. */
+    struct strset known;
+    struct strset fetching;
     struct tag_fetch *fetches;
     struct registry_req *req;
     long long last_check_ms;
@@ -343,29 +347,29 @@ static void on_digest(void *ud, const struct registry_result *r)
 
 /* ---- tag lists -------------------------------------------------------------------- */
 
-static bool has_tag(const struct watch *w, const char *tag)
-{
-    for (size_t i = 0; i < w->ntags; i++)
-        if (strcmp(w->tags[i], tag) == 0) return true;
-    return false;
-}
-
-static void add_tag(struct watch *w, const char *tag)
-{
-    if (has_tag(w, tag)) return;
-    w->tags = xrealloc(w->tags, (w->ntags + 1) * sizeof *w->tags);
-    w->tags[w->ntags++] = xstrdup(tag);
-}
-
 static void fetch_free(struct tag_fetch *f)
 {
-    for (struct tag_fetch **pp = &f->w->fetches; *pp; pp = &(*pp)->next)
-        if (*pp == f) {
-            *pp = f->next;
-            break;
-        }
+    struct watch *w = f->w;
+    if (f->prev) f->prev->next = f->next;
+    else w->fetches = f->next;
+    if (f->next) f->next->prev = f->prev;
+    strset_remove(&w->fetching, f->tag);
     free(f->tag);
     free(f);
+}
+
+static void on_tag_digest(void *ud, const struct registry_result *r);
+
+static void fetch_new(struct watch *w, const char *tag)
+{
+    struct tag_fetch *f = xcalloc(1, sizeof *f);
+    f->w = w;
+    f->tag = xstrdup(tag);
+    f->next = w->fetches;
+    if (w->fetches) w->fetches->prev = f;
+    w->fetches = f;
+    strset_add(&w->fetching, tag);
+    f->req = registry_get_digest(w->rw->o.client, w->key.host, w->key.repository, tag, on_tag_digest, f);
 }
 
 static void on_tag_digest(void *ud, const struct registry_result *r)
@@ -378,7 +382,7 @@ static void on_tag_digest(void *ud, const struct registry_result *r)
         F_STR("repository", w->key.repository), F_STR("tag", f->tag), F_STR("new", digest));
     /* Not taken (queue full): it stays out of the known tags, and the next
      * check offers it again. */
-    if (offer(w, f->tag, digest)) add_tag(w, f->tag);
+    if (offer(w, f->tag, digest)) strset_add(&w->known, f->tag);
     fetch_free(f);
 }
 
@@ -390,21 +394,14 @@ static void on_tags(void *ud, const struct registry_result *r)
         if (!w->baseline) {
             /* The tags present at the first check are the baseline. */
             for (size_t i = 0; i < r->ntags; i++)
-                if (tag_glob_match(w->key.glob, r->tags[i])) add_tag(w, r->tags[i]);
+                if (tag_glob_match(w->key.glob, r->tags[i])) strset_add(&w->known, r->tags[i]);
             w->baseline = true;
         } else {
             for (size_t i = 0; i < r->ntags; i++) {
                 const char *t = r->tags[i];
-                if (!tag_glob_match(w->key.glob, t) || has_tag(w, t)) continue;
-                bool fetching = false;
-                for (struct tag_fetch *f = w->fetches; f; f = f->next) fetching |= strcmp(f->tag, t) == 0;
-                if (fetching) continue;
-                struct tag_fetch *f = xcalloc(1, sizeof *f);
-                f->w = w;
-                f->tag = xstrdup(t);
-                f->next = w->fetches;
-                w->fetches = f;
-                f->req = registry_get_digest(rw->o.client, w->key.host, w->key.repository, t, on_tag_digest, f);
+                if (!tag_glob_match(w->key.glob, t) || strset_has(&w->known, t) || strset_has(&w->fetching, t))
+                    continue;
+                fetch_new(w, t);
             }
         }
     }
@@ -498,8 +495,9 @@ static void watch_free(struct watch *w)
         registry_req_cancel(w->fetches->req);
         fetch_free(w->fetches);
     }
-    for (size_t i = 0; i < w->ntags; i++) free(w->tags[i]);
-    free_n(6, w->tags, w->digest, w->running, w->error, w->logged, w);
+    strset_free(&w->known);
+    strset_free(&w->fetching);
+    free_n(5, w->digest, w->running, w->error, w->logged, w);
 }
 
 struct rebuild {
@@ -593,7 +591,7 @@ bool registry_watch_status(struct registry_watcher *rw, const struct route *r, c
     struct watch *w = find_watch(rw, &k);
     if (!w) return false;
     *out = (struct watch_status){.key = &w->key, .last_check_ms = w->last_check_ms, .digest = w->digest,
-                                 .error = w->error, .ntags = w->ntags};
+                                 .error = w->error, .ntags = strset_count(&w->known)};
     return true;
 }
 

@@ -42,6 +42,7 @@ struct fake {
     const char *bad_digest;      /* sent as Docker-Content-Digest instead of DIGEST_A */
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
+    bool loop_next;              /* the last tags page links back to the second */
     const char *realm;           /* the Bearer realm to announce; NULL: /token here */
     /* seen */
     int connections;
@@ -147,7 +148,8 @@ static void answer(struct fake *f, int fd, const char *req)
         send_resp(fd, 200, "Link: <http://127.0.0.1/v2/team/app/tags/list?n=2&last=d>; rel=\"next\"\r\n",
                   "{\"name\":\"team/app\",\"tags\":[\"c\",\"d\"]}", false);
     } else if (strcmp(path, "/v2/team/app/tags/list?n=2&last=d") == 0) {
-        send_resp(fd, 200, NULL, "{\"name\":\"team/app\",\"tags\":[\"v1\"]}", false);
+        send_resp(fd, 200, f->loop_next ? "Link: </v2/team/app/tags/list?n=2&last=b>; rel=\"next\"\r\n" : NULL,
+                  "{\"name\":\"team/app\",\"tags\":[\"v1\"]}", false);
     } else {
         send_resp(fd, 404, NULL, "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}", head);
     }
@@ -640,6 +642,62 @@ static void test_tags_pagination(void **s)
     fx_finish(&x);
 }
 
+/* The client again, with caps on a whole tag list. */
+static void fx_recreate(struct fx *x, size_t max_tags, size_t max_bytes)
+{
+    registry_client_close(x->rc, NULL, NULL);
+    struct registry_client_opts o = {.http = x->http, .log = &x->lg, .auth = x->auth, .insecure = x->insecure,
+                                     .timeout_ms = 3000, .max_tags = max_tags, .max_tags_bytes = max_bytes};
+    x->rc = registry_client_new(&x->loop, &o);
+}
+
+static struct got tags_of(struct fx *x)
+{
+    struct got g = {0};
+    registry_get_tags(x->rc, x->host, "team/app", on_result, &g);
+    run_until(x, &g);
+    return g;
+}
+
+/* A whole tag list is capped (tags and bytes), not only each page; a next
+ * link back to a page already fetched stops the list. Old code: every
+ * page up to 1,000 was taken, and a loop went round 1,000 pages. */
+static void test_tags_caps_and_loop(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    fx_recreate(&x, 5, 0);   /* exactly the five tags: fine */
+    struct got g = tags_of(&x);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.ntags, 5);
+    fx_recreate(&x, 3, 0);
+    int before = fake_get(&x.f, &x.f.api_requests);
+    g = tags_of(&x);
+    assert_int_equal(g.err, -E2BIG);
+    assert_int_equal(g.ntags, 0);
+    char want[512];
+    snprintf(want, sizeof want, "%s: the tag list of team/app is longer than 3 tags or 16777216 bytes: watch one "
+             "tag instead (an exact tag label, or a glob that accepts the object's own tag)", x.host);
+    assert_string_equal(g.error, want);
+    assert_int_equal(fake_get(&x.f, &x.f.api_requests) - before, 2);   /* stopped at the second page */
+    fx_recreate(&x, 0, 50);   /* each page is 36 bytes */
+    g = tags_of(&x);
+    assert_int_equal(g.err, -E2BIG);
+    assert_non_null(strstr(g.error, "or 50 bytes"));
+
+    fx_recreate(&x, 0, 0);
+    x.f.loop_next = true;
+    before = fake_get(&x.f, &x.f.api_requests);
+    g = tags_of(&x);
+    assert_int_equal(g.err, -ELOOP);
+    snprintf(want, sizeof want, "%s: the tag list of team/app links back to a page it already gave: stopped",
+             x.host);
+    assert_string_equal(g.error, want);
+    assert_int_equal(fake_get(&x.f, &x.f.api_requests) - before, 3);
+    fx_finish(&x);
+}
+
 static void test_keep_alive(void **s)
 {
     (void)s;
@@ -828,7 +886,7 @@ int main(void)
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
         cmocka_unit_test(test_bad_realm),             cmocka_unit_test(test_bad_digest_header),
-        cmocka_unit_test(test_http_realm_other_host),
+        cmocka_unit_test(test_http_realm_other_host), cmocka_unit_test(test_tags_caps_and_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -504,7 +504,8 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         const char *name = json_is_array(names) ? json_string_value(json_array_get(names, 0)) : NULL;
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
-                                   .stack = stack_of(labels), .image = attr(c, "Image")};
+                                   .stack = stack_of(labels), .image = attr(c, "Image"),
+                                   .image_id = attr(c, "ImageID")};
         if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
         routes_put(w->routes, &src, labels, w->prefix, w->log);

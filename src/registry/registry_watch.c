@@ -458,19 +458,27 @@ static void read_running(struct watch *w, const struct route_source *src)
 {
     if (!watch_tag(w) || w->running || w->inspect || !src || !src->image) return;
     const char *digest;
-    /* An image of another repository cannot tell what this one runs: no
-     * inspect (a thousand watched routes on one container would otherwise
-     * ask the engine a thousand times at once). */
-    if (!ref_names_watch(w, src->image, &digest)) return;
-    if (digest) {
+    bool names = ref_names_watch(w, src->image, &digest);
+    if (names && digest) {
         set_str(&w->running, digest);
         return;
     }
     if (strcmp(src->kind, "container") != 0) return;
+    /* A container whose image tag has moved since it was created (a new
+     * image built and pushed on this host) is listed with its image id as
+     * its image: its image's RepoDigests still say what it runs. Otherwise
+     * an image of another repository cannot tell what this one runs: no
+     * inspect (a thousand watched routes on one container would otherwise
+     * ask the engine a thousand times at once). */
+    bool by_id = src->image_id && strcmp(src->image, src->image_id) == 0;
+    if (!names && !by_id) return;
+    /* By what the container runs (its ImageID), never by its image name:
+     * the name may point at another image by now. */
+    const char *image = src->image_id ? src->image_id : src->image;
     for (size_t i = 0; i < w->rw->o.nengines; i++) {
         struct docker_watch *e = w->rw->o.engines[i];
         if (strcmp(docker_watch_host(e), src->engine) != 0) continue;
-        w->inspect = docker_watch_inspect_image(e, src->image, on_inspected, w);
+        w->inspect = docker_watch_inspect_image(e, image, on_inspected, w);
         return;
     }
 }

@@ -235,6 +235,7 @@ static void source_free(struct source *s)
     free((char *)s->info.name);
     free((char *)s->info.stack);
     free((char *)s->info.image);
+    free((char *)s->info.image_id);
     route_list_free(s->routes, s->nroutes);
     free(s->problem);
     free(s);
@@ -281,7 +282,8 @@ static bool same_str(const char *a, const char *b)
 static bool same_info(const struct route_source *have, const struct route_source *src)
 {
     return same_str(have->kind, src->kind ? src->kind : "container") && same_str(have->name, src->name) &&
-           same_str(have->stack, src->stack) && same_str(have->image, src->image);
+           same_str(have->stack, src->stack) && same_str(have->image, src->image) &&
+           (!src->image_id || same_str(have->image_id, src->image_id));
 }
 
 static bool same_routes(const struct route *a, size_t na, const struct route *b, size_t nb)
@@ -342,6 +344,12 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     s->info.name = xstrdup_or_null(src->name);
     s->info.stack = xstrdup_or_null(src->stack);
     s->info.image = xstrdup_or_null(src->image);
+    if (src->image_id) {
+        /* A container's image never changes: a put that does not say it
+         * (an event) keeps the one a list said. */
+        free((char *)s->info.image_id);
+        s->info.image_id = xstrdup(src->image_id);
+    }
     t->generation++;
     route_list_free(s->routes, s->nroutes);
     s->routes = NULL;

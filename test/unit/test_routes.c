@@ -281,6 +281,15 @@ static void test_generation_moves_on_change_only(void **state)
     src.image = "a:2";
     routes_put(f->t, &src, j, "webhook-router", &f->lg);
     assert_true(routes_generation(f->t) > g);
+    /* The list says the container's ImageID; an event (no ImageID) keeps it. */
+    src.image_id = "sha256:1234";
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_string_equal(routes_find(f->t, "e1", "c1")->image_id, "sha256:1234");
+    g = routes_generation(f->t);
+    src.image_id = NULL;
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_string_equal(routes_find(f->t, "e1", "c1")->image_id, "sha256:1234");
+    assert_int_equal(routes_generation(f->t), g);
     json_decref(j);
     g = routes_generation(f->t);
     put(f, "e1", "c2", l);   /* malformed -> good */

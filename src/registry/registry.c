@@ -108,6 +108,11 @@ struct registry_req {
     bool queued;             /* waits for a slot of hs */
     bool has_slot;
     bool in_dispatch;        /* being started: a result now is given from the loop */
+    /* Token fetches for one (host, scope) are merged: the first one sent
+     * leads, the others wait for its token (or its error). */
+    struct registry_req *token_leader;   /* the request whose token fetch this one waits for */
+    unsigned nwaiters;                   /* requests waiting for this one's token fetch */
+    bool wake;                           /* its leader got the token: go on from the loop */
     char *repository, *tag;
     char *scope;             /* repository:<name>:pull */
     struct url ep;           /* where the API is */
@@ -281,6 +286,7 @@ static void token_put(struct registry_client *c, const char *host, const char *s
 
 static void on_deliver(uv_timer_t *t);
 static void dispatch(struct registry_req *r);
+static void send_api(struct registry_req *r);
 
 static void req_free(struct registry_req *r)
 {
@@ -297,9 +303,17 @@ static void req_free(struct registry_req *r)
            (void *)r->tags, r);
 }
 
+static void wake_waiters(struct registry_req *r, int err, const char *error);
+
 static void req_unlink(struct registry_req *r)
 {
     struct registry_client *c = r->c;
+    if (r->token_leader) {
+        r->token_leader->nwaiters--;
+        r->token_leader = NULL;
+    }
+    /* Cancelled while others waited for its token: they fetch their own. */
+    if (r->nwaiters) wake_waiters(r, 0, NULL);
     if (r->prev) r->prev->next = r->next;
     else c->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
@@ -357,6 +371,9 @@ static void finish(struct registry_req *r, int err, const char *fmt, ...)
         va_end(ap);
         r->error = buf_steal(&b);
     }
+    /* A token fetch that failed fails those waiting for it alike (the same
+     * host and scope, so the same repository and credentials). */
+    if (r->nwaiters) wake_waiters(r, err, r->error);
     if (r->in_dispatch) {
         /* Decided while registry_get_* (or the queue) starts it: the
          * callback must not run from in there. on_deliver counts it. */
@@ -395,6 +412,15 @@ static void on_deliver(uv_timer_t *t)
         first = r->next;
         req_free(r);
     }
+    /* Requests whose leader got their token: on, with it from the cache.
+     * Started like dispatch: never a callback from inside. */
+    for (struct registry_req *r = c->reqs; r && !c->closing; r = r->next) {
+        if (!r->wake) continue;
+        r->wake = false;
+        r->in_dispatch = true;
+        send_api(r);
+        r->in_dispatch = false;
+    }
     /* Queued requests whose host has a free slot, oldest first. dispatch
      * never calls back from inside, so the list stays as it is meanwhile
      * (apart from the request dispatched). */
@@ -402,6 +428,29 @@ static void on_deliver(uv_timer_t *t)
         next = r->next;
         if (r->queued && r->hs->inflight < HOST_CONCURRENCY) dispatch(r);
     }
+}
+
+/* r's token fetch ended: with a token (err 0) its waiters go on from the
+ * loop (a waiter of a cancelled leader then fetches its own); else they end
+ * with its error. */
+static void wake_waiters(struct registry_req *r, int err, const char *error)
+{
+    struct registry_client *c = r->c;
+    for (struct registry_req *w = c->reqs; w && r->nwaiters; w = w->next) {
+        if (w->token_leader != r) continue;
+        w->token_leader = NULL;
+        r->nwaiters--;
+        if (err) {
+            w->pending = true;
+            w->res.err = err;
+            w->res.status = r->res.status;
+            set_str(&w->error, error);
+        } else {
+            w->wake = true;
+        }
+    }
+    r->nwaiters = 0;
+    if (!c->closing) uv_timer_start(&c->deliver, on_deliver, 0, 0);
 }
 
 /* A result decided inside registry_get_*: given from the loop, never from
@@ -752,6 +801,7 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
     LOG(r->c->log, LOG_DEBUG, "registry token fetched", F_STR("registry", r->host), F_STR("scope", r->scope),
         F_INT("expires_in", secs));
     token_put(r->c, r->host, r->scope, json_string_value(tok), secs);
+    if (r->nwaiters) wake_waiters(r, 0, NULL);
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "Bearer %s", json_string_value(tok));
@@ -762,9 +812,27 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
     send_api(r);
 }
 
+/* A token fetch in flight for r's host and scope, or NULL. */
+static struct registry_req *token_fetch_of(struct registry_req *r)
+{
+    for (struct registry_req *q = r->c->reqs; q; q = q->next)
+        if (q != r && q->phase == PH_TOKEN && q->call && strcmp(q->host, r->host) == 0 &&
+            strcmp(q->scope, r->scope) == 0)
+            return q;
+    return NULL;
+}
+
 /* GET realm?service=…&scope=…, with Basic credentials when there are some. */
 static void send_token(struct registry_req *r, const struct registry_challenge *ch)
 {
+    struct registry_req *leader = token_fetch_of(r);
+    if (leader) {
+        /* Its token will do for this one too: wait for it. */
+        r->phase = PH_TOKEN;
+        r->token_leader = leader;
+        leader->nwaiters++;
+        return;
+    }
     struct url realm;
     const char *why = NULL;
     if (url_parse(ch->realm, &realm, &why) < 0) {

@@ -43,6 +43,7 @@ struct fake {
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
     bool loop_next;              /* the last tags page links back to the second */
+    bool hang_token;             /* token requests get no answer */
     const char *realm;           /* the Bearer realm to announce; NULL: /token here */
     /* seen */
     int connections;
@@ -89,6 +90,7 @@ static void answer(struct fake *f, int fd, const char *req)
     if (f->hang) return;
     if (strncmp(path, "/token", 6) == 0) {
         f->token_requests++;
+        if (f->hang_token) return;
         snprintf(f->last_token_authz, sizeof f->last_token_authz, "%s", authz);
         const char *sc = strstr(path, "scope=");
         snprintf(f->last_scope, sizeof f->last_scope, "%s", sc ? sc + 6 : "");
@@ -875,6 +877,79 @@ static void test_http_realm_other_host(void **s)
     fx_finish(&x);
 }
 
+/* Three checks of one repository at once on a Bearer host: one token
+ * request, not three (old code: three, and with this fake, which honours
+ * only the newest token, two of them were then refused). A token server
+ * that refuses: all three fail with its answer, still one request. */
+static void test_token_fetches_merged(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.expires_in = 300;
+    struct got g[3];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 3; i++) run_until(&x, &g[i]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].err, 0);
+        assert_string_equal(g[i].digest, DIGEST_A);
+    }
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);
+    fx_finish(&x);
+
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"username\":\"alice\",\"password\":\"wrong-pw\"}}}");
+    x.f.auth = FA_BEARER;
+    x.f.basic = "Basic YWxpY2U6cHc=";
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 3; i++) run_until(&x, &g[i]);
+    char want[256];
+    snprintf(want, sizeof want, "%s refused the credentials for team/app (HTTP 401 from its token server)", x.host);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].err, -EACCES);
+        assert_string_equal(g[i].error, want);
+    }
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);
+    assert_true(has_stat(&x, "auth_error=3;"));
+    fx_finish(&x);
+}
+
+/* The request that fetches the token is cancelled: the ones waiting for
+ * it fetch their own. */
+static void test_token_leader_cancelled(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.expires_in = 300;
+    struct got g[3];
+    memset(g, 0, sizeof g);
+    pthread_mutex_lock(&x.f.mu);
+    x.f.hang_token = true;
+    pthread_mutex_unlock(&x.f.mu);
+    struct registry_req *first = registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[0]);
+    for (int i = 0; i < 4000 && fake_get(&x.f, &x.f.token_requests) < 1; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(500);
+    }
+    /* The host's challenge is known now: these two go for a token at once,
+     * and wait for the first one's. */
+    for (int i = 1; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 50; i++) uv_run(&x.loop, UV_RUN_NOWAIT), usleep(200);
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);   /* the others wait for it */
+    pthread_mutex_lock(&x.f.mu);
+    x.f.hang_token = false;
+    pthread_mutex_unlock(&x.f.mu);
+    registry_req_cancel(first);
+    for (int i = 1; i < 3; i++) run_until(&x, &g[i]);
+    for (int i = 1; i < 3; i++) assert_int_equal(g[i].err, 0);
+    assert_int_equal(g[0].done, 0);
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -887,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
         cmocka_unit_test(test_bad_realm),             cmocka_unit_test(test_bad_digest_header),
         cmocka_unit_test(test_http_realm_other_host), cmocka_unit_test(test_tags_caps_and_loop),
+        cmocka_unit_test(test_token_fetches_merged),  cmocka_unit_test(test_token_leader_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

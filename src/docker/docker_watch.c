@@ -634,12 +634,18 @@ static void start_list(struct docker_watch *w)
     start_labelled_list(w, "containers/json", "all=1&", on_list_done);
 }
 
+static void on_resync_info_done(void *ud, int err, int status, const char *body, size_t len);
+
 static void on_resync_timer(uv_timer_t *t)
 {
     struct docker_watch *w = t->data;
-    if (w->state != ST_LIVE || w->list_call) return;
+    if (w->state != ST_LIVE || w->list_call || w->version_call) return;
     w->resync = true;
-    start_list(w);
+    w->sync_started_ms = uv_now(w->loop);
+    char path[64];
+    snprintf(path, sizeof path, "/v%s/info", w->api);
+    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+              on_resync_info_done);
 }
 
 /* ---- the events stream ---------------------------------------------------- */
@@ -704,7 +710,27 @@ static void start_events(struct docker_watch *w)
 
 /* ---- version ------------------------------------------------------------ */
 
-/* Is this engine a Swarm manager? Then services carry routes too. */
+/* Is this engine a Swarm manager, by its GET /info? Then services carry
+ * routes too. */
+static bool info_says_manager(const char *body, size_t len)
+{
+    json_error_t jerr;
+    json_t *info = json_loadb(body, len, 0, &jerr);
+    json_t *swarm = json_object_get(info, "Swarm");
+    bool manager = json_is_true(json_object_get(swarm, "ControlAvailable")) &&
+                   attr(swarm, "LocalNodeState") && strcmp(attr(swarm, "LocalNodeState"), "active") == 0;
+    json_decref(info);
+    return manager;
+}
+
+static void set_manager(struct docker_watch *w, bool manager)
+{
+    if (manager != w->swarm_manager)
+        LOG(w->log, LOG_INFO, manager ? "swarm manager: watching services too" : "not a swarm manager",
+            F_STR("engine", w->host));
+    w->swarm_manager = manager;
+}
+
 static void on_info_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
@@ -713,16 +739,32 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
         fail_errno(w, "GET /info", err, status, w->version_cause);
         return;
     }
-    json_error_t jerr;
-    json_t *info = json_loadb(body, len, 0, &jerr);
-    json_t *swarm = json_object_get(info, "Swarm");
-    bool manager = json_is_true(json_object_get(swarm, "ControlAvailable")) &&
-                   attr(swarm, "LocalNodeState") && strcmp(attr(swarm, "LocalNodeState"), "active") == 0;
-    json_decref(info);
-    if (manager != w->swarm_manager)
-        LOG(w->log, LOG_INFO, manager ? "swarm manager: watching services too" : "not a swarm manager",
-            F_STR("engine", w->host));
-    w->swarm_manager = manager;
+    set_manager(w, info_says_manager(body, len));
+    start_events(w);
+}
+
+/* A resync asks /info first: `docker swarm init` (or leave) after the
+ * start has no event of its own here, so this is where a node that became
+ * a manager is noticed. Then the events are subscribed again with the
+ * filter that fits (services too, or not), and their head starts a full
+ * list as at a connect. */
+static void on_resync_info_done(void *ud, int err, int status, const char *body, size_t len)
+{
+    struct docker_watch *w = ud;
+    w->version_call = NULL;
+    if (err || status != 200) {
+        fail_errno(w, "GET /info", err, status, w->version_cause);
+        return;
+    }
+    bool manager = info_says_manager(body, len);
+    if (manager == w->swarm_manager) {
+        start_list(w);
+        return;
+    }
+    set_manager(w, manager);
+    w->resync = false;   /* a sync of its own ("docker synced"), not the safety net finding changes */
+    http_call_cancel(w->events_call);
+    w->events_call = NULL;
     start_events(w);
 }
 

@@ -993,6 +993,42 @@ static void test_service_fetch_retried(void **state)
     assert_false(log_has(b, "docker connection lost"));
 }
 
+/* `docker swarm init` after the start: the next resync's GET /info says
+ * manager, the events are subscribed again with services in the filter and
+ * the services are listed. Old code listed containers only until a
+ * reconnect. `swarm leave`: the services' routes go. */
+static void test_swarm_init_noticed_at_resync(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    char *svc = fixture_service(1);   /* fxsvc2 */
+    struct buf list;
+    buf_init(&list);
+    buf_printf(&list, "[%s]", svc);
+    free(svc);
+    f->services_body = buf_steal(&list);
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 1));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_false(has_source(b, "fxsvc2"));
+    assert_int_equal(f->n_services, 0);
+
+    f->swarm = true;
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 5000);
+    assert_int_equal(f->n_events, 2);   /* subscribed again, with services */
+    assert_non_null(strstr(f->events_path, "service"));
+    assert_true(log_has(b, "swarm manager: watching services too"));
+    assert_false(log_has(b, "resync found changes the events missed"));
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+
+    f->swarm = false;
+    RUN_UNTIL(b, !has_source(b, "fxsvc2"), 5000);
+    assert_true(log_has(b, "not a swarm manager"));
+    assert_int_equal(f->n_events, 3);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_string_equal(docker_watch_state(b->w), "live");
+}
+
 /* A fetch that keeps failing is given up after three retries with one
  * warn; a background list (the /events stream stays) then brings the
  * service in, so the map converges even with CACHE_TTL_SECS=0. */
@@ -1215,6 +1251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swarm_init_noticed_at_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sees_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_no_head, setup, teardown),

@@ -636,16 +636,22 @@ static void start_list(struct docker_watch *w)
 
 static void on_resync_info_done(void *ud, int err, int status, const char *body, size_t len);
 
+/* GET /v<api>/info, in the version_call slot (at a connect, after /version). */
+static void start_info(struct docker_watch *w, void (*done)(void *, int, int, const char *, size_t))
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v%s/info", w->api);
+    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+              done);
+}
+
 static void on_resync_timer(uv_timer_t *t)
 {
     struct docker_watch *w = t->data;
     if (w->state != ST_LIVE || w->list_call || w->version_call) return;
     w->resync = true;
     w->sync_started_ms = uv_now(w->loop);
-    char path[64];
-    snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
-              on_resync_info_done);
+    start_info(w, on_resync_info_done);
 }
 
 /* ---- the events stream ---------------------------------------------------- */
@@ -786,10 +792,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     }
     snprintf(w->api, sizeof w->api, "%s", api_cmp(api, MAX_API) > 0 ? MAX_API : api);
     json_decref(v);
-    char path[64];
-    snprintf(path, sizeof path, "/v%s/info", w->api);
-    start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
-              on_info_done);
+    start_info(w, on_info_done);
 }
 
 static void connect_engine(struct docker_watch *w)

@@ -634,15 +634,15 @@ static void start_list(struct docker_watch *w)
     start_labelled_list(w, "containers/json", "all=1&", on_list_done);
 }
 
-static void on_resync_info_done(void *ud, int err, int status, const char *body, size_t len);
+static void on_info_done(void *ud, int err, int status, const char *body, size_t len);
 
-/* GET /v<api>/info, in the version_call slot (at a connect, after /version). */
-static void start_info(struct docker_watch *w, void (*done)(void *, int, int, const char *, size_t))
+/* GET /v<api>/info, in the version_call slot: at a connect (after /version) and at each resync. */
+static void start_info(struct docker_watch *w)
 {
     char path[64];
     snprintf(path, sizeof path, "/v%s/info", w->api);
     start_get(w, &w->version_call, w->version_cause, path, w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
-              done);
+              on_info_done);
 }
 
 static void on_resync_timer(uv_timer_t *t)
@@ -651,7 +651,7 @@ static void on_resync_timer(uv_timer_t *t)
     if (w->state != ST_LIVE || w->list_call || w->version_call) return;
     w->resync = true;
     w->sync_started_ms = uv_now(w->loop);
-    start_info(w, on_resync_info_done);
+    start_info(w);
 }
 
 /* ---- the events stream ---------------------------------------------------- */
@@ -737,6 +737,9 @@ static void set_manager(struct docker_watch *w, bool manager)
     w->swarm_manager = manager;
 }
 
+/* GET /info, at a connect and at each background resync: `docker swarm
+ * init` (or leave) after the start has no event of its own here, so the
+ * resync is where a node that became a manager is noticed. */
 static void on_info_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
@@ -745,30 +748,16 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
         fail_errno(w, "GET /info", err, status, w->version_cause);
         return;
     }
-    set_manager(w, info_says_manager(body, len));
-    start_events(w);
-}
-
-/* A resync asks /info first: `docker swarm init` (or leave) after the
- * start has no event of its own here, so this is where a node that became
- * a manager is noticed. Then the events are subscribed again with the
- * filter that fits (services too, or not), and their head starts a full
- * list as at a connect. */
-static void on_resync_info_done(void *ud, int err, int status, const char *body, size_t len)
-{
-    struct docker_watch *w = ud;
-    w->version_call = NULL;
-    if (err || status != 200) {
-        fail_errno(w, "GET /info", err, status, w->version_cause);
-        return;
-    }
     bool manager = info_says_manager(body, len);
-    if (manager == w->swarm_manager) {
-        start_list(w);
+    if (w->resync && manager == w->swarm_manager) {
+        start_list(w);   /* on the live subscription */
         return;
     }
+    /* A connect, or the node's Swarm role changed: subscribe (again) with
+     * the filter that fits, services too or not; the events' head starts a
+     * full list, a sync of its own ("docker synced"). */
     set_manager(w, manager);
-    w->resync = false;   /* a sync of its own ("docker synced"), not the safety net finding changes */
+    w->resync = false;
     http_call_cancel(w->events_call);
     w->events_call = NULL;
     start_events(w);
@@ -792,7 +781,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
     }
     snprintf(w->api, sizeof w->api, "%s", api_cmp(api, MAX_API) > 0 ? MAX_API : api);
     json_decref(v);
-    start_info(w, on_info_done);
+    start_info(w);
 }
 
 static void connect_engine(struct docker_watch *w)

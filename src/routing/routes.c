@@ -301,6 +301,18 @@ static const char *source_label(const struct route_source *src)
     return src->name ? src->name : src->id;
 }
 
+/* Malformed labels: warn once per distinct problem, since resyncs would
+ * otherwise repeat it. */
+static void note_problem(struct source *s, const struct route_source *src, const char *err,
+                         const struct logger *lg)
+{
+    if (s->problem && strcmp(s->problem, err) == 0) return;
+    LOG(lg, LOG_WARN, "labels ignored", F_STR(s->info.kind, source_label(src)), F_STR("id", src->id),
+        F_STR("stack", src->stack), F_STR("engine", src->engine), F_STR("error", err));
+    free(s->problem);
+    s->problem = xstrdup(err);
+}
+
 int routes_put(struct route_table *t, const struct route_source *src, json_t *labels,
                const char *prefix, const struct logger *lg)
 {
@@ -334,6 +346,7 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
                   (n < 0 ? s->nroutes != 0 : !same_routes(s->routes, s->nroutes, routes, (size_t)n));
     if (!changed) {
         if (n > 0) route_list_free(routes, (size_t)n);
+        if (n < 0) note_problem(s, src, err, lg);   /* still no routes, maybe another reason */
         return n < 0 ? -EINVAL : n;
     }
     free((char *)s->info.kind);
@@ -357,14 +370,7 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     t->index_dirty = true;
 
     if (n < 0) {
-        /* Warn once per distinct problem: resyncs would otherwise repeat it. */
-        if (!s->problem || strcmp(s->problem, err) != 0) {
-            LOG(lg, LOG_WARN, "labels ignored", F_STR(s->info.kind, source_label(src)),
-                F_STR("id", src->id), F_STR("stack", src->stack), F_STR("engine", src->engine),
-                F_STR("error", err));
-            free(s->problem);
-            s->problem = xstrdup(err);
-        }
+        note_problem(s, src, err, lg);
         return -EINVAL;
     }
     free(s->problem);

@@ -291,7 +291,13 @@ static void test_generation_moves_on_change_only(void **state)
     assert_string_equal(routes_find(f->t, "e1", "c1")->image_id, "sha256:1234");
     assert_int_equal(routes_generation(f->t), g);
     json_decref(j);
+    /* Malformed for another reason: no generation move, but its own warn. */
     g = routes_generation(f->t);
+    put(f, "e1", "c2", "{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"maybe\"}");
+    assert_int_equal(routes_generation(f->t), g);
+    char *log = log_text(f);
+    assert_non_null(strstr(log, "update must be true or false"));
+    free(log);
     put(f, "e1", "c2", l);   /* malformed -> good */
     assert_true(routes_generation(f->t) > g);
     g = routes_generation(f->t);

@@ -168,6 +168,8 @@ static void *fake_main(void *arg)
     int conns[MAX_CONNS];
     int nconns = 0;
     for (;;) {
+        /* A connection accepted below was not polled this round: no revents. */
+        memset(pf, 0, sizeof pf);
         pf[0] = (struct pollfd){.fd = f->lfd, .events = POLLIN};
         pf[1] = (struct pollfd){.fd = f->wake[0], .events = POLLIN};
         for (int i = 0; i < nconns; i++) pf[2 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};

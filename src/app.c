@@ -199,6 +199,13 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             LOG(&a->log, LOG_ERROR, "cannot use REGISTRY_AUTH_FILE", F_STR("error", err));
             return -EINVAL;
         }
+        /* Updates send the credentials to the engine (X-Registry-Auth):
+         * over plain tcp:// to another machine, anyone on the path reads them. */
+        for (size_t i = 0; cfg->engine_updates && i < cfg->nengines; i++)
+            if (docker_host_in_clear(&cfg->engines[i].ep))
+                LOG(&a->log, LOG_WARN, "registry credentials go to this engine in clear with each update "
+                    "(X-Registry-Auth over plain tcp://): use a unix socket or a loopback proxy",
+                    F_STR("engine", cfg->engines[i].text));
     }
     struct deploy_opts dopts = {
         .history_size = cfg->history_size,

@@ -1,10 +1,13 @@
 /* docker_host.c - DOCKER_HOST: one grammar, parsed once (see docker_host.h). */
 #include "docker_host.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 
@@ -185,4 +188,14 @@ int docker_host_parse_list(const char *s, struct docker_host **out, size_t *n, c
     *out = v;
     *n = count;
     return 0;
+}
+
+bool docker_host_in_clear(const struct http_endpoint *ep)
+{
+    if (ep->unix_path || ep->tls || !ep->host) return false;
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, ep->host, &v4) == 1) return (ntohl(v4.s_addr) >> 24) != 127;
+    if (inet_pton(AF_INET6, ep->host, &v6) == 1) return !IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcasecmp(ep->host, "localhost") != 0;
 }

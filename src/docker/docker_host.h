@@ -13,6 +13,7 @@
 #ifndef WR_DOCKER_HOST_H
 #define WR_DOCKER_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "http_client.h"
 
@@ -32,6 +33,11 @@ void docker_host_list_free(struct docker_host *v, size_t n);
 /* One entry, already trimmed, e.g. "tcp://proxy:2375" -> endpoint.
  * Returns 0, or -EINVAL with *err a static reason. Pure. */
 int docker_host_parse_entry(const char *entry, struct http_endpoint *ep, const char **err);
+
+/* Whether what is sent to this engine crosses a network in clear: a
+ * tcp:// entry whose host is not loopback (127.0.0.0/8, ::1, localhost).
+ * Pure. */
+bool docker_host_in_clear(const struct http_endpoint *ep);
 
 /* Deep copy (text and endpoint); free with docker_host_free. */
 void docker_host_copy(struct docker_host *dst, const struct docker_host *src);

@@ -595,7 +595,8 @@ static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
         const char *name = json_is_array(names) ? json_string_value(json_array_get(names, 0)) : NULL;
         if (name && name[0] == '/') name++;
         struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
-                                   .stack = stack_of(labels), .image = attr(c, "Image")};
+                                   .stack = stack_of(labels), .image = attr(c, "Image"),
+                                   .image_id = attr(c, "ImageID")};
         if (renamed_since(w, id, name)) renamed++;
         size_t before = routes_source_count(w->routes);
         int n = routes_put(w->routes, &src, labels, w->prefix, w->log);
@@ -723,12 +724,22 @@ static void start_list(struct docker_watch *w)
     start_list_get(w, "containers/json", "?all=1", on_list_done);
 }
 
+static void on_info_done(void *ud, int err, int status, const char *body, size_t len);
+
+/* GET /info, in the version_call slot: at a connect (after /version) and at each resync. */
+static void start_info(struct docker_watch *w)
+{
+    start_get(w, &w->version_call, w->version_cause, "/info", w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
+              on_info_done);
+}
+
 static void on_resync_timer(uv_timer_t *t)
 {
     struct docker_watch *w = t->data;
-    if (w->state != ST_LIVE || w->list_call) return;
+    if (w->state != ST_LIVE || w->list_call || w->version_call) return;
     w->resync = true;
-    start_list(w);
+    w->sync_started_ms = uv_now(w->loop);
+    start_info(w);
 }
 
 /* ---- the events stream ---------------------------------------------------- */
@@ -808,7 +819,18 @@ static json_t *sync_answer(struct docker_watch *w, const char *what, int err, in
     return doc ? doc : json_object();
 }
 
-/* Is this engine a Swarm manager? Then services carry routes too. */
+static void set_manager(struct docker_watch *w, bool manager)
+{
+    if (manager != w->swarm_manager)
+        LOG(w->log, LOG_INFO, manager ? "swarm manager: watching services too" : "not a swarm manager",
+            F_STR("engine", w->host));
+    w->swarm_manager = manager;
+}
+
+/* GET /info, at a connect and at each background resync: is this engine a
+ * Swarm manager? Then services carry routes too. `docker swarm init` (or
+ * leave) after the start has no event of its own here, so the resync is
+ * where a node that became a manager is noticed. */
 static void on_info_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
@@ -818,10 +840,17 @@ static void on_info_done(void *ud, int err, int status, const char *body, size_t
     bool manager = json_is_true(json_object_get(swarm, "ControlAvailable")) &&
                    attr(swarm, "LocalNodeState") && strcmp(attr(swarm, "LocalNodeState"), "active") == 0;
     json_decref(info);
-    if (manager != w->swarm_manager)
-        LOG(w->log, LOG_INFO, manager ? "swarm manager: watching services too" : "not a swarm manager",
-            F_STR("engine", w->host));
-    w->swarm_manager = manager;
+    if (w->resync && manager == w->swarm_manager) {
+        start_list(w);   /* on the live subscription */
+        return;
+    }
+    /* A connect, or the node's Swarm role changed: subscribe (again) with
+     * the filter that fits, services too or not; the events' head starts a
+     * full list, a sync of its own ("docker synced"). */
+    set_manager(w, manager);
+    w->resync = false;
+    http_call_cancel(w->events_call);
+    w->events_call = NULL;
     start_events(w);
 }
 
@@ -836,8 +865,7 @@ static void on_version_done(void *ud, int err, int status, const char *body, siz
         fail(w, "GET /version", "no usable ApiVersion (need " DOCKER_MIN_API " or newer)");
         return;
     }
-    start_get(w, &w->version_call, w->version_cause, "/info", w->request_timeout_ms, 4 * 1024 * 1024, NULL, NULL,
-              on_info_done);
+    start_info(w);
 }
 
 static void connect_engine(struct docker_watch *w)

@@ -9,6 +9,9 @@
  * service events are followed by GET /services/<id>, retried on its own
  * (0.5 s, 1 s, 2 s) when it fails, then replaced by a list of the engine
  * (the /events stream stays): one failed GET never drops the connection.
+ * The background resync (cache_ttl_secs) asks GET /info first: a node that
+ * became a Swarm manager since (or stopped being one) is subscribed again
+ * with the fitting event filter, and services are listed (or dropped).
  * Every response head, /events included, has a deadline (request_timeout_ms);
  * the /events stream of a tcp:// engine has TCP keepalive on (30 s).
  * On EOF or error the last map is kept and the watcher reconnects with

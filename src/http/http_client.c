@@ -677,8 +677,16 @@ static void on_connect(uv_connect_t *req, int status)
     call->last_err = status;
     call->conn = NULL;
     conn_close(conn);
-    if (call->unix_path) call_finish(call, status);
-    else try_next_addr(call);
+    if (call->unix_path) {
+        /* Unix sockets are Docker engines here. ENOENT from connect() is a
+         * missing socket file, not the unknown host http_client_strerror
+         * would call it. */
+        if (status == UV_ENOENT) set_cause(call, "engine socket %s missing", call->unix_path);
+        else set_cause(call, "engine socket %s: %s", call->unix_path, uv_strerror(status));
+        call_finish(call, status);
+    } else {
+        try_next_addr(call);
+    }
 }
 
 static void try_next_addr(struct http_call *call)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "strset.h"
 #include "url.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -35,6 +36,8 @@
 #define MAX_TAGS_PAGE (8 * 1024 * 1024)
 #define MAX_TOKEN_BODY (256 * 1024)
 #define MAX_PAGES 1000
+#define DEFAULT_MAX_TAGS 100000
+#define DEFAULT_MAX_TAGS_BYTES (16 * 1024 * 1024)
 /* Requests in flight to one registry at most (so connections to it, with
  * keep-alive); more wait in order. A thousand watches firing in one turn
  * must not open a thousand connections. */
@@ -79,6 +82,7 @@ struct registry_client {
     const struct registry_auth *auth;
     char *insecure;
     uint64_t timeout_ms;
+    size_t max_tags, max_tags_bytes;
     struct token *tokens;
     struct host_state *hosts;
     struct stat_entry *stats;
@@ -107,6 +111,11 @@ struct registry_req {
     bool queued;             /* waits for a slot of hs */
     bool has_slot;
     bool in_dispatch;        /* being started: a result now is given from the loop */
+    /* Token fetches for one (host, scope) are merged: the first one sent
+     * leads, the others wait for its token (or its error). */
+    struct registry_req *token_leader;   /* the request whose token fetch this one waits for */
+    unsigned nwaiters;                   /* requests waiting for this one's token fetch */
+    bool wake;                           /* its leader got the token: go on from the loop */
     char *repository, *tag;
     char *scope;             /* repository:<name>:pull */
     struct url ep;           /* where the API is */
@@ -117,7 +126,7 @@ struct registry_req {
     bool use_get;            /* the HEAD answer had no digest */
     char *authz;             /* "Bearer …" / "Basic …" for the API, or NULL */
     bool fresh_auth;         /* authz was got by this request: a 401 now is a refusal */
-    int pages;
+    int pages_n;
     struct http_call *call;
     char cause[160];         /* http_client's errbuf */
 
@@ -126,6 +135,8 @@ struct registry_req {
 
     struct buf tags_buf;     /* tag strings, NUL-separated */
     size_t ntags;
+    size_t tags_bytes;       /* JSON of every page so far */
+    struct strset pages;     /* the tag-list pages fetched: a next link back to one is a loop */
 
     bool pending;            /* result decided; waits for the deliver timer */
     struct registry_result res;
@@ -307,6 +318,7 @@ static void token_put(struct registry_client *c, const char *host, const char *s
 
 static void on_deliver(uv_timer_t *t);
 static void dispatch(struct registry_req *r);
+static void send_api(struct registry_req *r);
 
 static void req_free(struct registry_req *r)
 {
@@ -318,13 +330,22 @@ static void req_free(struct registry_req *r)
     free(r->path);
     wipe_free(r->authz);
     buf_free(&r->tags_buf);
+    strset_free(&r->pages);
     free_n(10, r->h_digest, r->h_ctype, r->h_www, r->h_link, r->h_retry, r->error, r->digest, r->media_type,
            (void *)r->tags, r);
 }
 
+static void wake_waiters(struct registry_req *r, int err, const char *error);
+
 static void req_unlink(struct registry_req *r)
 {
     struct registry_client *c = r->c;
+    if (r->token_leader) {
+        r->token_leader->nwaiters--;
+        r->token_leader = NULL;
+    }
+    /* Cancelled while others waited for its token: they fetch their own. */
+    if (r->nwaiters) wake_waiters(r, 0, NULL);
     if (r->prev) r->prev->next = r->next;
     else c->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
@@ -382,6 +403,9 @@ static void finish(struct registry_req *r, int err, const char *fmt, ...)
         va_end(ap);
         r->error = buf_steal(&b);
     }
+    /* A token fetch that failed fails those waiting for it alike (the same
+     * host and scope, so the same repository and credentials). */
+    if (r->nwaiters) wake_waiters(r, err, r->error);
     if (r->in_dispatch) {
         /* Decided while registry_get_* (or the queue) starts it: the
          * callback must not run from in there. on_deliver counts it. */
@@ -420,6 +444,15 @@ static void on_deliver(uv_timer_t *t)
         first = r->next;
         req_free(r);
     }
+    /* Requests whose leader got their token: on, with it from the cache.
+     * Started like dispatch: never a callback from inside. */
+    for (struct registry_req *r = c->reqs; r && !c->closing; r = r->next) {
+        if (!r->wake) continue;
+        r->wake = false;
+        r->in_dispatch = true;
+        send_api(r);
+        r->in_dispatch = false;
+    }
     /* Queued requests whose host has a free slot, oldest first. dispatch
      * never calls back from inside, so the list stays as it is meanwhile
      * (apart from the request dispatched). */
@@ -427,6 +460,29 @@ static void on_deliver(uv_timer_t *t)
         next = r->next;
         if (r->queued && r->hs->inflight < HOST_CONCURRENCY) dispatch(r);
     }
+}
+
+/* r's token fetch ended: with a token (err 0) its waiters go on from the
+ * loop (a waiter of a cancelled leader then fetches its own); else they end
+ * with its error. */
+static void wake_waiters(struct registry_req *r, int err, const char *error)
+{
+    struct registry_client *c = r->c;
+    for (struct registry_req *w = c->reqs; w && r->nwaiters; w = w->next) {
+        if (w->token_leader != r) continue;
+        w->token_leader = NULL;
+        r->nwaiters--;
+        if (err) {
+            w->pending = true;
+            w->res.err = err;
+            w->res.status = r->res.status;
+            set_str(&w->error, error);
+        } else {
+            w->wake = true;
+        }
+    }
+    r->nwaiters = 0;
+    if (!c->closing) uv_timer_start(&c->deliver, on_deliver, 0, 0);
 }
 
 /* A result decided inside registry_get_*: given from the loop, never from
@@ -646,6 +702,16 @@ static void sha256_digest(const char *body, size_t len, char out[72])
     for (unsigned i = 0; i < n && i < 32; i++) snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
 }
 
+/* "sha256:" and 64 lower-case hex digits: anything else in
+ * Docker-Content-Digest is not taken (a digest is an event id and goes
+ * into a forward URL and a pull reference). */
+static bool digest_valid(const char *d)
+{
+    if (!d || strncmp(d, "sha256:", 7) != 0) return false;
+    size_t n = strspn(d + 7, "0123456789abcdef");
+    return n == 64 && d[7 + n] == '\0';
+}
+
 static void on_success(struct registry_req *r, const char *body, size_t len)
 {
     if (r->kind == REQ_TAGS) {
@@ -653,8 +719,24 @@ static void on_success(struct registry_req *r, const char *body, size_t len)
             finish(r, -EPROTO, "%s: the tag list of %s is not JSON with a \"tags\" array", r->host, r->repository);
             return;
         }
+        /* The whole list is capped, not only each page: a thousand pages
+         * of 8 MiB would otherwise be taken. */
+        r->tags_bytes += len;
+        if (r->ntags > r->c->max_tags || r->tags_bytes > r->c->max_tags_bytes) {
+            finish(r, -E2BIG, "%s: the tag list of %s is longer than %zu tags or %zu bytes: watch one tag instead "
+                   "(an exact tag label, or a glob that accepts the object's own tag)",
+                   r->host, r->repository, r->c->max_tags, r->c->max_tags_bytes);
+            return;
+        }
+        strset_add(&r->pages, r->path);
         char *next = next_page(r->h_link);
-        if (next && ++r->pages < MAX_PAGES) {
+        if (next && strset_has(&r->pages, next)) {
+            finish(r, -ELOOP, "%s: the tag list of %s links back to a page it already gave: stopped", r->host,
+                   r->repository);
+            free(next);
+            return;
+        }
+        if (next && ++r->pages_n < MAX_PAGES) {
             free(r->path);
             r->path = next;
             send_api(r);
@@ -666,9 +748,9 @@ static void on_success(struct registry_req *r, const char *body, size_t len)
     }
     const char *d = r->h_digest;
     char computed[72];
-    if (!d || strncmp(d, "sha256:", 7) != 0) {
+    if (!digest_valid(d)) {
         if (!r->use_get) {
-            /* No digest in the head: the body's hash is the digest. */
+            /* No (usable) digest in the head: the body's hash is the digest. */
             r->use_get = true;
             send_api(r);
             return;
@@ -765,6 +847,7 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
     LOG(r->c->log, LOG_DEBUG, "registry token fetched", F_STR("registry", r->host), F_STR("scope", r->scope),
         F_INT("expires_in", secs));
     token_put(r->c, r->host, r->scope, json_string_value(tok), secs);
+    if (r->nwaiters) wake_waiters(r, 0, NULL);
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "Bearer %s", json_string_value(tok));
@@ -775,9 +858,27 @@ static void on_token_done(void *ud, int err, int status, const char *body, size_
     send_api(r);
 }
 
+/* A token fetch in flight for r's host and scope, or NULL. */
+static struct registry_req *token_fetch_of(struct registry_req *r)
+{
+    for (struct registry_req *q = r->c->reqs; q; q = q->next)
+        if (q != r && q->phase == PH_TOKEN && q->call && strcmp(q->host, r->host) == 0 &&
+            strcmp(q->scope, r->scope) == 0)
+            return q;
+    return NULL;
+}
+
 /* GET realm?service=…&scope=…, with Basic credentials when there are some. */
 static void send_token(struct registry_req *r, const struct registry_challenge *ch)
 {
+    struct registry_req *leader = token_fetch_of(r);
+    if (leader) {
+        /* Its token will do for this one too: wait for it. */
+        r->phase = PH_TOKEN;
+        r->token_leader = leader;
+        leader->nwaiters++;
+        return;
+    }
     struct url realm;
     const char *why = NULL;
     if (url_parse(ch->realm, &realm, &why) < 0) {
@@ -788,6 +889,17 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     if (!realm.tls && r->ep.tls && !is_insecure(r->c->insecure, realm.authority)) {
         url_free(&realm);
         finish(r, -EPROTO, "%s: its token realm is plain http and not in INSECURE_REGISTRIES", r->host);
+        return;
+    }
+    /* A plain-http registry's challenge can be rewritten by anyone on the
+     * path: its credentials go to a realm on the registry's own host only.
+     * (An anonymous token request carries nothing to steal.) */
+    const char *user, *password;
+    bool creds = registry_auth_lookup(r->c->auth, r->host, &user, &password);
+    if (creds && !r->ep.tls && strcasecmp(realm.host, r->ep.host) != 0) {
+        finish(r, -EPROTO, "%s: plain-http registry names a token realm on another host (%s): its credentials "
+               "are not sent there", r->host, realm.authority);
+        url_free(&realm);
         return;
     }
     struct buf path;
@@ -811,8 +923,7 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     struct buf h;
     buf_init(&h);
     buf_puts(&h, "Accept: application/json\r\n");
-    const char *user, *password;
-    if (registry_auth_lookup(r->c->auth, r->host, &user, &password)) {
+    if (creds) {
         struct buf up;
         buf_init(&up);
         buf_printf(&up, "%s:%s", user, password);
@@ -867,6 +978,8 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
     c->auth = opts->auth;
     c->insecure = xstrdup_or_null(opts->insecure);
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->max_tags = opts->max_tags ? opts->max_tags : DEFAULT_MAX_TAGS;
+    c->max_tags_bytes = opts->max_tags_bytes ? opts->max_tags_bytes : DEFAULT_MAX_TAGS_BYTES;
     uv_timer_init(loop, &c->deliver);
     c->deliver.data = c;
     return c;

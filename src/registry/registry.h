@@ -30,6 +30,10 @@ struct registry_client_opts {
     const struct registry_auth *auth;   /* may be NULL: anonymous only */
     const char *insecure;               /* INSECURE_REGISTRIES: "host[:port],..." or NULL */
     uint64_t timeout_ms;                /* one request, token fetch included; 0: 30 s */
+    /* A whole tag list (every page) at most: tags and bytes of JSON; more is
+     * an -E2BIG error. 0: 100,000 tags, 16 MiB. */
+    size_t max_tags;
+    size_t max_tags_bytes;
 };
 
 struct registry_result {
@@ -68,7 +72,9 @@ struct registry_client *registry_client_new(uv_loop_t *loop, const struct regist
  * registry_client_close was called. */
 struct registry_req *registry_get_digest(struct registry_client *c, const char *registry,
                                          const char *repository, const char *tag, registry_cb cb, void *ud);
-/* GET /v2/<repository>/tags/list, following Link pagination. */
+/* GET /v2/<repository>/tags/list, following Link pagination. A list over
+ * max_tags / max_tags_bytes is -E2BIG; a next link to a page already
+ * fetched (a registry looping) is -ELOOP: either way no tags. */
 struct registry_req *registry_get_tags(struct registry_client *c, const char *registry,
                                        const char *repository, registry_cb cb, void *ud);
 /* Before its callback only: the callback will not come. */

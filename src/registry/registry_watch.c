@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "match.h"
 #include "reference.h"
+#include "strset.h"
 
 #define DEFAULT_PER_HOST 4
 #define BACKOFF_CAP 8           /* errors back off to interval x 8 at most */
@@ -33,7 +34,7 @@ struct host_state {
 };
 
 struct tag_fetch {               /* a new tag's digest, for its push event */
-    struct tag_fetch *next;
+    struct tag_fetch *next, *prev;
     struct watch *w;
     char *tag;
     struct registry_req *req;
@@ -51,8 +52,11 @@ struct watch {
     char *digest;                /* last digest taken (or the baseline) */
     char *running;               /* the digest a subscriber runs, when known */
     struct docker_inspect *inspect;   /* reading running from an engine */
-    char **tags;                 /* a tag-list watch: the tags taken */
-    size_t ntags;
+    /* A tag-list watch: the tags taken, and those whose digest is being
+     * fetched. Sets, not lists: a list of 40,000 tags compared with itself
+     * on every check stalled the loop for seconds. */
+    struct strset known;
+    struct strset fetching;
     struct tag_fetch *fetches;
     struct registry_req *req;
     long long last_check_ms;
@@ -344,29 +348,29 @@ static void on_digest(void *ud, const struct registry_result *r)
 
 /* ---- tag lists -------------------------------------------------------------------- */
 
-static bool has_tag(const struct watch *w, const char *tag)
-{
-    for (size_t i = 0; i < w->ntags; i++)
-        if (strcmp(w->tags[i], tag) == 0) return true;
-    return false;
-}
-
-static void add_tag(struct watch *w, const char *tag)
-{
-    if (has_tag(w, tag)) return;
-    w->tags = xrealloc(w->tags, (w->ntags + 1) * sizeof *w->tags);
-    w->tags[w->ntags++] = xstrdup(tag);
-}
-
 static void fetch_free(struct tag_fetch *f)
 {
-    for (struct tag_fetch **pp = &f->w->fetches; *pp; pp = &(*pp)->next)
-        if (*pp == f) {
-            *pp = f->next;
-            break;
-        }
+    struct watch *w = f->w;
+    if (f->prev) f->prev->next = f->next;
+    else w->fetches = f->next;
+    if (f->next) f->next->prev = f->prev;
+    strset_remove(&w->fetching, f->tag);
     free(f->tag);
     free(f);
+}
+
+static void on_tag_digest(void *ud, const struct registry_result *r);
+
+static void fetch_new(struct watch *w, const char *tag)
+{
+    struct tag_fetch *f = xcalloc(1, sizeof *f);
+    f->w = w;
+    f->tag = xstrdup(tag);
+    f->next = w->fetches;
+    if (w->fetches) w->fetches->prev = f;
+    w->fetches = f;
+    strset_add(&w->fetching, tag);
+    f->req = registry_get_digest(w->rw->o.client, w->key.host, w->key.repository, tag, on_tag_digest, f);
 }
 
 static void on_tag_digest(void *ud, const struct registry_result *r)
@@ -379,7 +383,7 @@ static void on_tag_digest(void *ud, const struct registry_result *r)
         F_STR("repository", w->key.repository), F_STR("tag", f->tag), F_STR("new", digest));
     /* Not taken (queue full): it stays out of the known tags, and the next
      * check offers it again. */
-    if (offer(w, f->tag, digest)) add_tag(w, f->tag);
+    if (offer(w, f->tag, digest)) strset_add(&w->known, f->tag);
     fetch_free(f);
 }
 
@@ -391,21 +395,14 @@ static void on_tags(void *ud, const struct registry_result *r)
         if (!w->baseline) {
             /* The tags present at the first check are the baseline. */
             for (size_t i = 0; i < r->ntags; i++)
-                if (tag_glob_match(w->key.glob, r->tags[i])) add_tag(w, r->tags[i]);
+                if (tag_glob_match(w->key.glob, r->tags[i])) strset_add(&w->known, r->tags[i]);
             w->baseline = true;
         } else {
             for (size_t i = 0; i < r->ntags; i++) {
                 const char *t = r->tags[i];
-                if (!tag_glob_match(w->key.glob, t) || has_tag(w, t)) continue;
-                bool fetching = false;
-                for (struct tag_fetch *f = w->fetches; f; f = f->next) fetching |= strcmp(f->tag, t) == 0;
-                if (fetching) continue;
-                struct tag_fetch *f = xcalloc(1, sizeof *f);
-                f->w = w;
-                f->tag = xstrdup(t);
-                f->next = w->fetches;
-                w->fetches = f;
-                f->req = registry_get_digest(rw->o.client, w->key.host, w->key.repository, t, on_tag_digest, f);
+                if (!tag_glob_match(w->key.glob, t) || strset_has(&w->known, t) || strset_has(&w->fetching, t))
+                    continue;
+                fetch_new(w, t);
             }
         }
     }
@@ -462,19 +459,27 @@ static void read_running(struct watch *w, const struct route_source *src)
 {
     if (!watch_tag(w) || w->running || w->inspect || !src || !src->image) return;
     const char *digest;
-    /* An image of another repository cannot tell what this one runs: no
-     * inspect (a thousand watched routes on one container would otherwise
-     * ask the engine a thousand times at once). */
-    if (!ref_names_watch(w, src->image, &digest)) return;
-    if (digest) {
+    bool names = ref_names_watch(w, src->image, &digest);
+    if (names && digest) {
         set_str(&w->running, digest);
         return;
     }
     if (strcmp(src->kind, "container") != 0) return;
+    /* A container whose image tag has moved since it was created (a new
+     * image built and pushed on this host) is listed with its image id as
+     * its image: its image's RepoDigests still say what it runs. Otherwise
+     * an image of another repository cannot tell what this one runs: no
+     * inspect (a thousand watched routes on one container would otherwise
+     * ask the engine a thousand times at once). */
+    bool by_id = src->image_id && strcmp(src->image, src->image_id) == 0;
+    if (!names && !by_id) return;
+    /* By what the container runs (its ImageID), never by its image name:
+     * the name may point at another image by now. */
+    const char *image = src->image_id ? src->image_id : src->image;
     for (size_t i = 0; i < w->rw->o.nengines; i++) {
         struct docker_watch *e = w->rw->o.engines[i];
         if (strcmp(docker_watch_host(e), src->engine) != 0) continue;
-        w->inspect = docker_watch_inspect_image(e, src->image, on_inspected, w);
+        w->inspect = docker_watch_inspect_image(e, image, on_inspected, w);
         return;
     }
 }
@@ -500,8 +505,9 @@ static void watch_free(struct watch *w)
         registry_req_cancel(w->fetches->req);   // NOLINT(clang-analyzer-unix.Malloc)
         fetch_free(w->fetches);
     }
-    for (size_t i = 0; i < w->ntags; i++) free(w->tags[i]);
-    free_n(6, w->tags, w->digest, w->running, w->error, w->logged, w);
+    strset_free(&w->known);
+    strset_free(&w->fetching);
+    free_n(5, w->digest, w->running, w->error, w->logged, w);
 }
 
 struct rebuild {
@@ -595,7 +601,7 @@ bool registry_watch_status(struct registry_watcher *rw, const struct route *r, c
     struct watch *w = find_watch(rw, &k);
     if (!w) return false;
     *out = (struct watch_status){.key = &w->key, .last_check_ms = w->last_check_ms, .digest = w->digest,
-                                 .error = w->error, .ntags = w->ntags};
+                                 .error = w->error, .ntags = strset_count(&w->known)};
     return true;
 }
 

@@ -212,6 +212,9 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
         snprintf(err, errlen, "%s.tag is not a valid tag glob: \"%.64s\"", prefix, tag);
         return -EINVAL;
     }
+    /* "*" (or "**"...) is every tag, as no tag label is: one route, not two
+     * that /routes would list apart. */
+    if (tag && strspn(tag, "*") == strlen(tag)) tag = NULL;
     long long poll_ms = 0;
     if (poll) {
         uint64_t ms;
@@ -308,6 +311,7 @@ static void source_free(struct source *s)
     free((char *)s->info.name);
     free((char *)s->info.stack);
     free((char *)s->info.image);
+    free((char *)s->info.image_id);
     route_list_free(s->routes, s->nroutes);
     free(s->problem);
     free(s->notice);
@@ -347,9 +351,43 @@ void routes_free(struct route_table *t)
     free(t);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_info(const struct route_source *have, const struct route_source *src)
+{
+    return same_str(have->kind, src->kind ? src->kind : "container") && same_str(have->name, src->name) &&
+           same_str(have->stack, src->stack) && same_str(have->image, src->image) &&
+           (!src->image_id || same_str(have->image_id, src->image_id));
+}
+
+static bool same_routes(const struct route *a, size_t na, const struct route *b, size_t nb)
+{
+    if (na != nb) return false;
+    for (size_t i = 0; i < na; i++)
+        if (!same_str(a[i].image, b[i].image) || !same_str(a[i].url, b[i].url) ||
+            !same_str(a[i].tag_glob, b[i].tag_glob) || a[i].update != b[i].update || a[i].poll_ms != b[i].poll_ms)
+            return false;
+    return true;
+}
+
 static const char *source_label(const struct route_source *src)
 {
     return src->name ? src->name : src->id;
+}
+
+/* Malformed labels: warn once per distinct problem, since resyncs would
+ * otherwise repeat it. */
+static void note_problem(struct source *s, const struct route_source *src, const char *err,
+                         const struct logger *lg)
+{
+    if (s->problem && strcmp(s->problem, err) == 0) return;
+    LOG(lg, LOG_WARN, "labels ignored", F_STR(s->info.kind, source_label(src)), F_STR("id", src->id),
+        F_STR("stack", src->stack), F_STR("engine", src->engine), F_STR("error", err));
+    free(s->problem);
+    s->problem = xstrdup(err);
 }
 
 int routes_put(struct route_table *t, const struct route_source *src, json_t *labels,
@@ -366,6 +404,7 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
         routes_remove(t, src->engine, src->id);
         return 0;
     }
+    bool changed = !s;
     if (!s) {
         s = xcalloc(1, sizeof *s);
         s->info.engine = xstrdup(src->engine);
@@ -375,6 +414,18 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
         t->nsources++;
         if (t->nsources > t->nbuckets) grow(t);
     }
+    s->mark = t->mark;
+    /* A resync puts every source again: only a real change moves the
+     * generation (the registry watcher rebuilds its watches on it) and
+     * drops the index. */
+    if (!changed)
+        changed = !same_info(&s->info, src) ||
+                  (n < 0 ? s->nroutes != 0 : !same_routes(s->routes, s->nroutes, routes, (size_t)n));
+    if (!changed) {
+        if (n > 0) route_list_free(routes, (size_t)n);
+        if (n < 0) note_problem(s, src, err, lg);   /* still no routes, maybe another reason */
+        return n < 0 ? -EINVAL : n;
+    }
     free((char *)s->info.kind);
     free((char *)s->info.name);
     free((char *)s->info.stack);
@@ -383,22 +434,20 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     s->info.name = xstrdup_or_null(src->name);
     s->info.stack = xstrdup_or_null(src->stack);
     s->info.image = xstrdup_or_null(src->image);
+    if (src->image_id) {
+        /* A container's image never changes: a put that does not say it
+         * (an event) keeps the one a list said. */
+        free((char *)s->info.image_id);
+        s->info.image_id = xstrdup(src->image_id);
+    }
     t->generation++;
-    s->mark = t->mark;
     route_list_free(s->routes, s->nroutes);
     s->routes = NULL;
     s->nroutes = 0;
     t->index_dirty = true;
 
     if (n < 0) {
-        /* Warn once per distinct problem: resyncs would otherwise repeat it. */
-        if (!s->problem || strcmp(s->problem, err) != 0) {
-            LOG(lg, LOG_WARN, "labels ignored", F_STR(s->info.kind, source_label(src)),
-                F_STR("id", src->id), F_STR("stack", src->stack), F_STR("engine", src->engine),
-                F_STR("error", err));
-            free(s->problem);
-            s->problem = xstrdup(err);
-        }
+        note_problem(s, src, err, lg);
         return -EINVAL;
     }
     free(s->problem);
@@ -441,15 +490,10 @@ const struct route_source *routes_find(struct route_table *t, const char *engine
     return s ? &s->info : NULL;
 }
 
-static bool same_name(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name)
 {
     struct source *s = *find_slot(t, engine, id);
-    if (!s || same_name(s->info.name, name)) return false;
+    if (!s || same_str(s->info.name, name)) return false;
     free((char *)s->info.name);
     s->info.name = xstrdup_or_null(name);   /* the index points at s->info: no rebuild */
     return true;

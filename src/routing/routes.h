@@ -46,6 +46,9 @@ struct route_source {
     const char *stack;    /* compose project / stack namespace; may be NULL */
     const char *image;    /* the object's own image reference ("reg:5000/team/app:v1",
                            * a service's "…@sha256:…", or an image id); may be NULL */
+    const char *image_id; /* a container's ImageID ("sha256:…"), what it runs whatever
+                           * its image name now points at; may be NULL (an event does
+                           * not say it: a put without it keeps the one known) */
 };
 
 struct route_table;

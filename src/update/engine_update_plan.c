@@ -203,21 +203,91 @@ static size_t hex_run(const char *s)
     return n;
 }
 
+/* The n-th blank-separated field of a line (0-based), as a span. */
+static bool field_of(const char *line, const char *end, int n, const char **f, size_t *len)
+{
+    const char *p = line;
+    for (int k = 0;; k++) {
+        while (p < end && *p == ' ') p++;
+        if (p >= end) return false;
+        const char *q = p;
+        while (q < end && *q != ' ') q++;
+        if (k == n) {
+            *f = p;
+            *len = (size_t)(q - p);
+            return true;
+        }
+        p = q;
+    }
+}
+
+static bool span_is(const char *f, size_t len, const char *s)
+{
+    return strlen(s) == len && memcmp(f, s, len) == 0;
+}
+
+/* A mountinfo line of the process's own /etc/hostname, /etc/hosts or
+ * /etc/resolv.conf, bind-mounted from the engine's
+ * .../containers/<id>/<that file>: the id. Any other line naming
+ * /containers/<id>/ is another container's (the host's mountinfo lists
+ * every container's shm and the like). */
+static bool id_of_mount(const char *line, const char *end, char out[65])
+{
+    static const char *const own[][2] = {
+        {"/etc/hostname", "hostname"}, {"/etc/hosts", "hosts"}, {"/etc/resolv.conf", "resolv.conf"}};
+    const char *root, *point;
+    size_t rlen, plen;
+    /* "36 35 98:0 <root> <mount point> <options> ... - <fs> <source> <options>" */
+    if (!field_of(line, end, 3, &root, &rlen) || !field_of(line, end, 4, &point, &plen)) return false;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        if (!span_is(point, plen, own[i][0])) continue;
+        size_t flen = strlen(own[i][1]);
+        /* root ends in "/containers/<64 hex>/<file>" */
+        size_t tail = strlen("/containers/") + 64 + 1 + flen;
+        if (rlen < tail) return false;
+        const char *t = root + rlen - tail;
+        if (memcmp(t, "/containers/", 12) != 0 || hex_run(t + 12) < 64 || t[12 + 64] != '/' ||
+            memcmp(t + 12 + 65, own[i][1], flen) != 0)
+            return false;
+        memcpy(out, t + 12, 64);
+        out[64] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* A /proc/self/cgroup line, "<n>:<controllers>:<path>", whose path names
+ * a container: "/docker/<id>" or ".../docker-<id>.scope". */
+static bool id_of_cgroup(const char *line, const char *end, char out[65])
+{
+    const char *p = line;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p == line || p >= end || *p != ':') return false;
+    const char *path = memchr(p + 1, ':', (size_t)(end - p - 1));
+    if (!path) return false;
+    static const char *const marks[] = {"/docker/", "docker-"};
+    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
+        size_t ml = strlen(marks[m]);
+        for (const char *q = path; q + ml + 64 <= end; q++) {
+            if (memcmp(q, marks[m], ml) != 0 || hex_run(q + ml) != 64) continue;
+            memcpy(out, q + ml, 64);
+            out[64] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
 bool engine_update_find_container_id(const char *text, char out[65])
 {
-    /* /proc/self/mountinfo: ".../containers/<id>/hostname" (and resolv.conf,
-     * hosts) under the engine's data-root; /proc/self/cgroup (v1, or v2 with
-     * the cgroupfs driver): "/docker/<id>" or "docker-<id>.scope". */
-    static const char *const marks[] = {"/containers/", "/docker/", "docker-"};
-    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
-        for (const char *p = strstr(text, marks[m]); p; p = strstr(p + 1, marks[m])) {
-            const char *h = p + strlen(marks[m]);
-            if (hex_run(h) == 64) {
-                memcpy(out, h, 64);
-                out[64] = '\0';
-                return true;
-            }
-        }
+    /* Line by line, and only lines that describe this process: run outside
+     * a container, the host's mountinfo names other containers'
+     * directories, which must not be taken for the router's own. */
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end) end = line + strlen(line);
+        if (id_of_cgroup(line, end, out) || id_of_mount(line, end, out)) return true;
+        line = *end ? end + 1 : end;
     }
     return false;
 }

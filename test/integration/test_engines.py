@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from harness import Engine, GetOnlyProxy, decision, wait_until
+from harness import Engine, GetOnlyProxy, decision, wait_until, write_auth_file
 
 
 @pytest.fixture
@@ -98,3 +98,18 @@ def test_rename_followed(engine, receiver, start_router, containers, fixtures_di
     wait_until(lambda: names() == {new}, 5, 0.05, "the new name in /routes")
     assert router.wait_log("container renamed", container=new, old_name=old)
     assert decision(router, fixtures_dir, repo) == "forwarded"
+
+
+def test_credentials_to_a_remote_tcp_engine_warned(start_router, engine, tmp_path):
+    """Engine updates send REGISTRY_AUTH_FILE's credentials to the engine
+    (X-Registry-Auth): one warn at start for a tcp:// engine that is not on
+    loopback, none for the unix socket. (Old code: no warning.)"""
+    auth = write_auth_file(str(tmp_path), {"reg.example:5000": ("alice", "pw-secret")})
+    remote = "tcp://192.0.2.1:2375"   # TEST-NET-1: never answers
+    router = start_router(env={"ENGINE_UPDATES": "1", "REGISTRY_AUTH_FILE": auth},
+                          docker_host=f"{remote},{engine.host}")
+    msg = ("registry credentials go to this engine in clear with each update "
+           "(X-Registry-Auth over plain tcp://): use a unix socket or a loopback proxy")
+    router.wait_log("listening")   # the start-up lines are all out
+    assert [w["engine"] for w in router.find(msg)] == [remote]
+    assert "pw-secret" not in router.log_tail(200)

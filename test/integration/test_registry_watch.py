@@ -88,7 +88,12 @@ def test_push_moves_tag_one_forward(engine, start_router, receiver, made, uniq):
         reg.close()
 
 
-def test_behind_at_startup_redeployed_once(engine, start_router, receiver, made, uniq):
+@pytest.mark.parametrize("local_tag", ["as_it_was", "moved"])
+def test_behind_at_startup_redeployed_once(engine, start_router, receiver, made, uniq, local_tag):
+    """"moved": the new image was pushed from this host, so the local tag
+    names it while the container still runs the old one: the baseline is
+    what the container runs (its ImageID), not what its image name says now
+    (old code: no redeploy)."""
     reg = Registry(free_port())
     try:
         repo = f"team/b{uniq}"
@@ -97,7 +102,8 @@ def test_behind_at_startup_redeployed_once(engine, start_router, receiver, made,
         watched(engine, made, f"{reg.host}/{repo}:v1", f"{reg.host}/{repo}", receiver.url(path), tag="v1")
         # The registry moves on while no router runs.
         d2 = push_variant(engine, reg.host, repo, "v1", "b")
-        engine.docker("tag", variant_image(engine, "a"), f"{reg.host}/{repo}:v1")   # the local tag as it was
+        if local_tag == "as_it_was":
+            engine.docker("tag", variant_image(engine, "a"), f"{reg.host}/{repo}:v1")
         router = start_router(env={"INSECURE_REGISTRIES": reg.host})
         router.wait_ready()
         receiver.wait_for(path, 1, timeout=10 * TIME_FACTOR)

@@ -24,6 +24,26 @@ def until(router, fixtures, repo, want, tag="latest", timeout=5):
     return time.monotonic() - t0
 
 
+def test_swarm_init_after_start(request, engine, receiver, start_router, fixtures_dir, uniq):
+    """`docker swarm init` after the router started: the next resync
+    (CACHE_TTL_SECS=1 here) notices it and services route (old code: never,
+    until a restart). First in this file: the engine is no swarm yet, and
+    the module's swarm fixture, asked for here, makes it one (and leaves it
+    at the end)."""
+    router = start_router(env={"CACHE_TTL_SECS": "1"})
+    router.wait_ready()
+    assert router.wait_log("docker synced")[0]["swarm_manager"] is False
+    swarm = request.getfixturevalue("swarm")
+    repo, name = f"team/late{uniq}", f"late{uniq}"
+    service(swarm, name, "--label", f"webhook-router.image={repo}",
+            "--label", f"webhook-router.url={receiver.url(f'/late/{uniq}')}")
+    try:
+        router.wait_log("swarm manager: watching services too", timeout=5)
+        until(router, fixtures_dir, repo, "forwarded", timeout=5)
+    finally:
+        swarm.docker("service", "rm", name, check=False)
+
+
 def test_service_lifecycle(swarm, receiver, start_router, fixtures_dir, uniq):
     router = start_router()
     router.wait_ready()

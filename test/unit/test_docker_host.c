@@ -42,6 +42,29 @@ static void test_entry(void **s)
     http_endpoint_free(&ep);
 }
 
+/* Which engines get X-Registry-Auth in clear over a network (app.c warns
+ * once at start for them when REGISTRY_AUTH_FILE is set). */
+static void test_in_clear(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *entry;
+        bool in_clear;
+    } cases[] = {
+        {"unix:///var/run/docker.sock", false}, {"tcp://127.0.0.1:2375", false}, {"tcp://127.8.9.1:2375", false},
+        {"tcp://[::1]:2375", false},            {"tcp://localhost:2375", false}, {"tcp://LocalHost:2375", false},
+        {"tcp://10.0.0.1:2375", true},          {"tcp://proxy:2375", true},      {"tcp://[fd00::1]:2375", true},
+        {"tcp://128.0.0.1:2375", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct http_endpoint ep;
+        const char *err;
+        assert_int_equal(docker_host_parse_entry(cases[i].entry, &ep, &err), 0);
+        if (docker_host_in_clear(&ep) != cases[i].in_clear) fail_msg("%s", cases[i].entry);
+        http_endpoint_free(&ep);
+    }
+}
+
 static void test_bad_entries(void **s)
 {
     (void)s;
@@ -145,7 +168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entry),        cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_list_trims_blanks), cmocka_unit_test(test_list_errors),
-        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_copy),         cmocka_unit_test(test_in_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

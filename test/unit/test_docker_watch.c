@@ -747,13 +747,14 @@ static void test_unreachable_then_up(void **state)
     struct bench *b = *state;
     docker_watch_start(watch(b, 0));
     RUN_UNTIL(b, docker_watch_last_error(b->w) != NULL, 5000);
-    char want[256];
-    snprintf(want, sizeof want, "connect %s: no such file or directory", b->host);
+    char want[512];
+    /* The socket file is missing, and that is what it says (what /ready shows). */
+    snprintf(want, sizeof want, "connect %s: engine socket %s missing", b->host, b->sock);
     assert_string_equal(docker_watch_last_error(b->w), want);
     assert_string_equal(docker_watch_state(b->w), "reconnecting");
     assert_false(docker_watch_synced(b->w));
     assert_true(log_has(b, "\"msg\":\"docker unreachable\""));
-    assert_true(log_has(b, "no such file or directory"));
+    assert_true(log_has(b, "missing"));
 
     fake_listen(&b->fake, b->sock);
     RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
@@ -1018,6 +1019,42 @@ static void test_service_fetch_retried(void **state)
     assert_string_equal(docker_watch_state(b->w), "live");
     assert_null(docker_watch_last_error(b->w));
     assert_false(log_has(b, "docker connection lost"));
+}
+
+/* `docker swarm init` after the start: the next resync's GET /info says
+ * manager, the events are subscribed again with services in the filter and
+ * the services are listed. Old code listed containers only until a
+ * reconnect. `swarm leave`: the services' routes go. */
+static void test_swarm_init_noticed_at_resync(void **state)
+{
+    struct bench *b = *state;
+    struct fake *f = &b->fake;
+    char *svc = fixture_service(1);   /* fxsvc2 */
+    struct buf list;
+    buf_init(&list);
+    buf_printf(&list, "[%s]", svc);
+    free(svc);
+    f->services_body = buf_steal(&list);
+    fake_listen(f, b->sock);
+    docker_watch_start(watch(b, 1));
+    RUN_UNTIL(b, docker_watch_synced(b->w), 5000);
+    assert_false(has_source(b, "fxsvc2"));
+    assert_int_equal(f->n_services, 0);
+
+    f->swarm = true;
+    RUN_UNTIL(b, has_source(b, "fxsvc2"), 5000);
+    assert_int_equal(f->n_events, 2);   /* subscribed again, with services */
+    assert_non_null(strstr(f->events_path, "service"));
+    assert_true(log_has(b, "swarm manager: watching services too"));
+    assert_false(log_has(b, "resync found changes the events missed"));
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+
+    f->swarm = false;
+    RUN_UNTIL(b, !has_source(b, "fxsvc2"), 5000);
+    assert_true(log_has(b, "not a swarm manager"));
+    assert_int_equal(f->n_events, 3);
+    assert_int_equal(docker_watch_reconnects(b->w), 0);
+    assert_string_equal(docker_watch_state(b->w), "live");
 }
 
 /* A fetch that keeps failing is given up after three retries with one
@@ -1303,6 +1340,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_stall_mid_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_fetch_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swarm_init_noticed_at_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_sees_rename, setup, teardown),

@@ -103,6 +103,7 @@ struct outcome {
     char body[1024];
     char streamed[1024];
     char api_version[16];
+    char cause[160];
     int cancel_on_head;
     struct http_call *call;
 };
@@ -147,7 +148,7 @@ static struct outcome run_call(const struct http_endpoint *ep, uint64_t timeout_
         .method = "POST", .host_header = "peer", .path = "/p?q=1", .headers = "X-A: b\r\n",
         .body = "{}", .body_len = 2, .connect_timeout_ms = 2000, .response_timeout_ms = timeout_ms,
         .on_head = on_head, .on_body = stream ? on_body_stream : NULL, .max_body = 512,
-        .on_done = on_done, .ud = &o,
+        .on_done = on_done, .ud = &o, .errbuf = o.cause, .errbuf_len = sizeof o.cause,
     };
     o.call = http_client_request(c, ep, &opts);
     assert_int_equal(o.done, 0);   /* never called back from inside the request */
@@ -241,6 +242,8 @@ static void test_refused_and_unknown(void **s)
     struct http_endpoint unix_ep = {.unix_path = "/tmp/wr-no-such-dir/x.sock"};
     o = run_call(&unix_ep, 1000, false, 0);
     assert_int_equal(o.err, -ENOENT);
+    /* Not "unknown host (DNS: no such name)", as http_client_strerror(-ENOENT) says. */
+    assert_string_equal(o.cause, "engine socket /tmp/wr-no-such-dir/x.sock missing");
     struct http_endpoint bad = {.host = "no-such-host.invalid", .port = 80};
     o = run_call(&bad, 1000, false, 0);
     assert_int_equal(o.done, 1);

@@ -39,8 +39,11 @@ struct fake {
     int expires_in;              /* token lifetime; 0: leave expires_in out */
     bool reject_all;             /* every API request 401s, even with a valid token */
     bool omit_digest;
+    const char *bad_digest;      /* sent as Docker-Content-Digest instead of DIGEST_A */
     bool rate_limit;             /* answer 429 Retry-After: 2 */
     bool hang;                   /* never answer */
+    bool loop_next;              /* the last tags page links back to the second */
+    bool hang_token;             /* token requests get no answer */
     const char *realm;           /* the Bearer realm to announce; NULL: /token here */
     /* seen */
     int connections;
@@ -87,6 +90,7 @@ static void answer(struct fake *f, int fd, const char *req)
     if (f->hang) return;
     if (strncmp(path, "/token", 6) == 0) {
         f->token_requests++;
+        if (f->hang_token) return;
         snprintf(f->last_token_authz, sizeof f->last_token_authz, "%s", authz);
         const char *sc = strstr(path, "scope=");
         snprintf(f->last_scope, sizeof f->last_scope, "%s", sc ? sc + 6 : "");
@@ -131,10 +135,13 @@ static void answer(struct fake *f, int fd, const char *req)
     }
     if (strcmp(path, "/v2/team/app/manifests/v1") == 0) {
         char extra[512];
+        char dig[256] = "";
+        if (!f->omit_digest)
+            snprintf(dig, sizeof dig, "Docker-Content-Digest: %s\r\n", f->bad_digest ? f->bad_digest : DIGEST_A);
         snprintf(extra, sizeof extra,
                  "Content-Type: application/vnd.oci.image.index.v1+json\r\n%s"
                  "RateLimit-Limit: 100;w=21600\r\nRateLimit-Remaining: 76;w=21600\r\n",
-                 f->omit_digest ? "" : "Docker-Content-Digest: " DIGEST_A "\r\n");
+                 dig);
         send_resp(fd, 200, extra, MANIFEST_BODY, head);
     } else if (strcmp(path, "/v2/team/app/tags/list") == 0) {
         send_resp(fd, 200, "Link: </v2/team/app/tags/list?n=2&last=b>; rel=\"next\"\r\n",
@@ -143,7 +150,8 @@ static void answer(struct fake *f, int fd, const char *req)
         send_resp(fd, 200, "Link: <http://127.0.0.1/v2/team/app/tags/list?n=2&last=d>; rel=\"next\"\r\n",
                   "{\"name\":\"team/app\",\"tags\":[\"c\",\"d\"]}", false);
     } else if (strcmp(path, "/v2/team/app/tags/list?n=2&last=d") == 0) {
-        send_resp(fd, 200, NULL, "{\"name\":\"team/app\",\"tags\":[\"v1\"]}", false);
+        send_resp(fd, 200, f->loop_next ? "Link: </v2/team/app/tags/list?n=2&last=b>; rel=\"next\"\r\n" : NULL,
+                  "{\"name\":\"team/app\",\"tags\":[\"v1\"]}", false);
     } else {
         send_resp(fd, 404, NULL, "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}", head);
     }
@@ -160,6 +168,8 @@ static void *fake_main(void *arg)
     int conns[MAX_CONNS];
     int nconns = 0;
     for (;;) {
+        /* A connection accepted below was not polled this round: no revents. */
+        memset(pf, 0, sizeof pf);
         pf[0] = (struct pollfd){.fd = f->lfd, .events = POLLIN};
         pf[1] = (struct pollfd){.fd = f->wake[0], .events = POLLIN};
         for (int i = 0; i < nconns; i++) pf[2 + i] = (struct pollfd){.fd = conns[i], .events = POLLIN};
@@ -596,6 +606,31 @@ static void test_missing_digest_get_sha256(void **s)
     fx_finish(&x);
 }
 
+/* A Docker-Content-Digest that is not sha256:<64 lower-case hex> is not
+ * taken: the body's own hash is (as when the header is missing). */
+static void test_bad_digest_header(void **s)
+{
+    (void)s;
+    static const char *const bad[] = {
+        "sha256:zzz",
+        "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",     /* 63 */
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",   /* 65 */
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/../x",
+        "sha256:",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct fx x;
+        fx_start(&x, NULL);
+        x.f.bad_digest = bad[i];
+        struct got g = digest(&x, "team/app", "v1");
+        assert_int_equal(g.err, 0);
+        assert_string_equal(g.digest, "sha256:dff9de10919148711140d349bf03f1a99eb06f94b03e51715ccebfa7cdc518e2");
+        assert_string_equal(x.f.last_method, "GET");
+        fx_finish(&x);
+    }
+}
+
 static void test_tags_pagination(void **s)
 {
     (void)s;
@@ -615,6 +650,62 @@ static void test_tags_pagination(void **s)
     registry_get_tags(x.rc, x.host, "team/none", on_result, &g);
     run_until(&x, &g);
     assert_int_equal(g.err, -ENOENT);
+    fx_finish(&x);
+}
+
+/* The client again, with caps on a whole tag list. */
+static void fx_recreate(struct fx *x, size_t max_tags, size_t max_bytes)
+{
+    registry_client_close(x->rc, NULL, NULL);
+    struct registry_client_opts o = {.http = x->http, .log = &x->lg, .auth = x->auth, .insecure = x->insecure,
+                                     .timeout_ms = 3000, .max_tags = max_tags, .max_tags_bytes = max_bytes};
+    x->rc = registry_client_new(&x->loop, &o);
+}
+
+static struct got tags_of(struct fx *x)
+{
+    struct got g = {0};
+    registry_get_tags(x->rc, x->host, "team/app", on_result, &g);
+    run_until(x, &g);
+    return g;
+}
+
+/* A whole tag list is capped (tags and bytes), not only each page; a next
+ * link back to a page already fetched stops the list. Old code: every
+ * page up to 1,000 was taken, and a loop went round 1,000 pages. */
+static void test_tags_caps_and_loop(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    fx_recreate(&x, 5, 0);   /* exactly the five tags: fine */
+    struct got g = tags_of(&x);
+    assert_int_equal(g.err, 0);
+    assert_int_equal(g.ntags, 5);
+    fx_recreate(&x, 3, 0);
+    int before = fake_get(&x.f, &x.f.api_requests);
+    g = tags_of(&x);
+    assert_int_equal(g.err, -E2BIG);
+    assert_int_equal(g.ntags, 0);
+    char want[512];
+    snprintf(want, sizeof want, "%s: the tag list of team/app is longer than 3 tags or 16777216 bytes: watch one "
+             "tag instead (an exact tag label, or a glob that accepts the object's own tag)", x.host);
+    assert_string_equal(g.error, want);
+    assert_int_equal(fake_get(&x.f, &x.f.api_requests) - before, 2);   /* stopped at the second page */
+    fx_recreate(&x, 0, 50);   /* each page is 36 bytes */
+    g = tags_of(&x);
+    assert_int_equal(g.err, -E2BIG);
+    assert_non_null(strstr(g.error, "or 50 bytes"));
+
+    fx_recreate(&x, 0, 0);
+    x.f.loop_next = true;
+    before = fake_get(&x.f, &x.f.api_requests);
+    g = tags_of(&x);
+    assert_int_equal(g.err, -ELOOP);
+    snprintf(want, sizeof want, "%s: the tag list of team/app links back to a page it already gave: stopped",
+             x.host);
+    assert_string_equal(g.error, want);
+    assert_int_equal(fake_get(&x.f, &x.f.api_requests) - before, 3);
     fx_finish(&x);
 }
 
@@ -779,6 +870,120 @@ static void test_bad_realm(void **s)
     fx_finish(&x);
 }
 
+/* A plain-http registry whose challenge names a realm on another host:
+ * its credentials are not sent there (old code sent them). Anonymous
+ * token requests still go. */
+static void test_http_realm_other_host(void **s)
+{
+    (void)s;
+    struct fx x;
+    char realm[128];
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"auth\":\"YWxpY2U6cHc=\"}}}");
+    snprintf(realm, sizeof realm, "http://localhost:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    struct got g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, -EPROTO);
+    char want[256];
+    snprintf(want, sizeof want, "%s: plain-http registry names a token realm on another host (localhost:%d): its "
+             "credentials are not sent there", x.host, x.f.port);
+    assert_string_equal(g.error, want);
+    assert_int_equal(x.f.token_requests, 0);
+    fx_finish(&x);
+
+    /* The same host (any port): the registry's own. */
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"auth\":\"YWxpY2U6cHc=\"}}}");
+    snprintf(realm, sizeof realm, "http://127.0.0.1:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, 0);
+    assert_string_equal(x.f.last_token_authz, "Basic YWxpY2U6cHc=");
+    fx_finish(&x);
+
+    fx_start(&x, NULL);
+    snprintf(realm, sizeof realm, "http://localhost:%d/token", x.f.port);
+    x.f.auth = FA_BEARER;
+    x.f.realm = realm;
+    g = digest(&x, "team/app", "v1");
+    assert_int_equal(g.err, 0);
+    assert_string_equal(x.f.last_token_authz, "");
+    fx_finish(&x);
+}
+
+/* Three checks of one repository at once on a Bearer host: one token
+ * request, not three (old code: three, and with this fake, which honours
+ * only the newest token, two of them were then refused). A token server
+ * that refuses: all three fail with its answer, still one request. */
+static void test_token_fetches_merged(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.expires_in = 300;
+    struct got g[3];
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 3; i++) run_until(&x, &g[i]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].err, 0);
+        assert_string_equal(g[i].digest, DIGEST_A);
+    }
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);
+    fx_finish(&x);
+
+    fx_start(&x, "{\"auths\":{\"HOST\":{\"username\":\"alice\",\"password\":\"wrong-pw\"}}}");
+    x.f.auth = FA_BEARER;
+    x.f.basic = "Basic YWxpY2U6cHc=";
+    memset(g, 0, sizeof g);
+    for (int i = 0; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 3; i++) run_until(&x, &g[i]);
+    char want[256];
+    snprintf(want, sizeof want, "%s refused the credentials for team/app (HTTP 401 from its token server)", x.host);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].err, -EACCES);
+        assert_string_equal(g[i].error, want);
+    }
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);
+    assert_true(has_stat(&x, "auth_error=3;"));
+    fx_finish(&x);
+}
+
+/* The request that fetches the token is cancelled: the ones waiting for
+ * it fetch their own. */
+static void test_token_leader_cancelled(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, NULL);
+    x.f.auth = FA_BEARER;
+    x.f.expires_in = 300;
+    struct got g[3];
+    memset(g, 0, sizeof g);
+    pthread_mutex_lock(&x.f.mu);
+    x.f.hang_token = true;
+    pthread_mutex_unlock(&x.f.mu);
+    struct registry_req *first = registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[0]);
+    for (int i = 0; i < 4000 && fake_get(&x.f, &x.f.token_requests) < 1; i++) {
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(500);
+    }
+    /* The host's challenge is known now: these two go for a token at once,
+     * and wait for the first one's. */
+    for (int i = 1; i < 3; i++) registry_get_digest(x.rc, x.host, "team/app", "v1", on_result, &g[i]);
+    for (int i = 0; i < 50; i++) uv_run(&x.loop, UV_RUN_NOWAIT), usleep(200);
+    assert_int_equal(fake_get(&x.f, &x.f.token_requests), 1);   /* the others wait for it */
+    pthread_mutex_lock(&x.f.mu);
+    x.f.hang_token = false;
+    pthread_mutex_unlock(&x.f.mu);
+    registry_req_cancel(first);
+    for (int i = 1; i < 3; i++) run_until(&x, &g[i]);
+    for (int i = 1; i < 3; i++) assert_int_equal(g[i].err, 0);
+    assert_int_equal(g[0].done, 0);
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -790,7 +995,9 @@ int main(void)
         cmocka_unit_test(test_cancel),                cmocka_unit_test(test_https_and_errors),
         cmocka_unit_test(test_loopback_hosts),
         cmocka_unit_test(test_close_from_callback),   cmocka_unit_test(test_host_concurrency),
-        cmocka_unit_test(test_bad_realm),
+        cmocka_unit_test(test_bad_realm),             cmocka_unit_test(test_bad_digest_header),
+        cmocka_unit_test(test_http_realm_other_host), cmocka_unit_test(test_tags_caps_and_loop),
+        cmocka_unit_test(test_token_fetches_merged),  cmocka_unit_test(test_token_leader_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

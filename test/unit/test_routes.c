@@ -220,6 +220,95 @@ static void test_replicas_merge(void **state)
     assert_int_equal(match(f, NULL, "team/myapp", "latest", urls), 1);
 }
 
+static void count_visits(void *ud, const struct route *r, const struct route_source *const *s, size_t n)
+{
+    (void)s;
+    size_t *count = ud;
+    assert_null(r->tag_glob);
+    count[0]++;
+    count[1] += n;
+}
+
+/* One replica says tag: *, another has no tag label: both mean every tag,
+ * so they are one route (old code: two, and /routes listed it twice). */
+static void test_star_tag_is_no_tag(void **state)
+{
+    struct fixture *f = *state;
+    const char *urls[16];
+    put(f, "e1", "r1", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\","
+                       "\"webhook-router.tag\":\"*\"}");
+    put(f, "e1", "r2", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\"}");
+    put(f, "e1", "r3", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\","
+                       "\"webhook-router.tag\":\"**\"}");
+    assert_int_equal(routes_count(f->t), 1);
+    size_t seen[2] = {0, 0};
+    routes_foreach(f->t, count_visits, seen);
+    assert_int_equal(seen[0], 1);   /* one route ... */
+    assert_int_equal(seen[1], 3);   /* ... carried by the three replicas */
+    assert_int_equal(match(f, NULL, "team/app", "anything", urls), 1);
+}
+
+/* A resync puts every source again: the generation (what the registry
+ * watcher rebuilds on) moves only when something changed. Old code: it
+ * moved on every put, so on every resync. */
+static void test_generation_moves_on_change_only(void **state)
+{
+    struct fixture *f = *state;
+    const char *l = "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_A "\"}";
+    const char *bad = "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"ftp://x\"}";
+    put(f, "e1", "c1", l);
+    put(f, "e1", "c2", bad);
+    unsigned long g = routes_generation(f->t);
+    assert_int_equal(routes_count(f->t), 1);
+    for (int i = 0; i < 3; i++) {
+        routes_mark(f->t, "e1");
+        put(f, "e1", "c1", l);
+        put(f, "e1", "c2", bad);
+        assert_int_equal(routes_sweep(f->t, "e1"), 0);
+        assert_int_equal(routes_generation(f->t), g);
+    }
+    /* A real change: new labels, a new name, a source gone. */
+    put(f, "e1", "c1", "{\"webhook-router.image\":\"a\",\"webhook-router.url\":\"" URL_B "\"}");
+    assert_true(routes_generation(f->t) > g);
+    g = routes_generation(f->t);
+    json_t *j = labels(l);
+    struct route_source src = {.engine = "e1", .kind = "container", .id = "c1", .name = "renamed"};
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_true(routes_generation(f->t) > g);
+    g = routes_generation(f->t);
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_int_equal(routes_generation(f->t), g);
+    src.image = "a:2";
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_true(routes_generation(f->t) > g);
+    /* The list says the container's ImageID; an event (no ImageID) keeps it. */
+    src.image_id = "sha256:1234";
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_string_equal(routes_find(f->t, "e1", "c1")->image_id, "sha256:1234");
+    g = routes_generation(f->t);
+    src.image_id = NULL;
+    routes_put(f->t, &src, j, "webhook-router", &f->lg);
+    assert_string_equal(routes_find(f->t, "e1", "c1")->image_id, "sha256:1234");
+    assert_int_equal(routes_generation(f->t), g);
+    json_decref(j);
+    /* Malformed for another reason: no generation move, but its own warn. */
+    g = routes_generation(f->t);
+    put(f, "e1", "c2", "{\"webhook-router.image\":\"a\",\"webhook-router.update\":\"maybe\"}");
+    assert_int_equal(routes_generation(f->t), g);
+    char *log = log_text(f);
+    assert_non_null(strstr(log, "update must be true or false"));
+    free(log);
+    put(f, "e1", "c2", l);   /* malformed -> good */
+    assert_true(routes_generation(f->t) > g);
+    g = routes_generation(f->t);
+    routes_mark(f->t, "e1");
+    put(f, "e1", "c2", l);
+    assert_int_equal(routes_sweep(f->t, "e1"), 1);
+    assert_true(routes_generation(f->t) > g);
+    const char *urls[16];
+    assert_int_equal(match(f, NULL, "a", "t", urls), 1);
+}
+
 static void test_remove_and_replace(void **state)
 {
     struct fixture *f = *state;
@@ -453,6 +542,8 @@ int main(void)
         cmocka_unit_test(test_poll_label),
         cmocka_unit_test_setup_teardown(test_match_and_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_star_tag_is_no_tag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_moves_on_change_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),

@@ -34,7 +34,46 @@ bool forward_has_room(const struct forwarder *f, size_t n);
 /* Queues a POST of the event to url. Returns 0, -EAGAIN when the queue is
  * full, -EINVAL when the url cannot be used (logged). Copies what it needs. */
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev);
-size_t forward_queued(const struct forwarder *f);
+
+/* How a job ended, for whoever watches it (a notification's sender, the
+ * notifier watching a redeploy POST). */
+struct forward_result {
+    bool delivered;        /* a 2xx */
+    int err;               /* the client's errno, 0 when an answer came; -ECANCELED: shut down */
+    int status;            /* 0 when no answer */
+    int attempts;
+    long long duration_ms; /* the last attempt's */
+    const char *error;     /* in words, NULL when delivered */
+};
+typedef void (*forward_done_fn)(void *ud, const struct forward_result *r);
+
+/* Like forward_submit; done(ud, result) is then called exactly once, from
+ * the loop, when the POST this event went into ends (a coalesced event is
+ * told the outcome of the POST it was merged into). Not called when the
+ * return is not 0. */
+int forward_submit_watched(struct forwarder *f, const char *url, const struct push_event *ev,
+                           forward_done_fn done, void *ud);
+
+/* A prepared request (a notification), sent as it is: same timeouts,
+ * retries (5xx, 429 with Retry-After, or a JSON body's "retry_after" in
+ * seconds, as Discord sends) and per-origin fairness as a redeploy, but
+ * never coalesced, never counted against the redeploy queue (it has its
+ * own bound, FORWARD_QUEUE_MAX more) and never holding more than half of
+ * FORWARD_CONCURRENCY: a notification cannot delay or block a redeploy. */
+struct forward_request {
+    const char *method;    /* "POST", "PUT" */
+    const char *url;       /* secret: never logged */
+    const char *headers;   /* raw "Name: value\r\n" lines */
+    const char *body;
+    size_t body_len;
+    const char *label;     /* how the logs show the target ("discord discord.com #3f9a1c0e") */
+};
+/* Returns 0 (done is called once, later), -EAGAIN when the notification
+ * queue is full or the forwarder drains, -EINVAL for an unusable URL. */
+int forward_send(struct forwarder *f, const struct forward_request *req, forward_done_fn done, void *ud);
+size_t forward_notify_queued(const struct forwarder *f);
+
+size_t forward_queued(const struct forwarder *f);   /* redeploys waiting (not notifications) */
 size_t forward_in_flight(const struct forwarder *f);
 /* Counters for /metrics. Latency is per attempt (one HTTP exchange). */
 #define FORWARD_LATENCY_BUCKETS 11

@@ -24,6 +24,8 @@
 #define RESERVED_FDS 64
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
+/* The shortest aggregation window of notifications (see notifier.h). */
+#define NOTIFY_WINDOW_MIN_MS 500
 
 static void on_log_writable(uv_poll_t *h, int status, int events);
 
@@ -227,6 +229,21 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .debounce_ms = cfg->debounce_ms,
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
+    struct notifier_opts no = {
+        .config = &cfg->notify,
+        /* Outcomes of one push arrive within milliseconds of each other
+         * (the routes' POSTs end together); a window of DEBOUNCE_MS, at
+         * least half a second, makes them one message. */
+        .window_ms = cfg->debounce_ms > NOTIFY_WINDOW_MIN_MS ? cfg->debounce_ms : NOTIFY_WINDOW_MIN_MS,
+        .max_pending = (size_t)cfg->forward_queue_max,
+    };
+    a->notifier = notifier_new(loop, a->fwd, &a->log, &no);
+    routes_set_notify_check(a->routes, notifier_check_word, a->notifier);
+    for (size_t i = 0; i < cfg->notify.n; i++) {
+        const struct notify_target *t = &cfg->notify.targets[i];
+        LOG(&a->log, LOG_INFO, "notification target", F_STR("name", t->name), F_STR("target", t->display),
+            F_STR("on", t->on ? NULL : "default"));
+    }
     a->intake = intake_new(loop, a->fwd, &a->log);
     a->webhook = (struct webhook_ctx){
         .token = cfg->webhook_token,
@@ -236,6 +253,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .delivered = a->delivered,
         .fwd = a->fwd,
         .updater = NULL,
+        .notifier = a->notifier,
         .log = &a->log,
         .queued = on_forwards_queued,
         .queued_ud = a,
@@ -290,6 +308,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .webhook = &a->webhook,
         .routes = a->routes,
         .fwd = a->fwd,
+        .notifier = a->notifier,
         .intake = a->intake,
         .updater = a->updater,
         .registry = a->registry,
@@ -321,6 +340,8 @@ static void close_rest(struct app *a)
     a->updater = NULL;
     if (a->intake) intake_close(a->intake);
     a->intake = NULL;
+    a->webhook.notifier = NULL;
+    notifier_close(a->notifier, NULL, NULL);
     if (a->server) http_server_close(a->server, NULL, NULL);
     a->server = NULL;
     if (a->http) http_client_close(a->http, NULL, NULL);
@@ -358,6 +379,8 @@ void app_stop(struct app *a)
     /* Requests being received must complete to be answered. */
     if (a->intake) intake_resume(a->intake);
     if (a->server) http_server_stop(a->server);
+    /* Messages waiting for their window go now, to be drained with the rest. */
+    notifier_flush(a->notifier);
     if (a->fwd) forward_drain(a->fwd, on_drained, a);
     else on_drained(a);
 }
@@ -365,7 +388,8 @@ void app_stop(struct app *a)
 void app_free(struct app *a)
 {
     log_batch_free(&a->log);   /* the last lines (within a second), and stdout's flags restored */
-    if (a->fwd) forward_free(a->fwd);
+    if (a->fwd) forward_free(a->fwd);   /* first: its jobs' watchers tell the notifier */
+    notifier_free(a->notifier);
     routes_free(a->routes);
     dedupe_free(a->seen);
     dedupe_free(a->delivered);

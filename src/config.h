@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "log.h"
+#include "notify_target.h"
 
 struct docker_host;
 
@@ -43,12 +44,15 @@ struct config {
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
+    struct notify_config notify; /* NOTIFY_<NAME>_* targets */
+    char *notify_test_name;     /* `notify-test <name>`: the target */
 };
 
 enum config_action {
     CONFIG_RUN,          /* start the daemon */
     CONFIG_HEALTHCHECK,  /* `webhook-router healthcheck` */
     CONFIG_REGISTRY_DIGEST, /* `webhook-router registry-digest <ref>` */
+    CONFIG_NOTIFY_TEST,  /* `webhook-router notify-test <name>` */
     CONFIG_EXIT_OK,      /* --help / --version printed */
     CONFIG_ERROR,        /* err holds one line naming the variable */
 };

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "engine_update.h"
 #include "json.h"
+#include "notifier.h"
 
 /* Targets looked up per event; more distinct URLs for one image is not a
  * deployment, it is a mistake. */
@@ -93,12 +94,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     plan->decision = small ? plan->small_decision : xcalloc(p->n + 1, sizeof *plan->decision);
     plan->first = small ? plan->small_first : xcalloc(p->n + 1, sizeof *plan->first);
     plan->ufirst = small ? plan->small_ufirst : xcalloc(p->n + 1, sizeof *plan->ufirst);
+    plan->hfirst = small ? plan->small_hfirst : xcalloc(p->n + 1, sizeof *plan->hfirst);
     const char *urls[MAX_TARGETS];
     const struct route_source *upd[MAX_TARGETS];
+    struct route_hit hits[MAX_TARGETS];
     for (size_t i = 0; i < p->n; i++) {
         const struct push_event *ev = &p->events[i];
         plan->first[i] = plan->ntargets;
         plan->ufirst[i] = plan->nupdates;
+        plan->hfirst[i] = plan->nhits;
         if (ev->ignored) {
             plan->decision[i] = WEBHOOK_IGNORED;
             continue;
@@ -108,11 +112,12 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             plan->decision[i] = WEBHOOK_DUPLICATE;
             continue;
         }
-        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS};
+        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS,
+                                  .notifies = hits, .max_notifies = MAX_TARGETS};
         routes_match_all(routes, ev, &m);
         size_t n = m.nurls;
-        plan->decision[i] = n || m.nupdates ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
-        if (!n && !m.nupdates) continue;
+        plan->decision[i] = n || m.nupdates || m.nnotifies ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n && !m.nupdates && !m.nnotifies) continue;
         if (n && delivered && ev->digest) {
             /* Routes already sent this digest (by a webhook or a poll) are not sent it again. */
             size_t keep = 0;
@@ -124,7 +129,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             n = keep;
             /* Updates need no such memory: the updater compares image IDs
              * (a container already on the pushed image is left alone). */
-            if (!n && !m.nupdates) {
+            if (!n && !m.nupdates && !m.nnotifies) {
                 plan->decision[i] = WEBHOOK_DUPLICATE;
                 continue;
             }
@@ -139,9 +144,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             memcpy(plan->updates + plan->nupdates, upd, m.nupdates * sizeof *upd);
             plan->nupdates += m.nupdates;
         }
+        if (m.nnotifies) {
+            plan->hits = xrealloc(plan->hits, (plan->nhits + m.nnotifies) * sizeof *plan->hits);
+            memcpy(plan->hits + plan->nhits, hits, m.nnotifies * sizeof *hits);
+            plan->nhits += m.nnotifies;
+        }
     }
     plan->first[p->n] = plan->ntargets;
     plan->ufirst[p->n] = plan->nupdates;
+    plan->hfirst[p->n] = plan->nhits;
 }
 
 void webhook_plan_free(struct webhook_plan *plan)
@@ -151,6 +162,8 @@ void webhook_plan_free(struct webhook_plan *plan)
     free(plan->targets);
     if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
     free(plan->updates);
+    if (plan->hfirst != plan->small_hfirst) free(plan->hfirst);
+    free(plan->hits);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -196,9 +209,13 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         break;
     case WEBHOOK_FORWARD: {
         size_t n = plan->first[i + 1] - plan->first[i];
+        const struct route_hit *hits = plan->hits + plan->hfirst[i];
+        size_t nh = plan->hfirst[i + 1] - plan->hfirst[i];
         char key[1024];
         for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) {
-            forward_submit(w->fwd, plan->targets[k], ev);
+            /* Watched when a route of that URL tells its outcome. */
+            if (nh) notifier_submit_redeploy(w->notifier, w->fwd, plan->targets[k], ev, hits, nh);
+            else forward_submit(w->fwd, plan->targets[k], ev);
             delivered_key(key, sizeof key, ev, plan->targets[k]);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
@@ -211,6 +228,7 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) nu++;
         }
         w->counts.updates += nu;
+        for (size_t k = 0; k < nh; k++) notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
         dedupe_add(w->seen, ev->id);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;
@@ -220,7 +238,8 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         buf_put_uint(b, nu);
         LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
-            F_INT("targets", n), F_INT("updates", nu));
+            F_INT("targets", n), F_INT("updates", nu),
+            nh ? (struct log_field)F_INT("notify", nh) : (struct log_field)F_STR("notify", NULL));
         break;
     }
     }

@@ -369,6 +369,19 @@ size_t notify_build(const struct notify_target *t, const struct notify_message *
     }
     buf_free(&b.text);
     buf_free(&b.title);
+    /* Placeholders in the target URL, percent-encoded (checked at start-up). */
+    for (size_t i = 0; i < n; i++) {
+        if (!strchr(reqs[i].url, '{')) continue;
+        char err[8];
+        struct template *u = template_compile(reqs[i].url, err, sizeof err);
+        if (!u) continue;
+        struct buf url;
+        buf_init(&url);
+        template_render(u, &m->vars, TPL_URL, &url);
+        template_free(u);
+        free(reqs[i].url);
+        reqs[i].url = buf_steal(&url);
+    }
     return n;
 }
 

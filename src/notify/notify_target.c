@@ -592,6 +592,14 @@ static int build_target(const struct pending *p, struct notify_target *t, char *
         return target_error(err, errlen, n, p->v[F_URL_FILE] ? "_URL_FILE" : "_URL", why);
     }
     free(url);
+    if (strchr(t->url, '{')) {   /* placeholders in the URL: known ones only */
+        struct template *ut = template_compile(t->url, why, sizeof why);
+        if (!ut) {
+            free(token);
+            return target_error(err, errlen, n, p->v[F_URL_FILE] ? "_URL_FILE" : "_URL", why);
+        }
+        template_free(ut);
+    }
     if (token) {
         if (!*token) {
             free(token);

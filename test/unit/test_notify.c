@@ -180,6 +180,7 @@ static void test_config(void **state)
     check_config((const char *[]){"NOTIFY_x_URL=https://h/", NULL}, "NOTIFY_x_URL: not a notification setting");
     check_config((const char *[]){"NOTIFY_FOO=1", NULL}, "NOTIFY_FOO: not a notification setting");
     check_config((const char *[]){"NOTIFY_X_URL=https://h/s3cret", "NOTIFY_X_TOKEN=", NULL}, "NOTIFY_X_TOKEN: set but empty");
+    check_config((const char *[]){"NOTIFY_X_URL=https://h/s3cret/{dgest}", NULL}, "NOTIFY_X_URL: unknown placeholder {dgest}");
 
     /* _URL_FILE: a Docker secret, trailing newline dropped. */
     char path[] = "/tmp/wr-notify-XXXXXX";
@@ -378,6 +379,11 @@ static void test_requests(void **state)
     has(r[0].headers, "PRIVATE-TOKEN: x\r\n");
     notify_request_free(&r[0]);
     notify_config_free(&c);
+
+    /* Placeholders in a target URL are percent-encoded. */
+    assert_int_equal(build("https://harbor.example/api/artifacts/{digest}/scan?t={tag}", &m, r, 8), 1);
+    assert_string_equal(r[0].url, "https://harbor.example/api/artifacts/sha256%3Aabc/scan?t=v1");
+    notify_request_free(&r[0]);
 }
 
 static void test_limits(void **state)

@@ -242,8 +242,9 @@ static void test_template(void **state)
     longname[299] = '\0';
     assert_null(template_compile(longname, err, sizeof err));
     assert_true(strlen(err) < sizeof err);
-    assert_non_null(template_compile("\xff\xfe{\x01}\"\\", err, sizeof err) ? (void *)1 : NULL);
-    template_free(template_compile("\xff\xfe{\x01}\"\\", err, sizeof err));
+    struct template *odd = template_compile("\xff\xfe{\x01}\"\\", err, sizeof err);   /* all text */
+    assert_non_null(odd);
+    template_free(odd);
 }
 
 static void test_truncate(void **state)

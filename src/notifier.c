@@ -390,6 +390,20 @@ void notifier_route_outcome(struct notifier *n, enum notify_outcome_kind outcome
     notifier_outcome(n, &o);
 }
 
+void notifier_object_outcome(struct notifier *n, struct route_table *routes, const char *engine, const char *id,
+                             enum notify_outcome_kind outcome, const struct push_event *ev, const char *error)
+{
+    size_t nr;
+    const struct route *r = routes_of_source(routes, engine, id, &nr);
+    const struct route_source *src = routes_find(routes, engine, id);
+    /* A source's routes share its labels: one notify label for all. */
+    if (!n || !nr || !r[0].notify || !src) return;
+    const char *name = object_name(src);
+    struct notify_outcome o = {.outcome = outcome, .ev = ev, .notify = r[0].notify, .redeploys = true,
+                               .objects = &name, .nobjects = 1, .error = error};
+    notifier_outcome(n, &o);
+}
+
 /* ---- redeploy POSTs ------------------------------------------------------- */
 
 /* What a watched POST must remember: the event and the routes, copied

@@ -68,6 +68,12 @@ void notifier_outcome(struct notifier *n, const struct notify_outcome *o);
 void notifier_route_outcome(struct notifier *n, enum notify_outcome_kind outcome, const struct push_event *ev,
                             const struct route_hit *hit, const struct forward_result *r);
 
+/* An outcome for one object (an engine update: completed -> NO_DEPLOYED,
+ * rolled back or failed -> NO_FAILED), told to the notify targets of its
+ * routes. Nothing when the object has no notify label. */
+void notifier_object_outcome(struct notifier *n, struct route_table *routes, const char *engine, const char *id,
+                             enum notify_outcome_kind outcome, const struct push_event *ev, const char *error);
+
 /* A redeploy POST to url for ev reached the routes hits[0..nhits): submits
  * it watched, so that its end is told as delivered or failed to their
  * notify targets. Returns forward_submit_watched's result. */

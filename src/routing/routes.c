@@ -400,6 +400,13 @@ const struct route_source *routes_find(struct route_table *t, const char *engine
     return s ? &s->info : NULL;
 }
 
+const struct route *routes_of_source(struct route_table *t, const char *engine, const char *id, size_t *n)
+{
+    struct source *s = *find_slot(t, engine, id);
+    *n = s ? s->nroutes : 0;
+    return s ? s->routes : NULL;
+}
+
 static bool same_name(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);

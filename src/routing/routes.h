@@ -66,6 +66,9 @@ bool routes_remove(struct route_table *t, const char *engine, const char *id);
 /* The source as the table has it, or NULL; valid until the table is next
  * modified. */
 const struct route_source *routes_find(struct route_table *t, const char *engine, const char *id);
+/* The routes of a source (*n of them), or NULL; valid until the table is
+ * next modified. */
+const struct route *routes_of_source(struct route_table *t, const char *engine, const char *id, size_t *n);
 /* docker rename: the source keeps its routes under a new name. Returns true
  * if the source exists and its name changed. */
 bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name);

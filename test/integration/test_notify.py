@@ -164,7 +164,7 @@ def test_every_kind_notify_only(fake, engine, made, start_router, fixtures_dir, 
     assert json.loads(ge["body"]) == {"ref": "main", "variables": {"IMAGE": f"127.0.0.1:5000/{repo}:v1",
                                                                   "OBJ": f"nk-{uniq}"}}
     # Exactly one message per target (telegram: one per chat), nothing else sent.
-    router.wait_log("notification sent", n=12)
+    router.wait_log("notification sent", n=12, timeout=10 * TIME_FACTOR)
     time.sleep(0.7 * TIME_FACTOR)
     assert len(router.find("notification sent")) == 12
     assert not router.find("forwarded")
@@ -192,8 +192,8 @@ def test_retries_and_rate_limits(fake, engine, made, start_router, fixtures_dir,
     got = fake.wait_for(path, 4, timeout=15)
     assert [json.loads(r["body"]) for r in got[1:]] == [json.loads(got[0]["body"])] * 3   # the same message
     assert got[2]["time"] - got[1]["time"] >= 0.9               # Retry-After: 1
-    assert 0.25 <= got[3]["time"] - got[2]["time"] < 0.9         # the body's retry_after: 0.3
-    sent = router.wait_log("notification sent")[0]
+    assert 0.25 <= got[3]["time"] - got[2]["time"] < 0.9 * TIME_FACTOR   # the body's retry_after: 0.3
+    sent = router.wait_log("notification sent", timeout=10 * TIME_FACTOR)[0]
     assert sent["attempt"] == 4
 
 

@@ -66,30 +66,23 @@ static bool is_url(const char *word)
     return strstr(word, "://") != NULL;
 }
 
+/* Runs per outcome: no allocation unless a label URL is seen the first time. */
 static const struct notify_target *resolve(struct notifier *n, const char *word, size_t len)
 {
+    if (!memmem(word, len, "://", 3)) return notify_config_find(n->opts.config, word, len);
+    for (struct inline_target *it = n->inlines; it; it = it->next)
+        if (strlen(it->word) == len && memcmp(it->word, word, len) == 0) return &it->t;
+    struct inline_target *it = xcalloc(1, sizeof *it);
+    char err[200];
     char *w = xstrndup(word, len);
-    const struct notify_target *t = NULL;
-    if (!is_url(w)) {
-        t = notify_config_find(n->opts.config, w, len);
-    } else {
-        for (struct inline_target *it = n->inlines; it && !t; it = it->next)
-            if (strcmp(it->word, w) == 0) t = &it->t;
-        if (!t) {
-            struct inline_target *it = xcalloc(1, sizeof *it);
-            char err[200];
-            if (notify_target_from_url(w, -1, &it->t, err, sizeof err) < 0) {
-                free(it);
-            } else {
-                it->word = xstrdup(w);
-                it->next = n->inlines;
-                n->inlines = it;
-                t = &it->t;
-            }
-        }
+    if (notify_target_from_url(w, -1, &it->t, err, sizeof err) < 0) {
+        free_n(2, w, it);
+        return NULL;
     }
-    free(w);
-    return t;
+    it->word = w;
+    it->next = n->inlines;
+    n->inlines = it;
+    return &it->t;
 }
 
 int notifier_check_word(void *ud, const char *word, char *err, size_t errlen)
@@ -407,15 +400,15 @@ void notifier_object_outcome(struct notifier *n, struct route_table *routes, con
 /* ---- redeploy POSTs ------------------------------------------------------- */
 
 /* What a watched POST must remember: the event and the routes, copied
- * (the route table may change before the POST ends). */
+ * (the route table may change before the POST ends), all in one block:
+ * the struct, the routes, their object name pointers, then the strings. */
 struct redeploy_watch {
     struct notifier *n;
-    char *format, *id, *registry, *repository, *tag, *digest;
+    struct push_event ev;
     size_t nroutes;
     struct watched_route {
-        char *notify;
-        bool redeploys;
-        char **objects;
+        const char *notify;
+        const char **objects;
         size_t nobjects;
     } *routes;
 };
@@ -423,48 +416,71 @@ struct redeploy_watch {
 static void on_redeploy_done(void *ud, const struct forward_result *r)
 {
     struct redeploy_watch *w = ud;
-    struct push_event ev = {.format = w->format, .id = w->id, .registry = w->registry,
-                            .repository = w->repository, .tag = w->tag, .digest = w->digest};
-    for (size_t i = 0; i < w->nroutes; i++) {
+    /* Shutting down: nobody left to send it. */
+    for (size_t i = 0; i < w->nroutes && r->err != -ECANCELED; i++) {
         struct watched_route *wr = &w->routes[i];
         struct notify_outcome o = {
-            .outcome = r->delivered ? NO_DELIVERED : NO_FAILED, .ev = &ev, .notify = wr->notify,
-            .redeploys = wr->redeploys, .objects = (const char *const *)wr->objects, .nobjects = wr->nobjects,
+            .outcome = r->delivered ? NO_DELIVERED : NO_FAILED, .ev = &w->ev, .notify = wr->notify,
+            .redeploys = true, .objects = wr->objects, .nobjects = wr->nobjects,
             .error = r->error, .status = r->status, .attempts = r->attempts, .duration_ms = r->duration_ms,
         };
-        /* Shutting down: nobody left to send it. */
-        if (r->err != -ECANCELED) notifier_outcome(w->n, &o);
-        for (size_t k = 0; k < wr->nobjects; k++) free(wr->objects[k]);
-        free(wr->objects);
-        free(wr->notify);
+        notifier_outcome(w->n, &o);
     }
-    free(w->routes);
-    free_n(7, w->format, w->id, w->registry, w->repository, w->tag, w->digest, w);
+    free(w);
+}
+
+static bool hit_is(const struct route_hit *h, const char *url)
+{
+    return h->route->url && strcmp(h->route->url, url) == 0;
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies s to *at (NULL stays NULL) and moves *at past it. */
+static const char *pack(char **at, const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = memcpy(*at, s, n);
+    *at += n;
+    return p;
 }
 
 int notifier_submit_redeploy(struct notifier *n, struct forwarder *fwd, const char *url,
                              const struct push_event *ev, const struct route_hit *hits, size_t nhits)
 {
-    size_t nmatch = 0;
-    for (size_t i = 0; i < nhits; i++) nmatch += hits[i].route->url && strcmp(hits[i].route->url, url) == 0;
+    size_t nmatch = 0, nobjs = 0, bytes = 0;
+    for (size_t i = 0; i < nhits; i++) {
+        if (!hit_is(&hits[i], url)) continue;
+        nmatch++;
+        nobjs += hits[i].nsources;
+        bytes += str_size(hits[i].route->notify);
+        for (size_t k = 0; k < hits[i].nsources; k++) bytes += str_size(object_name(hits[i].sources[k]));
+    }
     if (!n || !nmatch) return forward_submit(fwd, url, ev);
-    struct redeploy_watch *w = xcalloc(1, sizeof *w);
+    bytes += str_size(ev->format) + str_size(ev->id) + str_size(ev->registry) + str_size(ev->repository) +
+             str_size(ev->tag) + str_size(ev->digest);
+    size_t head = sizeof(struct redeploy_watch) + nmatch * sizeof(struct watched_route) + nobjs * sizeof(char *);
+    struct redeploy_watch *w = xmalloc(head + bytes);
     w->n = n;
-    w->format = xstrdup_or_null(ev->format);
-    w->id = xstrdup_or_null(ev->id);
-    w->registry = xstrdup_or_null(ev->registry);
-    w->repository = xstrdup_or_null(ev->repository);
-    w->tag = xstrdup_or_null(ev->tag);
-    w->digest = xstrdup_or_null(ev->digest);
-    w->routes = xcalloc(nmatch, sizeof *w->routes);
+    w->nroutes = 0;
+    w->routes = (struct watched_route *)(w + 1);
+    const char **objs = (const char **)(w->routes + nmatch);
+    char *at = (char *)w + head;
+    w->ev = (struct push_event){.format = pack(&at, ev->format), .id = pack(&at, ev->id),
+                                .registry = pack(&at, ev->registry), .repository = pack(&at, ev->repository),
+                                .tag = pack(&at, ev->tag), .digest = pack(&at, ev->digest)};
     for (size_t i = 0; i < nhits; i++) {
         const struct route_hit *h = &hits[i];
-        if (!h->route->url || strcmp(h->route->url, url) != 0) continue;
+        if (!hit_is(h, url)) continue;
         struct watched_route *wr = &w->routes[w->nroutes++];
-        wr->notify = xstrdup(h->route->notify);
-        wr->redeploys = true;
-        wr->objects = xcalloc(h->nsources ? h->nsources : 1, sizeof *wr->objects);
-        for (size_t k = 0; k < h->nsources; k++) wr->objects[wr->nobjects++] = xstrdup(object_name(h->sources[k]));
+        wr->notify = pack(&at, h->route->notify);
+        wr->objects = objs;
+        wr->nobjects = h->nsources;
+        for (size_t k = 0; k < h->nsources; k++) *objs++ = pack(&at, object_name(h->sources[k]));
     }
     int rc = forward_submit_watched(fwd, url, ev, on_redeploy_done, w);
     if (rc < 0) {

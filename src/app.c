@@ -101,6 +101,18 @@ static void find_self_id(char out[65])
     if (h && strlen(h) == 12 && strspn(h, "0123456789abcdef") == 12) snprintf(out, 65, "%s", h);
 }
 
+/* An engine update's outcome told to the object's notify targets:
+ * completed is deployed, rolled back or failed is failed. */
+static void on_update_outcome(void *ud, const struct update_outcome *o)
+{
+    struct app *a = ud;
+    bool ok = strcmp(o->outcome, "completed") == 0;
+    if (!ok && strcmp(o->outcome, "rolled_back") != 0 && strcmp(o->outcome, "failed") != 0) return;
+    struct push_event ev = {.format = "update", .registry = o->registry, .repository = o->repository,
+                            .tag = o->tag, .digest = o->digest};
+    notifier_object_outcome(a->notifier, a->routes, o->engine, o->id, ok ? NO_DEPLOYED : NO_FAILED, &ev, o->error);
+}
+
 static void start_updater(struct app *a)
 {
     const struct config *c = a->cfg;
@@ -115,6 +127,8 @@ static void start_updater(struct app *a)
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
+        .on_outcome = on_update_outcome,
+        .on_outcome_ud = a,
     };
     a->updater = engine_updater_new(a->loop, &o);
     if (c->engine_updates)

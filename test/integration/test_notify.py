@@ -252,3 +252,27 @@ def test_notify_test_and_config_errors(fake, binary, uniq):
         assert var in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         for out in (ok, bad, down, r):
             assert SECRET not in out.stdout + out.stderr
+
+
+def test_engine_update_told_as_deployed(fake, engine, registry, start_router, uniq):
+    from test_engine_updates import make_image
+    repo = f"team/nu{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"nu1-{uniq}")
+    name = f"nu{uniq}"
+    engine.docker("run", "-d", "--network", "none", "--name", name, "--label", f"webhook-router.image={repo}",
+                  "--label", "webhook-router.update=true", "--label", "webhook-router.notify=chat", ref)
+    try:
+        path = f"/nu{uniq}"
+        router = start_router(env={"ENGINE_UPDATES": "1",
+                                   "NOTIFY_CHAT_URL": f"slack+http://127.0.0.1:{fake.port}{path}"})
+        router.wait_ready()
+        make_image(engine, ref, f"nu2-{uniq}")
+        engine.docker("push", ref)
+        router.wait_log("container updated", container=name, timeout=60 * TIME_FACTOR)
+        text = json.loads(fake.wait_for(path)[0]["body"])["text"]
+        assert text.startswith("*webhook-router: deployed") and name in text, text
+        time.sleep(0.7 * TIME_FACTOR)
+        assert len(fake.on(path)) == 1   # default ON: deployed, not push or delivered
+    finally:
+        engine.docker("rm", "-f", name, check=False)

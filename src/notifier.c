@@ -18,11 +18,18 @@
 /* Objects named in one message; more are summed up as "and N more". */
 #define MAX_OBJECTS 50
 
+struct health {
+    long long last_ok_ms, last_fail_ms;
+    unsigned long consecutive_failures;
+    char last_error[96];
+};
+
 /* A URL written in a label, parsed once. */
 struct inline_target {
     struct inline_target *next;
     char *word;
     struct notify_target t;
+    struct health health;
 };
 
 struct pending {
@@ -47,6 +54,7 @@ struct notifier {
     uv_timer_t timer;
     unsigned long counts[NK_COUNT][2];
     unsigned long dropped;
+    struct health *health;        /* per environment target, in config order */
     bool closing;
     struct close_cb closed;
 };
@@ -148,11 +156,36 @@ static void sent_free(struct sent *s)
     free(s);
 }
 
+static struct health *health_of(struct notifier *n, const struct notify_target *t)
+{
+    const struct notify_config *c = n->opts.config;
+    if (c->n && t >= c->targets && t < c->targets + c->n) return &n->health[t - c->targets];
+    for (struct inline_target *it = n->inlines; it; it = it->next)
+        if (&it->t == t) return &it->health;
+    return NULL;
+}
+
+static long long wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 static void on_sent(void *ud, const struct forward_result *r)
 {
     struct sent *s = ud;
     struct notifier *n = s->n;
     n->counts[s->target->kind][r->delivered ? 0 : 1]++;
+    struct health *h = r->err == -ECANCELED ? NULL : health_of(n, s->target);
+    if (h && r->delivered) {
+        h->last_ok_ms = wall_ms();
+        h->consecutive_failures = 0;
+    } else if (h) {
+        h->last_fail_ms = wall_ms();
+        h->consecutive_failures++;
+        snprintf(h->last_error, sizeof h->last_error, "%s", r->error ? r->error : "not delivered");
+    }
     if (n->opts.on_delivery) {
         struct notify_delivery d = {
             .target = s->target->display, .kind = s->target->kind, .outcome = s->outcome,
@@ -219,9 +252,7 @@ static void send_pending(struct notifier *n, struct pending *p)
     buf_init(&objects);
     buf_init(&time);
     put_objects(&objects, p);
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    log_put_time(&time, (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    log_put_time(&time, wall_ms());
     struct notify_message m = {.outcome = p->outcome};
     for (int i = 0; i < TV_COUNT; i++) m.vars.v[i] = p->v[i];
     m.vars.v[TV_OBJECTS] = buf_cstr(&objects);
@@ -509,6 +540,25 @@ int notifier_test(struct notifier *n, const char *name, forward_done_fn done, vo
     return (int)send_message(n, t, &m, done, ud);
 }
 
+void notifier_foreach_target(struct notifier *n, notify_health_fn fn, void *ud)
+{
+    if (!n) return;
+    const struct notify_config *c = n->opts.config;
+    for (size_t i = 0; i < c->n; i++) {
+        const struct health *h = &n->health[i];
+        struct notify_target_health th = {c->targets[i].name, c->targets[i].display, c->targets[i].kind,
+                                          h->last_ok_ms, h->last_fail_ms, h->consecutive_failures,
+                                          h->last_error[0] ? h->last_error : NULL};
+        fn(ud, &th);
+    }
+    for (const struct inline_target *it = n->inlines; it; it = it->next) {
+        const struct health *h = &it->health;
+        struct notify_target_health th = {NULL, it->t.display, it->t.kind, h->last_ok_ms, h->last_fail_ms,
+                                          h->consecutive_failures, h->last_error[0] ? h->last_error : NULL};
+        fn(ud, &th);
+    }
+}
+
 unsigned long notifier_count(const struct notifier *n, enum notify_kind kind, int failed)
 {
     return n ? n->counts[kind][failed ? 1 : 0] : 0;
@@ -523,6 +573,7 @@ struct notifier *notifier_new(uv_loop_t *loop, struct forwarder *fwd, const stru
     n->log = lg;
     n->opts = *opts;
     if (!n->opts.max_pending) n->opts.max_pending = 1000;
+    n->health = xcalloc(opts->config->n ? opts->config->n : 1, sizeof *n->health);
     uv_timer_init(loop, &n->timer);
     n->timer.data = n;
     return n;
@@ -560,5 +611,6 @@ void notifier_free(struct notifier *n)
         free(it->word);
         free(it);
     }
+    free(n->health);
     free(n);
 }

@@ -91,6 +91,20 @@ void notifier_put_targets(struct notifier *n, struct buf *out, const char *label
  * possibly before this returns. */
 int notifier_test(struct notifier *n, const char *name, forward_done_fn done, void *ud);
 
+/* Target health for the status page: every target (environment ones
+ * first, then label URLs in use), with its last success and failure
+ * (wall clock ms, 0: never), consecutive failures and the last error. */
+struct notify_target_health {
+    const char *name;      /* NULL for a label URL */
+    const char *display;
+    enum notify_kind kind;
+    long long last_ok_ms, last_fail_ms;
+    unsigned long consecutive_failures;
+    const char *last_error;
+};
+typedef void (*notify_health_fn)(void *ud, const struct notify_target_health *h);
+void notifier_foreach_target(struct notifier *n, notify_health_fn fn, void *ud);
+
 /* /metrics: notifications by kind and delivery outcome (0 delivered, 1 failed). */
 unsigned long notifier_count(const struct notifier *n, enum notify_kind kind, int failed);
 

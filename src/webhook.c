@@ -236,6 +236,10 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         buf_put_uint(b, n);
         json_put_key(b, "updates", &first);
         buf_put_uint(b, nu);
+        if (nh) {   /* routes that tell (their messages follow the outcomes) */
+            json_put_key(b, "notify", &first);
+            buf_put_uint(b, nh);
+        }
         LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
             F_INT("targets", n), F_INT("updates", nu),

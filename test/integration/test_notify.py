@@ -126,7 +126,7 @@ def test_every_kind_notify_only(fake, engine, made, start_router, fixtures_dir, 
     assert 'unknown notification target \\"nope\\"' in json.dumps(warn["error"]) or "nope" in warn["error"]
     status, body = router.post("/webhook", manifest_payload(fixtures_dir, repo, "v1", f"nk-{uniq}"))
     assert status == 202 and body["events"][0]["decision"] == "forwarded"
-    assert body["events"][0]["targets"] == 0   # a notify-only route redeploys nothing
+    assert body["events"][0]["targets"] == 0 and body["events"][0]["notify"] == 1   # redeploys nothing
 
     dc = fake.wait_for(f"/dc{uniq}")[0]
     assert dc["method"] == "POST" and dc["headers"]["Content-Type"] == "application/json"

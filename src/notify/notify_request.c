@@ -66,14 +66,18 @@ static void put_auth(struct buf *h, const struct notify_target *t, const char *b
     }
 }
 
-static size_t emit(struct notify_request *r, const char *method, const char *url, const char *content_type,
-                   struct buf *extra_headers, struct buf *body)
+/* Finishes one request: Content-Type and User-Agent, the kind's own
+ * header lines (extra, may be NULL), then the auth (bearer when the kind
+ * sends one, else the URL's Basic); the body is taken. */
+static size_t emit(struct notify_request *r, const struct build *b, const char *method, const char *url,
+                   const char *content_type, const char *extra, const char *bearer, struct buf *body)
 {
     struct buf h;
     buf_init(&h);
-    if (content_type) buf_printf(&h, "Content-Type: %s\r\n", content_type);
+    buf_printf(&h, "Content-Type: %s\r\n", content_type ? content_type : "application/json");
     buf_printf(&h, "User-Agent: webhook-router/%s\r\n", WR_VERSION);
-    if (extra_headers) buf_puts(&h, buf_cstr(extra_headers));
+    if (extra) buf_puts(&h, extra);
+    put_auth(&h, b->t, bearer);
     r->method = method;
     r->url = xstrdup(url);
     r->headers = buf_steal(&h);
@@ -94,28 +98,23 @@ static void titled(struct buf *out, const struct build *b, const char *bold)
 static size_t json_text(struct notify_request *r, const struct build *b, const char *key, const char *bold,
                         size_t max_chars)
 {
-    struct buf msg, body, h;
+    struct buf msg, body;
     buf_init(&msg);
     buf_init(&body);
-    buf_init(&h);
     titled(&msg, b, bold);
     if (max_chars) tpl_truncate(&msg, 0, max_chars);
     int first = 1;
     buf_putc(&body, '{');
     json_put_member(&body, key, buf_cstr(&msg), &first);
     buf_putc(&body, '}');
-    put_auth(&h, b->t, NULL);
-    size_t n = emit(r, "POST", b->t->url, "application/json", &h, &body);
     buf_free(&msg);
-    buf_free(&h);
-    return n;
+    return emit(r, b, "POST", b->t->url, NULL, NULL, NULL, &body);
 }
 
 static size_t build_teams(struct notify_request *r, const struct build *b)
 {
-    struct buf body, h;
+    struct buf body;
     buf_init(&body);
-    buf_init(&h);
     buf_puts(&body, "{\"type\":\"message\",\"attachments\":[{\"contentType\":\"application/vnd.microsoft.card.adaptive\","
                     "\"contentUrl\":null,\"content\":{\"$schema\":\"http://adaptivecards.io/schemas/adaptive-card.json\","
                     "\"type\":\"AdaptiveCard\",\"version\":\"1.4\",\"body\":[");
@@ -127,10 +126,7 @@ static size_t build_teams(struct notify_request *r, const struct build *b)
     buf_puts(&body, "{\"type\":\"TextBlock\",\"wrap\":true,\"text\":");
     json_put_str(&body, buf_cstr(&b->text));
     buf_puts(&body, "}]}}]}");
-    put_auth(&h, b->t, NULL);
-    size_t n = emit(r, "POST", b->t->url, "application/json", &h, &body);
-    buf_free(&h);
-    return n;
+    return emit(r, b, "POST", b->t->url, NULL, NULL, NULL, &body);
 }
 
 static size_t build_ntfy(struct notify_request *r, const struct build *b)
@@ -146,8 +142,7 @@ static size_t build_ntfy(struct notify_request *r, const struct build *b)
         buf_puts(&h, "\r\n");
     }
     if (b->m->outcome == NO_FAILED) buf_puts(&h, "Priority: high\r\nTags: warning\r\n");
-    put_auth(&h, b->t, b->t->token);
-    size_t n = emit(r, "POST", b->t->url, "text/plain; charset=utf-8", &h, &body);
+    size_t n = emit(r, b, "POST", b->t->url, "text/plain; charset=utf-8", buf_cstr(&h), b->t->token, &body);
     buf_free(&h);
     return n;
 }
@@ -166,12 +161,11 @@ static size_t build_gotify(struct notify_request *r, const struct build *b)
     buf_put_uint(&body, b->m->outcome == NO_FAILED ? 8 : 5);
     buf_putc(&body, '}');
     buf_printf(&h, "X-Gotify-Key: %s\r\n", b->t->token ? b->t->token : "");
-    put_auth(&h, b->t, NULL);
     const char *base = b->t->url;
     size_t blen = strlen(base);
     while (blen && base[blen - 1] == '/') blen--;
     buf_printf(&url, "%.*s/message", (int)blen, base);
-    size_t n = emit(r, "POST", buf_cstr(&url), "application/json", &h, &body);
+    size_t n = emit(r, b, "POST", buf_cstr(&url), NULL, buf_cstr(&h), NULL, &body);
     buf_free(&h);
     buf_free(&url);
     return n;
@@ -205,17 +199,14 @@ static size_t build_telegram(struct notify_request *r, size_t max, const struct 
     char chat[128];
     const char *p = b->t->param ? b->t->param : "";
     while (n < max && next_item(&p, chat, sizeof chat)) {
-        struct buf body, h;
+        struct buf body;
         buf_init(&body);
-        buf_init(&h);
         int first = 1;
         buf_putc(&body, '{');
         json_put_member(&body, "chat_id", chat, &first);
         json_put_member(&body, "text", buf_cstr(&msg), &first);
         buf_putc(&body, '}');
-        put_auth(&h, b->t, NULL);
-        n += emit(&r[n], "POST", buf_cstr(&url), "application/json", &h, &body);
-        buf_free(&h);
+        n += emit(&r[n], b, "POST", buf_cstr(&url), NULL, NULL, NULL, &body);
     }
     buf_free(&msg);
     buf_free(&url);
@@ -224,10 +215,9 @@ static size_t build_telegram(struct notify_request *r, size_t max, const struct 
 
 static size_t build_pushover(struct notify_request *r, const struct build *b)
 {
-    struct buf msg, body, h;
+    struct buf msg, body;
     buf_init(&msg);
     buf_init(&body);
-    buf_init(&h);
     buf_puts(&msg, buf_cstr(&b->text));
     tpl_truncate(&msg, 0, PUSHOVER_MAX_CHARS);
     struct buf title;
@@ -245,12 +235,9 @@ static size_t build_pushover(struct notify_request *r, const struct build *b)
         buf_puts(&body, "1");
     }
     buf_putc(&body, '}');
-    put_auth(&h, b->t, NULL);
-    size_t n = emit(r, "POST", b->t->url, "application/json", &h, &body);
     buf_free(&msg);
     buf_free(&title);
-    buf_free(&h);
-    return n;
+    return emit(r, b, "POST", b->t->url, NULL, NULL, NULL, &body);
 }
 
 /* The transaction id: the same message to the same room is the same id,
@@ -280,10 +267,9 @@ static size_t build_matrix(struct notify_request *r, size_t max, const struct bu
     size_t blen = strlen(base);
     while (blen && base[blen - 1] == '/') blen--;
     while (n < max && next_item(&p, room, sizeof room)) {
-        struct buf url, body, h;
+        struct buf url, body;
         buf_init(&url);
         buf_init(&body);
-        buf_init(&h);
         buf_printf(&url, "%.*s/_matrix/client/v3/rooms/", (int)blen, base);
         url_encode(&url, room);
         buf_puts(&url, "/send/m.room.message/");
@@ -293,10 +279,8 @@ static size_t build_matrix(struct notify_request *r, size_t max, const struct bu
         json_put_member(&body, "msgtype", "m.text", &first);
         json_put_member(&body, "body", buf_cstr(&msg), &first);
         buf_putc(&body, '}');
-        put_auth(&h, b->t, b->t->token);
-        n += emit(&r[n], "PUT", buf_cstr(&url), "application/json", &h, &body);
+        n += emit(&r[n], b, "PUT", buf_cstr(&url), NULL, NULL, b->t->token, &body);
         buf_free(&url);
-        buf_free(&h);
     }
     buf_free(&msg);
     return n;
@@ -306,26 +290,21 @@ static size_t build_github(struct notify_request *r, const struct build *b)
 {
     static const enum tpl_var keys[] = {TV_REPOSITORY, TV_IMAGE, TV_TAG, TV_DIGEST, TV_REGISTRY, TV_OUTCOME,
                                         TV_EVENT_ID};
-    struct buf body, h;
+    struct buf body;
     buf_init(&body);
-    buf_init(&h);
     buf_puts(&body, "{\"event_type\":\"image_published\",\"client_payload\":{");
     int first = 1;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         json_put_member(&body, tpl_var_name(keys[i]), b->m->vars.v[keys[i]] ? b->m->vars.v[keys[i]] : "", &first);
     buf_puts(&body, "}}");
-    buf_puts(&h, "Accept: application/vnd.github+json\r\nX-GitHub-Api-Version: 2022-11-28\r\n");
-    put_auth(&h, b->t, b->t->token);
-    size_t n = emit(r, "POST", b->t->url, "application/json", &h, &body);
-    buf_free(&h);
-    return n;
+    return emit(r, b, "POST", b->t->url, NULL, "Accept: application/vnd.github+json\r\nX-GitHub-Api-Version: 2022-11-28\r\n",
+                b->t->token, &body);
 }
 
 static size_t build_generic(struct notify_request *r, const struct build *b)
 {
-    struct buf body, h;
+    struct buf body;
     buf_init(&body);
-    buf_init(&h);
     if (b->t->body) {
         template_render(b->t->body, &b->m->vars, TPL_JSON, &body);
     } else {
@@ -337,11 +316,7 @@ static size_t build_generic(struct notify_request *r, const struct build *b)
         json_put_member(&body, "text", buf_cstr(&b->text), &first);
         buf_putc(&body, '}');
     }
-    put_auth(&h, b->t, NULL);
-    if (b->t->headers) buf_puts(&h, b->t->headers);
-    size_t n = emit(r, "POST", b->t->url, "application/json", &h, &body);
-    buf_free(&h);
-    return n;
+    return emit(r, b, "POST", b->t->url, NULL, b->t->headers, NULL, &body);
 }
 
 size_t notify_build(const struct notify_target *t, const struct notify_message *m, struct notify_request *reqs,

@@ -86,6 +86,16 @@ static void delivered_key(char *out, size_t outlen, const struct push_event *ev,
     if (n < 0 || (size_t)n >= outlen) out[0] = '\0';   /* too long to remember: never deduped */
 }
 
+/* The key under which a notify route remembers the digest it told of:
+ * a webhook and a poll seeing one push make one "new image" message. */
+static void notify_key(char *out, size_t outlen, const struct push_event *ev, const struct route *r)
+{
+    char who[900];
+    int n = snprintf(who, sizeof who, "notify\x1f%s\x1f%s", r->url ? r->url : "", r->notify);
+    if (n < 0 || (size_t)n >= sizeof who) out[0] = '\0';   /* too long to remember */
+    else delivered_key(out, outlen, ev, who);
+}
+
 void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
                        const struct payload *p, struct webhook_plan *plan)
 {
@@ -115,11 +125,12 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS,
                                   .notifies = hits, .max_notifies = MAX_TARGETS};
         routes_match_all(routes, ev, &m);
-        size_t n = m.nurls;
-        plan->decision[i] = n || m.nupdates || m.nnotifies ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
-        if (!n && !m.nupdates && !m.nnotifies) continue;
-        if (n && delivered && ev->digest) {
-            /* Routes already sent this digest (by a webhook or a poll) are not sent it again. */
+        size_t n = m.nurls, nh = m.nnotifies;
+        plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n && !m.nupdates && !nh) continue;
+        if ((n || nh) && delivered && ev->digest) {
+            /* Routes already sent (or told) this digest, by a webhook or a
+             * poll, are not sent (or told) it again. */
             size_t keep = 0;
             char key[1024];
             for (size_t k = 0; k < n; k++) {
@@ -127,9 +138,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
                 if (!key[0] || !dedupe_seen(delivered, key)) urls[keep++] = urls[k];
             }
             n = keep;
+            keep = 0;
+            for (size_t k = 0; k < nh; k++) {
+                notify_key(key, sizeof key, ev, hits[k].route);
+                if (!key[0] || !dedupe_seen(delivered, key)) hits[keep++] = hits[k];
+            }
+            nh = keep;
             /* Updates need no such memory: the updater compares image IDs
              * (a container already on the pushed image is left alone). */
-            if (!n && !m.nupdates && !m.nnotifies) {
+            if (!n && !m.nupdates && !nh) {
                 plan->decision[i] = WEBHOOK_DUPLICATE;
                 continue;
             }
@@ -144,10 +161,10 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             memcpy(plan->updates + plan->nupdates, upd, m.nupdates * sizeof *upd);
             plan->nupdates += m.nupdates;
         }
-        if (m.nnotifies) {
-            plan->hits = xrealloc(plan->hits, (plan->nhits + m.nnotifies) * sizeof *plan->hits);
-            memcpy(plan->hits + plan->nhits, hits, m.nnotifies * sizeof *hits);
-            plan->nhits += m.nnotifies;
+        if (nh) {
+            plan->hits = xrealloc(plan->hits, (plan->nhits + nh) * sizeof *plan->hits);
+            memcpy(plan->hits + plan->nhits, hits, nh * sizeof *hits);
+            plan->nhits += nh;
         }
     }
     plan->first[p->n] = plan->ntargets;
@@ -228,7 +245,11 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             if (w->updater && engine_updater_submit(w->updater, &t, ev) == 0) nu++;
         }
         w->counts.updates += nu;
-        for (size_t k = 0; k < nh; k++) notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
+        for (size_t k = 0; k < nh; k++) {
+            notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
+            notify_key(key, sizeof key, ev, hits[k].route);
+            if (w->delivered && key[0]) dedupe_add(w->delivered, key);
+        }
         dedupe_add(w->seen, ev->id);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;

@@ -55,6 +55,9 @@ struct notifier {
     unsigned long counts[NK_COUNT][2];
     unsigned long dropped;
     struct health *health;        /* per environment target, in config order */
+    /* What any known target tells, on a route that redeploys and on a
+     * notify-only one: an outcome no target takes costs one test. */
+    unsigned wants_redeploy, wants_notify_only;
     bool closing;
     struct close_cb closed;
 };
@@ -74,6 +77,12 @@ static bool is_url(const char *word)
     return strstr(word, "://") != NULL;
 }
 
+static void learn(struct notifier *n, const struct notify_target *t)
+{
+    n->wants_redeploy |= t->on ? t->on : NOTIFY_ON_REDEPLOY;
+    n->wants_notify_only |= t->on ? t->on : NOTIFY_ON_NOTIFY_ONLY;
+}
+
 /* Runs per outcome: no allocation unless a label URL is seen the first time. */
 static const struct notify_target *resolve(struct notifier *n, const char *word, size_t len)
 {
@@ -90,6 +99,7 @@ static const struct notify_target *resolve(struct notifier *n, const char *word,
     it->word = w;
     it->next = n->inlines;
     n->inlines = it;
+    learn(n, &it->t);
     return &it->t;
 }
 
@@ -107,18 +117,18 @@ int notifier_check_word(void *ud, const char *word, char *err, size_t errlen)
         snprintf(err, errlen, "unknown notification target \"%.40s\" (no NOTIFY_%.40s_URL is set)", word, upper);
         return -EINVAL;
     }
+    /* Parsed once and kept: its _ON is known from now on. */
+    if (resolve(n, word, strlen(word))) return 0;
+    /* The same parse fails again, this time saying why. */
     struct notify_target t;
-    char why[160];
-    if (notify_target_from_url(word, -1, &t, why, sizeof why) < 0) {
-        struct buf d;
-        buf_init(&d);
-        notify_display(&d, NULL, word);
-        snprintf(err, errlen, "invalid target URL (%s): %s", buf_cstr(&d), why);
-        buf_free(&d);
-        return -EINVAL;
-    }
-    notify_target_free(&t);
-    return 0;
+    char why[160] = "not a target URL";
+    if (notify_target_from_url(word, -1, &t, why, sizeof why) == 0) notify_target_free(&t);
+    struct buf d;
+    buf_init(&d);
+    notify_display(&d, NULL, word);
+    snprintf(err, errlen, "invalid target URL (%s): %s", buf_cstr(&d), why);
+    buf_free(&d);
+    return -EINVAL;
 }
 
 void notifier_put_targets(struct notifier *n, struct buf *out, const char *label)
@@ -382,6 +392,7 @@ static void add(struct notifier *n, const struct notify_target *t, const struct 
 void notifier_outcome(struct notifier *n, const struct notify_outcome *o)
 {
     if (!n || n->closing || !o->notify || !o->ev) return;
+    if (!((o->redeploys ? n->wants_redeploy : n->wants_notify_only) & NOTIFY_ON(o->outcome))) return;
     for (const char *p = o->notify; *p;) {
         p += strspn(p, " \t\n");
         size_t len = strcspn(p, " \t\n");
@@ -484,14 +495,15 @@ int notifier_submit_redeploy(struct notifier *n, struct forwarder *fwd, const ch
                              const struct push_event *ev, const struct route_hit *hits, size_t nhits)
 {
     size_t nmatch = 0, nobjs = 0, bytes = 0;
-    for (size_t i = 0; i < nhits; i++) {
+    for (size_t i = 0; n && i < nhits; i++) {
         if (!hit_is(&hits[i], url)) continue;
         nmatch++;
         nobjs += hits[i].nsources;
         bytes += str_size(hits[i].route->notify);
         for (size_t k = 0; k < hits[i].nsources; k++) bytes += str_size(object_name(hits[i].sources[k]));
     }
-    if (!n || !nmatch) return forward_submit(fwd, url, ev);
+    if (!n || !nmatch || !(n->wants_redeploy & (NOTIFY_ON(NO_DELIVERED) | NOTIFY_ON(NO_FAILED))))
+        return forward_submit(fwd, url, ev);   /* nobody to tell how it ends */
     bytes += str_size(ev->format) + str_size(ev->id) + str_size(ev->registry) + str_size(ev->repository) +
              str_size(ev->tag) + str_size(ev->digest);
     size_t head = sizeof(struct redeploy_watch) + nmatch * sizeof(struct watched_route) + nobjs * sizeof(char *);
@@ -574,6 +586,7 @@ struct notifier *notifier_new(uv_loop_t *loop, struct forwarder *fwd, const stru
     n->opts = *opts;
     if (!n->opts.max_pending) n->opts.max_pending = 1000;
     n->health = xcalloc(opts->config->n ? opts->config->n : 1, sizeof *n->health);
+    for (size_t i = 0; i < opts->config->n; i++) learn(n, &opts->config->targets[i]);
     uv_timer_init(loop, &n->timer);
     n->timer.data = n;
     return n;

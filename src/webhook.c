@@ -86,14 +86,24 @@ static void delivered_key(char *out, size_t outlen, const struct push_event *ev,
     if (n < 0 || (size_t)n >= outlen) out[0] = '\0';   /* too long to remember: never deduped */
 }
 
-/* The key under which a notify route remembers the digest it told of:
- * a webhook and a poll seeing one push make one "new image" message. */
+/* The key under which a notify-only route remembers the digest it told
+ * of: a webhook and a poll seeing one push make one "new image" message.
+ * (A route that redeploys follows its URL's memory, or the updater's.) */
 static void notify_key(char *out, size_t outlen, const struct push_event *ev, const struct route *r)
 {
+    out[0] = '\0';
+    if (r->url || r->update) return;
     char who[900];
-    int n = snprintf(who, sizeof who, "notify\x1f%s\x1f%s", r->url ? r->url : "", r->notify);
-    if (n < 0 || (size_t)n >= sizeof who) out[0] = '\0';   /* too long to remember */
-    else delivered_key(out, outlen, ev, who);
+    int n = snprintf(who, sizeof who, "notify\x1f%s", r->notify);
+    if (n > 0 && (size_t)n < sizeof who) delivered_key(out, outlen, ev, who);   /* else too long to remember */
+}
+
+/* A notify route that redeploys is told of a push its URL is sent. */
+static bool url_kept(const char *url, const char *const *urls, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(urls[k], url) == 0) return true;
+    return false;
 }
 
 void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
@@ -140,8 +150,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             n = keep;
             keep = 0;
             for (size_t k = 0; k < nh; k++) {
-                notify_key(key, sizeof key, ev, hits[k].route);
-                if (!key[0] || !dedupe_seen(delivered, key)) hits[keep++] = hits[k];
+                const struct route *r = hits[k].route;
+                bool told;
+                if (r->url) {
+                    told = !url_kept(r->url, urls, n);
+                } else {
+                    notify_key(key, sizeof key, ev, r);
+                    told = key[0] && dedupe_seen(delivered, key);
+                }
+                if (!told) hits[keep++] = hits[k];
             }
             nh = keep;
             /* Updates need no such memory: the updater compares image IDs

@@ -137,7 +137,7 @@ def main():
         rows = [
             ("push, url only", base, {}, "push", 1),
             ("push, url + notify (default ON: nothing to tell)", base + ["webhook-router.notify=chat"], chat, "push", 1),
-            ("push, url + notify ON=push,delivered (2 messages)", base + ["webhook-router.notify=chat"],
+            ("push, url + notify ON=push,delivered (merged per window)", base + ["webhook-router.notify=chat"],
              dict(chat, NOTIFY_CHAT_ON="push,delivered"), "push", 1),
             ("noise (pull), no NOTIFY targets", base, {}, "pull", 0),
             ("noise (pull), NOTIFY targets + notify label", base + ["webhook-router.notify=chat"], chat, "pull", 0),

@@ -54,9 +54,9 @@ int main(int argc, char **argv)
         struct push_event ev = {.format = "distribution", .id = ev_id, .registry = "registry.example:5000",
                                 .repository = repo, .tag = "v1", .digest = digest};
         uint64_t tag = deploy_record_redeploy(d, &ev, url);
-        struct forward_outcome fo = {.delivered = i % 7 != 0, .status = i % 7 ? 204 : 502, .attempts = 1,
-                                     .duration_ms = 40, .error = i % 7 ? NULL : "HTTP 502"};
-        deploy_forward_outcome(d, tag, &fo);
+        struct forward_result fo = {.delivered = i % 7 != 0, .status = i % 7 ? 204 : 502, .attempts = 1,
+                                    .duration_ms = 40, .error = i % 7 ? NULL : "HTTP 502", .tag = tag};
+        deploy_forward_done(d, &fo);
     }
     struct handlers_ctx ctx = {.routes = routes, .deploy = d, .log = &lg};
     struct buf b;

@@ -26,6 +26,8 @@
 #define RESERVED_FDS 64
 /* Event ids remembered against redelivery: hours of pushes for most hosts. */
 #define DEDUPE_IDS 10000
+/* The shortest aggregation window of notifications (see notifier.h). */
+#define NOTIFY_WINDOW_MIN_MS 500
 
 static void on_forwards_queued(void *ud)
 {
@@ -67,6 +69,66 @@ static void find_self_id(char out[65])
     if (h && strlen(h) == 12 && strspn(h, "0123456789abcdef") == 12) snprintf(out, 65, "%s", h);
 }
 
+/* An engine update's outcome, into the delivery history and told to the
+ * object's notify targets: completed is deployed, rolled back or failed is
+ * failed. */
+static void on_update_outcome(void *ud, const struct update_outcome *o)
+{
+    struct app *a = ud;
+    if (a->deploy) deploy_update_outcome(a->deploy, o);
+    bool ok = strcmp(o->outcome, "completed") == 0;
+    if (!ok && strcmp(o->outcome, "rolled_back") != 0 && strcmp(o->outcome, "failed") != 0) return;
+    struct push_event ev = {.format = "update", .registry = o->registry, .repository = o->repository,
+                            .tag = o->tag, .digest = o->digest};
+    notifier_object_outcome(a->notifier, a->routes, o->engine, o->id, ok ? NO_DEPLOYED : NO_FAILED, &ev, o->error);
+}
+
+/* A redeploy confirmed (deployed) or not (unconfirmed): told to the notify
+ * targets of the routes whose URL received the POST. */
+struct settled_ctx {
+    struct notifier *n;
+    const struct history_entry *e;
+    enum notify_outcome_kind outcome;
+    struct push_event ev;
+    struct forward_result r;
+};
+
+static void settled_route(void *ud, const struct route *r, const struct route_source *const *src, size_t nsrc)
+{
+    struct settled_ctx *c = ud;
+    if (!r->notify || !r->url || hash_str(HASH_INIT, r->url) != c->e->target_key) return;
+    struct route_hit hit = {.route = r, .sources = src, .nsources = nsrc};
+    notifier_route_outcome(c->n, c->outcome, &c->ev, &hit, &c->r);
+}
+
+static void on_redeploy_settled(void *ud, const struct history_entry *e, bool deployed)
+{
+    struct app *a = ud;
+    if (!a->notifier) return;
+    struct settled_ctx c = {
+        .n = a->notifier,
+        .e = e,
+        .outcome = deployed ? NO_DEPLOYED : NO_UNCONFIRMED,
+        .ev = {.format = e->source, .id = e->event_id[0] ? e->event_id : NULL, .registry = e->registry[0] ? e->registry : NULL,
+               .repository = e->repository, .tag = e->tag, .digest = e->digest[0] ? e->digest : NULL},
+        .r = {.delivered = true, .status = e->status, .attempts = e->attempts, .duration_ms = e->duration_ms,
+              .error = deployed ? NULL : e->error},
+    };
+    routes_foreach(a->routes, settled_route, &c);
+}
+
+/* A notification's delivery, into the delivery history (action notify). */
+static void on_notify_delivery(void *ud, const struct notify_delivery *nd)
+{
+    struct app *a = ud;
+    if (!a->deploy) return;
+    struct push_event ev = {.format = nd->source, .id = nd->event_id, .registry = nd->registry,
+                            .repository = nd->repository, .tag = nd->tag, .digest = nd->digest};
+    uint64_t id = deploy_record_notify(a->deploy, &ev, nd->target, nd->objects);
+    const struct forward_result *r = nd->result;
+    deploy_notify_outcome(a->deploy, id, r->delivered, r->status, r->attempts, r->duration_ms, r->error);
+}
+
 static void start_updater(struct app *a)
 {
     const struct config *c = a->cfg;
@@ -81,8 +143,8 @@ static void start_updater(struct app *a)
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
-        .on_outcome = deploy_update_outcome,
-        .outcome_ud = a->deploy,
+        .on_outcome = on_update_outcome,
+        .on_outcome_ud = a,
     };
     a->updater = engine_updater_new(a->loop, &o);
     if (c->engine_updates)
@@ -213,6 +275,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .routes = a->routes,
         .label_prefix = cfg->label_prefix,
         .log = &a->log,
+        .on_settled = on_redeploy_settled,
+        .settled_ud = a,
     };
     a->deploy = deploy_new(loop, &dopts);
     struct forward_opts fo = {
@@ -222,10 +286,25 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .per_origin = cfg->forward_origin_concurrency,
         .queue_max = cfg->forward_queue_max,
         .debounce_ms = cfg->debounce_ms,
-        .on_outcome = deploy_forward_outcome,
-        .outcome_ud = a->deploy,
     };
     a->fwd = forward_new(loop, a->http, &a->log, &fo);
+    struct notifier_opts no = {
+        .config = &cfg->notify,
+        /* Outcomes of one push arrive within milliseconds of each other
+         * (the routes' POSTs end together); a window of DEBOUNCE_MS, at
+         * least half a second, makes them one message. */
+        .window_ms = cfg->debounce_ms > NOTIFY_WINDOW_MIN_MS ? cfg->debounce_ms : NOTIFY_WINDOW_MIN_MS,
+        .max_pending = (size_t)cfg->forward_queue_max,
+        .on_delivery = on_notify_delivery,
+        .on_delivery_ud = a,
+    };
+    a->notifier = notifier_new(loop, a->fwd, &a->log, &no);
+    routes_set_notify_check(a->routes, notifier_check_word, a->notifier);
+    for (size_t i = 0; i < cfg->notify.n; i++) {
+        const struct notify_target *t = &cfg->notify.targets[i];
+        LOG(&a->log, LOG_INFO, "notification target", F_STR("name", t->name), F_STR("target", t->display),
+            F_STR("on", t->on ? NULL : "default"));
+    }
     a->intake = intake_new(loop, a->fwd, &a->log);
     a->webhook = (struct webhook_ctx){
         .token = cfg->webhook_token,
@@ -236,6 +315,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .fwd = a->fwd,
         .updater = NULL,
         .deploy = a->deploy,
+        .notifier = a->notifier,
         .log = &a->log,
         .queued = on_forwards_queued,
         .queued_ud = a,
@@ -290,6 +370,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .webhook = &a->webhook,
         .routes = a->routes,
         .fwd = a->fwd,
+        .notifier = a->notifier,
         .intake = a->intake,
         .updater = a->updater,
         .registry = a->registry,
@@ -329,18 +410,20 @@ static void close_stage(struct app *a)
     a->closing = 1;
     switch (a->close_stage++) {
     case 0:
-        a->closing += 6 + a->nwatchers;
+        a->closing += 7 + a->nwatchers;
         registry_watch_close(a->registry_watch, on_part_closed, a);
         registry_client_close(a->registry, on_part_closed, a);
         for (size_t i = 0; i < a->nwatchers; i++) docker_watch_close(a->watchers[i], on_part_closed, a);
         engine_updater_close(a->updater, on_part_closed, a);
         deploy_close(a->deploy, on_part_closed, a);
+        notifier_close(a->notifier, on_part_closed, a);
         intake_close(a->intake, on_part_closed, a);
         http_server_close(a->server, on_part_closed, a);
         a->registry_watch = NULL;
         a->registry = NULL;
         a->nwatchers = 0;
         a->webhook.updater = a->updater = NULL;
+        a->webhook.notifier = NULL;
         a->intake = NULL;
         a->server = NULL;
         break;
@@ -383,6 +466,8 @@ void app_stop(struct app *a)
     /* Requests being received must complete to be answered. */
     if (a->intake) intake_resume(a->intake);
     if (a->server) http_server_stop(a->server);
+    /* Messages waiting for their window go now, to be drained with the rest. */
+    notifier_flush(a->notifier);
     if (a->fwd) forward_drain(a->fwd, on_drained, a);
     else on_drained(a);
 }
@@ -390,7 +475,8 @@ void app_stop(struct app *a)
 void app_free(struct app *a)
 {
     log_batch_free(&a->log);   /* the last lines (within a second), and stdout's flags restored */
-    if (a->fwd) forward_free(a->fwd);
+    if (a->fwd) forward_free(a->fwd);   /* first: its jobs' watchers tell the notifier */
+    notifier_free(a->notifier);
     routes_free(a->routes);
     dedupe_free(a->seen);
     dedupe_free(a->delivered);

@@ -17,6 +17,7 @@
 #include "http_server.h"
 #include "intake.h"
 #include "log.h"
+#include "notifier.h"
 #include "registry.h"
 #include "registry_auth.h"
 #include "registry_watch.h"
@@ -32,6 +33,7 @@ struct app {
     struct route_table *routes;
     struct dedupe *seen;              /* ids of recently forwarded events */
     struct forwarder *fwd;
+    struct notifier *notifier;        /* <prefix>.notify routes and NOTIFY_* targets */
     struct engine_updater *updater;   /* <prefix>.update=true routes (ENGINE_UPDATES) */
     struct docker_engine **engines;   /* one per DOCKER_HOST entry, shared by watchers and updater */
     struct docker_watch **watchers;   /* one per DOCKER_HOST entry */

@@ -392,6 +392,9 @@ void config_free(struct config *c)
     c->nengines = 0;
     free(c->registry_digest_ref);
     c->registry_digest_ref = NULL;
+    notify_config_free(&c->notify);
+    free(c->notify_test_name);
+    c->notify_test_name = NULL;
 }
 
 /* The value of setting s in c as the operator would write it; secrets as
@@ -532,6 +535,7 @@ static void print_help(FILE *out)
             "usage: webhook-router [--flag VALUE | --flag=VALUE ...]\n"
             "       webhook-router [--listen-addr A] [--listen-port N] healthcheck\n"
             "       webhook-router [--registry-auth-file F ...] registry-digest REF\n"
+            "       webhook-router notify-test NAME\n"
             "       webhook-router --help | --version\n"
             "\n"
             "Receives container-registry push webhooks and POSTs to the webhook URLs that\n"
@@ -539,7 +543,10 @@ static void print_help(FILE *out)
             "a flag wins over the environment. healthcheck GETs /health on the local port\n"
             "and exits 0 or 1. registry-digest prints the digest the registry has for an\n"
             "image reference (e.g. reg.local:5000/team/app:v1, redis:7) as a registry watch\n"
-            "sees it, or the error, and exits 0 or 1.\n"
+            "sees it, or the error, and exits 0 or 1. notify-test sends a sample message to\n"
+            "the notification target NOTIFY_<NAME>_URL, prints the outcome, exits 0 or 1.\n"
+            "Notification targets are environment variables only: NOTIFY_<NAME>_URL (or\n"
+            "_URL_FILE), _KIND, _TOKEN (or _TOKEN_FILE), _ON, _TEMPLATE, _TITLE, _HEADERS.\n"
             "\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
@@ -601,6 +608,16 @@ static enum config_action parse_all(struct config *c, int argc, char **argv, cha
                 free(c->registry_digest_ref);
                 c->registry_digest_ref = xstrdup(argv[++i]);
                 act = CONFIG_REGISTRY_DIGEST;
+                continue;
+            }
+            if (!strcmp(a, "notify-test") && act == CONFIG_RUN) {
+                if (i + 1 >= argc || argv[i + 1][0] == '-' || !argv[i + 1][0]) {
+                    put_err(err, errlen, "notify-test: a target name is required (NOTIFY_<NAME>_URL)");
+                    return CONFIG_ERROR;
+                }
+                free(c->notify_test_name);
+                c->notify_test_name = xstrdup(argv[++i]);
+                act = CONFIG_NOTIFY_TEST;
                 continue;
             }
             /* Right after a secret, a stray word is likely the rest of a
@@ -679,6 +696,8 @@ static enum config_action parse_all(struct config *c, int argc, char **argv, cha
             return CONFIG_ERROR;
         }
     }
+    notify_config_free(&c->notify);
+    if (notify_config_parse(envp, &c->notify, err, errlen) < 0) return CONFIG_ERROR;
     return act;
 }
 

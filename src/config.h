@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "log.h"
+#include "notify_target.h"
 
 struct docker_host;
 
@@ -46,6 +47,8 @@ struct config {
     int deploy_confirm_secs;    /* 0: redeploys are not confirmed */
     size_t history_size;
     char *registry_digest_ref;  /* `registry-digest <ref>`: the reference */
+    struct notify_config notify; /* NOTIFY_<NAME>_* targets */
+    char *notify_test_name;     /* `notify-test <name>`: the target */
     /* Environment variables that look like a misspelt setting, found by
      * config_parse; app_start warns about each once. */
     struct config_unknown *unknown;
@@ -64,6 +67,7 @@ enum config_action {
     CONFIG_RUN,          /* start the daemon */
     CONFIG_HEALTHCHECK,  /* `webhook-router healthcheck` */
     CONFIG_REGISTRY_DIGEST, /* `webhook-router registry-digest <ref>` */
+    CONFIG_NOTIFY_TEST,  /* `webhook-router notify-test <name>` */
     CONFIG_EXIT_OK,      /* --help / --version printed */
     CONFIG_ERROR,        /* err holds one line naming the variable */
 };

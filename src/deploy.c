@@ -32,6 +32,8 @@ struct deploy {
     struct route_table *routes;
     char *prefix;
     const struct logger *log;
+    void (*on_settled)(void *ud, const struct history_entry *e, bool deployed);
+    void *settled_ud;
     struct buf scratch;           /* the redacted target: reused, no allocation per push */
     struct target_cache cache[TARGET_CACHE];
     uv_timer_t timer;             /* the earliest confirmation deadline */
@@ -56,6 +58,8 @@ struct deploy *deploy_new(uv_loop_t *loop, const struct deploy_opts *opts)
     d->routes = opts->routes;
     d->prefix = xstrdup(opts->label_prefix ? opts->label_prefix : "webhook-router");
     d->log = opts->log;
+    d->on_settled = opts->on_settled;
+    d->settled_ud = opts->settled_ud;
     buf_init(&d->scratch);
     uv_timer_init(loop, &d->timer);
     d->timer.data = d;
@@ -156,6 +160,7 @@ static bool expire_one(void *ud, struct history_entry *e)
         F_STR("digest", e->digest[0] ? e->digest : NULL), F_STR("objects", e->objects[0] ? e->objects : NULL),
         F_STR("running", running[0] ? running : "nothing"), F_INT("confirm_secs", d->confirm_secs),
         F_STR("event_id", e->event_id[0] ? e->event_id : NULL));
+    if (d->on_settled) d->on_settled(d->settled_ud, e, false);
     return true;
 }
 
@@ -226,31 +231,20 @@ uint64_t deploy_record_redeploy(struct deploy *d, const struct push_event *ev, c
     return history_add(d->h, &a);
 }
 
-void deploy_redeploy_rejected(struct deploy *d, uint64_t tag, const char *error)
-{
-    struct history_entry *e = history_get(d->h, tag);
-    if (e) history_set_outcome(e, HISTORY_FAILED, deploy_now_ms(), error);
-}
-
-void deploy_forward_outcome(void *ud, uint64_t tag, const struct forward_outcome *o)
+void deploy_forward_done(void *ud, const struct forward_result *r)
 {
     struct deploy *d = ud;
-    struct history_entry *e = history_get(d->h, tag);
+    struct history_entry *e = history_get(d->h, r->tag);
     if (!e) return;   /* overwritten since: the ring moved on */
     long long now = deploy_now_ms();
-    if (o->superseded) {
-        /* Its POST carried a later push's event instead: nothing of its own to confirm. */
-        history_set_outcome(e, HISTORY_UNCONFIRMED, now, o->error);
+    e->status = r->status;
+    e->attempts = r->attempts;
+    e->duration_ms = r->duration_ms;
+    if (!r->delivered) {
+        history_set_outcome(e, HISTORY_FAILED, now, r->error);
         return;
     }
-    e->status = o->status;
-    e->attempts = o->attempts;
-    e->duration_ms = o->duration_ms;
-    if (!o->delivered) {
-        history_set_outcome(e, HISTORY_FAILED, now, o->error);
-        return;
-    }
-    e->posted_ms = now - o->attempt_ms;
+    e->posted_ms = now - r->attempt_ms;
     history_set_outcome(e, HISTORY_DELIVERED, now, NULL);
     arm_for(d, e);
 }
@@ -297,6 +291,7 @@ static bool confirm_one(void *ud, struct history_entry *e)
         F_STR("tag", e->tag), F_STR("digest", e->digest[0] ? e->digest : NULL), F_STR(c->s->kind, c->s->name),
         F_STR("engine", c->s->engine), F_INT("deployed_ms", e->deployed_ms),
         F_STR("event_id", e->event_id[0] ? e->event_id : NULL));
+    if (d->on_settled) d->on_settled(d->settled_ud, e, true);
     return true;
 }
 
@@ -368,9 +363,14 @@ static bool update_one(void *ud, struct history_entry *e)
     e->attempts = 1;
     if (!strcmp(o->outcome, "completed")) history_deployed(c->d->h, e, c->now);
     else if (!strcmp(o->outcome, "unchanged")) history_set_outcome(e, HISTORY_UNCHANGED, c->now, NULL);
-    else
-        history_set_outcome(e, HISTORY_FAILED, c->now,
-                            !strcmp(o->outcome, "rolled_back") ? "update failed, rolled back" : "update failed");
+    else {
+        /* The updater's own words when it has them ("pull: no basic auth credentials"). */
+        char why[256];
+        snprintf(why, sizeof why, "%s%s%s",
+                 !strcmp(o->outcome, "rolled_back") ? "update failed, rolled back" : "update failed",
+                 o->error ? ": " : "", o->error ? o->error : "");
+        history_set_outcome(e, HISTORY_FAILED, c->now, why);
+    }
     return true;
 }
 

@@ -25,6 +25,11 @@ struct deploy_opts {
     struct route_table *routes;   /* the objects of a route, what they run */
     const char *label_prefix;
     const struct logger *log;
+    /* A redeploy's confirmation settled: deployed (true) or unconfirmed
+     * (false); the entry has the push, target_key names the route URL.
+     * Optional (the notifier tells the routes' targets). */
+    void (*on_settled)(void *ud, const struct history_entry *e, bool deployed);
+    void *settled_ud;
 };
 
 struct deploy;
@@ -38,12 +43,13 @@ void deploy_free(struct deploy *d);
 
 /* The webhook path: a redeploy POST of ev to url (the route's URL as in
  * its label, a secret: only its redacted form is kept) is queued. Returns
- * the tag for forward_submit_tagged. */
+ * the entry's id, the tag of the POST's watcher (forward_submit_watched
+ * with deploy_forward_done). */
 uint64_t deploy_record_redeploy(struct deploy *d, const struct push_event *ev, const char *url);
-/* The POST could not even be queued (an unusable URL). */
-void deploy_redeploy_rejected(struct deploy *d, uint64_t tag, const char *error);
-/* forward_opts.on_outcome (ud: the struct deploy). */
-void deploy_forward_outcome(void *ud, uint64_t tag, const struct forward_outcome *o);
+/* A forward_done_fn (ud: the struct deploy, result->tag: the entry): the
+ * POST was delivered (confirmation starts) or failed (also when it could
+ * not even be queued). */
+void deploy_forward_done(void *ud, const struct forward_result *r);
 
 /* An engine update of src to ev's image was submitted. */
 void deploy_record_update(struct deploy *d, const struct push_event *ev, const struct route_source *src);

@@ -14,7 +14,12 @@
  * one origin, so a target that hangs holds its own slots, not everyone's.
  * Origins with work and a free slot take turns (round robin). Jobs accepted
  * but not in flight are bounded by FORWARD_QUEUE_MAX. Every job ends in
- * exactly one info or error line. */
+ * exactly one info or error line.
+ *
+ * Notifications (forward_send) are jobs too, with their own method,
+ * headers and log label: they go through the same attempts and waits, but
+ * to origins of their own, with their own queue bound and at most half of
+ * the slots, so redeploys never wait behind a chat service. */
 #include "forward.h"
 
 #include <assert.h>
@@ -27,12 +32,15 @@
 
 #include "buf.h"
 #include "json.h"
+#include "notify_request.h"
 #include "url.h"
 
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DEBOUNCE_BUCKETS 256
 #define ORIGIN_BUCKETS 64
+/* What a notification's answer body is read for (Discord's retry_after). */
+#define NOTIFY_BODY_MAX 4096
 /* Past the last attempt's deadline, what shutdown still waits for. */
 #define DRAIN_GRACE_MS 1000
 
@@ -47,6 +55,13 @@ struct origin {
     size_t in_flight;
     size_t refs;               /* jobs pointing here */
     bool runnable;             /* in the runnable list */
+    bool notify;               /* notifications only (see pump) */
+};
+
+/* Someone told how a job ends (forward_submit_watched, forward_send). */
+struct watcher {
+    struct watcher *next;
+    struct forward_watch w;
 };
 
 struct job {
@@ -68,9 +83,13 @@ struct job {
     uint64_t retry_after_ms;   /* from this attempt's response, 0 if none */
     struct http_call *call;    /* while in flight */
     char cause[160];           /* the client's words for a failure */
-    uint64_t submitted_ms;
-    uint64_t tags[FORWARD_MAX_TAGS];   /* history entries this POST stands for */
-    int ntags;
+    struct watcher *watchers;
+    /* Notifications only: */
+    bool notify;
+    const char *method;        /* static */
+    char *headers;
+    char *label;               /* the target as logs show it */
+    struct buf answer;         /* the start of the answer body */
 };
 
 struct forwarder {
@@ -83,6 +102,7 @@ struct forwarder {
     struct job *waiting;       /* sorted by due_ms */
     struct job *flying;        /* in flight: owned here, so forward_free can free them */
     size_t nready, nwaiting, in_flight;
+    size_t notify_queued, notify_in_flight;   /* of the above, notifications */
     struct job *debounce[DEBOUNCE_BUCKETS];
     uv_timer_t wake;           /* the wait list; while draining, the drain deadline */
     uint64_t rng;              /* jitter; xorshift state */
@@ -149,10 +169,11 @@ static void job_set_event(struct job *j, const struct push_event *ev)
 
 /* ---- origins ------------------------------------------------------------- */
 
-static struct origin *origin_get(struct forwarder *f, const struct url *u)
+static struct origin *origin_get(struct forwarder *f, const struct url *u, bool notify)
 {
     char key[300];
-    snprintf(key, sizeof key, "%s://%s:%u", u->tls ? "https" : "http", u->host, (unsigned)u->port);
+    snprintf(key, sizeof key, "%s%s://%s:%u", notify ? "notify " : "", u->tls ? "https" : "http", u->host,
+             (unsigned)u->port);
     struct origin **head = &f->origins[hash_str(HASH_INIT, key) % ORIGIN_BUCKETS];
     for (struct origin *o = *head; o; o = o->hnext)
         if (strcmp(o->key, key) == 0) {
@@ -161,6 +182,7 @@ static struct origin *origin_get(struct forwarder *f, const struct url *u)
         }
     struct origin *o = xcalloc(1, sizeof *o);
     o->key = xstrdup(key);
+    o->notify = notify;
     o->refs = 1;
     o->hnext = *head;
     *head = o;
@@ -205,11 +227,50 @@ static struct origin *runnable_pop(struct forwarder *f)
     return o;
 }
 
+/* Tells every watcher how the job ended (once: they are taken off). */
+static void job_tell(struct job *j, int err, int status, long long ms, const char *cause)
+{
+    struct forward_result r = {
+        .delivered = err == 0 && status >= 200 && status < 300,
+        .err = err,
+        .status = status,
+        .attempts = j->attempt,
+        .duration_ms = ms,
+        .attempt_ms = j->started_ms ? (long long)(uv_now(j->f->loop) - j->started_ms) : 0,
+    };
+    r.error = r.delivered ? NULL : cause;
+    struct watcher *w = j->watchers;
+    j->watchers = NULL;
+    while (w) {
+        struct watcher *next = w->next;
+        r.tag = w->w.tag;
+        w->w.fn(w->w.ud, &r);
+        free(w);
+        w = next;
+    }
+}
+
+static void job_watch(struct job *j, const struct forward_watch *watches, size_t n)
+{
+    struct watcher **pp = &j->watchers;   /* in submission order */
+    while (*pp) pp = &(*pp)->next;
+    for (size_t i = 0; i < n; i++) {
+        if (!watches[i].fn) continue;
+        struct watcher *w = xcalloc(1, sizeof *w);
+        w->w = watches[i];
+        *pp = w;
+        pp = &w->next;
+    }
+}
+
 static void job_free(struct job *j)
 {
+    /* A job freed unfinished (the loop stopped) still releases its watchers. */
+    job_tell(j, -ECANCELED, 0, 0, "not delivered: shutting down");
     if (j->origin) origin_unref(j->f, j->origin);
     url_free(&j->target);
-    free_n(6, j->url, j->body, j->repository, j->tag, j->event_id, j);
+    buf_free(&j->answer);
+    free_n(8, j->url, j->body, j->repository, j->tag, j->event_id, j->headers, j->label, j);
 }
 
 /* ---- lists ---------------------------------------------------------------- */
@@ -243,6 +304,7 @@ static void ready_push(struct forwarder *f, struct job *j)
     else o->ready_head = j;
     o->ready_tail = j;
     f->nready++;
+    f->notify_queued += j->notify;
     origin_maybe_runnable(f, o);
 }
 
@@ -254,6 +316,7 @@ static struct job *ready_pop(struct forwarder *f, struct origin *o)
     if (!o->ready_head) o->ready_tail = NULL;
     j->next = NULL;
     f->nready--;
+    f->notify_queued -= j->notify;
     return j;
 }
 
@@ -279,6 +342,7 @@ static void wait_insert(struct forwarder *f, struct job *j, uint64_t delay_ms)
     j->next = *pp;
     *pp = j;
     f->nwaiting++;
+    f->notify_queued += j->notify;
     arm_wake(f);
 }
 
@@ -290,6 +354,7 @@ static void release_waiting(struct forwarder *f, bool all)
         struct job *j = f->waiting;
         f->waiting = j->next;
         f->nwaiting--;
+        f->notify_queued -= j->notify;
         if (j->stage == ST_DEBOUNCE) debounce_remove(f, j);
         ready_push(f, j);
     }
@@ -354,6 +419,7 @@ static void flying_add(struct forwarder *f, struct job *j)
     if (f->flying) f->flying->prev = j;
     f->flying = j;
     f->in_flight++;
+    f->notify_in_flight += j->notify;
     j->origin->in_flight++;
 }
 
@@ -364,6 +430,7 @@ static void flying_remove(struct forwarder *f, struct job *j)
     if (j->next) j->next->prev = j->prev;
     j->next = j->prev = NULL;
     f->in_flight--;
+    f->notify_in_flight -= j->notify;
     j->origin->in_flight--;
     origin_maybe_runnable(f, j->origin);
 }
@@ -379,44 +446,27 @@ static const char *cause_of(struct job *j, int err, int status)
     return j->cause;
 }
 
-/* The job's end, to whoever keeps the history. */
-static void report(struct job *j, bool ok, int status, const char *error)
-{
-    struct forwarder *f = j->f;
-    if (!f->opts.on_outcome || !j->ntags) return;
-    uint64_t now = uv_now(f->loop);
-    struct forward_outcome o = {
-        .delivered = ok,
-        .status = status,
-        .attempts = j->attempt,
-        .duration_ms = (long long)(now - j->submitted_ms),
-        .attempt_ms = j->started_ms ? (long long)(now - j->started_ms) : 0,
-        .error = ok ? NULL : error,
-    };
-    for (int i = 0; i < j->ntags; i++) f->opts.on_outcome(f->opts.outcome_ud, j->tags[i], &o);
-}
-
-/* A coalesced push joins the job; when the job tracks as many as it can,
- * the oldest is reported superseded to make room. */
-static void job_add_tag(struct job *j, uint64_t tag)
-{
-    if (!tag) return;
-    struct forwarder *f = j->f;
-    if (j->ntags == FORWARD_MAX_TAGS) {
-        struct forward_outcome o = {.superseded = true, .error = "coalesced into a later push"};
-        if (f->opts.on_outcome) f->opts.on_outcome(f->opts.outcome_ud, j->tags[0], &o);
-        memmove(j->tags, j->tags + 1, (FORWARD_MAX_TAGS - 1) * sizeof *j->tags);
-        j->ntags--;
-    }
-    j->tags[j->ntags++] = tag;
-}
-
 static void on_head(void *ud, int status, const char *(*get)(void *, const char *), void *ctx)
 {
     struct job *j = ud;
     const char *ra = (status == 429 || status == 503) ? get(ctx, "retry-after") : NULL;
     long long ms = ra ? http_retry_after_ms(ra, (long long)time(NULL)) : -1;
     j->retry_after_ms = ms > 0 ? (uint64_t)ms : 0;
+}
+
+/* A notification's answer: its start is kept for a 429's JSON retry_after. */
+static void on_body(void *ud, const char *data, size_t len)
+{
+    struct job *j = ud;
+    if (j->answer.len < NOTIFY_BODY_MAX)
+        buf_append(&j->answer, data, len < NOTIFY_BODY_MAX - j->answer.len ? len : NOTIFY_BODY_MAX - j->answer.len);
+}
+
+/* Notifications log their target by label (kind, host, fingerprint);
+ * redeploys by their redacted URL. */
+static struct log_field target_field(const struct job *j)
+{
+    return j->notify ? (struct log_field)F_STR("target", j->label) : (struct log_field)F_URL("target", j->url);
 }
 
 static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -450,29 +500,36 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
     long long ms = (long long)(uv_now(f->loop) - j->started_ms);
     j->call = NULL;
     flying_remove(f, j);
-    observe(f, ms);
+    if (!j->notify) observe(f, ms);
+    if (j->notify && status == 429 && !j->retry_after_ms) {
+        long long ra = notify_body_retry_after_ms(j->answer.data, j->answer.len);
+        if (ra > 0) j->retry_after_ms = (uint64_t)ra;
+    }
+    buf_reset(&j->answer);
     if (err == 0 && status >= 200 && status < 300) {
-        LOG(f->log, LOG_INFO, "forwarded", F_URL("target", j->url), F_INT("status", status),
+        LOG(f->log, LOG_INFO, j->notify ? "notification sent" : "forwarded", target_field(j), F_INT("status", status),
             F_INT("duration_ms", ms), F_INT("attempt", j->attempt),
             j->merged > 1 ? (struct log_field)F_INT("merged", j->merged) : (struct log_field)F_STR("merged", NULL),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
-        f->stats.delivered[j->attempt >= 4 ? 3 : j->attempt - 1]++;
-        report(j, true, status, NULL);
+        if (!j->notify) f->stats.delivered[j->attempt >= 4 ? 3 : j->attempt - 1]++;
+        job_tell(j, err, status, ms, NULL);
         job_free(j);
     } else if (retryable(err, status) && j->attempt <= f->opts.retries && !f->draining) {
         uint64_t delay = j->retry_after_ms ? j->retry_after_ms : backoff_ms(f, j->attempt);
-        LOG(f->log, LOG_WARN, "forward attempt failed, retrying", F_URL("target", j->url),
+        LOG(f->log, LOG_WARN, j->notify ? "notification attempt failed, retrying" : "forward attempt failed, retrying",
+            target_field(j),
             F_INT("status", status), F_STR("error", cause_of(j, err, status)), F_INT("attempt", j->attempt),
             F_INT("retry_in_ms", delay), F_INT("duration_ms", ms), F_STR("event_id", j->event_id));
         j->stage = ST_RETRY_WAIT;
-        f->stats.retried++;
+        if (!j->notify) f->stats.retried++;
         wait_insert(f, j, delay);
     } else {
-        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_INT("status", status),
-            F_STR("error", cause_of(j, err, status)), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
+        const char *cause = cause_of(j, err, status);
+        LOG(f->log, LOG_ERROR, j->notify ? "notification failed" : "forward failed", target_field(j),
+            F_INT("status", status), F_STR("error", cause), F_INT("attempts", j->attempt), F_INT("duration_ms", ms),
             F_STR("repository", j->repository), F_STR("tag", j->tag), F_STR("event_id", j->event_id));
-        f->stats.failed++;
-        report(j, false, status, cause_of(j, err, status));
+        if (!j->notify) f->stats.failed++;
+        job_tell(j, err, status, ms, cause);
         job_free(j);
     }
     pump(f);
@@ -486,16 +543,17 @@ static void start(struct forwarder *f, struct job *j)
              "Content-Type: application/json\r\nUser-Agent: webhook-router/%s\r\n", WR_VERSION);
     struct http_endpoint ep = {.host = j->target.host, .port = j->target.port, .tls = j->target.tls};
     struct http_client_opts o = {
-        .method = "POST",
+        .method = j->notify ? j->method : "POST",
         .host_header = j->target.authority,
         .path = j->target.path,
-        .headers = headers,
+        .headers = j->notify ? j->headers : headers,
         .body = j->body,
         .body_len = j->body_len,
         /* One deadline for the whole attempt, whatever phase it is in. */
         .total_timeout_ms = (uint64_t)f->opts.timeout_secs * 1000,
         .on_head = on_head,
-        .discard_body = true,   /* a 2xx is a success whatever it says */
+        .discard_body = !j->notify,   /* a 2xx is a success whatever it says */
+        .on_body = j->notify ? on_body : NULL,
         .keep_alive = true,
         .errbuf = j->cause,
         .errbuf_len = sizeof j->cause,
@@ -512,13 +570,32 @@ static void start(struct forwarder *f, struct job *j)
     j->call = http_client_request(f->http, &ep, &o);   /* never calls on_done from in here */
 }
 
+/* Notifications hold at most half of the slots (at least one). */
+static size_t notify_cap(const struct forwarder *f)
+{
+    size_t half = (size_t)f->opts.concurrency / 2;
+    return half ? half : 1;
+}
+
 static void pump(struct forwarder *f)
 {
+    struct origin *held = NULL, **held_tail = &held;   /* notification origins past their cap */
     while (f->in_flight < (size_t)f->opts.concurrency) {
         struct origin *o = runnable_pop(f);
         if (!o) break;
+        if (o->notify && f->notify_in_flight >= notify_cap(f)) {
+            *held_tail = o;
+            held_tail = &o->rnext;
+            continue;
+        }
         struct job *j = ready_pop(f, o);
         start(f, j);   /* takes a slot of o: it re-enters the list only with one free */
+        origin_maybe_runnable(f, o);
+    }
+    /* Back in the list, in their turn, for when a slot frees. */
+    while (held) {
+        struct origin *o = held;
+        held = o->rnext;
         origin_maybe_runnable(f, o);
     }
 }
@@ -541,21 +618,22 @@ struct forwarder *forward_new(uv_loop_t *loop, struct http_client *http, const s
 
 bool forward_has_room(const struct forwarder *f, size_t n)
 {
-    return !f->draining && f->nready + f->nwaiting + n <= (size_t)f->opts.queue_max;
+    return !f->draining && f->nready + f->nwaiting - f->notify_queued + n <= (size_t)f->opts.queue_max;
 }
 
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev)
 {
-    return forward_submit_tagged(f, url, ev, 0);
+    return forward_submit_watched(f, url, ev, NULL, 0);
 }
 
-int forward_submit_tagged(struct forwarder *f, const char *url, const struct push_event *ev, uint64_t tag)
+int forward_submit_watched(struct forwarder *f, const char *url, const struct push_event *ev,
+                           const struct forward_watch *watches, size_t n)
 {
     char *expanded = expand_url(url, ev);
     struct job *pending = f->opts.debounce_ms > 0 ? debounce_find(f, expanded) : NULL;
     if (pending) {
         job_set_event(pending, ev);
-        job_add_tag(pending, tag);
+        job_watch(pending, watches, n);
         free(expanded);
         return 0;
     }
@@ -573,10 +651,9 @@ int forward_submit_tagged(struct forwarder *f, const char *url, const struct pus
         job_free(j);
         return -EINVAL;
     }
-    j->origin = origin_get(f, &j->target);
-    j->submitted_ms = uv_now(f->loop);
+    j->origin = origin_get(f, &j->target, false);
     job_set_event(j, ev);
-    job_add_tag(j, tag);
+    job_watch(j, watches, n);
     if (f->opts.debounce_ms > 0) {
         j->stage = ST_DEBOUNCE;
         size_t b = bucket(j->url);
@@ -590,9 +667,42 @@ int forward_submit_tagged(struct forwarder *f, const char *url, const struct pus
     return 0;
 }
 
+int forward_send(struct forwarder *f, const struct forward_request *req, forward_done_fn done, void *ud)
+{
+    if (f->draining || f->notify_queued >= (size_t)f->opts.queue_max) return -EAGAIN;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->f = f;
+    j->notify = true;
+    j->url = xstrdup(req->url);
+    j->label = xstrdup(req->label ? req->label : "notification");
+    const char *why;
+    if (url_parse(j->url, &j->target, &why) < 0) {
+        LOG(f->log, LOG_ERROR, "notification failed", F_STR("target", j->label), F_STR("error", why));
+        job_free(j);
+        return -EINVAL;
+    }
+    j->method = strcmp(req->method, "PUT") == 0 ? "PUT" : "POST";
+    j->headers = xstrdup(req->headers ? req->headers : "");
+    j->body = xmalloc(req->body_len + 1);
+    memcpy(j->body, req->body, req->body_len);
+    j->body[req->body_len] = '\0';
+    j->body_len = req->body_len;
+    j->merged = 1;
+    j->origin = origin_get(f, &j->target, true);
+    job_watch(j, &(struct forward_watch){.fn = done, .ud = ud}, 1);
+    ready_push(f, j);
+    pump(f);
+    return 0;
+}
+
+size_t forward_notify_queued(const struct forwarder *f)
+{
+    return f->notify_queued;
+}
+
 size_t forward_queued(const struct forwarder *f)
 {
-    return f->nready + f->nwaiting;
+    return f->nready + f->nwaiting - f->notify_queued;
 }
 
 size_t forward_in_flight(const struct forwarder *f)
@@ -602,12 +712,11 @@ size_t forward_in_flight(const struct forwarder *f)
 
 static void give_up(struct forwarder *f, struct job *j)
 {
-    LOG(f->log, LOG_ERROR, "forward not delivered: shutting down", F_URL("target", j->url),
-        F_INT("attempts", j->attempt), F_STR("repository", j->repository), F_STR("tag", j->tag),
+    LOG(f->log, LOG_ERROR, j->notify ? "notification not delivered: shutting down" : "forward not delivered: shutting down",
+        target_field(j), F_INT("attempts", j->attempt), F_STR("repository", j->repository), F_STR("tag", j->tag),
         F_STR("event_id", j->event_id));
-    f->stats.failed++;
-    report(j, false, 0, "not delivered: shutting down");
-    job_free(j);
+    if (!j->notify) f->stats.failed++;
+    job_free(j);   /* tells the watchers */
 }
 
 /* Past the drain deadline: what is still queued or in flight is given up,

@@ -9,27 +9,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <uv.h>
 #include "http_client.h"
 #include "log.h"
 #include "buf.h"
 #include "event.h"
-
-/* What became of a job, for the delivery history (optional). */
-struct forward_outcome {
-    bool delivered;        /* 2xx */
-    bool superseded;       /* more pushes were coalesced into this POST than it tracks:
-                            * this one's event was replaced by a later one's */
-    int status;            /* of the last attempt; 0 none */
-    int attempts;
-    long long duration_ms; /* submitted -> final answer */
-    long long attempt_ms;  /* the last attempt alone: when it began, in the past */
-    const char *error;     /* in words; NULL on success. Borrowed for the call */
-};
-typedef void (*forward_outcome_fn)(void *ud, uint64_t tag, const struct forward_outcome *o);
-/* Tags one job carries at most (pushes coalesced within DEBOUNCE_MS). */
-#define FORWARD_MAX_TAGS 8
 
 struct forward_opts {
     int timeout_secs;      /* one attempt, whole: connect, TLS, write, answer */
@@ -38,12 +22,6 @@ struct forward_opts {
     int per_origin;        /* in flight to one scheme+host+port; 0 = concurrency */
     int queue_max;
     int debounce_ms;
-    /* Called once per tag of forward_submit_tagged when its job ends
-     * (delivered, failed, given up); from the loop, never from inside
-     * forward_submit, except for a tag superseded at once (more than
-     * FORWARD_MAX_TAGS pushes coalesced into one POST). */
-    forward_outcome_fn on_outcome;
-    void *outcome_ud;
 };
 
 struct forwarder;
@@ -56,10 +34,55 @@ bool forward_has_room(const struct forwarder *f, size_t n);
 /* Queues a POST of the event to url. Returns 0, -EAGAIN when the queue is
  * full, -EINVAL when the url cannot be used (logged). Copies what it needs. */
 int forward_submit(struct forwarder *f, const char *url, const struct push_event *ev);
-/* The same, and the job's outcome is reported under tag (0: not reported).
- * A push coalesced into a pending job adds its tag to the job's. */
-int forward_submit_tagged(struct forwarder *f, const char *url, const struct push_event *ev, uint64_t tag);
-size_t forward_queued(const struct forwarder *f);
+
+/* How a job ended, for whoever watches it (a notification's sender, the
+ * notifier watching a redeploy POST). */
+struct forward_result {
+    bool delivered;        /* a 2xx */
+    int err;               /* the client's errno, 0 when an answer came; -ECANCELED: shut down */
+    int status;            /* 0 when no answer */
+    int attempts;
+    long long duration_ms; /* the last attempt's */
+    long long attempt_ms;  /* when the last attempt began, in ms before this call; 0: none began */
+    const char *error;     /* in words, NULL when delivered; borrowed for the call */
+    uint64_t tag;          /* the watcher's own (struct forward_watch) */
+};
+typedef void (*forward_done_fn)(void *ud, const struct forward_result *r);
+
+/* Someone to tell how a job ends: fn(ud, result) with result->tag = tag. */
+struct forward_watch {
+    forward_done_fn fn;
+    void *ud;
+    uint64_t tag;
+};
+
+/* Like forward_submit; each of the n watchers is then told exactly once,
+ * from the loop, how the POST this event went into ends (a coalesced event
+ * is told the outcome of the POST it was merged into). None is told when
+ * the return is not 0: the caller tells them, if it wants. */
+int forward_submit_watched(struct forwarder *f, const char *url, const struct push_event *ev,
+                           const struct forward_watch *watches, size_t n);
+
+/* A prepared request (a notification), sent as it is: same timeouts,
+ * retries (5xx, 429 with Retry-After, or a JSON body's "retry_after" in
+ * seconds, as Discord sends) and per-origin fairness as a redeploy, but
+ * never coalesced, never counted against the redeploy queue (it has its
+ * own bound, FORWARD_QUEUE_MAX more) and never holding more than half of
+ * FORWARD_CONCURRENCY: a notification cannot delay or block a redeploy. */
+struct forward_request {
+    const char *method;    /* "POST", "PUT" */
+    const char *url;       /* secret: never logged */
+    const char *headers;   /* raw "Name: value\r\n" lines */
+    const char *body;
+    size_t body_len;
+    const char *label;     /* how the logs show the target ("discord discord.com #3f9a1c0e") */
+};
+/* Returns 0 (done is called once, later), -EAGAIN when the notification
+ * queue is full or the forwarder drains, -EINVAL for an unusable URL. */
+int forward_send(struct forwarder *f, const struct forward_request *req, forward_done_fn done, void *ud);
+size_t forward_notify_queued(const struct forwarder *f);
+
+size_t forward_queued(const struct forwarder *f);   /* redeploys waiting (not notifications) */
 size_t forward_in_flight(const struct forwarder *f);
 /* Counters for /metrics. Latency is per attempt (one HTTP exchange). */
 #define FORWARD_LATENCY_BUCKETS 11

@@ -22,6 +22,7 @@
 #include "intake.h"
 #include "json.h"
 #include "metrics.h"
+#include "notifier.h"
 #include "url.h"
 #include "status_page.h"
 
@@ -84,6 +85,7 @@ struct routes_out {
     struct buf *b;
     size_t n;
     struct registry_watcher *rw;
+    struct notifier *notifier;
 };
 
 /* The route's registry watch (as seen on its first source that has one). */
@@ -138,6 +140,12 @@ static void put_route(void *ud, const struct route *r, const struct route_source
     buf_free(&red);
     json_put_key(b, "update", &first);
     buf_puts(b, r->update ? "true" : "false");
+    if (r->notify) {
+        /* Targets as kind, host and fingerprint: their URLs and tokens are secrets. */
+        json_put_key(b, "notify", &first);
+        if (o->notifier) notifier_put_targets(o->notifier, b, r->notify);
+        else buf_puts(b, "[]");
+    }
     json_put_key(b, "sources", &first);
     buf_putc(b, '[');
     for (size_t i = 0; i < nsrc; i++) {
@@ -195,7 +203,7 @@ static void put_ignored(void *ud, const struct route_source *src, const char *re
 static void handle_routes(struct handlers_ctx *a, const struct http_request *req, struct http_response *res)
 {
     (void)req;
-    struct routes_out o = {.b = &res->body, .rw = a->registry_watch};
+    struct routes_out o = {.b = &res->body, .rw = a->registry_watch, .notifier = a->notifier};
     buf_puts(&res->body, "{\"routes\":[");
     routes_foreach(a->routes, put_route, &o);
     buf_printf(&res->body, "],\"count\":%zu", o.n);
@@ -372,6 +380,19 @@ static void handle_metrics(struct handlers_ctx *a, const struct http_request *re
     prom_single(b, "webhook_router_watch_changes_total", "counter", "New digests or tags a registry watch found and handed to the webhook path.", (double)registry_watch_changes(a->registry_watch));
     prom_single(b, "webhook_router_routes", "gauge", "Distinct routes in the label map.", (double)routes_count(a->routes));
 
+    prom_family(b, "webhook_router_notifications_total", "counter",
+                "Notification requests by target kind and outcome (delivered, failed).");
+    for (int k = 0; k < NK_COUNT; k++)
+        for (int failed = 0; failed < 2; failed++) {
+            unsigned long n = notifier_count(a->notifier, (enum notify_kind)k, failed);
+            if (n)
+                prom_sample(b, "webhook_router_notifications_total",
+                            (const char *const[]){"kind", notify_kind_name((enum notify_kind)k), "outcome",
+                                                  failed ? "failed" : "delivered", NULL},
+                            (double)n);
+        }
+    prom_single(b, "webhook_router_notify_queue_depth", "gauge", "Notification requests accepted and waiting.",
+                (double)forward_notify_queued(a->fwd));
     prom_family(b, "webhook_router_updates_total", "counter",
                 "Engine updates (ENGINE_UPDATES) by kind (container, service) and outcome.");
     if (a->updater) engine_updater_counts(a->updater, put_update_count, b);

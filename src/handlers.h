@@ -14,6 +14,7 @@ struct engine_updater;
 struct forwarder;
 struct intake;
 struct logger;
+struct notifier;
 struct registry_client;
 struct registry_watcher;
 struct route_table;
@@ -26,6 +27,7 @@ struct handlers_ctx {
     struct webhook_ctx *webhook;
     struct route_table *routes;
     struct forwarder *fwd;
+    struct notifier *notifier;
     const struct intake *intake;
     const struct engine_updater *updater;
     struct registry_client *registry;

@@ -16,7 +16,9 @@
 #include "app.h"
 #include "config.h"
 #include "dns.h"
+#include "forward.h"
 #include "http_client.h"
+#include "notifier.h"
 #include "reference.h"
 #include "registry.h"
 
@@ -163,6 +165,96 @@ static int registry_digest(const struct config *c)
     return d.rc_exit;
 }
 
+/* ---- notify-test ------------------------------------------------------------ */
+
+struct notify_run {
+    const struct notify_target *target;
+    struct dns *dns;
+    struct http_client *http;
+    struct forwarder *fwd;
+    struct notifier *n;
+    int sent, told, failed;
+    bool finishing;
+};
+
+static void notify_drained(void *ud)
+{
+    struct notify_run *r = ud;
+    forward_free(r->fwd);
+    r->fwd = NULL;
+    notifier_close(r->n, NULL, NULL);
+    http_client_close(r->http, NULL, NULL);
+    dns_close(r->dns, NULL, NULL);
+}
+
+static void notify_finish(struct notify_run *r)
+{
+    if (r->finishing || r->sent < 0 || r->told < r->sent) return;
+    r->finishing = true;
+    forward_drain(r->fwd, notify_drained, r);
+}
+
+static void on_notify_tested(void *ud, const struct forward_result *res)
+{
+    struct notify_run *r = ud;
+    r->told++;
+    if (res->delivered) {
+        printf("delivered: HTTP %d (%s)\n", res->status, r->target->display);
+    } else {
+        r->failed++;
+        if (res->status) printf("failed: HTTP %d (%s)\n", res->status, r->target->display);
+        else printf("failed: %s (%s)\n", res->error ? res->error : "not delivered", r->target->display);
+    }
+    fflush(stdout);
+    notify_finish(r);
+}
+
+/* Sends a sample message to the target NOTIFY_<name>_URL, with the
+ * daemon's own client and settings but without retries (the operator
+ * wants the answer now); prints each request's outcome; 0 when all were
+ * delivered. */
+static int notify_test(const struct config *c)
+{
+    struct notify_run r = {.sent = -1};
+    r.target = notify_config_find(&c->notify, c->notify_test_name, strlen(c->notify_test_name));
+    if (!r.target) {
+        fprintf(stderr, "webhook-router: notify-test: no target named \"%s\" (set NOTIFY_<NAME>_URL)\n",
+                c->notify_test_name);
+        return 1;
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct logger lg;
+    logger_init(&lg, c->log_level, c->log_format, 2);
+    r.dns = dns_new(&loop, &lg);
+    r.http = http_client_new(&loop, r.dns, &lg);
+    const char *why = NULL;
+    int rc = 1;
+    if (http_client_tls_setup(r.http, c->tls_ca_file, c->tls_insecure, &why) < 0) {
+        fprintf(stderr, "webhook-router: TLS_CA_FILE: %s\n", why ? why : "cannot be loaded");
+        http_client_close(r.http, NULL, NULL);
+        dns_close(r.dns, NULL, NULL);
+    } else {
+        struct forward_opts fo = {.timeout_secs = c->forward_timeout_secs, .retries = 0, .concurrency = 8,
+                                  .queue_max = 16};
+        r.fwd = forward_new(&loop, r.http, &lg, &fo);
+        struct notifier_opts no = {.config = &c->notify, .window_ms = 0};
+        r.n = notifier_new(&loop, r.fwd, &lg, &no);
+        r.sent = notifier_test(r.n, c->notify_test_name, on_notify_tested, &r);
+        if (r.sent == 0) {
+            printf("failed: nothing to send to (%s)\n", r.target->display);
+            r.failed = 1;
+        }
+        notify_finish(&r);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        notifier_free(r.n);
+        rc = r.failed || r.sent <= 0 ? 1 : 0;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return rc;
+}
+
 /* Many idle keep-alive connections are normal for a webhook endpoint: take
  * every file descriptor the hard limit allows. */
 static void raise_fd_limit(void)
@@ -201,6 +293,11 @@ int main(int argc, char **argv)
     case CONFIG_REGISTRY_DIGEST:
         signal(SIGPIPE, SIG_IGN);
         rc = registry_digest(&cfg);
+        config_free(&cfg);
+        return rc;
+    case CONFIG_NOTIFY_TEST:
+        signal(SIGPIPE, SIG_IGN);
+        rc = notify_test(&cfg);
         config_free(&cfg);
         return rc;
     case CONFIG_RUN:

@@ -14,6 +14,7 @@
 #include "docker_watch.h"
 #include "history.h"
 #include "log.h"
+#include "notifier.h"
 #include "registry_watch.h"
 #include "routes.h"
 #include "url.h"
@@ -334,6 +335,52 @@ static void render_health(struct buf *b, struct history *h, long long now)
     table_end(b);
 }
 
+/* ---- notification targets ------------------------------------------------------- */
+
+struct notify_ctx {
+    struct buf *b;
+    long long now;
+    size_t n;
+};
+
+static void put_notify_target(void *ud, const struct notify_target_health *t)
+{
+    struct notify_ctx *c = ud;
+    struct buf *b = c->b;
+    if (!c->n++)
+        table_start(b, (const char *const[]){"target", "name", "last success", "last failure", "failing now", NULL});
+    buf_puts(b, "<tr>");
+    td_code(b, t->display);   /* kind, host and fingerprint: never the URL or the token */
+    td(b, t->name ? t->name : "(label URL)");
+    buf_puts(b, "<td class=t>");
+    put_time(b, t->last_ok_ms, c->now);
+    buf_puts(b, "</td><td class=t>");
+    put_time(b, t->last_fail_ms, c->now);
+    buf_puts(b, "</td><td>");
+    if (t->consecutive_failures) {
+        buf_printf(b, "<span class=\"o o-failed\">%lu in a row</span>", t->consecutive_failures);
+        if (t->last_error && t->last_error[0]) {
+            buf_puts(b, " <span class=err>");
+            html_escape(b, t->last_error);
+            buf_puts(b, "</span>");
+        }
+    } else if (t->last_ok_ms) {
+        buf_puts(b, "<span class=\"o o-deployed\">ok</span>");
+    } else {
+        buf_puts(b, "<span class=mute>not used yet</span>");
+    }
+    buf_puts(b, "</td></tr>");
+}
+
+static void render_notify(struct buf *b, const struct handlers_ctx *a, long long now)
+{
+    section_start(b, "Notification targets", "NOTIFY_<NAME>_URL and URLs in notify labels");
+    struct notify_ctx c = {.b = b, .now = now};
+    if (a->notifier) notifier_foreach_target(a->notifier, put_notify_target, &c);
+    if (c.n) table_end(b);
+    else buf_puts(b, "<p class=none>None configured.</p></section>");
+}
+
 /* ---- history --------------------------------------------------------------------- */
 
 static void render_history(struct buf *b, struct history *h, long long now)
@@ -470,6 +517,7 @@ void status_page_render(struct buf *out, const struct handlers_ctx *a, long long
     render_engines(out, a);
     render_routes(out, a, h, now_ms);
     render_health(out, h, now_ms);
+    render_notify(out, a, now_ms);
     render_history(out, h, now_ms);
     render_ignored(out, a);
     buf_puts(out, "</main></body></html>\n");

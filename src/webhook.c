@@ -9,6 +9,7 @@
 #include "deploy.h"
 #include "engine_update.h"
 #include "json.h"
+#include "notifier.h"
 
 /* Targets looked up per event; more distinct URLs for one image is not a
  * deployment, it is a mistake. */
@@ -86,6 +87,26 @@ static void delivered_key(char *out, size_t outlen, const struct push_event *ev,
     if (n < 0 || (size_t)n >= outlen) out[0] = '\0';   /* too long to remember: never deduped */
 }
 
+/* The key under which a notify-only route remembers the digest it told
+ * of: a webhook and a poll seeing one push make one "new image" message.
+ * (A route that redeploys follows its URL's memory, or the updater's.) */
+static void notify_key(char *out, size_t outlen, const struct push_event *ev, const struct route *r)
+{
+    out[0] = '\0';
+    if (r->url || r->update) return;
+    char who[900];
+    int n = snprintf(who, sizeof who, "notify\x1f%s", r->notify);
+    if (n > 0 && (size_t)n < sizeof who) delivered_key(out, outlen, ev, who);   /* else too long to remember */
+}
+
+/* A notify route that redeploys is told of a push its URL is sent. */
+static bool url_kept(const char *url, const char *const *urls, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(urls[k], url) == 0) return true;
+    return false;
+}
+
 void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
                        const struct payload *p, struct webhook_plan *plan)
 {
@@ -94,12 +115,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     plan->decision = small ? plan->small_decision : xcalloc(p->n + 1, sizeof *plan->decision);
     plan->first = small ? plan->small_first : xcalloc(p->n + 1, sizeof *plan->first);
     plan->ufirst = small ? plan->small_ufirst : xcalloc(p->n + 1, sizeof *plan->ufirst);
+    plan->hfirst = small ? plan->small_hfirst : xcalloc(p->n + 1, sizeof *plan->hfirst);
     const char *urls[MAX_TARGETS];
     const struct route_source *upd[MAX_TARGETS];
+    struct route_hit hits[MAX_TARGETS];
     for (size_t i = 0; i < p->n; i++) {
         const struct push_event *ev = &p->events[i];
         plan->first[i] = plan->ntargets;
         plan->ufirst[i] = plan->nupdates;
+        plan->hfirst[i] = plan->nhits;
         if (ev->ignored) {
             plan->decision[i] = WEBHOOK_IGNORED;
             continue;
@@ -109,13 +133,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             plan->decision[i] = WEBHOOK_DUPLICATE;
             continue;
         }
-        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS};
+        struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS,
+                                  .notifies = hits, .max_notifies = MAX_TARGETS};
         routes_match_all(routes, ev, &m);
-        size_t n = m.nurls;
-        plan->decision[i] = n || m.nupdates ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
-        if (!n && !m.nupdates) continue;
-        if (n && delivered && ev->digest) {
-            /* Routes already sent this digest (by a webhook or a poll) are not sent it again. */
+        size_t n = m.nurls, nh = m.nnotifies;
+        plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
+        if (!n && !m.nupdates && !nh) continue;
+        if ((n || nh) && delivered && ev->digest) {
+            /* Routes already sent (or told) this digest, by a webhook or a
+             * poll, are not sent (or told) it again. */
             size_t keep = 0;
             char key[1024];
             for (size_t k = 0; k < n; k++) {
@@ -123,9 +149,22 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
                 if (!key[0] || !dedupe_seen(delivered, key)) urls[keep++] = urls[k];
             }
             n = keep;
+            keep = 0;
+            for (size_t k = 0; k < nh; k++) {
+                const struct route *r = hits[k].route;
+                bool told;
+                if (r->url) {
+                    told = !url_kept(r->url, urls, n);
+                } else {
+                    notify_key(key, sizeof key, ev, r);
+                    told = key[0] && dedupe_seen(delivered, key);
+                }
+                if (!told) hits[keep++] = hits[k];
+            }
+            nh = keep;
             /* Updates need no such memory: the updater compares image IDs
              * (a container already on the pushed image is left alone). */
-            if (!n && !m.nupdates) {
+            if (!n && !m.nupdates && !nh) {
                 plan->decision[i] = WEBHOOK_DUPLICATE;
                 continue;
             }
@@ -140,9 +179,15 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             memcpy(plan->updates + plan->nupdates, upd, m.nupdates * sizeof *upd);
             plan->nupdates += m.nupdates;
         }
+        if (nh) {
+            plan->hits = xrealloc(plan->hits, (plan->nhits + nh) * sizeof *plan->hits);
+            memcpy(plan->hits + plan->nhits, hits, nh * sizeof *hits);
+            plan->nhits += nh;
+        }
     }
     plan->first[p->n] = plan->ntargets;
     plan->ufirst[p->n] = plan->nupdates;
+    plan->hfirst[p->n] = plan->nhits;
 }
 
 void webhook_plan_free(struct webhook_plan *plan)
@@ -152,6 +197,8 @@ void webhook_plan_free(struct webhook_plan *plan)
     free(plan->targets);
     if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
     free(plan->updates);
+    if (plan->hfirst != plan->small_hfirst) free(plan->hfirst);
+    free(plan->hits);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -197,11 +244,27 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         break;
     case WEBHOOK_FORWARD: {
         size_t n = plan->first[i + 1] - plan->first[i];
+        const struct route_hit *hits = plan->hits + plan->hfirst[i];
+        size_t nh = plan->hfirst[i + 1] - plan->hfirst[i];
         char key[1024];
         for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) {
-            uint64_t tag = w->deploy ? deploy_record_redeploy(w->deploy, ev, plan->targets[k]) : 0;
-            if (forward_submit_tagged(w->fwd, plan->targets[k], ev, tag) < 0 && tag)
-                deploy_redeploy_rejected(w->deploy, tag, "the target URL cannot be used");
+            /* Watched by the history (the POST's outcome, then the
+             * confirmation) and by the notifier when a route of that URL
+             * tells its outcome. A POST that cannot be queued is told so. */
+            struct forward_watch watch[2];
+            size_t nw = 0;
+            if (w->deploy)
+                watch[nw++] = (struct forward_watch){.fn = deploy_forward_done, .ud = w->deploy,
+                                                     .tag = deploy_record_redeploy(w->deploy, ev, plan->targets[k])};
+            if (nh && notifier_redeploy_watch(w->notifier, plan->targets[k], ev, hits, nh, &watch[nw])) nw++;
+            int rc = forward_submit_watched(w->fwd, plan->targets[k], ev, watch, nw);
+            if (rc < 0) {
+                struct forward_result r = {.err = rc, .error = "the target URL cannot be used"};
+                for (size_t x = 0; x < nw; x++) {
+                    r.tag = watch[x].tag;
+                    watch[x].fn(watch[x].ud, &r);
+                }
+            }
             delivered_key(key, sizeof key, ev, plan->targets[k]);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
@@ -217,6 +280,11 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             }
         }
         w->counts.updates += nu;
+        for (size_t k = 0; k < nh; k++) {
+            notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
+            notify_key(key, sizeof key, ev, hits[k].route);
+            if (w->delivered && key[0]) dedupe_add(w->delivered, key);
+        }
         dedupe_add(w->seen, ev->id);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;
@@ -224,9 +292,14 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         buf_put_uint(b, n);
         json_put_key(b, "updates", &first);
         buf_put_uint(b, nu);
+        if (nh) {   /* routes that tell (their messages follow the outcomes) */
+            json_put_key(b, "notify", &first);
+            buf_put_uint(b, nh);
+        }
         LOG(w->log, LOG_INFO, "push matched", F_STR("registry", ev->registry),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id),
-            F_INT("targets", n), F_INT("updates", nu));
+            F_INT("targets", n), F_INT("updates", nu),
+            nh ? (struct log_field)F_INT("notify", nh) : (struct log_field)F_STR("notify", NULL));
         break;
     }
     }

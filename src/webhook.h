@@ -34,6 +34,7 @@ struct webhook_counts {
 
 struct engine_updater;
 struct deploy;
+struct notifier;
 
 struct webhook_ctx {
     const char *token;                /* WEBHOOK_TOKEN, or NULL */
@@ -47,6 +48,7 @@ struct webhook_ctx {
     struct forwarder *fwd;
     struct engine_updater *updater;   /* <prefix>.update=true routes; NULL: none */
     struct deploy *deploy;            /* the delivery history; NULL: none kept */
+    struct notifier *notifier;        /* <prefix>.notify routes; NULL: none */
     const struct logger *log;
     bool stopping;                    /* shutting down: 503 for anything to forward */
     /* Called after forwards were queued (the intake may pause); optional. */
@@ -69,10 +71,17 @@ struct webhook_plan {
     size_t *ufirst;
     const struct route_source **updates;   /* owned by the route table too */
     size_t nupdates;
+    /* The matching routes with a notify label: hits[hfirst[i]] ..
+     * hits[hfirst[i + 1] - 1] (an event with only these is WEBHOOK_FORWARD
+     * too: a notify-only route tells, and redeploys nothing). */
+    size_t *hfirst;
+    struct route_hit *hits;
+    size_t nhits;
     /* A request's few events need no allocation (most carry one or two). */
     enum webhook_decision small_decision[8];
     size_t small_first[9];
     size_t small_ufirst[9];
+    size_t small_hfirst[9];
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,

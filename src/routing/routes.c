@@ -44,6 +44,9 @@ struct route_table {
     struct index_entry *index;
     size_t nindex;
     const struct route_source **index_sources;   /* one allocation for all entries */
+
+    routes_notify_check_fn notify_check;
+    void *notify_check_ud;
 };
 
 /* ---- label parsing (pure) ---------------------------------------------- */
@@ -54,6 +57,7 @@ void route_list_free(struct route *r, size_t n)
         free(r[i].image);
         free(r[i].url);
         free(r[i].tag_glob);
+        free(r[i].notify);
     }
     free(r);
 }
@@ -184,6 +188,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
     const char *tag = label_str(labels, prefix, "tag", &bad);
     const char *upd = label_str(labels, prefix, "update", &bad);
     const char *poll = label_str(labels, prefix, "poll", &bad);
+    const char *notify = label_str(labels, prefix, "notify", &bad);
     const char *why;
 
     if (bad) {
@@ -197,9 +202,11 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
     else if (upd && strcmp(upd, "false") != 0) {
         return refuse(prefix, labels, err, errlen, "%s.update must be true or false, not \"%.32s\"", prefix, upd);
     }
-    if (!url && !update) {
-        return refuse(prefix, labels, err, errlen, "%s.url is missing (and %s.update=true is not set)", prefix,
-                      prefix);
+    if (notify && strspn(notify, " \t\n") == strlen(notify))
+        return refuse(prefix, labels, err, errlen, "%s.notify is empty", prefix);
+    if (!url && !update && !notify) {
+        return refuse(prefix, labels, err, errlen, "%s.url is missing (and neither %s.update=true nor %s.notify is set)",
+                      prefix, prefix, prefix);
     }
     struct url parsed;
     if (url && url_parse(url, &parsed, &why) < 0) {
@@ -256,6 +263,7 @@ int route_parse_labels(const char *prefix, json_t *labels, struct route **out,
             routes[n].tag_glob = xstrdup_or_null(tag);
             routes[n].update = update;
             routes[n].poll_ms = poll_ms;
+            routes[n].notify = xstrdup_or_null(notify);
             n++;
         }
         p += len + (comma ? 1 : 0);
@@ -368,9 +376,39 @@ static bool same_routes(const struct route *a, size_t na, const struct route *b,
     if (na != nb) return false;
     for (size_t i = 0; i < na; i++)
         if (!same_str(a[i].image, b[i].image) || !same_str(a[i].url, b[i].url) ||
-            !same_str(a[i].tag_glob, b[i].tag_glob) || a[i].update != b[i].update || a[i].poll_ms != b[i].poll_ms)
+            !same_str(a[i].tag_glob, b[i].tag_glob) || !same_str(a[i].notify, b[i].notify) ||
+            a[i].update != b[i].update || a[i].poll_ms != b[i].poll_ms)
             return false;
     return true;
+}
+
+void routes_set_notify_check(struct route_table *t, routes_notify_check_fn fn, void *ud)
+{
+    t->notify_check = fn;
+    t->notify_check_ud = ud;
+}
+
+/* Every word of the notify label must name a known target (or be a usable
+ * URL): an unknown name makes the route malformed, as a bad url does. */
+static int check_notify(const struct route_table *t, const char *prefix, const char *notify, char *err,
+                        size_t errlen)
+{
+    if (!t->notify_check || !notify) return 0;
+    for (const char *p = notify; *p;) {
+        p += strspn(p, " \t\n");
+        size_t n = strcspn(p, " \t\n");
+        if (!n) break;
+        char *word = xstrndup(p, n);
+        char why[200] = "";
+        int rc = t->notify_check(t->notify_check_ud, word, why, sizeof why);
+        free(word);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s.notify: %s", prefix, why);
+            return -EINVAL;
+        }
+        p += n;
+    }
+    return 0;
 }
 
 static const char *source_label(const struct route_source *src)
@@ -396,6 +434,11 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     char err[256] = "";
     struct route *routes;
     int n = route_parse_labels(prefix, labels, &routes, err, sizeof err);
+    if (n > 0 && check_notify(t, prefix, routes[0].notify, err, sizeof err) < 0) {
+        route_list_free(routes, (size_t)n);
+        routes = NULL;
+        n = -EINVAL;
+    }
 
     struct source **slot = find_slot(t, src->engine, src->id);
     struct source *s = *slot;
@@ -490,6 +533,13 @@ const struct route_source *routes_find(struct route_table *t, const char *engine
     return s ? &s->info : NULL;
 }
 
+const struct route *routes_of_source(struct route_table *t, const char *engine, const char *id, size_t *n)
+{
+    struct source *s = *find_slot(t, engine, id);
+    *n = s ? s->nroutes : 0;
+    return s ? s->routes : NULL;
+}
+
 bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name)
 {
     struct source *s = *find_slot(t, engine, id);
@@ -543,6 +593,7 @@ static int route_cmp(const struct route *a, const struct route *b)
     if (!c) c = strcmp(a->url ? a->url : "", b->url ? b->url : "");
     if (!c) c = strcmp(a->tag_glob ? a->tag_glob : "", b->tag_glob ? b->tag_glob : "");
     if (!c) c = (int)a->update - (int)b->update;
+    if (!c) c = strcmp(a->notify ? a->notify : "", b->notify ? b->notify : "");
     return c;
 }
 
@@ -629,12 +680,17 @@ static void match_path(struct route_table *t, const char *path, const struct rep
         if (r->update && m->updates)
             for (size_t k = 0; k < t->index[i].nsources; k++)
                 m->nupdates = add_source(m->updates, m->nupdates, m->max_updates, t->index[i].sources[k]);
+        if (r->notify) {
+            if (!m->notifies) m->nnotifies++;
+            else if (m->nnotifies < m->max_notifies)
+                m->notifies[m->nnotifies++] = (struct route_hit){r, t->index[i].sources, t->index[i].nsources};
+        }
     }
 }
 
 void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m)
 {
-    m->nurls = m->nupdates = 0;
+    m->nurls = m->nupdates = m->nnotifies = 0;
     struct repo_ref ref;
     if (!ev->repository || !ev->tag || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0)
         return;

@@ -21,10 +21,12 @@ struct route {
     char *tag_glob;       /* NULL: every tag */
     bool update;          /* <prefix>.update=true: the engine updater redeploys the source */
     long long poll_ms;    /* <prefix>.poll: 0 not given, -1 "off", else the interval */
+    char *notify;         /* <prefix>.notify: target names and URLs, blank-separated; NULL: none.
+                           * Its URLs are secrets (shown only as notify_display does) */
 };
 
 /* Parses one source's labels (a route needs <prefix>.image and at least
- * one of <prefix>.url or <prefix>.update=true) (a JSON object of string values; other keys are
+ * one of <prefix>.url, <prefix>.update=true or <prefix>.notify) (a JSON object of string values; other keys are
  * ignored). Returns the number of routes written to *out (caller frees with
  * route_list_free), 0 when the source has no `<prefix>.image` label, or
  * -EINVAL with a reason in err (never containing the URL). Pure. */
@@ -54,6 +56,11 @@ struct route_source {
 struct route_table;
 
 struct route_table *routes_new(void);
+/* Who knows the notification targets (the daemon): each word of a notify
+ * label is checked with it; 0 or -EINVAL with a reason in err (which must
+ * not repeat a URL). Without a checker every word is accepted. */
+typedef int (*routes_notify_check_fn)(void *ud, const char *word, char *err, size_t errlen);
+void routes_set_notify_check(struct route_table *t, routes_notify_check_fn fn, void *ud);
 void routes_free(struct route_table *t);
 
 /* Sets the routes of a source from its labels, replacing what it had.
@@ -68,6 +75,9 @@ bool routes_remove(struct route_table *t, const char *engine, const char *id);
 /* The source as the table has it, or NULL; valid until the table is next
  * modified. */
 const struct route_source *routes_find(struct route_table *t, const char *engine, const char *id);
+/* The routes of a source (*n of them), or NULL; valid until the table is
+ * next modified. */
+const struct route *routes_of_source(struct route_table *t, const char *engine, const char *id, size_t *n);
 /* docker rename: the source keeps its routes under a new name. Returns true
  * if the source exists and its name changed. */
 bool routes_rename(struct route_table *t, const char *engine, const char *id, const char *name);
@@ -86,11 +96,20 @@ size_t routes_match(struct route_table *t, const struct push_event *ev,
 /* Everything a push asks for: the distinct URLs (as routes_match) and the
  * distinct sources whose matching route has update=true. Either array may
  * be NULL. Valid until the table is next modified. */
+struct route_hit {
+    const struct route *route;
+    const struct route_source *const *sources;
+    size_t nsources;
+};
 struct route_matches {
     const char **urls;
     size_t max_urls, nurls;
     const struct route_source **updates;
     size_t max_updates, nupdates;
+    /* The matching routes that have a notify label (optional), and how
+     * many there are (counted also without the array). */
+    struct route_hit *notifies;
+    size_t max_notifies, nnotifies;
 };
 void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
 /* Bumped by every change of the table: a consumer that derives state from

@@ -103,8 +103,8 @@ struct engine_updater {
     const struct registry_auth *auth;
     char *self_id;
     uint64_t health_ms, service_ms, exit_check_ms;
-    update_outcome_fn on_outcome;   /* the history's; optional */
-    void *outcome_ud;
+    update_outcome_fn on_outcome;
+    void *on_outcome_ud;
     struct object *objects;
     struct counter *counters;
     int open_handles;
@@ -298,13 +298,18 @@ static void finish(struct job *j, const char *outcome)
         o->finished_ms = wall_ms();
         set_str(&o->digest, j->digest);
         count(u, o->kind, outcome);
-        if (u->on_outcome) {
-            struct update_outcome uo = {o->engine, o->kind, o->id, o->name, j->digest, outcome};
-            u->on_outcome(u->outcome_ud, &uo);
-        }
     }
     /* The object follows its container: the follow-up updates the new one. */
     if (outcome && !strcmp(outcome, "completed") && j->new_id) set_str(&o->id, j->new_id);
+    if (outcome && u->on_outcome) {
+        bool bad = strcmp(outcome, "completed") != 0 && strcmp(outcome, "unchanged") != 0;
+        struct update_outcome uo = {
+            .engine = o->engine, .kind = o->kind, .id = o->id, .name = o->name, .outcome = outcome,
+            .registry = j->registry, .repository = j->repository, .tag = j->tag, .digest = j->digest,
+            .error = !bad ? NULL : j->why ? j->why : j->cause[0] ? j->cause : outcome,
+        };
+        u->on_outcome(u->on_outcome_ud, &uo);
+    }
     o->job = NULL;
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
@@ -997,7 +1002,7 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     u->service_ms = opts->service_timeout_ms ? opts->service_timeout_ms : DEFAULT_SERVICE_MS;
     u->exit_check_ms = opts->exit_check_ms ? opts->exit_check_ms : DEFAULT_EXIT_CHECK_MS;
     u->on_outcome = opts->on_outcome;
-    u->outcome_ud = opts->outcome_ud;
+    u->on_outcome_ud = opts->on_outcome_ud;
     u->nengines = opts->nengines;
     u->engines = xcalloc(opts->nengines ? opts->nengines : 1, sizeof *u->engines);
     for (size_t i = 0; i < opts->nengines; i++) {

@@ -22,11 +22,12 @@
 #include "log.h"
 #include "registry_auth.h"
 
-/* One update's end, for the delivery history. */
+/* An update's end, for whoever tells people (the notifier). */
 struct update_outcome {
-    const char *engine, *kind, *id, *name;   /* id: the object as it was updated */
-    const char *digest;                      /* what it was updated to; may be NULL */
+    const char *engine, *kind, *id, *name;   /* the object; id: the new container after a recreate */
     const char *outcome;                     /* "completed", "rolled_back", "failed", "unchanged" */
+    const char *registry, *repository, *tag, *digest;   /* the push it installed (or tried to) */
+    const char *error;                       /* in words for rolled_back / failed, else NULL */
 };
 typedef void (*update_outcome_fn)(void *ud, const struct update_outcome *o);
 
@@ -41,8 +42,8 @@ struct engine_update_opts {
     uint64_t health_timeout_ms;            /* waiting for "healthy"; 0: 60 s */
     uint64_t service_timeout_ms;           /* following a Swarm update; 0: 10 min */
     uint64_t exit_check_ms;                /* a new container still running after this is up; 0: 2 s */
-    update_outcome_fn on_outcome;          /* each finished update; optional */
-    void *outcome_ud;
+    update_outcome_fn on_outcome;          /* each update's outcome; optional */
+    void *on_outcome_ud;
 };
 
 /* One labelled object to update (as in struct route_source). */

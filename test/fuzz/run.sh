@@ -31,8 +31,12 @@ printf '1h30m' > $out/corpus/fuzz_registry/d
 seed fuzz_http_request
 printf 'POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n' > $out/corpus/fuzz_http_request/a
 printf 'GET /health?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' > $out/corpus/fuzz_http_request/b
+seed fuzz_notify
+printf 'telegram://1:T@telegram?chats=1,2\n{image} {\"a\":\"{objects}\"} {nope' > $out/corpus/fuzz_notify/a
+printf 'matrix://:tok@m.example:8448/?rooms=%%21r:x\n{tag}{digest}{time}' > $out/corpus/fuzz_notify/b
+printf 'gotify+http://u:p@127.0.0.1:8080/sub\n{}{{}}{repository' > $out/corpus/fuzz_notify/c
 
-targets=${*:-fuzz_payload fuzz_docker_events fuzz_labels fuzz_url fuzz_http_request fuzz_registry}
+targets=${*:-fuzz_payload fuzz_docker_events fuzz_labels fuzz_url fuzz_http_request fuzz_registry fuzz_notify}
 failed=()
 for t in $targets; do
   echo "=== $t for ${seconds}s"

@@ -62,8 +62,9 @@ static void test_delivered_then_confirmed(void **state)
     assert_int_equal(e->outcome, HISTORY_QUEUED);
     assert_null(strstr(e->target, "TOKEN"));
     assert_string_equal(e->objects, "web-1");
-    struct forward_outcome fo = {.delivered = true, .status = 204, .attempts = 1, .duration_ms = 5, .attempt_ms = 5};
-    deploy_forward_outcome(x.d, id, &fo);
+    struct forward_result fo = {.delivered = true, .status = 204, .attempts = 1, .duration_ms = 5, .attempt_ms = 5,
+                                .tag = id};
+    deploy_forward_done(x.d, &fo);
     assert_int_equal(e->outcome, HISTORY_DELIVERED);
 
     /* A start of the route's container, on the pushed digest. */
@@ -87,8 +88,8 @@ static void test_unconfirmed_after_the_deadline(void **state)
     struct fx x;
     fx_start(&x, 1);
     uint64_t id = deploy_record_redeploy(x.d, &EV, URL);
-    struct forward_outcome fo = {.delivered = true, .status = 204, .attempts = 1};
-    deploy_forward_outcome(x.d, id, &fo);
+    struct forward_result fo = {.delivered = true, .status = 204, .attempts = 1, .tag = id};
+    deploy_forward_done(x.d, &fo);
     const struct history_entry *e = entry(&x, id);
     /* The route's container came back on the old image (Portainer's pull failed, say). */
     json_t *labels = json_pack("{s:s,s:s}", "webhook-router.image", "reg:5000/team/app", "webhook-router.url", URL);
@@ -105,27 +106,26 @@ static void test_unconfirmed_after_the_deadline(void **state)
     fx_finish(&x);
 }
 
-static void test_failed_rejected_superseded(void **state)
+static void test_failed_and_rejected(void **state)
 {
     (void)state;
     struct fx x;
     fx_start(&x, 300);
     uint64_t a = deploy_record_redeploy(x.d, &EV, URL);
-    struct forward_outcome fo = {.status = 502, .attempts = 4, .duration_ms = 9000, .error = "HTTP 502"};
-    deploy_forward_outcome(x.d, a, &fo);
+    struct forward_result fo = {.status = 502, .attempts = 4, .duration_ms = 9000, .error = "HTTP 502", .tag = a};
+    deploy_forward_done(x.d, &fo);
     assert_int_equal(entry(&x, a)->outcome, HISTORY_FAILED);
     assert_string_equal(entry(&x, a)->error, "HTTP 502");
     assert_int_equal(entry(&x, a)->attempts, 4);
+    /* A POST that could not even be queued is told as failed too. */
     uint64_t b = deploy_record_redeploy(x.d, &EV, "not a url");
-    deploy_redeploy_rejected(x.d, b, "the target URL cannot be used");
+    deploy_forward_done(x.d, &(struct forward_result){.err = -EINVAL, .error = "the target URL cannot be used",
+                                                      .tag = b});
     assert_int_equal(entry(&x, b)->outcome, HISTORY_FAILED);
-    uint64_t c = deploy_record_redeploy(x.d, &EV, URL);
-    struct forward_outcome sup = {.superseded = true, .error = "coalesced into a later push"};
-    deploy_forward_outcome(x.d, c, &sup);
-    assert_int_equal(entry(&x, c)->outcome, HISTORY_UNCONFIRMED);
+    assert_string_equal(entry(&x, b)->error, "the target URL cannot be used");
     /* An id the ring overwrote: nothing happens. */
     for (int i = 0; i < 10; i++) deploy_record_redeploy(x.d, &EV, URL);
-    deploy_forward_outcome(x.d, a, &fo);
+    deploy_forward_done(x.d, &fo);
     fx_finish(&x);
 }
 
@@ -140,7 +140,8 @@ static void test_update_and_notify(void **state)
     other.digest = "sha256:def";
     deploy_record_update(x.d, &other, &src);
     /* The update of sha256:abc completed (the object has a new id by then; the name stays). */
-    struct update_outcome uo = {"e", "container", "c1", "web-1", "sha256:abc", "completed"};
+    struct update_outcome uo = {.engine = "e", .kind = "container", .id = "c1", .name = "web-1",
+                                .digest = "sha256:abc", .outcome = "completed"};
     deploy_update_outcome(x.d, &uo);
     const struct history_entry *out[8];
     struct history_filter f = {.outcome = HISTORY_NOUTCOMES};
@@ -148,7 +149,8 @@ static void test_update_and_notify(void **state)
     assert_int_equal(out[1]->outcome, HISTORY_DEPLOYED);
     assert_string_equal(out[1]->target, "container web-1");
     assert_int_equal(out[0]->outcome, HISTORY_QUEUED);   /* another digest: its own outcome */
-    struct update_outcome rb = {"e", "container", "c9", "web-1", "sha256:def", "rolled_back"};
+    struct update_outcome rb = {.engine = "e", .kind = "container", .id = "c9", .name = "web-1",
+                                .digest = "sha256:def", .outcome = "rolled_back"};
     deploy_update_outcome(x.d, &rb);
     assert_int_equal(out[0]->outcome, HISTORY_FAILED);
     assert_string_equal(out[0]->error, "update failed, rolled back");
@@ -166,7 +168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delivered_then_confirmed),
         cmocka_unit_test(test_unconfirmed_after_the_deadline),
-        cmocka_unit_test(test_failed_rejected_superseded),
+        cmocka_unit_test(test_failed_and_rejected),
         cmocka_unit_test(test_update_and_notify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -450,46 +450,50 @@ static void test_coalescing(void **s)
     fx_finish(&x);
 }
 
-/* Outcomes per tag: every push coalesced into one POST gets its outcome
- * (pushes beyond FORWARD_MAX_TAGS: the oldest superseded); a failure has
- * its status, attempts and cause. */
+/* Outcomes per watcher: every push coalesced into one POST is told its
+ * outcome, under its own tag, as many watchers as it came with; a failure
+ * has its status, attempts and cause. */
 struct outcomes {
-    int n, superseded, delivered;
+    int n, delivered;
+    uint64_t tags;   /* the sum of the tags told */
     uint64_t last_tag;
-    struct forward_outcome last;
+    struct forward_result last;
     char error[64];   /* last.error is borrowed for the call only */
 };
 
-static void on_outcome(void *ud, uint64_t tag, const struct forward_outcome *o)
+static void on_outcome(void *ud, const struct forward_result *r)
 {
     struct outcomes *c = ud;
     c->n++;
-    c->superseded += o->superseded;
-    c->delivered += o->delivered;
-    c->last_tag = tag;
-    c->last = *o;
-    snprintf(c->error, sizeof c->error, "%s", o->error ? o->error : "");
+    c->delivered += r->delivered;
+    c->tags += r->tag;
+    c->last_tag = r->tag;
+    c->last = *r;
+    snprintf(c->error, sizeof c->error, "%s", r->error ? r->error : "");
     c->last.error = NULL;
 }
 
 static void test_outcomes_per_tag(void **s)
 {
     (void)s;
-    struct outcomes c = {0};
+    struct outcomes c = {0}, c2 = {0};
     struct forward_opts o = plain_opts;
     o.debounce_ms = 50;
-    o.on_outcome = on_outcome;
-    o.outcome_ud = &c;
     struct fx x;
     fx_start(&x, 200, &o);
     char url[96];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/tags", x.rx.port);
     struct push_event ev = event("latest", "e-t");
-    for (uint64_t t = 1; t <= FORWARD_MAX_TAGS + 2; t++) assert_int_equal(forward_submit_tagged(x.f, url, &ev, t), 0);
-    assert_int_equal(c.superseded, 2);   /* tags 1 and 2, at once */
-    assert_int_equal(forward_submit(x.f, url, &ev), 0);   /* untagged: reports nothing */
-    RUN_UNTIL(&x, c.n == FORWARD_MAX_TAGS + 2);
-    assert_int_equal(c.delivered, FORWARD_MAX_TAGS);
+    for (uint64_t t = 1; t <= 10; t++) {
+        struct forward_watch w[2] = {{on_outcome, &c, t}, {on_outcome, &c2, 100 + t}};
+        assert_int_equal(forward_submit_watched(x.f, url, &ev, w, 2), 0);
+    }
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);   /* unwatched: tells nobody */
+    assert_int_equal(c.n, 0);   /* never from inside the submit */
+    RUN_UNTIL(&x, c.n == 10 && c2.n == 10);
+    assert_int_equal(c.delivered, 10);
+    assert_int_equal(c.tags, 55);
+    assert_int_equal(c2.tags, 1055);
     assert_int_equal(c.last.status, 200);
     assert_int_equal(c.last.attempts, 1);
     assert_string_equal(c.error, "");
@@ -499,19 +503,17 @@ static void test_outcomes_per_tag(void **s)
     struct outcomes f = {0};
     o = plain_opts;
     o.retries = 1;
-    o.on_outcome = on_outcome;
-    o.outcome_ud = &f;
     fx_start(&x, 503, &o);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/down", x.rx.port);
-    assert_int_equal(forward_submit_tagged(x.f, url, &ev, 77), 0);
-    assert_int_equal(f.n, 0);   /* never from inside the submit */
+    assert_int_equal(forward_submit_watched(x.f, url, &ev, &(struct forward_watch){on_outcome, &f, 77}, 1), 0);
+    assert_int_equal(f.n, 0);
     RUN_UNTIL(&x, f.n == 1);
     assert_int_equal(f.last_tag, 77);
     assert_false(f.last.delivered);
     assert_int_equal(f.last.status, 503);
     assert_int_equal(f.last.attempts, 2);
     assert_string_equal(f.error, "HTTP 503");
-    assert_true(f.last.duration_ms >= f.last.attempt_ms);
+    assert_true(f.last.attempt_ms >= 0);
     fx_finish(&x);
 }
 
@@ -775,6 +777,102 @@ static void test_dead_target_does_not_block_others(void **s)
     fx_finish(&x);
 }
 
+/* ---- notifications and watchers --------------------------------------------- */
+
+struct told {
+    int n;
+    struct forward_result last;
+};
+
+static void on_told(void *ud, const struct forward_result *r)
+{
+    struct told *t = ud;
+    t->n++;
+    t->last = *r;
+    t->last.error = NULL;
+}
+
+/* A prepared request goes out as it is (method, headers, body); the log
+ * shows its label, never its URL; done is told once. */
+static void test_send_prepared(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/rooms/s3cr3t/send/txn1", x.rx.port);
+    struct forward_request req = {.method = "PUT", .url = url, .headers = "X-Key: k\r\n", .body = "{\"a\":1}",
+                                  .body_len = 7, .label = "matrix 127.0.0.1 #0badf00d"};
+    struct told t = {0};
+    assert_int_equal(forward_send(x.f, &req, on_told, &t), 0);
+    RUN_UNTIL(&x, t.n == 1);
+    assert_true(t.last.delivered);
+    assert_int_equal(t.last.status, 200);
+    assert_int_equal(t.last.attempts, 1);
+    assert_true(strncmp(x.rx.last, "PUT /rooms/s3cr3t/send/txn1 HTTP/1.1\r\n", 38) == 0);
+    assert_non_null(strstr(x.rx.last, "\r\nX-Key: k\r\n"));
+    assert_non_null(strstr(x.rx.last, "\r\n\r\n{\"a\":1}"));
+    const char *log = fx_log(&x);
+    assert_non_null(strstr(log, "\"notification sent\""));
+    assert_non_null(strstr(log, "matrix 127.0.0.1 #0badf00d"));
+    assert_null(strstr(log, "s3cr3t"));
+    /* Not a forward: the redeploy counters did not move. */
+    assert_int_equal(forward_stats(x.f)->delivered[0], 0);
+    fx_finish(&x);
+    assert_int_equal(t.n, 1);
+}
+
+/* Notifications have their own bound: a full notification queue leaves the
+ * redeploy queue's room alone, and the other way round. */
+static void test_send_own_bound(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.concurrency = 2;   /* one slot for notifications */
+    o.queue_max = 3;
+    struct fx x;
+    fx_start(&x, 0, &o);   /* never answers: everything stays queued or in flight */
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/n", x.rx.port);
+    struct forward_request req = {.method = "POST", .url = url, .body = "x", .body_len = 1, .label = "generic n"};
+    struct told t = {0};
+    int accepted = 0;
+    for (int i = 0; i < 10; i++) accepted += forward_send(x.f, &req, on_told, &t) == 0;
+    assert_int_equal(accepted, 4);   /* one in flight (half the slots) + queue_max waiting */
+    assert_int_equal(forward_notify_queued(x.f), 3);
+    assert_int_equal(forward_queued(x.f), 0);
+    assert_true(forward_has_room(x.f, 3));
+    assert_int_equal(forward_in_flight(x.f), 1);
+    /* A redeploy still gets the other slot at once. */
+    struct push_event ev = event("v1", "e-1");
+    assert_int_equal(forward_submit(x.f, url, &ev), 0);
+    assert_int_equal(forward_in_flight(x.f), 2);
+    fx_finish(&x);
+    assert_int_equal(t.n, 4);   /* each told once, also when given up */
+}
+
+/* Coalesced events are each told the outcome of the one POST. */
+static void test_watched_coalesced(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.debounce_ms = 50;
+    struct fx x;
+    fx_start(&x, 500, &o);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hooks/c", x.rx.port);
+    struct told a = {0}, b = {0};
+    struct push_event e1 = event("v1", "e-1"), e2 = event("v2", "e-2");
+    assert_int_equal(forward_submit_watched(x.f, url, &e1, &(struct forward_watch){on_told, &a, 0}, 1), 0);
+    assert_int_equal(forward_submit_watched(x.f, url, &e2, &(struct forward_watch){on_told, &b, 0}, 1), 0);
+    RUN_UNTIL(&x, a.n == 1 && b.n == 1);
+    assert_int_equal(x.rx.nrequests, 1);
+    assert_false(a.last.delivered);
+    assert_int_equal(a.last.status, 500);
+    assert_int_equal(b.last.status, 500);
+    fx_finish(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +893,9 @@ int main(void)
         cmocka_unit_test(test_large_answer_is_success),
         cmocka_unit_test(test_one_deadline_per_attempt),
         cmocka_unit_test(test_dead_target_does_not_block_others),
+        cmocka_unit_test(test_send_prepared),
+        cmocka_unit_test(test_send_own_bound),
+        cmocka_unit_test(test_watched_coalesced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -202,6 +202,55 @@ static void test_update_routes(void **state)
     assert_int_equal(m.nurls + m.nupdates, 0);
 }
 
+/* A stand-in for the daemon's target check: "chat" exists, URLs with
+ * "bad" in them do not parse. */
+static int check_word(void *ud, const char *word, char *err, size_t errlen)
+{
+    (void)ud;
+    if (strcmp(word, "chat") == 0 || (strstr(word, "://") && !strstr(word, "bad"))) return 0;
+    snprintf(err, errlen, "unknown notification target \"%s\"", strstr(word, "://") ? "***" : word);
+    return -EINVAL;
+}
+
+static void test_notify_routes(void **state)
+{
+    struct fixture *f = *state;
+    routes_set_notify_check(f->t, check_word, NULL);
+    /* Notify-only: a route of its own, redeploying nothing. */
+    assert_int_equal(put(f, "e1", "c1", "{\"webhook-router.image\":\"team/app\",\"webhook-router.notify\":\"chat\"}"), 1);
+    assert_int_equal(put(f, "e1", "c2", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\","
+                                        "\"webhook-router.notify\":\" chat  discord://s3cret@1 \"}"), 1);
+    assert_int_equal(put(f, "e1", "c3", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\"}"), 1);
+    /* An unknown name, a bad URL, an empty label: malformed, one warn each, no URL in it. */
+    assert_int_equal(put(f, "e1", "c4", "{\"webhook-router.image\":\"team/app\",\"webhook-router.notify\":\"chat chatt\"}"), -EINVAL);
+    assert_int_equal(put(f, "e1", "c5", "{\"webhook-router.image\":\"team/app\",\"webhook-router.url\":\"" URL_A "\","
+                                        "\"webhook-router.notify\":\"discord://bad-s3cret\"}"), -EINVAL);
+    assert_int_equal(put(f, "e1", "c6", "{\"webhook-router.image\":\"team/app\",\"webhook-router.notify\":\"  \"}"), -EINVAL);
+    char *log = log_text(f);
+    assert_non_null(strstr(log, "webhook-router.notify: unknown notification target \\\"chatt\\\""));
+    assert_non_null(strstr(log, "webhook-router.notify is empty"));
+    assert_null(strstr(log, "s3cret"));
+    free(log);
+
+    const char *urls[16];
+    struct route_hit hits[16];
+    struct push_event ev = {.repository = "team/app", .tag = "latest"};
+    struct route_matches m = {.urls = urls, .max_urls = 16, .notifies = hits, .max_notifies = 16};
+    routes_match_all(f->t, &ev, &m);
+    assert_int_equal(m.nurls, 1);
+    assert_int_equal(m.nnotifies, 2);
+    int only = hits[0].route->url ? 1 : 0;   /* which hit is the notify-only route */
+    assert_null(hits[only].route->url);
+    assert_string_equal(hits[only].route->notify, "chat");
+    assert_string_equal(hits[!only].route->url, URL_A);
+    assert_int_equal(hits[!only].nsources, 1);
+    assert_string_equal(hits[!only].sources[0]->id, "c2");
+    /* Counted also without the array. */
+    struct route_matches count = {0};
+    routes_match_all(f->t, &ev, &count);
+    assert_int_equal(count.nnotifies, 2);
+}
+
 static void test_replicas_merge(void **state)
 {
     struct fixture *f = *state;
@@ -544,6 +593,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicas_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_star_tag_is_no_tag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generation_moves_on_change_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename, setup, teardown),

@@ -87,8 +87,8 @@ static void test_page_escapes_everything(void **state)
     struct push_event ev = {.format = "distribution", .id = HOSTILE, .registry = "reg:5000",
                             .repository = "team/app", .tag = "v1", .digest = "sha256:0123456789abcdef0123"};
     uint64_t id = deploy_record_redeploy(x.deploy, &ev, "http://127.0.0.1:9/api/stacks/webhooks/SECRETTOKEN");
-    struct forward_outcome fo = {.status = 500, .attempts = 4, .duration_ms = 3000, .error = "HTTP <500>"};
-    deploy_forward_outcome(x.deploy, id, &fo);
+    struct forward_result fo = {.status = 500, .attempts = 4, .duration_ms = 3000, .error = "HTTP <500>", .tag = id};
+    deploy_forward_done(x.deploy, &fo);
 
     struct buf b;
     buf_init(&b);

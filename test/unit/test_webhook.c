@@ -147,6 +147,49 @@ static void test_plan_updates(void **s)
     fx_finish(&x);
 }
 
+/* Notify routes: a notify-only route makes the event routed (nothing to
+ * send, a route to tell); a digest already told is not told again, whether
+ * a webhook or a poll saw it first. */
+static void test_plan_notify(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    put_labels(&x, "n1", "{\"webhook-router.image\":\"team/new\",\"webhook-router.notify\":\"chat\"}");
+    struct dedupe *delivered = dedupe_new(64);
+    x.w.delivered = delivered;
+    struct push_event ev = {.format = "t", .id = "hook-1", .registry = "reg:5000", .repository = "team/new",
+                            .tag = "v1", .digest = "sha256:11"};
+    struct payload p = {.format = "t", .events = &ev, .n = 1};
+    struct webhook_plan plan;
+    webhook_plan_make(x.routes, x.seen, delivered, &p, &plan);
+    assert_int_equal(plan.decision[0], WEBHOOK_FORWARD);
+    assert_int_equal(plan.ntargets, 0);
+    assert_int_equal(plan.nhits, 1);
+    assert_string_equal(plan.hits[0].route->notify, "chat");
+    assert_string_equal(plan.hits[0].sources[0]->id, "n1");
+    webhook_plan_free(&plan);
+    /* Carried out (no notifier here: nothing is told), the digest is remembered. */
+    assert_int_equal(webhook_inject(&x.w, &ev), 0);
+    struct push_event poll = ev;
+    poll.format = "poll";
+    poll.id = "reg:5000/team/new:v1@sha256:11";
+    webhook_plan_make(x.routes, x.seen, delivered, &p, &plan);   /* the same id: a redelivery */
+    assert_int_equal(plan.decision[0], WEBHOOK_DUPLICATE);
+    webhook_plan_free(&plan);
+    p.events = &poll;
+    webhook_plan_make(x.routes, x.seen, delivered, &p, &plan);
+    assert_int_equal(plan.decision[0], WEBHOOK_DUPLICATE);
+    webhook_plan_free(&plan);
+    poll.digest = "sha256:22";   /* a new digest is told */
+    webhook_plan_make(x.routes, x.seen, delivered, &p, &plan);
+    assert_int_equal(plan.decision[0], WEBHOOK_FORWARD);
+    assert_int_equal(plan.nhits, 1);
+    webhook_plan_free(&plan);
+    dedupe_free(delivered);
+    fx_finish(&x);
+}
+
 static const char body[] =
     "{\"events\":[{\"id\":\"e1\",\"action\":\"push\",\"target\":{\"mediaType\":"
     "\"application/vnd.oci.image.manifest.v1+json\",\"repository\":\"team/app\",\"tag\":\"v1\","
@@ -294,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_notify),
         cmocka_unit_test(test_plan_updates),
         cmocka_unit_test(test_handle_accepts_and_queues),
         cmocka_unit_test(test_handle_all_or_nothing),

@@ -204,17 +204,11 @@ static void start_watchers(struct app *a)
     }
 }
 
-int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
+/* The starting line (the settings that differ from their defaults, secrets
+ * as "set") and the warnings about the configuration as a whole. */
+static void say_starting(struct app *a)
 {
-    memset(a, 0, sizeof *a);
-    a->loop = loop;
-    a->cfg = cfg;
-    logger_init(&a->log, cfg->log_level, cfg->log_format, 1);
-    log_batch_start(&a->log);
-    /* A log consumer that stops reading must not stop the loop (/health
-     * included): stdout becomes non-blocking and lines wait in memory. */
-    log_loop_attach(&a->log, loop);
-
+    const struct config *cfg = a->cfg;
     struct buf changed;
     buf_init(&changed);
     config_describe_changes(cfg, &changed);
@@ -237,6 +231,13 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
             "ADMIN_TOKEN is not set: /status, /history, /routes and /metrics are open to anyone who can reach "
             "the port");
 
+}
+
+/* The resolver and the HTTP client every outgoing call uses. */
+static int start_clients(struct app *a)
+{
+    const struct config *cfg = a->cfg;
+    uv_loop_t *loop = a->loop;
     a->dns = dns_new(loop, &a->log);
     a->http = http_client_new(loop, a->dns, &a->log);
     const char *why;
@@ -249,6 +250,13 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         LOG(&a->log, LOG_WARN,
             "TLS_INSECURE=1: certificates of https targets are not verified; anyone on the path "
             "can read the webhook tokens");
+    return 0;
+}
+
+/* The label map, the engines, the dedupe memories and the registry credentials. */
+static int start_state(struct app *a)
+{
+    const struct config *cfg = a->cfg;
     a->routes = routes_new();
     a->engines = xcalloc(cfg->nengines, sizeof *a->engines);
     for (size_t i = 0; i < cfg->nengines; i++) a->engines[i] = docker_engine_new(a->http, &cfg->engines[i]);
@@ -269,6 +277,15 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
                     "(X-Registry-Auth over plain tcp://): use a unix socket or a loopback proxy",
                     F_STR("engine", cfg->engines[i].text));
     }
+    return 0;
+}
+
+/* What carries out a plan and tells about it: the history, the forwarder,
+ * the notifier, the intake pause and the webhook handler's context. */
+static void start_delivery(struct app *a)
+{
+    const struct config *cfg = a->cfg;
+    uv_loop_t *loop = a->loop;
     struct deploy_opts dopts = {
         .history_size = cfg->history_size,
         .confirm_secs = cfg->deploy_confirm_secs,
@@ -320,7 +337,12 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .queued = on_forwards_queued,
         .queued_ud = a,
     };
+}
 
+/* The listener, with a connection cap the open file limit can honour. */
+static int start_listener(struct app *a)
+{
+    const struct config *cfg = a->cfg;
     /* A cap the file descriptor limit cannot honour would turn into accept
      * errors instead of clean 503s: lower it, and say so. */
     size_t max_conns = (size_t)cfg->max_connections;
@@ -349,7 +371,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
         .ud = &a->ops,
         .log = &a->log,
     };
-    a->server = http_server_new(loop, &so);
+    a->server = http_server_new(a->loop, &so);
     int rc = http_server_listen(a->server);
     if (rc < 0) {
         LOG(&a->log, LOG_ERROR, "cannot listen", F_STR("listen_addr", cfg->listen_addr),
@@ -360,12 +382,30 @@ int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
     LOG(&a->log, LOG_INFO, "listening", F_STR("listen_addr", cfg->listen_addr),
         F_INT("listen_port", http_server_port(a->server)));
 
+    return 0;
+}
+
+int app_start(struct app *a, uv_loop_t *loop, const struct config *cfg)
+{
+    memset(a, 0, sizeof *a);
+    a->loop = loop;
+    a->cfg = cfg;
+    logger_init(&a->log, cfg->log_level, cfg->log_format, 1);
+    log_batch_start(&a->log);
+    /* A log consumer that stops reading must not stop the loop (/health
+     * included): stdout becomes non-blocking and lines wait in memory. */
+    log_loop_attach(&a->log, loop);
+    say_starting(a);
+    int rc;
+    if ((rc = start_clients(a)) < 0 || (rc = start_state(a)) < 0) return rc;
+    start_delivery(a);
+    if ((rc = start_listener(a)) < 0) return rc;
     start_updater(a);
     a->webhook.updater = a->updater;
     start_watchers(a);
     start_registry_watch(a);
     /* The endpoints see the parts, not the app; nothing is served before the
-     * loop runs, and close_rest closes the server with the parts. */
+     * loop runs, and close_stage closes the server with the parts. */
     a->ops = (struct handlers_ctx){
         .webhook = &a->webhook,
         .routes = a->routes,
@@ -446,16 +486,11 @@ static void close_stage(struct app *a)
     on_part_closed(a);
 }
 
-static void close_rest(struct app *a)
-{
-    close_stage(a);
-}
-
 static void on_drained(void *ud)
 {
     struct app *a = ud;
     LOG(&a->log, LOG_INFO, "stopped");
-    close_rest(a);
+    close_stage(a);
 }
 
 void app_stop(struct app *a)

@@ -1,7 +1,8 @@
 /* app.c - building, starting and stopping the daemon's parts.
  *
  * Shutdown order matters: stop accepting webhooks, let the forwarder drain
- * what was already accepted (each forward bounded by its timeout), then close
+ * what was already accepted (each forward bounded by its timeout) and a
+ * running container recreate reach a safe point (engine_updater_drain), then close
  * the watchers, the HTTP client and the resolver. When the last handle is
  * closed uv_run returns. */
 #include "app.h"
@@ -112,7 +113,9 @@ static void start_updater(struct app *a)
         .log = &a->log,
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
+        .label_prefix = c->label_prefix,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
+        .cleanup = c->engine_update_cleanup,
     };
     a->updater = engine_updater_new(a->loop, &o);
     if (c->engine_updates)
@@ -350,6 +353,14 @@ static void on_drained(void *ud)
     close_rest(a);
 }
 
+/* The forwarder and the updater drain side by side; the rest closes when
+ * both are done. */
+static void on_part_drained(void *ud)
+{
+    struct app *a = ud;
+    if (--a->draining == 0) on_drained(a);
+}
+
 void app_stop(struct app *a)
 {
     if (a->stopping) return;
@@ -358,8 +369,12 @@ void app_stop(struct app *a)
     /* Requests being received must complete to be answered. */
     if (a->intake) intake_resume(a->intake);
     if (a->server) http_server_stop(a->server);
-    if (a->fwd) forward_drain(a->fwd, on_drained, a);
-    else on_drained(a);
+    /* A container recreate goes on to a safe point (done or rolled back):
+     * an app is never left down by a shutdown. */
+    a->draining = 2;
+    engine_updater_drain(a->updater, on_part_drained, a);
+    if (a->fwd) forward_drain(a->fwd, on_part_drained, a);
+    else on_part_drained(a);
 }
 
 void app_free(struct app *a)

@@ -49,6 +49,7 @@ struct app {
     bool log_poll_ready;              /* log_poll initialised (stdout a pipe or socket) */
     bool log_polling;
     bool stopping;
+    int draining;                     /* parts still draining at shutdown (forwarder, updater) */
     int exit_code;
 };
 

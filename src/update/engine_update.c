@@ -15,6 +15,7 @@
 #include <sys/time.h>
 
 #include "buf.h"
+#include "engine_update_pick.h"
 #include "engine_update_plan.h"
 #include "url.h"
 
@@ -30,11 +31,17 @@
 #define CONFLICT_RETRIES 5              /* service version conflicts re-read and retried */
 #define MAX_BODY (16 * 1024 * 1024)
 #define CAUSE_LEN 256
+#define RB_RETRY_MS 60000               /* rollback steps retried while the engine is away */
+#define RB_BACKOFF_MS 500
+#define RB_BACKOFF_MAX_MS 5000
+#define DRAIN_TICK_MS 100
+#define DRAIN_SLACK_MS 30000            /* API calls of a recreate and its rollback, at shutdown */
 
 struct engine {
     struct docker_host host;
     char *host_header;
     char api[16];                /* "" until GET /version answered */
+    struct job *scan;            /* the start-up look for unfinished recreates, or NULL */
 };
 
 struct job;
@@ -42,6 +49,7 @@ struct job;
 struct object {
     char *engine, *kind, *id, *name;
     bool warned;                 /* the ENGINE_UPDATES=0 (or own container) warn was given */
+    bool recover;                /* its next job finishes or undoes an unfinished recreate */
     struct job *job;             /* running, or NULL */
     bool has_next;               /* one follow-up queued */
     char *next_registry, *next_repository, *next_tag, *next_digest;
@@ -64,7 +72,9 @@ struct job {
     struct object *obj;
     struct engine *eng;
     char *registry, *repository, *tag, *digest;
-    char *ref;                   /* <repo>:<tag>, what the engine pulls */
+    char *ref;                   /* <repo>:<tag>: the push's until the object is read, then
+                                  * the object's own repository at the pushed tag */
+    struct engine_pick pick;     /* what is installed (engine_update_pick) */
     step_fn next;
     struct http_call *call;
     char cause[CAUSE_LEN];
@@ -76,11 +86,21 @@ struct job {
     char *old_id, *new_id, *name, *aside;
     char *new_image_id;
     json_t *old_image_config;
+    json_t *new_image_health;    /* the pulled image's Config.Healthcheck */
+    uint64_t health_wait_ms;     /* engine_update_health_wait_ms of the check in force */
     bool was_running, has_health;
     struct engine_create_plan plan;
     size_t connect_i;
     long long pull_ms, create_ms, stop_ms, start_ms, health_ms;
     char *why;                   /* the failure being rolled back */
+    json_t *restart_policy;      /* the old container's HostConfig.RestartPolicy */
+    bool policy_changed;         /* the old one's policy is "no" for now */
+    bool changed;                /* the old container was touched (renamed aside): drain waits */
+    bool renamed_back;
+    bool recovering;             /* an unfinished recreate found at start-up */
+    uint64_t rb_deadline, rb_backoff;
+    struct buf rb_notes;         /* rollback steps that failed for good */
+    long long old_image_size;
     bool streaming;              /* the call being made is the pull */
     bool with_auth;              /* the call being made sends X-Registry-Auth */
     char *auth_header;           /* registry_auth_header for the pushed registry, or NULL */
@@ -102,6 +122,14 @@ struct engine_updater {
     const struct logger *log;
     const struct registry_auth *auth;
     char *self_id;
+    char *tag_label;             /* "<prefix>.tag" */
+    char *replaces_label;        /* "<prefix>.replaces": on a new container, the id of the one it replaces */
+    bool cleanup;                /* ENGINE_UPDATE_CLEANUP */
+    bool draining;
+    uv_timer_t drain_timer;
+    uint64_t drain_by;
+    void (*drained_cb)(void *ud);
+    void *drained_ud;
     uint64_t health_ms, service_ms, exit_check_ms;
     struct object *objects;
     struct counter *counters;
@@ -112,6 +140,8 @@ struct engine_updater {
 };
 
 static void job_start(struct engine_updater *u, struct object *o);
+static void recover_scan(struct job *j);
+static void recover_begin(struct job *j);
 static void container_begin(struct job *j);
 static void service_begin(struct job *j);
 
@@ -258,6 +288,14 @@ static void after(struct job *j, uint64_t ms, void (*fn)(struct job *j))
 
 /* ---- the end of a job ------------------------------------------------------- */
 
+static void handle_closed(struct engine_updater *u)
+{
+    if (--u->open_handles == 0 && u->closing) {
+        if (u->closed_cb) u->closed_cb(u->closed_ud);
+        free(u);
+    }
+}
+
 static void on_job_closed(uv_handle_t *h)
 {
     struct job *j = h->data;
@@ -271,6 +309,9 @@ static void on_job_closed(uv_handle_t *h)
     json_decref(j->inspect);
     free_n(5, j->old_id, j->new_id, j->name, j->aside, j->new_image_id);
     json_decref(j->old_image_config);
+    json_decref(j->new_image_health);
+    json_decref(j->restart_policy);
+    buf_free(&j->rb_notes);
     engine_create_plan_free(&j->plan);
     free(j->why);
     buf_free(&j->pull_lines);
@@ -278,10 +319,7 @@ static void on_job_closed(uv_handle_t *h)
     json_decref(j->service);
     free(j->prior_update);
     free(j);
-    if (--u->open_handles == 0 && u->closing) {
-        if (u->closed_cb) u->closed_cb(u->closed_ud);
-        free(u);
-    }
+    handle_closed(u);
 }
 
 /* The job is over: its outcome recorded and counted, the follow-up (if
@@ -291,6 +329,13 @@ static void finish(struct job *j, const char *outcome)
     struct engine_updater *u = j->u;
     struct object *o = j->obj;
     j->done = true;
+    if (!o) {
+        /* The start-up scan of an engine (recover_scan). */
+        j->eng->scan = NULL;
+        uv_timer_stop(&j->timer);
+        uv_close((uv_handle_t *)&j->timer, on_job_closed);
+        return;
+    }
     if (outcome) {
         o->outcome = outcome;
         o->finished_ms = wall_ms();
@@ -302,14 +347,16 @@ static void finish(struct job *j, const char *outcome)
     o->job = NULL;
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
-    if (o->has_next && !u->closing) job_start(u, o);
+    if (o->has_next && !u->closing && !u->draining) job_start(u, o);
 }
 
 /* ---- API version ------------------------------------------------------------ */
 
 static void begin_kind(struct job *j)
 {
-    if (!strcmp(j->obj->kind, "service")) service_begin(j);
+    if (!j->obj) recover_scan(j);
+    else if (j->recovering) recover_begin(j);
+    else if (!strcmp(j->obj->kind, "service")) service_begin(j);
     else container_begin(j);
 }
 
@@ -320,10 +367,12 @@ static void on_version(struct job *j, int err, int status, const char *body, siz
     if (!api) {
         char why[CAUSE_LEN];
         describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_ERROR, "update failed", F_STR(j->obj->kind, j->obj->name), F_STR("id", j->obj->id),
-            F_STR("engine", j->obj->engine), F_STR("error", "GET /version"), F_STR("cause", why));
+        struct object *o = j->obj;
+        LOG(j->u->log, LOG_ERROR, o ? "update failed" : "engine not checked for unfinished updates",
+            F_STR(o ? o->kind : "engine", o ? o->name : j->eng->host.text), F_STR("id", o ? o->id : NULL),
+            F_STR("error", "GET /version"), F_STR("cause", why));
         json_decref(v);
-        finish(j, "failed");
+        finish(j, o && !j->recovering ? "failed" : NULL);
         return;
     }
     int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
@@ -332,6 +381,16 @@ static void on_version(struct job *j, int err, int status, const char *body, siz
     bool newer = amaj > bmaj || (amaj == bmaj && amin > bmin);
     snprintf(j->eng->api, sizeof j->eng->api, "%s", newer ? MAX_API : api);
     json_decref(v);
+    begin_kind(j);
+}
+
+static void version_then_begin(struct job *j)
+{
+    if (!j->eng->api[0]) {
+        /* The API version is asked for once per engine, unversioned. */
+        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
+        return;
+    }
     begin_kind(j);
 }
 
@@ -350,6 +409,18 @@ static void job_start(struct engine_updater *u, struct object *o)
     o->has_next = false;
     o->job = j;
     buf_init(&j->pull_lines);
+    buf_init(&j->rb_notes);
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    j->started = j->phase_started = uv_now(u->loop);
+    if (o->recover) {
+        /* Not a push: an unfinished recreate found at start-up. */
+        o->recover = false;
+        j->recovering = true;
+        version_then_begin(j);
+        return;
+    }
     /* The engine's reference: Docker Hub's repositories without a host. */
     struct buf r;
     buf_init(&r);
@@ -358,19 +429,48 @@ static void job_start(struct engine_updater *u, struct object *o)
     if (!hub) buf_printf(&r, "%s/", j->registry);
     buf_printf(&r, "%s:%s", j->repository, j->tag);
     j->ref = buf_steal(&r);
-    if (u->auth) j->auth_header = registry_auth_header(u->auth, j->registry ? j->registry : "docker.io");
-    uv_timer_init(u->loop, &j->timer);
-    j->timer.data = j;
-    u->open_handles++;
-    j->started = j->phase_started = uv_now(u->loop);
     LOG(u->log, LOG_INFO, "update started", F_STR(o->kind, o->name), F_STR("id", o->id),
         F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("digest", j->digest));
-    if (!j->eng->api[0]) {
-        /* The API version is asked for once per engine, unversioned. */
-        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
-        return;
+    version_then_begin(j);
+}
+
+/* ---- what is installed ------------------------------------------------------------- */
+
+/* Decides from the object's own image reference and tag label what this
+ * push installs (engine_update_pick). Returns 0 to go on; otherwise the job
+ * is finished: 1 the push does not apply to it (logged at info, outcome
+ * unchanged), -EINVAL its reference cannot be pulled (an error). */
+static int pick_own(struct job *j, const char *own_image, json_t *labels)
+{
+    struct object *o = j->obj;
+    char why[CAUSE_LEN];
+    int rc = engine_update_pick(own_image, str(labels, j->u->tag_label), j->registry, j->repository, j->tag, j->digest,
+                                &j->pick, why, sizeof why);
+    if (rc == 1) {
+        LOG(j->u->log, LOG_INFO, "update skipped", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("image", own_image), F_STR("pushed", j->ref), F_STR("reason", why));
+        finish(j, "unchanged");
+        return 1;
     }
-    begin_kind(j);
+    if (rc < 0) {
+        LOG(j->u->log, LOG_ERROR, "update failed", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("error", "not updated"), F_STR("cause", why));
+        finish(j, "failed");
+        return rc;
+    }
+    /* <repo>:<tag>@<digest>, as a Swarm pins it: the engine resolves it by
+     * the digest alone, and the container's Config.Image keeps the tag that
+     * the next push is compared with. No local tag is moved. */
+    struct buf r;
+    buf_init(&r);
+    buf_printf(&r, "%s:%s", j->pick.repo, j->pick.tag);
+    if (j->pick.digest[0]) buf_printf(&r, "@%s", j->pick.digest);
+    free(j->ref);
+    j->ref = buf_steal(&r);
+    /* The credentials of the registry pulled from: the object's own. */
+    free(j->auth_header);
+    j->auth_header = j->u->auth ? registry_auth_header(j->u->auth, j->pick.host) : NULL;
+    return 0;
 }
 
 /* ---- container ------------------------------------------------------------------- */
@@ -391,47 +491,130 @@ static void c_fail_call(struct job *j, const char *what, int err, int status, co
     c_fail(j, what, why);
 }
 
-/* ---- rollback: remove the new one, rename the old back, start it ---- */
+/* ---- rollback: remove the new one, rename the old back, restore, start ---- */
 
-static void rb_done(struct job *j)
+static void rb_rename(struct job *j);
+static void rb_restore(struct job *j);
+static void rb_start(struct job *j);
+static void rb_verify(struct job *j);
+
+/* The engine away (restarting: refused, reset, no answer) or failing
+ * inside (5xx): the step is tried again with backoff, until RB_RETRY_MS
+ * after the rollback began. Returns true when it will be. */
+static bool rb_retry(struct job *j, void (*step)(struct job *j), int err, int status)
 {
-    struct object *o = j->obj;
-    LOG(j->u->log, LOG_ERROR, "update rolled back", F_STR("container", j->name), F_STR("id", j->old_id),
-        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", j->why),
-        F_STR("note", j->was_running ? "the old container runs again under its name"
-                                     : "the old container is back under its name"));
-    free(j->new_id);
-    j->new_id = NULL;
-    finish(j, "rolled_back");
+    if (!err && status < 500) return false;
+    if (uv_now(j->u->loop) >= j->rb_deadline) return false;
+    j->rb_backoff = j->rb_backoff ? j->rb_backoff * 2 : RB_BACKOFF_MS;
+    if (j->rb_backoff > RB_BACKOFF_MAX_MS) j->rb_backoff = RB_BACKOFF_MAX_MS;
+    after(j, j->rb_backoff, step);
+    return true;
 }
 
-/* A rollback step that failed is logged, and the rollback goes on: each
- * step left undone makes the next one more needed, not less. */
-static void rb_check(struct job *j, bool ok, int err, int status, const char *body, size_t len, const char *msg,
-                     const char *id)
+/* A step that failed for good is noted, and the rollback goes on: each step
+ * left undone makes the next one more needed, not less. The notes go into
+ * the final error line. */
+static void rb_note(struct job *j, const char *what, int err, int status, const char *body, size_t len)
 {
-    if (ok && !err) return;
     char why[CAUSE_LEN];
     describe(j, err, status, body, len, why, sizeof why);
-    LOG(j->u->log, LOG_ERROR, msg, F_STR("container", j->name), F_STR("old_name", j->aside), F_STR("id", id),
-        F_STR("cause", why));
+    buf_printf(&j->rb_notes, "%s%s: %s", j->rb_notes.len ? "; " : "", what, why);
+}
+
+static void rb_verified(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (rb_retry(j, rb_verify, err, status)) return;
+    struct object *o = j->obj;
+    json_t *doc = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *id = str(doc, "Id");
+    bool running = json_is_true(json_object_get(json_object_get(doc, "State"), "Running"));
+    bool back = id && !strcmp(id, j->old_id) && (running || !j->was_running);
+    json_decref(doc);
+    if (!back) {
+        /* Say what is left where, so that a person can finish by hand. */
+        if (!err && status != 200) rb_note(j, "reading the container by its name", err, status, body, len);
+        LOG(j->u->log, LOG_ERROR, j->recovering ? "unfinished update could not be undone" : "rollback incomplete",
+            F_STR("container", j->name), F_STR("engine", o->engine), F_STR("old_id", j->old_id),
+            F_STR("old_name", j->renamed_back ? j->name : j->aside), F_STR("new_id", j->new_id),
+            F_STR("name_now_on", id), F_BOOL("old_running", running && id && !strcmp(id, j->old_id)),
+            F_STR("error", j->why), F_STR("cause", j->rb_notes.len ? buf_cstr(&j->rb_notes) : NULL));
+        finish(j, j->recovering ? NULL : "failed");
+        return;
+    }
+    if (j->recovering)
+        LOG(j->u->log, LOG_WARN, "unfinished update undone", F_STR("container", j->name), F_STR("id", j->old_id),
+            F_STR("engine", o->engine), F_STR("removed", j->new_id), F_BOOL("running", running),
+            F_STR("note", j->why));
+    else
+        LOG(j->u->log, LOG_ERROR, "update rolled back", F_STR("container", j->name), F_STR("id", j->old_id),
+            F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", j->why),
+            F_STR("note", j->was_running ? "the old container runs again under its name"
+                                         : "the old container is back under its name"));
+    free(j->new_id);
+    j->new_id = NULL;
+    finish(j, j->recovering ? NULL : "rolled_back");
+}
+
+static void rb_verify(struct job *j)
+{
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/containers/");
+    url_encode(&p, j->name);
+    buf_puts(&p, "/json");
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_verified);
+    buf_free(&p);
 }
 
 static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
 {
-    rb_check(j, status == 204 || status == 304, err, status, body, len,
-             "rollback could not start the old container", j->old_id);
-    rb_done(j);
+    if (err || (status != 204 && status != 304)) {
+        if (rb_retry(j, rb_start, err, status)) return;
+        rb_note(j, "starting the old container", err, status, body, len);
+    }
+    rb_verify(j);
+}
+
+static void rb_start(struct job *j)
+{
+    if (!j->was_running) {
+        rb_verify(j);
+        return;
+    }
+    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, rb_started, "/containers/%s/start", j->old_id);
+}
+
+static void rb_restored(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        if (rb_retry(j, rb_restore, err, status)) return;
+        rb_note(j, "restoring the old container's restart policy", err, status, body, len);
+    } else {
+        j->policy_changed = false;
+    }
+    rb_start(j);
+}
+
+static void rb_restore(struct job *j)
+{
+    if (!j->policy_changed) {
+        rb_start(j);
+        return;
+    }
+    json_t *b = json_pack("{s:O}", "RestartPolicy", j->restart_policy);
+    call_at(j, "POST", b, CALL_TIMEOUT_MS, rb_restored, "/containers/%s/update", j->old_id);
+    json_decref(b);
 }
 
 static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    rb_check(j, status == 204, err, status, body, len, "rollback could not rename the old container back", j->old_id);
-    if (!j->was_running) {
-        rb_done(j);
-        return;
+    if (err || status != 204) {
+        if (rb_retry(j, rb_rename, err, status)) return;
+        rb_note(j, "renaming the old container back", err, status, body, len);
+    } else {
+        j->renamed_back = true;
     }
-    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, rb_started, "/containers/%s/start", j->old_id);
+    rb_restore(j);
 }
 
 static void rb_rename(struct job *j)
@@ -444,11 +627,34 @@ static void rb_rename(struct job *j)
     buf_free(&p);
 }
 
+static void rb_remove_new(struct job *j);
+
 static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    rb_check(j, status == 204 || status == 404, err, status, body, len, "rollback could not remove the new container",
-             j->new_id);
+    if (err || (status != 204 && status != 404)) {
+        if (rb_retry(j, rb_remove_new, err, status)) return;
+        rb_note(j, "removing the new container", err, status, body, len);
+    }
     rb_rename(j);
+}
+
+static void rb_remove_new(struct job *j)
+{
+    if (!j->new_id) {
+        rb_rename(j);
+        return;
+    }
+    call_at(j, "DELETE", NULL, CALL_TIMEOUT_MS, rb_removed, "/containers/%s?force=true&v=false", j->new_id);
+}
+
+/* Puts the old container back: the new one removed, the old one renamed
+ * back, its restart policy restored, started again if it ran; then checked.
+ * Also how an unfinished recreate found at start-up is undone. */
+static void rb_begin(struct job *j)
+{
+    j->rb_deadline = uv_now(j->u->loop) + RB_RETRY_MS;
+    j->rb_backoff = 0;
+    rb_remove_new(j);
 }
 
 static void rollback(struct job *j, const char *why)
@@ -456,11 +662,7 @@ static void rollback(struct job *j, const char *why)
     set_str(&j->why, why);
     LOG(j->u->log, LOG_WARN, "update failed, rolling back", F_STR("container", j->name), F_STR("id", j->old_id),
         F_STR("new_id", j->new_id), F_STR("error", why));
-    if (!j->new_id) {
-        rb_rename(j);
-        return;
-    }
-    call_at(j, "DELETE", NULL, CALL_TIMEOUT_MS, rb_removed, "/containers/%s?force=true&v=false", j->new_id);
+    rb_begin(j);
 }
 
 static void rollback_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
@@ -476,6 +678,35 @@ static void rollback_call(struct job *j, const char *what, int err, int status, 
 
 /* ---- success ---- */
 
+static void c_cleaned(struct job *j, int err, int status, const char *body, size_t len)
+{
+    const char *old_image = str(j->inspect, "Image");
+    if (!err && status == 200) {
+        LOG(j->u->log, LOG_INFO, "old image removed", F_STR("container", j->name), F_STR("image_id", old_image),
+            F_INT("bytes_freed", j->old_image_size));
+    } else {
+        /* 409: another container (or another tag) still uses it: kept. */
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, status == 409 ? LOG_INFO : LOG_WARN, "old image kept", F_STR("container", j->name),
+            F_STR("image_id", old_image), F_STR("cause", why));
+    }
+    finish(j, "completed");
+}
+
+/* ENGINE_UPDATE_CLEANUP=1: the old image goes when nothing else uses it.
+ * No force: the engine refuses (409) while any container, running or not,
+ * or another tag still refers to it. */
+static void c_cleanup(struct job *j)
+{
+    const char *old_image = str(j->inspect, "Image");
+    if (!j->u->cleanup || !old_image || !strcmp(old_image, j->new_image_id ? j->new_image_id : "")) {
+        finish(j, "completed");
+        return;
+    }
+    call_at(j, "DELETE", NULL, CALL_TIMEOUT_MS, c_cleaned, "/images/%s", old_image);
+}
+
 static void c_old_removed(struct job *j, int err, int status, const char *body, size_t len)
 {
     if (err || (status != 204 && status != 404)) {
@@ -485,12 +716,19 @@ static void c_old_removed(struct job *j, int err, int status, const char *body, 
             F_STR("id", j->old_id), F_STR("cause", why));
     }
     struct object *o = j->obj;
+    if (j->recovering) {
+        LOG(j->u->log, LOG_WARN, "unfinished update finished", F_STR("container", j->name), F_STR("id", j->new_id),
+            F_STR("engine", o->engine), F_STR("removed", j->old_id), F_STR("note", j->why));
+        finish(j, NULL);
+        return;
+    }
     LOG(j->u->log, LOG_INFO, "container updated", F_STR("container", j->name), F_STR("id", j->new_id),
         F_STR("old_id", j->old_id), F_STR("engine", o->engine), F_STR("image", j->ref),
-        F_STR("image_id", j->new_image_id), F_BOOL("running", j->was_running), F_INT("pull_ms", j->pull_ms),
+        F_STR("digest", j->pick.digest[0] ? j->pick.digest : NULL), F_STR("image_id", j->new_image_id),
+        F_BOOL("running", j->was_running), F_INT("pull_ms", j->pull_ms),
         F_INT("create_ms", j->create_ms), F_INT("stop_ms", j->stop_ms), F_INT("start_ms", j->start_ms),
         F_INT("health_ms", j->health_ms), F_INT("duration_ms", since(j, j->started)));
-    finish(j, "completed");
+    c_cleanup(j);
 }
 
 static void c_remove_old(struct job *j)
@@ -542,7 +780,7 @@ static void c_polled(struct job *j, int err, int status, const char *body, size_
     if (uv_now(j->u->loop) >= j->deadline) {
         j->health_ms = since(j, j->phase_started);
         snprintf(why, sizeof why, "the new container was not healthy within %llu s",
-                 (unsigned long long)(j->u->health_ms / 1000));
+                 (unsigned long long)(j->health_wait_ms / 1000));
         rollback(j, why);
         return;
     }
@@ -571,7 +809,7 @@ static void c_started(struct job *j, int err, int status, const char *body, size
     /* A process that dies at once is a failed update too: look again
      * after exit_check_ms (and, with a HEALTHCHECK, until healthy). */
     j->phase_started = uv_now(j->u->loop);
-    j->deadline = j->phase_started + (j->has_health ? j->u->health_ms : j->u->exit_check_ms);
+    j->deadline = j->phase_started + (j->has_health ? j->health_wait_ms : j->u->exit_check_ms);
     after(j, j->has_health ? POLL_MS : j->u->exit_check_ms, c_poll);
 }
 
@@ -587,13 +825,8 @@ static void c_stopped(struct job *j, int err, int status, const char *body, size
     c_start_new(j);
 }
 
-static void c_stop_old(struct job *j)
+static void c_stop(struct job *j)
 {
-    if (!j->was_running) {
-        /* A stopped container is recreated, and left stopped. */
-        c_remove_old(j);
-        return;
-    }
     json_t *cfg = json_object_get(j->inspect, "Config");
     json_t *t = json_object_get(cfg, "StopTimeout");
     long long secs = json_is_integer(t) ? (long long)json_integer_value(t) : DEFAULT_STOP_SECS;
@@ -604,6 +837,36 @@ static void c_stop_old(struct job *j)
     buf_printf(&p, "/containers/%s/stop?t=%lld", j->old_id, secs);
     call(j, "POST", buf_cstr(&p), NULL, (uint64_t)(secs < 0 ? 0 : secs) * 1000 + CALL_TIMEOUT_MS, c_stopped);
     buf_free(&p);
+}
+
+static void c_no_restart_done(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        rollback_call(j, "setting the old container's restart policy to no", err, status, body, len);
+        return;
+    }
+    j->policy_changed = true;
+    c_stop(j);
+}
+
+/* Before the old container is stopped its restart policy becomes "no"
+ * (restored on rollback): an engine restart mid-update must not start it
+ * next to the new one, on the same volumes. */
+static void c_stop_old(struct job *j)
+{
+    if (!j->was_running) {
+        /* A stopped container is recreated, and left stopped. */
+        c_remove_old(j);
+        return;
+    }
+    const char *policy = str(j->restart_policy, "Name");
+    if (!policy || !*policy || !strcmp(policy, "no")) {
+        c_stop(j);
+        return;
+    }
+    json_t *b = json_pack("{s:{s:s}}", "RestartPolicy", "Name", "no");
+    call_at(j, "POST", b, CALL_TIMEOUT_MS, c_no_restart_done, "/containers/%s/update", j->old_id);
+    json_decref(b);
 }
 
 /* ---- create and connect ---- */
@@ -642,6 +905,26 @@ static void c_connect_next(struct job *j)
     buf_free(&p);
 }
 
+static void c_created_checked(struct job *j, int err, int status, const char *body, size_t len)
+{
+    if (err || status != 200) {
+        rollback_call(j, "inspecting the new container", err, status, body, len);
+        return;
+    }
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    const char *image = str(doc, "Image");
+    if (!image || strcmp(image, j->new_image_id) != 0) {
+        char why[CAUSE_LEN];
+        snprintf(why, sizeof why, "the new container runs image %.80s, not the pulled %.80s", image ? image : "(none)",
+                 j->new_image_id);
+        json_decref(doc);
+        rollback(j, why);
+        return;
+    }
+    json_decref(doc);
+    c_connect_next(j);
+}
+
 static void c_created(struct job *j, int err, int status, const char *body, size_t len)
 {
     if (err || status != 201) {
@@ -655,7 +938,9 @@ static void c_created(struct job *j, int err, int status, const char *body, size
         rollback(j, "creating the new container: the engine answered no Id");
         return;
     }
-    c_connect_next(j);
+    /* The tag named in the create could have moved since the pull: the
+     * new container must run the image pulled and checked, nothing else. */
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_created_checked, "/containers/%s/json", j->new_id);
 }
 
 static void c_renamed(struct job *j, int err, int status, const char *body, size_t len)
@@ -679,12 +964,21 @@ static void c_recreate(struct job *j)
         c_fail(j, "building the new container's configuration", err);
         return;
     }
+    /* The new container names the one it replaces: a router that stops
+     * before the end (killed) finds both at its next start (recover_*). */
+    json_t *labels = json_object_get(j->plan.body, "Labels");
+    if (!json_is_object(labels)) {
+        labels = json_object();
+        json_object_set_new(j->plan.body, "Labels", labels);
+    }
+    json_object_set_new(labels, j->u->replaces_label, json_string(j->old_id));
     const char *id = j->old_id;
     struct buf a;
     buf_init(&a);
     buf_printf(&a, "%s-old-%.12s", j->name, id);
     j->aside = buf_steal(&a);
     j->phase_started = uv_now(j->u->loop);
+    j->changed = true;
     struct buf p;
     buf_init(&p);
     buf_printf(&p, "/containers/%s/rename?name=", id);
@@ -693,25 +987,36 @@ static void c_recreate(struct job *j)
     buf_free(&p);
 }
 
+/* Healthcheck.Test ["NONE"] switches the image's check off. */
+static bool is_none(json_t *first)
+{
+    const char *s = json_string_value(first);
+    return !s || !strcmp(s, "NONE");
+}
+
 static void c_old_image(struct job *j, int err, int status, const char *body, size_t len)
 {
     /* Without the old image's config every value is kept as it was: worse
      * (the new image's defaults do not apply) but not wrong. */
     json_t *doc = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *cfg = json_object_get(doc, "Config");
+    j->old_image_size = (long long)json_integer_value(json_object_get(doc, "Size"));
     if (cfg) j->old_image_config = json_incref(cfg);
     else
         LOG(j->u->log, LOG_WARN, "old image not found: its defaults are kept in the new container",
             F_STR("container", j->name), F_STR("image_id", str(j->inspect, "Image")));
     json_decref(doc);
+    /* The health check the new container will have: the container's own
+     * when the operator set one (it differs from the old image's), else
+     * the new image's. Its timing sets the health wait. */
+    json_t *own = json_object_get(json_object_get(j->inspect, "Config"), "Healthcheck");
+    json_t *was = json_object_get(j->old_image_config, "Healthcheck");
+    json_t *hc = json_array_size(json_object_get(own, "Test")) > 0 && !(was && json_equal(own, was)) ? own
+                                                                                                    : j->new_image_health;
+    json_t *test = json_object_get(hc, "Test");
+    j->has_health = json_array_size(test) > 0 && !is_none(json_array_get(test, 0));
+    j->health_wait_ms = engine_update_health_wait_ms(hc, j->u->health_ms);
     c_recreate(j);
-}
-
-/* Healthcheck.Test ["NONE"] switches the image's check off. */
-static bool is_none(json_t *first)
-{
-    const char *s = json_string_value(first);
-    return !s || !strcmp(s, "NONE");
 }
 
 static void c_new_image(struct job *j, int err, int status, const char *body, size_t len)
@@ -723,21 +1028,22 @@ static void c_new_image(struct job *j, int err, int status, const char *body, si
     }
     json_t *doc = json_loadb(body, len, 0, NULL);
     set_str(&j->new_image_id, str(doc, "Id"));
-    json_t *test = json_object_get(json_object_get(json_object_get(doc, "Config"), "Healthcheck"), "Test");
-    bool image_health = json_array_size(test) > 0 && !is_none(json_array_get(test, 0));
+    json_decref(j->new_image_health);
+    j->new_image_health = json_incref(json_object_get(json_object_get(doc, "Config"), "Healthcheck"));
+    bool pulled = !j->pick.digest[0] || engine_pick_pulled(&j->pick, json_object_get(doc, "RepoDigests"));
     json_decref(doc);
+    if (!pulled || !j->new_image_id) {
+        c_fail(j, "pull", "the pulled image is not the pushed digest of the object's repository");
+        return;
+    }
     const char *old_image = str(j->inspect, "Image");
-    if (j->new_image_id && old_image && !strcmp(j->new_image_id, old_image)) {
+    if (!strcmp(j->new_image_id, old_image ? old_image : "")) {
         LOG(j->u->log, LOG_INFO, "container already runs the pushed image", F_STR("container", j->name),
             F_STR("id", j->old_id), F_STR("image", j->ref), F_STR("image_id", old_image),
             F_INT("pull_ms", j->pull_ms));
         finish(j, "unchanged");
         return;
     }
-    /* The container's own healthcheck wins over the image's. */
-    json_t *own = json_object_get(json_object_get(json_object_get(j->inspect, "Config"), "Healthcheck"), "Test");
-    j->has_health = json_array_size(own) > 0 ? !is_none(json_array_get(own, 0))
-                                             : image_health;
     call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_old_image, "/images/%s/json", old_image ? old_image : "none");
 }
 
@@ -749,7 +1055,11 @@ static void scan_pull_line(struct job *j, const char *line, size_t len)
 {
     if (j->pull_error || !memchr(line, '{', len)) return;
     json_t *doc = json_loadb(line, len, 0, NULL);
+    /* A failed pull answers an error status with the engine's own words
+     * in {"message"} ("no basic auth credentials"), streamed like the
+     * progress: the cause, rather than "HTTP 500". */
     const char *e = str(doc, "error");
+    if (!e) e = str(doc, "message");
     if (e) j->pull_error = xstrdup(e);
     json_decref(doc);
 }
@@ -776,21 +1086,24 @@ static void c_pulled(struct job *j, int err, int status, const char *body, size_
         else c_fail_call(j, "pull", err, status, body, len);
         return;
     }
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_new_image, "/images/%s/json", j->ref);
+    if (j->pick.digest[0])
+        call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_new_image, "/images/%s@%s/json", j->pick.repo, j->pick.digest);
+    else
+        call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_new_image, "/images/%s:%s/json", j->pick.repo, j->pick.tag);
 }
 
+/* By the pushed digest, from the object's own repository: what is pulled
+ * cannot be anything else, whatever the tag points to by now. By tag only
+ * when the event carried no digest. */
 static void c_pull(struct job *j)
 {
     j->phase_started = uv_now(j->u->loop);
     struct buf p;
     buf_init(&p);
     buf_puts(&p, "/images/create?fromImage=");
-    const char *colon = strrchr(j->ref, ':');
-    char *repo = xstrndup(j->ref, (size_t)(colon - j->ref));
-    url_encode(&p, repo);
-    free(repo);
+    url_encode(&p, j->pick.repo);
     buf_puts(&p, "&tag=");
-    url_encode(&p, j->tag);
+    url_encode(&p, j->pick.digest[0] ? j->pick.digest : j->pick.tag);
     /* The progress is scanned as it streams, not collected (it can be long). */
     j->streaming = j->with_auth = true;
     call(j, "POST", buf_cstr(&p), NULL, PULL_TIMEOUT_MS, c_pulled);
@@ -809,6 +1122,7 @@ static void c_inspected(struct job *j, int err, int status, const char *body, si
     set_str(&j->name, name && name[0] == '/' ? name + 1 : name);
     set_str(&j->old_id, str(j->inspect, "Id"));
     j->was_running = json_is_true(json_object_get(json_object_get(j->inspect, "State"), "Running"));
+    j->restart_policy = json_deep_copy(json_object_get(json_object_get(j->inspect, "HostConfig"), "RestartPolicy"));
     json_t *labels = json_object_get(json_object_get(j->inspect, "Config"), "Labels");
     if (!j->name || !j->old_id) {
         c_fail(j, "inspecting the container", "no Name or Id in the answer");
@@ -824,6 +1138,7 @@ static void c_inspected(struct job *j, int err, int status, const char *body, si
         c_fail(j, "not updated", "a Swarm task: label its service instead (the service is updated)");
         return;
     }
+    if (pick_own(j, str(json_object_get(j->inspect, "Config"), "Image"), labels) != 0) return;
     c_pull(j);
 }
 
@@ -938,12 +1253,14 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
     const char *name = str(spec, "Name");
     if (name) set_str(&j->obj->name, name);
     set_str(&j->prior_update, str(json_object_get(j->service, "UpdateStatus"), "StartedAt"));
+    const char *cur = str(cs, "Image");
+    if (pick_own(j, cur, json_object_get(spec, "Labels")) != 0) return;
+    /* Pinned to j->ref, <own repo>:<tag>@<digest>: the tag for people, the
+     * digest for what the nodes run. */
     struct buf img;
     buf_init(&img);
     buf_puts(&img, j->ref);
-    if (j->digest) buf_printf(&img, "@%s", j->digest);
-    const char *cur = str(cs, "Image");
-    if (j->digest && cur && !strcmp(cur, buf_cstr(&img))) {
+    if (j->pick.digest[0] && cur && !strcmp(cur, buf_cstr(&img))) {
         LOG(j->u->log, LOG_INFO, "service already runs the pushed image", F_STR("service", j->obj->name),
             F_STR("id", j->obj->id), F_STR("image", buf_cstr(&img)));
         buf_free(&img);
@@ -952,7 +1269,7 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
     }
     json_object_set_new(cs, "Image", json_string(buf_cstr(&img)));
     buf_free(&img);
-    if (!j->digest) {
+    if (!j->pick.digest[0]) {
         /* No digest to pin: the tasks are replaced anyway and pull the tag. */
         json_int_t f = json_integer_value(json_object_get(tt, "ForceUpdate"));
         json_object_set_new(tt, "ForceUpdate", json_integer(f + 1));
@@ -976,6 +1293,133 @@ static void service_begin(struct job *j)
     s_read(j);
 }
 
+/* ---- unfinished recreates, found at start-up ------------------------------------------ */
+
+static void rc_named(struct job *j, int err, int status, const char *body, size_t len)
+{
+    struct object *o = j->obj;
+    if (err || (status != 200 && status != 404)) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(j->u->log, LOG_ERROR, "unfinished update left as found", F_STR("container", j->name),
+            F_STR("old_name", j->aside), F_STR("id", j->old_id), F_STR("engine", o->engine), F_STR("cause", why));
+        finish(j, NULL);
+        return;
+    }
+    json_t *named = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    bool was_running;
+    const char *why;
+    enum engine_recover_action act =
+        engine_update_recover_decide(j->inspect, named, j->u->replaces_label, &was_running, &why);
+    set_str(&j->why, why);
+    j->was_running = was_running;
+    if (act == RECOVER_LEAVE) {
+        LOG(j->u->log, LOG_WARN, "unfinished update left as found", F_STR("container", j->name),
+            F_STR("old_name", j->aside), F_STR("id", j->old_id), F_STR("engine", o->engine), F_STR("note", why));
+        json_decref(named);
+        finish(j, NULL);
+        return;
+    }
+    if (named) {
+        set_str(&j->new_id, str(named, "Id"));
+        /* The new one carries the policy the old one had before the update
+         * set it to "no". */
+        json_t *want = json_object_get(json_object_get(named, "HostConfig"), "RestartPolicy");
+        json_t *now = json_object_get(json_object_get(j->inspect, "HostConfig"), "RestartPolicy");
+        j->restart_policy = json_deep_copy(want);
+        j->policy_changed = json_is_object(want) && !(now && json_equal(want, now));
+    }
+    json_decref(named);
+    if (act == RECOVER_FINISH) c_remove_old(j);
+    else rb_begin(j);
+}
+
+static void rc_inspected(struct job *j, int err, int status, const char *body, size_t len)
+{
+    struct object *o = j->obj;
+    json_t *doc = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    size_t n;
+    const char *name = str(doc, "Name");
+    if (!doc || !engine_update_aside_name(name, o->id, &n)) {
+        /* Gone, or renamed since the scan: nothing to do. */
+        json_decref(doc);
+        finish(j, NULL);
+        return;
+    }
+    j->inspect = doc;
+    set_str(&j->old_id, str(doc, "Id"));
+    set_str(&j->aside, name + (*name == '/'));
+    free(j->name);
+    j->name = xstrndup(j->aside, n);
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/containers/");
+    url_encode(&p, j->name);
+    buf_puts(&p, "/json");
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rc_named);
+    buf_free(&p);
+}
+
+static void recover_begin(struct job *j)
+{
+    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, rc_inspected, "/containers/%s/json", j->obj->id);
+}
+
+static struct object *object_get(struct engine_updater *u, const char *engine, const char *kind, const char *id);
+
+/* The containers an update renamed aside ("<name>-old-<id>"): each is an
+ * update this router (or a previous run of it) did not finish. */
+static void rc_listed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    struct engine_updater *u = j->u;
+    json_t *list = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!json_is_array(list)) {
+        char why[CAUSE_LEN];
+        describe(j, err, status, body, len, why, sizeof why);
+        LOG(u->log, LOG_WARN, "engine not checked for unfinished updates", F_STR("engine", j->eng->host.text),
+            F_STR("cause", why));
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        const char *id = str(c, "Id");
+        const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+        if (!id || !engine_update_aside_name(name, id, NULL)) continue;
+        struct object *o = object_get(u, j->eng->host.text, "container", id);
+        if (o->job || o->recover) continue;
+        set_str(&o->name, name + (*name == '/'));
+        o->recover = true;
+        job_start(u, o);
+    }
+    json_decref(list);
+    finish(j, NULL);
+}
+
+static void recover_scan(struct job *j)
+{
+    /* name filters match a part of the name; the exact form is checked. */
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/containers/json?all=1&filters=");
+    url_encode(&p, "{\"name\":[\"-old-\"]}");
+    call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rc_listed);
+    buf_free(&p);
+}
+
+static void scan_start(struct engine_updater *u, struct engine *e)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->u = u;
+    j->eng = e;
+    e->scan = j;
+    buf_init(&j->pull_lines);
+    buf_init(&j->rb_notes);
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    version_then_begin(j);
+}
+
 /* ---- public -------------------------------------------------------------------------- */
 
 struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts)
@@ -987,6 +1431,14 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     u->log = opts->log;
     u->auth = opts->auth;
     u->self_id = xstrdup_or_null(opts->self_id && *opts->self_id ? opts->self_id : NULL);
+    const char *prefix = opts->label_prefix && *opts->label_prefix ? opts->label_prefix : "webhook-router";
+    struct buf tl;
+    buf_init(&tl);
+    buf_printf(&tl, "%s.tag", prefix);
+    u->tag_label = buf_steal(&tl);
+    buf_printf(&tl, "%s.replaces", prefix);
+    u->replaces_label = buf_steal(&tl);
+    u->cleanup = opts->cleanup;
     u->health_ms = opts->health_timeout_ms ? opts->health_timeout_ms : DEFAULT_HEALTH_MS;
     u->service_ms = opts->service_timeout_ms ? opts->service_timeout_ms : DEFAULT_SERVICE_MS;
     u->exit_check_ms = opts->exit_check_ms ? opts->exit_check_ms : DEFAULT_EXIT_CHECK_MS;
@@ -1004,6 +1456,10 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
             e->host_header = buf_steal(&b);
         }
     }
+    /* Recreates a previous run did not finish (killed mid-way) are
+     * finished or undone now. Only when the router may write. */
+    if (u->enabled)
+        for (size_t i = 0; i < u->nengines; i++) scan_start(u, &u->engines[i]);
     return u;
 }
 
@@ -1023,23 +1479,36 @@ static bool is_self(const struct engine_updater *u, const char *id)
     return n >= 12 && (!strncmp(id, u->self_id, n) || !strncmp(u->self_id, id, strlen(id)));
 }
 
+static struct object *object_get(struct engine_updater *u, const char *engine, const char *kind, const char *id)
+{
+    for (struct object *o = u->objects; o; o = o->next)
+        if (!strcmp(o->engine, engine) && !strcmp(o->id, id)) return o;
+    struct object *o = xcalloc(1, sizeof *o);
+    o->engine = xstrdup(engine);
+    o->kind = xstrdup(!strcmp(kind, "service") ? "service" : "container");
+    o->id = xstrdup(id);
+    o->next = u->objects;
+    u->objects = o;
+    return o;
+}
+
 int engine_updater_submit(struct engine_updater *u, const struct update_target *t, const struct push_event *ev)
 {
-    if (u->closing) return -ECANCELED;
+    if (u->closing || u->draining) return -ECANCELED;
     bool known = false;
     for (size_t i = 0; i < u->nengines; i++)
         if (!strcmp(u->engines[i].host.text, t->engine)) known = true;
     if (!known) return -ENOENT;
     if (!ev->repository || !ev->tag) return -EINVAL;
-    struct object *o = find_object(u, t);
-    if (!o) {
-        o = xcalloc(1, sizeof *o);
-        o->engine = xstrdup(t->engine);
-        o->kind = xstrdup(!strcmp(t->kind, "service") ? "service" : "container");
-        o->id = xstrdup(t->id);
-        o->next = u->objects;
-        u->objects = o;
+    if (!strcmp(t->kind, "container") && engine_update_aside_name(t->name, t->id, NULL)) {
+        /* Renamed aside by an update: the object is the container that
+         * took its name (or this one once put back), never this one. */
+        LOG(u->log, LOG_DEBUG, "update not done: a container set aside by an update", F_STR("container", t->name),
+            F_STR("id", t->id), F_STR("engine", t->engine));
+        return -EPERM;
     }
+    struct object *o = find_object(u, t);
+    if (!o) o = object_get(u, t->engine, t->kind, t->id);
     if (t->name && !o->job) set_str(&o->name, t->name);
     if (!u->enabled) {
         if (!o->warned)
@@ -1094,6 +1563,85 @@ static void object_free(struct object *o)
            o->next_digest, o->digest, o);
 }
 
+/* Stops a job where it stands (its call cancelled, nothing more sent). */
+static void abandon(struct job *j, const char *note)
+{
+    struct object *o = j->obj;
+    if (o)
+        LOG(j->u->log, LOG_WARN, "update abandoned at shutdown", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("old_id", j->old_id), F_STR("old_name", j->changed ? j->aside : NULL),
+            F_STR("new_id", j->new_id), F_STR("note", note));
+    http_call_cancel(j->call);
+    j->call = NULL;
+    if (o) o->has_next = false;
+    finish(j, NULL);
+}
+
+static void cancel_scans(struct engine_updater *u)
+{
+    for (size_t i = 0; i < u->nengines; i++)
+        if (u->engines[i].scan) abandon(u->engines[i].scan, NULL);
+}
+
+static void on_drain_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct engine_updater *u = t->data;
+    bool running = false;
+    for (struct object *o = u->objects; o; o = o->next) running |= o->job != NULL;
+    if (running && uv_now(u->loop) < u->drain_by) return;
+    for (struct object *o = u->objects; o; o = o->next)
+        if (o->job) abandon(o->job, "no safe point within its stop timeout and health wait");
+    uv_timer_stop(t);
+    void (*cb)(void *ud) = u->drained_cb;
+    u->drained_cb = NULL;
+    if (cb) cb(u->drained_ud);
+}
+
+void engine_updater_drain(struct engine_updater *u, void (*cb)(void *ud), void *ud)
+{
+    if (!u) {
+        if (cb) cb(ud);
+        return;
+    }
+    if (u->draining) return;   /* once: the first caller is told */
+    u->draining = true;
+    u->drained_cb = cb;
+    u->drained_ud = ud;
+    cancel_scans(u);
+    uint64_t now = uv_now(u->loop);
+    u->drain_by = now;
+    for (struct object *o = u->objects; o; o = o->next) {
+        struct job *j = o->job;
+        o->has_next = false;   /* follow-ups are not started any more */
+        if (!j) continue;
+        if (!j->changed && !j->recovering) {
+            /* Nothing changed yet (reading, pulling), or a Swarm service,
+             * whose update the swarm completes or rolls back by itself. */
+            abandon(j, strcmp(o->kind, "service") ? "nothing was changed yet"
+                                                  : "the swarm completes or rolls the service update back itself");
+            continue;
+        }
+        json_t *t = json_object_get(json_object_get(j->inspect, "Config"), "StopTimeout");
+        long long stop = json_is_integer(t) && json_integer_value(t) > 0 ? (long long)json_integer_value(t)
+                                                                          : DEFAULT_STOP_SECS;
+        uint64_t by = now + (uint64_t)stop * 1000 + (j->has_health ? j->health_wait_ms : j->u->exit_check_ms) +
+                      DRAIN_SLACK_MS;
+        if (by > u->drain_by) u->drain_by = by;
+        LOG(u->log, LOG_INFO, "shutdown waits for an update to finish or roll back", F_STR("container", j->name),
+            F_STR("id", j->old_id), F_STR("engine", o->engine), F_INT("at_most_ms", (long long)(by - now)));
+    }
+    /* Told from the loop, never from inside the caller. */
+    uv_timer_init(u->loop, &u->drain_timer);
+    u->drain_timer.data = u;
+    u->open_handles++;
+    uv_timer_start(&u->drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
+}
+
 void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud)
 {
     if (!u) {
@@ -1103,15 +1651,13 @@ void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *
     u->closing = true;
     u->closed_cb = cb;
     u->closed_ud = ud;
-    for (struct object *o = u->objects; o; o = o->next) {
-        struct job *j = o->job;
-        if (!j) continue;
-        LOG(u->log, LOG_WARN, "update abandoned at shutdown", F_STR(o->kind, o->name), F_STR("id", o->id),
-            F_STR("engine", o->engine), F_STR("old_id", j->old_id), F_STR("new_id", j->new_id));
-        http_call_cancel(j->call);
-        j->call = NULL;
-        o->has_next = false;
-        finish(j, NULL);
+    cancel_scans(u);
+    for (struct object *o = u->objects; o; o = o->next)
+        if (o->job) abandon(o->job, NULL);
+    if (u->draining) {
+        uv_timer_stop(&u->drain_timer);
+        uv_close((uv_handle_t *)&u->drain_timer, on_drain_closed);
+        u->drained_cb = NULL;
     }
     for (struct object *o = u->objects, *next; o; o = next) {
         next = o->next;
@@ -1132,6 +1678,10 @@ void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *
     u->nengines = 0;
     free(u->self_id);
     u->self_id = NULL;
+    free(u->tag_label);
+    u->tag_label = NULL;
+    free(u->replaces_label);
+    u->replaces_label = NULL;
     if (u->open_handles == 0) {
         if (cb) cb(ud);
         free(u);

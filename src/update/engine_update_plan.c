@@ -195,6 +195,68 @@ void engine_create_plan_free(struct engine_create_plan *p)
     memset(p, 0, sizeof *p);
 }
 
+/* RFC 3339 times as the engine writes them ("...T07:50:01.1234Z", the
+ * fraction of any length): compared as times, not as text. */
+static int time_cmp(const char *a, const char *b)
+{
+    size_t na = strcspn(a, ".Z"), nb = strcspn(b, ".Z");
+    int c = na == nb ? strncmp(a, b, na) : (na < nb ? -1 : 1);
+    if (c) return c;
+    a += na;
+    b += nb;
+    if (*a == '.') a++;
+    if (*b == '.') b++;
+    for (int i = 0; i < 9; i++) {
+        char da = *a >= '0' && *a <= '9' ? *a++ : '0';
+        char db = *b >= '0' && *b <= '9' ? *b++ : '0';
+        if (da != db) return da < db ? -1 : 1;
+    }
+    return 0;
+}
+
+bool engine_update_aside_name(const char *name, const char *id, size_t *n)
+{
+    if (!name || !id || strlen(id) < 12) return false;
+    if (*name == '/') name++;
+    size_t len = strlen(name);
+    if (len < 18) return false;
+    const char *tail = name + len - 17;
+    if (strncmp(tail, "-old-", 5) != 0 || strncmp(tail + 5, id, 12) != 0) return false;
+    if (n) *n = len - 17;
+    return true;
+}
+
+enum engine_recover_action engine_update_recover_decide(json_t *aside, json_t *named, const char *replaces_label,
+                                                        bool *was_running, const char **why)
+{
+    json_t *astate = json_object_get(aside, "State");
+    const char *aid = json_string_value(json_object_get(aside, "Id"));
+    *was_running = json_is_true(json_object_get(astate, "Running"));
+    if (!named) {
+        *why = "no container has its name: the old one is renamed back";
+        return RECOVER_UNDO;
+    }
+    const char *replaces = json_string_value(
+        json_object_get(json_object_get(json_object_get(named, "Config"), "Labels"), replaces_label));
+    if (!aid || !replaces || strcmp(replaces, aid) != 0) {
+        *why = "another container has its name and does not replace it: left as found";
+        return RECOVER_LEAVE;
+    }
+    json_t *nstate = json_object_get(named, "State");
+    const char *health = json_string_value(json_object_get(json_object_get(nstate, "Health"), "Status"));
+    if (json_is_true(json_object_get(nstate, "Running")) && (!health || !strcmp(health, "healthy"))) {
+        *why = "the new container runs: the old one is removed";
+        return RECOVER_FINISH;
+    }
+    /* Stopped after the new one was created: the update stopped it, so it
+     * ran before. */
+    const char *finished = json_string_value(json_object_get(astate, "FinishedAt"));
+    const char *created = json_string_value(json_object_get(named, "Created"));
+    if (!*was_running && finished && created && time_cmp(finished, created) > 0) *was_running = true;
+    *why = "the new container does not run (or is not healthy): the old one is put back";
+    return RECOVER_UNDO;
+}
+
 /* Container ids are 64 lower-case hex digits. */
 static size_t hex_run(const char *s)
 {

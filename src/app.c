@@ -118,6 +118,7 @@ static void start_updater(struct app *a)
         .cleanup = c->engine_update_cleanup,
     };
     a->updater = engine_updater_new(a->loop, &o);
+    engine_updater_recover(a->updater);
     if (c->engine_updates)
         LOG(&a->log, LOG_INFO, "engine updates on: <prefix>.update=true containers and services are redeployed on a push",
             F_STR("self_id", self[0] ? self : NULL));

@@ -1456,11 +1456,14 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
             e->host_header = buf_steal(&b);
         }
     }
-    /* Recreates a previous run did not finish (killed mid-way) are
-     * finished or undone now. Only when the router may write. */
-    if (u->enabled)
-        for (size_t i = 0; i < u->nengines; i++) scan_start(u, &u->engines[i]);
     return u;
+}
+
+void engine_updater_recover(struct engine_updater *u)
+{
+    if (!u->enabled || u->closing || u->draining) return;
+    for (size_t i = 0; i < u->nengines; i++)
+        if (!u->engines[i].scan) scan_start(u, &u->engines[i]);
 }
 
 static struct object *find_object(struct engine_updater *u, const struct update_target *t)

@@ -54,6 +54,10 @@ struct update_target {
 struct engine_updater;
 
 struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts);
+/* Looks on every engine for recreates a previous run did not finish (a
+ * container renamed aside, "<name>-old-<id>") and finishes or undoes each
+ * (one warn). Only with updates enabled; call once after start. */
+void engine_updater_recover(struct engine_updater *u);
 /* Updates target to the pushed image of ev (repository, tag, digest,
  * registry are copied). Returns 0, or -EPERM when updates are off (the one
  * warn per object is logged), -ENOENT for an unknown engine. */

@@ -225,9 +225,48 @@ static void test_off_warns_once_and_never_self(void **state)
     fclose(logf);
 }
 
+static void test_aside_name_and_recover_decide(void **state)
+{
+    (void)state;
+    const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    size_t n;
+    assert_true(engine_update_aside_name("/web-old-0123456789ab", id, &n));
+    assert_int_equal(n, 3);
+    assert_false(engine_update_aside_name("/web-old-0123456789ac", id, &n));   /* another container's id */
+    assert_false(engine_update_aside_name("web", id, &n));
+    assert_false(engine_update_aside_name(NULL, id, &n));
+
+    const char *key = "webhook-router.replaces";
+    json_t *aside = json_pack("{s:s, s:{s:b, s:s}}", "Id", id, "State", "Running", 0, "FinishedAt",
+                              "2026-12-03T07:50:01.1Z");
+    bool ran;
+    const char *why;
+    /* Nothing under the name: the old one goes back, left as it is. */
+    assert_int_equal(engine_update_recover_decide(aside, NULL, key, &ran, &why), RECOVER_UNDO);
+    assert_false(ran);
+    /* The new one was created, never started; the old one stopped after
+     * that (fractions of different lengths compared as times): it ran. */
+    json_t *named = json_pack("{s:s, s:s, s:{s:{s:s}}, s:{s:b}}", "Id", "ffff", "Created", "2026-12-03T07:50:01.05Z",
+                              "Config", "Labels", key, id, "State", "Running", 0);
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_UNDO);
+    assert_true(ran);
+    /* The new one runs: finished. */
+    json_object_set_new(json_object_get(named, "State"), "Running", json_true());
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_FINISH);
+    /* ... unless its health check says otherwise. */
+    json_object_set_new(json_object_get(named, "State"), "Health", json_pack("{s:s}", "Status", "unhealthy"));
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_UNDO);
+    /* A container under the name that does not replace this one. */
+    json_object_set_new(json_object_get(json_object_get(named, "Config"), "Labels"), key, json_string("other"));
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_LEAVE);
+    json_decref(named);
+    json_decref(aside);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_aside_name_and_recover_decide),
         cmocka_unit_test(test_build_create_keeps_everything),
         cmocka_unit_test(test_build_create_shared_network_and_errors),
         cmocka_unit_test(test_find_container_id),

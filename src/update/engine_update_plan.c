@@ -4,8 +4,9 @@
  *
  * What other updaters got wrong, and this does not:
  * - values the container only had because the OLD image set them (Cmd,
- *   Entrypoint, Healthcheck, Env entries, Labels, ...) are dropped, so the
- *   new image's own defaults apply; what the operator set stays;
+ *   Entrypoint, Healthcheck, Labels, ...) are dropped, so the new image's
+ *   own defaults apply; what the operator set stays (Env entries all stay:
+ *   the operator's cannot be told from the image's);
  * - anonymous volumes are mounted again by name, so their data survives;
  * - every network keeps its aliases (minus the old short id, which names
  *   the old container), static addresses, links and driver options; the
@@ -38,19 +39,13 @@ static void drop_image_defaults(json_t *cfg, json_t *img)
         if (mine && json_equal_or_both_null(mine, json_object_get(img, scalars[i])))
             json_object_del(cfg, scalars[i]);
     }
-    /* Env: an entry identical to one of the image's came from the image. */
-    json_t *env = json_object_get(cfg, "Env"), *ienv = json_object_get(img, "Env");
-    if (json_is_array(env) && json_is_array(ienv)) {
-        json_t *kept = json_array();
-        size_t i, k;
-        json_t *e, *ie;
-        json_array_foreach(env, i, e) {
-            bool from_image = false;
-            json_array_foreach(ienv, k, ie) if (json_equal(e, ie)) from_image = true;
-            if (!from_image) json_array_append(kept, e);
-        }
-        json_object_set_new(cfg, "Env", kept);
-    }
+    /* Env is kept whole. The engine merged the image's entries and the
+     * operator's into one list (the operator's replacing the image's in
+     * place), so an entry equal to the old image's may be the operator's
+     * own setting: dropping it would silently change the app (a LOG_LEVEL
+     * the new image defaults otherwise). Keeping an image default only
+     * keeps the value the container has run with; what the new image
+     * changes in such a key does not apply (see README). */
     /* Labels, ExposedPorts, Volumes: keys with the image's value. */
     static const char *const maps[] = {"Labels", "ExposedPorts", "Volumes"};
     for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
@@ -82,6 +77,10 @@ static json_t *endpoint_config(const char *net, json_t *ep, const char *short_id
         json_object_set(out, "Links", v);
     if ((v = json_object_get(ep, "DriverOpts")) && json_is_object(v) && json_object_size(v))
         json_object_set(out, "DriverOpts", v);
+    /* The old one is stopped before the new one starts: the address is
+     * free again, and whatever relies on it (DHCP leases, ARP) still holds. */
+    if ((v = json_object_get(ep, "MacAddress")) && json_is_string(v) && json_string_length(v))
+        json_object_set(out, "MacAddress", v);
     json_t *aliases = json_object_get(ep, "Aliases");
     if (json_is_array(aliases) && !is_default_network(net)) {
         json_t *kept = json_array();

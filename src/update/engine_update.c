@@ -110,6 +110,8 @@ struct job {
     json_t *service;
     unsigned conflicts;
     char *prior_update;          /* UpdateStatus.StartedAt before our update */
+    char s_what[64];             /* a failed service update: "UpdateStatus <state>" */
+    const char *s_outcome;       /* static */
     bool done;
 };
 
@@ -1168,6 +1170,37 @@ static void s_fail_call(struct job *j, const char *what, int err, int status, co
 
 static void s_poll(struct job *j);
 
+/* The newest task of the service that reports an error (Version.Index
+ * grows with every change of a task). */
+static const char *newest_task_error(json_t *tasks)
+{
+    const char *best = NULL;
+    json_int_t best_index = -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        const char *e = str(json_object_get(t, "Status"), "Err");
+        json_int_t index = json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
+        if (e && *e && index > best_index) {
+            best = e;
+            best_index = index;
+        }
+    }
+    return best;
+}
+
+static void s_tasks(struct job *j, int err, int status, const char *body, size_t len)
+{
+    json_t *tasks = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_ERROR, !strcmp(j->s_outcome, "rolled_back") ? "service update rolled back" : "service update failed",
+        F_STR("service", o->name), F_STR("id", o->id), F_STR("engine", o->engine), F_STR("image", j->ref),
+        F_STR("digest", j->digest), F_STR("error", j->s_what), F_STR("cause", j->why),
+        F_STR("task_error", newest_task_error(tasks)), F_INT("duration_ms", since(j, j->started)));
+    json_decref(tasks);
+    finish(j, j->s_outcome);
+}
+
 static void s_polled(struct job *j, int err, int status, const char *body, size_t len)
 {
     if (err || status != 200) {
@@ -1191,13 +1224,22 @@ static void s_polled(struct job *j, int err, int status, const char *body, size_
         }
         if (ours && (!strcmp(state, "rollback_completed") || !strcmp(state, "paused") ||
                      !strcmp(state, "rollback_paused"))) {
-            char what[64];
-            snprintf(what, sizeof what, "UpdateStatus %s", state);
-            char *msg = xstrdup_or_null(str(us, "Message"));
-            const char *outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
-            json_decref(doc);   /* state points into doc: read before */
-            s_fail(j, what, msg, outcome);
-            free(msg);
+            /* "rollback completed" says nothing of why: the failed task's
+             * own error is read next (s_tasks). */
+            snprintf(j->s_what, sizeof j->s_what, "UpdateStatus %s", state);
+            set_str(&j->why, str(us, "Message"));
+            j->s_outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
+            json_decref(doc);
+            struct buf p;
+            buf_init(&p);
+            buf_puts(&p, "/tasks?filters=");
+            json_t *f = json_pack("{s:[s]}", "service", j->obj->id);
+            char *ft = json_dumps(f, JSON_COMPACT);
+            url_encode(&p, ft);
+            free(ft);
+            json_decref(f);
+            call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_tasks);
+            buf_free(&p);
             return;
         }
         json_decref(doc);

@@ -273,7 +273,7 @@ def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, un
         measure("swarm update: push -> completed (router's duration)", done["duration_ms"] / 1000)
         print("push -> service updated:", time.monotonic() - t0, done)
         digest = done["digest"]
-        assert digest and done["image"].endswith(":latest")
+        assert digest and done["image"] == f"{ref}@{digest}"
         wait_until(lambda: any(digest in i for i in task_images(swarm, name)), 30, 0.2, "tasks on the new digest")
         spec = json.loads(swarm.docker("service", "inspect", name).stdout)[0]["Spec"]
         assert spec["TaskTemplate"]["ContainerSpec"]["Image"].endswith("@" + digest)
@@ -283,6 +283,9 @@ def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, un
         swarm.docker("push", ref)
         line = router.wait_log("service update rolled back", service=name, timeout=180)[-1]
         assert line["level"] == "error" and line["error"] == "UpdateStatus rollback_completed", line
+        assert "exit" in (line.get("task_error") or ""), line   # the task's own error, not only the state
+        # Re-reading the service at each of its events logs its routes at info once, not each time.
+        assert len([l for l in router.find("service routes set", service=name) if l["level"] == "info"]) <= 1
         status, body = router.get("/metrics")
         text = body.decode() if isinstance(body, bytes) else body
         assert 'webhook_router_updates_total{kind="service",outcome="completed"} 1' in text
@@ -472,3 +475,31 @@ def test_unfinished_recreate_is_undone_at_start(engine, registry, start_router, 
     assert now["HostConfig"]["RestartPolicy"]["Name"] == "always"
     assert len(engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.split()) == 1
     assert len(router.find("unfinished update undone")) == 1
+
+
+def test_cleanup_removes_the_old_image_when_unused(engine, registry, start_router, cleanup, uniq):
+    """ENGINE_UPDATE_CLEANUP=1: after a successful update the old image goes
+    when nothing else uses it (one info line with the bytes freed); an image
+    another container still uses stays."""
+    repo = f"team/cl{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    v1 = make_image(engine, ref, f"cl1-{uniq}")
+    name, other = f"cl{uniq}", f"clo{uniq}"
+    cleanup["containers"] += [name, other]
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name, *labelled(repo), ref)
+    router = start_router(env={"ENGINE_UPDATES": "1", "ENGINE_UPDATE_CLEANUP": "1"})
+    router.wait_ready()
+    make_image(engine, ref, f"cl2-{uniq}")
+    engine.docker("push", ref)
+    router.wait_log("container updated", container=name, timeout=60)
+    line = router.wait_log("old image removed", container=name, timeout=20)[0]
+    assert line["level"] == "info" and line["image_id"] == v1 and line["bytes_freed"] > 0, line
+    assert engine.docker("image", "inspect", v1, check=False).returncode != 0
+    # Another container on the image being replaced: the image stays.
+    v2 = inspect(engine, name)["Image"]
+    engine.docker("create", "--network", "none", "--name", other, v2)
+    make_image(engine, ref, f"cl3-{uniq}")
+    engine.docker("push", ref)
+    router.wait_log("container updated", container=name, n=2, timeout=60)
+    router.wait_log("old image kept", container=name, timeout=20)
+    assert engine.docker("image", "inspect", v2, check=False).returncode == 0

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-from harness import BUSYBOX, GetOnlyProxy, Registry, free_port, manifest_payload, wait_until
+import socket
+
+from harness import BUSYBOX, GetOnlyProxy, Registry, UnixProxy, free_port, manifest_payload, wait_until
 
 
 def make_image(engine, ref, marker, cmd='["/bin/sleep","3600"]', extra=()):
@@ -503,3 +505,64 @@ def test_cleanup_removes_the_old_image_when_unused(engine, registry, start_route
     router.wait_log("container updated", container=name, n=2, timeout=60)
     router.wait_log("old image kept", container=name, timeout=20)
     assert engine.docker("image", "inspect", v2, check=False).returncode == 0
+
+
+class AwayProxy(UnixProxy):
+    """The engine's socket as tcp://, which a test can take away for a while
+    (every connection cut, new ones closed at once), as a dockerd restart
+    does."""
+
+    away_until = 0.0
+
+    def _request(self, client, head):
+        if time.monotonic() < self.away_until:
+            client.close()
+            return
+        self._bridge(client, head)
+
+    def go_away(self, secs):
+        self.away_until = time.monotonic() + secs
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_rollback_waits_for_the_engine(engine, registry, start_router, cleanup, uniq):
+    """The engine goes away as a new container fails: the rollback's steps
+    are retried until it is back, and `update rolled back` is logged only
+    when the old container runs again under its name."""
+    repo = f"team/away{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    v1 = make_image(engine, ref, f"aw1-{uniq}")
+    name = f"away{uniq}"
+    cleanup["containers"].append(name)
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    cleanup["containers"].append(f"{name}-old-{old['Id'][:12]}")
+    proxy = AwayProxy(engine.socket)
+    proxy.start()
+    try:
+        router = start_router(env={"ENGINE_UPDATES": "1"}, docker_host=proxy.host)
+        router.wait_ready()
+        make_image(engine, ref, f"aw2-{uniq}", cmd='["/bin/sh","-c","exit 3"]')
+        engine.docker("push", ref)
+
+        def new_one_exited():
+            r = engine.docker("inspect", "-f", "{{.Id}} {{.State.Status}}", name, check=False)
+            return r.returncode == 0 and r.stdout.split() == [r.stdout.split()[0], "exited"] \
+                and r.stdout.split()[0] != old["Id"]
+        # The router looks at the new container 2 s after starting it: the
+        # engine is gone by then, for 3 s.
+        wait_until(new_one_exited, 30, 0.02, "the new container exited")
+        proxy.go_away(3)
+        line = router.wait_log("update rolled back", container=name, timeout=60)[0]
+        now = inspect(engine, name)
+        assert now["Id"] == old["Id"] and now["Image"] == v1 and now["State"]["Running"], (line, router.log_tail())
+        assert len(engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.split()) == 1
+    finally:
+        proxy.stop()

@@ -719,6 +719,7 @@ static void c_old_removed(struct job *j, int err, int status, const char *body, 
     }
     struct object *o = j->obj;
     if (j->recovering) {
+        set_str(&o->id, j->new_id);   /* the object is the new container now */
         LOG(j->u->log, LOG_WARN, "unfinished update finished", F_STR("container", j->name), F_STR("id", j->new_id),
             F_STR("engine", o->engine), F_STR("removed", j->old_id), F_STR("note", j->why));
         finish(j, NULL);
@@ -1130,6 +1131,13 @@ static void c_inspected(struct job *j, int err, int status, const char *body, si
         c_fail(j, "inspecting the container", "no Name or Id in the answer");
         return;
     }
+    if (engine_update_aside_name(j->name, j->old_id, NULL)) {
+        /* Renamed aside by an update since the push was routed. */
+        LOG(j->u->log, LOG_INFO, "update skipped", F_STR("container", j->name), F_STR("id", j->old_id),
+            F_STR("reason", "a container set aside by an update"));
+        finish(j, NULL);
+        return;
+    }
     if (json_is_true(json_object_get(json_object_get(j->inspect, "HostConfig"), "AutoRemove"))) {
         /* Stopping it would remove it (and its anonymous volumes): nothing
          * to roll back to. */
@@ -1393,6 +1401,7 @@ static void rc_inspected(struct job *j, int err, int status, const char *body, s
     set_str(&j->aside, name + (*name == '/'));
     free(j->name);
     j->name = xstrndup(j->aside, n);
+    set_str(&o->name, j->name);
     struct buf p;
     buf_init(&p);
     buf_puts(&p, "/containers/");

@@ -702,14 +702,15 @@ int engine_updater_submit(struct engine_updater *u, const struct update_target *
         if (!strcmp(u->engines[i].host.text, t->engine)) known = true;
     if (!known) return -ENOENT;
     if (!ev->repository || !ev->tag) return -EINVAL;
-    if (!strcmp(t->kind, "container") && engine_update_aside_name(t->name, t->id, NULL)) {
-        /* Renamed aside by an update: the object is the container that
-         * took its name (or this one once put back), never this one. */
+    struct object *o = find_object(u, t);
+    /* Renamed aside by an update: while that update runs it is its
+     * object's old container (the push is the object's follow-up, as for
+     * the new one); otherwise a leftover, never updated itself. */
+    if (!(o && o->job) && !strcmp(t->kind, "container") && engine_update_aside_name(t->name, t->id, NULL)) {
         LOG(u->log, LOG_DEBUG, "update not done: a container set aside by an update", F_STR("container", t->name),
             F_STR("id", t->id), F_STR("engine", t->engine));
         return -EPERM;
     }
-    struct object *o = find_object(u, t);
     if (!o) o = object_get(u, t->engine, t->kind, t->id);
     if (t->name && !o->job) set_str(&o->name, t->name);
     if (!u->enabled) {

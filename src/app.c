@@ -2,7 +2,8 @@
  *
  * The app owns every part and is the loop's only context. Shutdown order
  * matters: stop accepting webhooks, let the forwarder drain what was already
- * accepted (each forward bounded by its timeout), then close in stages
+ * accepted (each forward bounded by its timeout) and a running container
+ * recreate reach a safe point (engine_updater_drain), then close in stages
  * (close_stage): the HTTP client's users and the listener, then the client
  * and the resolver, then the log's and the signals' handles. When the last
  * handle is closed uv_run returns. */
@@ -142,11 +143,14 @@ static void start_updater(struct app *a)
         .log = &a->log,
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,
+        .label_prefix = c->label_prefix,
         .health_timeout_ms = (uint64_t)c->engine_update_health_timeout_secs * 1000,
         .on_outcome = on_update_outcome,
         .on_outcome_ud = a,
+        .cleanup = c->engine_update_cleanup,
     };
     a->updater = engine_updater_new(a->loop, &o);
+    engine_updater_recover(a->updater);
     if (c->engine_updates)
         LOG(&a->log, LOG_INFO, "engine updates on: <prefix>.update=true containers and services are redeployed on a push",
             F_STR("self_id", self[0] ? self : NULL));
@@ -493,6 +497,14 @@ static void on_drained(void *ud)
     close_stage(a);
 }
 
+/* The forwarder and the updater drain side by side; the rest closes when
+ * both are done. */
+static void on_part_drained(void *ud)
+{
+    struct app *a = ud;
+    if (--a->draining == 0) on_drained(a);
+}
+
 void app_stop(struct app *a)
 {
     if (a->stopping) return;
@@ -503,8 +515,12 @@ void app_stop(struct app *a)
     if (a->server) http_server_stop(a->server);
     /* Messages waiting for their window go now, to be drained with the rest. */
     notifier_flush(a->notifier);
-    if (a->fwd) forward_drain(a->fwd, on_drained, a);
-    else on_drained(a);
+    /* A container recreate goes on to a safe point (done or rolled back):
+     * an app is never left down by a shutdown. */
+    a->draining = 2;
+    engine_updater_drain(a->updater, on_part_drained, a);
+    if (a->fwd) forward_drain(a->fwd, on_part_drained, a);
+    else on_part_drained(a);
 }
 
 void app_free(struct app *a)

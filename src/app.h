@@ -52,6 +52,7 @@ struct app {
     bool stopping;
     int close_stage;                  /* the next stage of close_stage (app.c) */
     size_t closing;                   /* closes of the current stage not yet called back */
+    int draining;                     /* parts still draining at shutdown (forwarder, updater) */
     int exit_code;
 };
 

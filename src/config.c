@@ -90,7 +90,10 @@ static const struct setting settings[] = {
     {"ENGINE_UPDATES", "0", NULL, K_BOOL, 0, 0, OFF(engine_updates),
      "1 to let <prefix>.update=true routes pull and recreate containers / update services"},
     {"ENGINE_UPDATE_HEALTH_TIMEOUT_SECS", "60", NULL, K_INT, 1, 3600, OFF(engine_update_health_timeout_secs),
-     "how long a recreated container with a HEALTHCHECK may take to become healthy"},
+     "how long a recreated container with a HEALTHCHECK may take to become healthy, at least "
+     "(its own check's start period + interval x retries + timeout when longer)"},
+    {"ENGINE_UPDATE_CLEANUP", "0", NULL, K_BOOL, 0, 0, OFF(engine_update_cleanup),
+     "1 to remove the old image after a successful container update when nothing else uses it"},
     {"POLL_INTERVAL", NULL, "off", K_DURATION, 0, 0, OFF(poll_interval_ms),
      "watch every route's registry this often (30s, 5m, 1h, or a bare number of seconds: 300);\n"
      "        a route's <prefix>.poll label (same forms) wins"},

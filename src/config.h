@@ -40,6 +40,7 @@ struct config {
     int max_connections;
     bool engine_updates;        /* ENGINE_UPDATES: the router may change the engine (engine_update.h) */
     int engine_update_health_timeout_secs;
+    bool engine_update_cleanup; /* ENGINE_UPDATE_CLEANUP: remove the replaced image when unused */
     uint64_t poll_interval_ms;  /* POLL_INTERVAL; 0: only routes with a poll label */
     char *registry_auth_file;   /* Docker config.json with registry credentials; NULL: none */
     char *insecure_registries;  /* "host[:port],..." reached over plain http; NULL: none */

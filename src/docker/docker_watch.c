@@ -366,10 +366,14 @@ static void on_service_done(void *ud, int err, int status, const char *body, siz
         json_error_t jerr;
         json_t *svc = json_loadb(body, len, 0, &jerr);
         size_t before = routes_count(w->routes);
+        bool known = routes_find(w->routes, w->host, id) != NULL;
         int n = put_service(w, svc);
         const char *name = attr(json_object_get(svc, "Spec"), "Name");
         if (n > 0) report_service(w, svc);
-        LOG(w->log, n > 0 ? LOG_INFO : LOG_DEBUG, n > 0 ? "service routes set" : "service has no routes",
+        /* A service update sends several events, each re-read: info only
+         * when its routes appear or the map changes, not for each. */
+        bool news = n > 0 && (!known || routes_count(w->routes) != before);
+        LOG(w->log, news ? LOG_INFO : LOG_DEBUG, n > 0 ? "service routes set" : "service has no routes",
             F_STR("engine", w->host), F_STR("service", name), F_STR("id", id), F_INT("service_routes", n),
             F_INT("routes", routes_count(w->routes)), F_INT("routes_before", before));
         json_decref(svc);

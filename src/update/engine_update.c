@@ -3,118 +3,32 @@
  * One object (engine, id) has at most one job; a push during a job becomes
  * its one follow-up (a later push replaces the follow-up's event). A job is
  * a chain of engine API calls, each callback starting the next; nothing
- * waits on the loop. The recreate's create body is built by the pure
- * engine_update_build_create (engine_update_plan.c). */
-#include "engine_update.h"
+ * waits on the loop. Here: the calls, the jobs, what a push installs, Swarm
+ * services, the start-up search for unfinished recreates, drain and close.
+ * A container's recreate is engine_container.c (engine_job.h is what both
+ * share). */
+#include "engine_job.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "buf.h"
-#include "engine_update_plan.h"
 #include "url.h"
 
 #define MAX_API "1.45"
-#define CALL_TIMEOUT_MS 60000           /* one ordinary API call */
-#define PULL_TIMEOUT_MS (30 * 60000)    /* a pull, start to end */
 #define HEAD_TIMEOUT_MS 30000
-#define POLL_MS 500
 #define DEFAULT_HEALTH_MS 60000
 #define DEFAULT_SERVICE_MS (10 * 60000)
 #define DEFAULT_EXIT_CHECK_MS 2000
-#define DEFAULT_STOP_SECS 10
 #define CONFLICT_RETRIES 5              /* service version conflicts re-read and retried */
 #define MAX_BODY (16 * 1024 * 1024)
-#define CAUSE_LEN 256
-
-struct engine {
-    struct docker_host host;
-    char *host_header;
-    char api[16];                /* "" until GET /version answered */
-};
-
-struct job;
-
-struct object {
-    char *engine, *kind, *id, *name;
-    bool warned;                 /* the ENGINE_UPDATES=0 (or own container) warn was given */
-    struct job *job;             /* running, or NULL */
-    bool has_next;               /* one follow-up queued */
-    char *next_registry, *next_repository, *next_tag, *next_digest;
-    long long finished_ms;
-    const char *outcome;         /* static */
-    char *digest;
-    struct object *next;
-};
-
-struct counter {
-    const char *kind, *outcome;  /* static */
-    unsigned long n;
-    struct counter *next;
-};
-
-typedef void (*step_fn)(struct job *j, int err, int status, const char *body, size_t len);
-
-struct job {
-    struct engine_updater *u;
-    struct object *obj;
-    struct engine *eng;
-    char *registry, *repository, *tag, *digest;
-    char *ref;                   /* <repo>:<tag>, what the engine pulls */
-    step_fn next;
-    struct http_call *call;
-    char cause[CAUSE_LEN];
-    uv_timer_t timer;
-    void (*on_timer)(struct job *j);
-    uint64_t started, phase_started, deadline;
-    /* container */
-    json_t *inspect;
-    char *old_id, *new_id, *name, *aside;
-    char *new_image_id;
-    json_t *old_image_config;
-    bool was_running, has_health;
-    struct engine_create_plan plan;
-    size_t connect_i;
-    long long pull_ms, create_ms, stop_ms, start_ms, health_ms;
-    char *why;                   /* the failure being rolled back */
-    bool streaming;              /* the call being made is the pull */
-    bool with_auth;              /* the call being made sends X-Registry-Auth */
-    char *auth_header;           /* registry_auth_header for the pushed registry, or NULL */
-    struct buf pull_lines;       /* pull progress not yet split into lines */
-    char *pull_error;
-    /* service */
-    json_t *service;
-    unsigned conflicts;
-    char *prior_update;          /* UpdateStatus.StartedAt before our update */
-    bool done;
-};
-
-struct engine_updater {
-    uv_loop_t *loop;
-    bool enabled;
-    struct engine *engines;
-    size_t nengines;
-    struct http_client *http;
-    const struct logger *log;
-    const struct registry_auth *auth;
-    char *self_id;
-    uint64_t health_ms, service_ms, exit_check_ms;
-    update_outcome_fn on_outcome;
-    void *on_outcome_ud;
-    struct object *objects;
-    struct counter *counters;
-    int open_handles;
-    bool closing;
-    void (*closed_cb)(void *ud);
-    void *closed_ud;
-};
+#define DRAIN_TICK_MS 100
+#define DRAIN_SLACK_MS 30000            /* API calls of a recreate and its rollback, at shutdown */
 
 static void job_start(struct engine_updater *u, struct object *o);
-static void container_begin(struct job *j);
+static void recover_scan(struct job *j);
 static void service_begin(struct job *j);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -126,21 +40,8 @@ static long long wall_ms(void)
     return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static const char *str(json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
 
-static void set_str(char **slot, const char *v)
-{
-    free(*slot);
-    *slot = xstrdup_or_null(v);
-}
 
-static long long since(const struct job *j, uint64_t t)
-{
-    return (long long)(uv_now(j->u->loop) - t);
-}
 
 static void count(struct engine_updater *u, const char *kind, const char *outcome)
 {
@@ -156,7 +57,7 @@ static void count(struct engine_updater *u, const char *kind, const char *outcom
 
 /* The engine's own words for a failed call: its {"message"} when it sent
  * one, else the client's cause or the status. */
-static void describe(const struct job *j, int err, int status, const char *body, size_t len, char *out, size_t n)
+void eu_describe(const struct job *j, int err, int status, const char *body, size_t len, char *out, size_t n)
 {
     if (err) {
         snprintf(out, n, "%s", j->cause[0] ? j->cause : http_client_strerror(err));
@@ -220,7 +121,7 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
 }
 
 /* path is relative to the API version: "/containers/x/json". */
-static void call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
+void eu_call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
                  step_fn next)
 {
     struct buf p;
@@ -230,10 +131,10 @@ static void call(struct job *j, const char *method, const char *path, json_t *bo
     buf_free(&p);
 }
 
-/* call() with the path formatted: "/containers/%s/start", id. */
-static void call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
+/* eu_call() with the path formatted: "/containers/%s/start", id. */
+void eu_call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
+void eu_call_at(struct job *j, const char *method, json_t *body, uint64_t timeout_ms, step_fn next,
                     const char *fmt, ...)
 {
     struct buf p;
@@ -242,7 +143,7 @@ static void call_at(struct job *j, const char *method, json_t *body, uint64_t ti
     va_start(ap, fmt);
     buf_vprintf(&p, fmt, ap);
     va_end(ap);
-    call(j, method, buf_cstr(&p), body, timeout_ms, next);
+    eu_call(j, method, buf_cstr(&p), body, timeout_ms, next);
     buf_free(&p);
 }
 
@@ -252,13 +153,21 @@ static void on_job_timer(uv_timer_t *t)
     j->on_timer(j);
 }
 
-static void after(struct job *j, uint64_t ms, void (*fn)(struct job *j))
+void eu_after(struct job *j, uint64_t ms, void (*fn)(struct job *j))
 {
     j->on_timer = fn;
     uv_timer_start(&j->timer, on_job_timer, ms, 0);
 }
 
 /* ---- the end of a job ------------------------------------------------------- */
+
+static void handle_closed(struct engine_updater *u)
+{
+    if (--u->open_handles == 0 && u->closing) {
+        if (u->closed_cb) u->closed_cb(u->closed_ud);
+        free(u);
+    }
+}
 
 static void on_job_closed(uv_handle_t *h)
 {
@@ -273,6 +182,9 @@ static void on_job_closed(uv_handle_t *h)
     json_decref(j->inspect);
     free_n(5, j->old_id, j->new_id, j->name, j->aside, j->new_image_id);
     json_decref(j->old_image_config);
+    json_decref(j->new_image_health);
+    json_decref(j->restart_policy);
+    buf_free(&j->rb_notes);
     engine_create_plan_free(&j->plan);
     free(j->why);
     buf_free(&j->pull_lines);
@@ -280,19 +192,23 @@ static void on_job_closed(uv_handle_t *h)
     json_decref(j->service);
     free(j->prior_update);
     free(j);
-    if (--u->open_handles == 0 && u->closing) {
-        if (u->closed_cb) u->closed_cb(u->closed_ud);
-        free(u);
-    }
+    handle_closed(u);
 }
 
 /* The job is over: its outcome recorded and counted, the follow-up (if
  * any) started. */
-static void finish(struct job *j, const char *outcome)
+void eu_finish(struct job *j, const char *outcome)
 {
     struct engine_updater *u = j->u;
     struct object *o = j->obj;
     j->done = true;
+    if (!o) {
+        /* The start-up scan of an engine (recover_scan). */
+        j->eng->scan = NULL;
+        uv_timer_stop(&j->timer);
+        uv_close((uv_handle_t *)&j->timer, on_job_closed);
+        return;
+    }
     if (outcome) {
         o->outcome = outcome;
         o->finished_ms = wall_ms();
@@ -313,15 +229,17 @@ static void finish(struct job *j, const char *outcome)
     o->job = NULL;
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, on_job_closed);
-    if (o->has_next && !u->closing) job_start(u, o);
+    if (o->has_next && !u->closing && !u->draining) job_start(u, o);
 }
 
 /* ---- API version ------------------------------------------------------------ */
 
 static void begin_kind(struct job *j)
 {
-    if (!strcmp(j->obj->kind, "service")) service_begin(j);
-    else container_begin(j);
+    if (!j->obj) recover_scan(j);
+    else if (j->recovering) engine_container_recover(j);
+    else if (!strcmp(j->obj->kind, "service")) service_begin(j);
+    else engine_container_begin(j);
 }
 
 static void on_version(struct job *j, int err, int status, const char *body, size_t len)
@@ -330,11 +248,13 @@ static void on_version(struct job *j, int err, int status, const char *body, siz
     const char *api = str(v, "ApiVersion");
     if (!api) {
         char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_ERROR, "update failed", F_STR(j->obj->kind, j->obj->name), F_STR("id", j->obj->id),
-            F_STR("engine", j->obj->engine), F_STR("error", "GET /version"), F_STR("cause", why));
+        eu_describe(j, err, status, body, len, why, sizeof why);
+        struct object *o = j->obj;
+        LOG(j->u->log, LOG_ERROR, o ? "update failed" : "engine not checked for unfinished updates",
+            F_STR(o ? o->kind : "engine", o ? o->name : j->eng->host.text), F_STR("id", o ? o->id : NULL),
+            F_STR("error", "GET /version"), F_STR("cause", why));
         json_decref(v);
-        finish(j, "failed");
+        eu_finish(j, o && !j->recovering ? "failed" : NULL);
         return;
     }
     int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
@@ -343,6 +263,16 @@ static void on_version(struct job *j, int err, int status, const char *body, siz
     bool newer = amaj > bmaj || (amaj == bmaj && amin > bmin);
     snprintf(j->eng->api, sizeof j->eng->api, "%s", newer ? MAX_API : api);
     json_decref(v);
+    begin_kind(j);
+}
+
+static void version_then_begin(struct job *j)
+{
+    if (!j->eng->api[0]) {
+        /* The API version is asked for once per engine, unversioned. */
+        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
+        return;
+    }
     begin_kind(j);
 }
 
@@ -361,6 +291,18 @@ static void job_start(struct engine_updater *u, struct object *o)
     o->has_next = false;
     o->job = j;
     buf_init(&j->pull_lines);
+    buf_init(&j->rb_notes);
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    j->started = j->phase_started = uv_now(u->loop);
+    if (o->recover) {
+        /* Not a push: an unfinished recreate found at start-up. */
+        o->recover = false;
+        j->recovering = true;
+        version_then_begin(j);
+        return;
+    }
     /* The engine's reference: Docker Hub's repositories without a host. */
     struct buf r;
     buf_init(&r);
@@ -369,398 +311,63 @@ static void job_start(struct engine_updater *u, struct object *o)
     if (!hub) buf_printf(&r, "%s/", j->registry);
     buf_printf(&r, "%s:%s", j->repository, j->tag);
     j->ref = buf_steal(&r);
-    if (u->auth) j->auth_header = registry_auth_header(u->auth, j->registry ? j->registry : "docker.io");
-    uv_timer_init(u->loop, &j->timer);
-    j->timer.data = j;
-    u->open_handles++;
-    j->started = j->phase_started = uv_now(u->loop);
     LOG(u->log, LOG_INFO, "update started", F_STR(o->kind, o->name), F_STR("id", o->id),
         F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("digest", j->digest));
-    if (!j->eng->api[0]) {
-        /* The API version is asked for once per engine, unversioned. */
-        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
-        return;
-    }
-    begin_kind(j);
+    version_then_begin(j);
 }
 
-/* ---- container ------------------------------------------------------------------- */
+/* ---- what is installed ------------------------------------------------------------- */
 
-static void c_fail(struct job *j, const char *what, const char *cause)
+/* Decides from the object's own image reference and tag label what this
+ * push installs (engine_update_pick). Returns 0 to go on; otherwise the job
+ * is finished: 1 the push does not apply to it (logged at info, outcome
+ * unchanged), -EINVAL its reference cannot be pulled (an error). */
+int eu_pick_own(struct job *j, const char *own_image, json_t *labels)
 {
     struct object *o = j->obj;
-    LOG(j->u->log, LOG_ERROR, "update failed", F_STR("container", j->name ? j->name : o->name), F_STR("id", o->id),
-        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", what), F_STR("cause", cause),
-        F_STR("note", "the container was not changed"));
-    finish(j, "failed");
-}
-
-static void c_fail_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
-{
     char why[CAUSE_LEN];
-    describe(j, err, status, body, len, why, sizeof why);
-    c_fail(j, what, why);
-}
-
-/* ---- rollback: remove the new one, rename the old back, start it ---- */
-
-static void rb_done(struct job *j)
-{
-    struct object *o = j->obj;
-    LOG(j->u->log, LOG_ERROR, "update rolled back", F_STR("container", j->name), F_STR("id", j->old_id),
-        F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("error", j->why),
-        F_STR("note", j->was_running ? "the old container runs again under its name"
-                                     : "the old container is back under its name"));
-    free(j->new_id);
-    j->new_id = NULL;
-    finish(j, "rolled_back");
-}
-
-/* A rollback step that failed is logged, and the rollback goes on: each
- * step left undone makes the next one more needed, not less. */
-static void rb_check(struct job *j, bool ok, int err, int status, const char *body, size_t len, const char *msg,
-                     const char *id)
-{
-    if (ok && !err) return;
-    char why[CAUSE_LEN];
-    describe(j, err, status, body, len, why, sizeof why);
-    LOG(j->u->log, LOG_ERROR, msg, F_STR("container", j->name), F_STR("old_name", j->aside), F_STR("id", id),
-        F_STR("cause", why));
-}
-
-static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
-{
-    rb_check(j, status == 204 || status == 304, err, status, body, len,
-             "rollback could not start the old container", j->old_id);
-    rb_done(j);
-}
-
-static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
-{
-    rb_check(j, status == 204, err, status, body, len, "rollback could not rename the old container back", j->old_id);
-    if (!j->was_running) {
-        rb_done(j);
-        return;
+    int rc = engine_update_pick(own_image, str(labels, j->u->tag_label), j->registry, j->repository, j->tag, j->digest,
+                                &j->pick, why, sizeof why);
+    if (rc == 1) {
+        LOG(j->u->log, LOG_INFO, "update skipped", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("image", own_image), F_STR("pushed", j->ref), F_STR("reason", why));
+        eu_finish(j, "unchanged");
+        return 1;
     }
-    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, rb_started, "/containers/%s/start", j->old_id);
-}
-
-static void rb_rename(struct job *j)
-{
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/rename?name=", j->old_id);
-    url_encode(&p, j->name);
-    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rb_renamed);
-    buf_free(&p);
-}
-
-static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
-{
-    rb_check(j, status == 204 || status == 404, err, status, body, len, "rollback could not remove the new container",
-             j->new_id);
-    rb_rename(j);
-}
-
-static void rollback(struct job *j, const char *why)
-{
-    set_str(&j->why, why);
-    LOG(j->u->log, LOG_WARN, "update failed, rolling back", F_STR("container", j->name), F_STR("id", j->old_id),
-        F_STR("new_id", j->new_id), F_STR("error", why));
-    if (!j->new_id) {
-        rb_rename(j);
-        return;
+    if (rc < 0) {
+        LOG(j->u->log, LOG_ERROR, "update failed", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("error", "not updated"), F_STR("cause", why));
+        eu_finish(j, "failed");
+        return rc;
     }
-    call_at(j, "DELETE", NULL, CALL_TIMEOUT_MS, rb_removed, "/containers/%s?force=true&v=false", j->new_id);
-}
-
-static void rollback_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
-{
-    char why[CAUSE_LEN];
-    describe(j, err, status, body, len, why, sizeof why);
-    struct buf line;
-    buf_init(&line);
-    buf_printf(&line, "%s: %s", what, why);
-    rollback(j, buf_cstr(&line));
-    buf_free(&line);
-}
-
-/* ---- success ---- */
-
-static void c_old_removed(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || (status != 204 && status != 404)) {
-        char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
-        LOG(j->u->log, LOG_WARN, "the old container could not be removed", F_STR("container", j->aside),
-            F_STR("id", j->old_id), F_STR("cause", why));
-    }
-    struct object *o = j->obj;
-    LOG(j->u->log, LOG_INFO, "container updated", F_STR("container", j->name), F_STR("id", j->new_id),
-        F_STR("old_id", j->old_id), F_STR("engine", o->engine), F_STR("image", j->ref),
-        F_STR("image_id", j->new_image_id), F_BOOL("running", j->was_running), F_INT("pull_ms", j->pull_ms),
-        F_INT("create_ms", j->create_ms), F_INT("stop_ms", j->stop_ms), F_INT("start_ms", j->start_ms),
-        F_INT("health_ms", j->health_ms), F_INT("duration_ms", since(j, j->started)));
-    finish(j, "completed");
-}
-
-static void c_remove_old(struct job *j)
-{
-    struct buf p;
-    buf_init(&p);
-    /* v=false: the volumes (named and anonymous) are the new container's now. */
-    buf_printf(&p, "/containers/%s?force=true&v=false", j->old_id);
-    call(j, "DELETE", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_old_removed);
-    buf_free(&p);
-}
-
-/* ---- start, exit check, health ---- */
-
-static void c_poll(struct job *j);
-
-static void c_polled(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || status != 200) {
-        rollback_call(j, "inspecting the new container", err, status, body, len);
-        return;
-    }
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    json_t *state = json_object_get(doc, "State");
-    const char *st = str(state, "Status");
-    json_int_t restarts = json_integer_value(json_object_get(doc, "RestartCount"));
-    const char *health = str(json_object_get(state, "Health"), "Status");
-    char why[CAUSE_LEN];
-    why[0] = '\0';
-    if (!st || strcmp(st, "running") != 0 || restarts > 0)
-        snprintf(why, sizeof why, "the new container %s (exit code %lld, %lld restarts)%s%s",
-                 st && !strcmp(st, "restarting") ? "keeps restarting" : "exited",
-                 (long long)json_integer_value(json_object_get(state, "ExitCode")), (long long)restarts,
-                 str(state, "Error") && *str(state, "Error") ? ": " : "", str(state, "Error") ? str(state, "Error") : "");
-    else if (health && !strcmp(health, "unhealthy"))
-        snprintf(why, sizeof why, "the new container is unhealthy");
-    bool healthy = !j->has_health || (health && !strcmp(health, "healthy"));
-    json_decref(doc);
-    if (why[0]) {
-        j->health_ms = since(j, j->phase_started);
-        rollback(j, why);
-        return;
-    }
-    if (healthy && since(j, j->phase_started) >= (long long)j->u->exit_check_ms) {
-        j->health_ms = since(j, j->phase_started);
-        c_remove_old(j);
-        return;
-    }
-    if (uv_now(j->u->loop) >= j->deadline) {
-        j->health_ms = since(j, j->phase_started);
-        snprintf(why, sizeof why, "the new container was not healthy within %llu s",
-                 (unsigned long long)(j->u->health_ms / 1000));
-        rollback(j, why);
-        return;
-    }
-    after(j, POLL_MS, c_poll);
-}
-
-static void c_poll(struct job *j)
-{
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_polled, "/containers/%s/json", j->new_id);
-}
-
-/* The end of a start or stop: its duration into *ms, and whether it
- * worked (else the rollback has begun). 304: it already was. */
-static bool phase_done(struct job *j, long long *ms, int err, int status, const char *body, size_t len,
-                       const char *doing)
-{
-    *ms = since(j, j->phase_started);
-    if (!err && (status == 204 || status == 304)) return true;
-    rollback_call(j, doing, err, status, body, len);
-    return false;
-}
-
-static void c_started(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (!phase_done(j, &j->start_ms, err, status, body, len, "starting the new container")) return;
-    /* A process that dies at once is a failed update too: look again
-     * after exit_check_ms (and, with a HEALTHCHECK, until healthy). */
-    j->phase_started = uv_now(j->u->loop);
-    j->deadline = j->phase_started + (j->has_health ? j->u->health_ms : j->u->exit_check_ms);
-    after(j, j->has_health ? POLL_MS : j->u->exit_check_ms, c_poll);
-}
-
-static void c_start_new(struct job *j)
-{
-    j->phase_started = uv_now(j->u->loop);
-    call_at(j, "POST", NULL, CALL_TIMEOUT_MS, c_started, "/containers/%s/start", j->new_id);
-}
-
-static void c_stopped(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (!phase_done(j, &j->stop_ms, err, status, body, len, "stopping the old container")) return;
-    c_start_new(j);
-}
-
-static void c_stop_old(struct job *j)
-{
-    if (!j->was_running) {
-        /* A stopped container is recreated, and left stopped. */
-        c_remove_old(j);
-        return;
-    }
-    json_t *cfg = json_object_get(j->inspect, "Config");
-    json_t *t = json_object_get(cfg, "StopTimeout");
-    long long secs = json_is_integer(t) ? (long long)json_integer_value(t) : DEFAULT_STOP_SECS;
-    j->phase_started = uv_now(j->u->loop);
-    struct buf p;
-    buf_init(&p);
-    /* The engine sends the container's own StopSignal; t is its StopTimeout. */
-    buf_printf(&p, "/containers/%s/stop?t=%lld", j->old_id, secs);
-    call(j, "POST", buf_cstr(&p), NULL, (uint64_t)(secs < 0 ? 0 : secs) * 1000 + CALL_TIMEOUT_MS, c_stopped);
-    buf_free(&p);
-}
-
-/* ---- create and connect ---- */
-
-static void c_connect_next(struct job *j);
-
-static void c_connected(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || status != 200) {
-        json_t *c = json_array_get(j->plan.connect, j->connect_i);
-        char what[CAUSE_LEN];
-        snprintf(what, sizeof what, "connecting network %s", str(c, "Network"));
-        rollback_call(j, what, err, status, body, len);
-        return;
-    }
-    j->connect_i++;
-    c_connect_next(j);
-}
-
-static void c_connect_next(struct job *j)
-{
-    json_t *c = json_array_get(j->plan.connect, j->connect_i);
-    if (!c) {
-        j->create_ms = since(j, j->phase_started);
-        c_stop_old(j);
-        return;
-    }
-    struct buf p;
-    buf_init(&p);
-    buf_puts(&p, "/networks/");
-    url_encode(&p, str(c, "Network"));
-    buf_puts(&p, "/connect");
-    json_t *b = json_pack("{s:s, s:O}", "Container", j->new_id, "EndpointConfig", json_object_get(c, "EndpointConfig"));
-    call(j, "POST", buf_cstr(&p), b, CALL_TIMEOUT_MS, c_connected);
-    json_decref(b);
-    buf_free(&p);
-}
-
-static void c_created(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || status != 201) {
-        rollback_call(j, "creating the new container", err, status, body, len);
-        return;
-    }
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    set_str(&j->new_id, str(doc, "Id"));
-    json_decref(doc);
-    if (!j->new_id) {
-        rollback(j, "creating the new container: the engine answered no Id");
-        return;
-    }
-    c_connect_next(j);
-}
-
-static void c_renamed(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || status != 204) {
-        c_fail_call(j, "renaming the old container aside", err, status, body, len);
-        return;
-    }
-    struct buf p;
-    buf_init(&p);
-    buf_puts(&p, "/containers/create?name=");
-    url_encode(&p, j->name);
-    call(j, "POST", buf_cstr(&p), j->plan.body, CALL_TIMEOUT_MS, c_created);
-    buf_free(&p);
-}
-
-static void c_recreate(struct job *j)
-{
-    char err[CAUSE_LEN];
-    if (engine_update_build_create(j->inspect, j->ref, j->old_image_config, &j->plan, err, sizeof err) < 0) {
-        c_fail(j, "building the new container's configuration", err);
-        return;
-    }
-    const char *id = j->old_id;
-    struct buf a;
-    buf_init(&a);
-    buf_printf(&a, "%s-old-%.12s", j->name, id);
-    j->aside = buf_steal(&a);
-    j->phase_started = uv_now(j->u->loop);
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/containers/%s/rename?name=", id);
-    url_encode(&p, j->aside);
-    call(j, "POST", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, c_renamed);
-    buf_free(&p);
-}
-
-static void c_old_image(struct job *j, int err, int status, const char *body, size_t len)
-{
-    /* Without the old image's config every value is kept as it was: worse
-     * (the new image's defaults do not apply) but not wrong. */
-    json_t *doc = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
-    json_t *cfg = json_object_get(doc, "Config");
-    if (cfg) j->old_image_config = json_incref(cfg);
-    else
-        LOG(j->u->log, LOG_WARN, "old image not found: its defaults are kept in the new container",
-            F_STR("container", j->name), F_STR("image_id", str(j->inspect, "Image")));
-    json_decref(doc);
-    c_recreate(j);
-}
-
-/* Healthcheck.Test ["NONE"] switches the image's check off. */
-static bool is_none(json_t *first)
-{
-    const char *s = json_string_value(first);
-    return !s || !strcmp(s, "NONE");
-}
-
-static void c_new_image(struct job *j, int err, int status, const char *body, size_t len)
-{
-    j->pull_ms = since(j, j->phase_started);
-    if (err || status != 200) {
-        c_fail_call(j, "inspecting the pulled image", err, status, body, len);
-        return;
-    }
-    json_t *doc = json_loadb(body, len, 0, NULL);
-    set_str(&j->new_image_id, str(doc, "Id"));
-    json_t *test = json_object_get(json_object_get(json_object_get(doc, "Config"), "Healthcheck"), "Test");
-    bool image_health = json_array_size(test) > 0 && !is_none(json_array_get(test, 0));
-    json_decref(doc);
-    const char *old_image = str(j->inspect, "Image");
-    if (j->new_image_id && old_image && !strcmp(j->new_image_id, old_image)) {
-        LOG(j->u->log, LOG_INFO, "container already runs the pushed image", F_STR("container", j->name),
-            F_STR("id", j->old_id), F_STR("image", j->ref), F_STR("image_id", old_image),
-            F_INT("pull_ms", j->pull_ms));
-        finish(j, "unchanged");
-        return;
-    }
-    /* The container's own healthcheck wins over the image's. */
-    json_t *own = json_object_get(json_object_get(json_object_get(j->inspect, "Config"), "Healthcheck"), "Test");
-    j->has_health = json_array_size(own) > 0 ? !is_none(json_array_get(own, 0))
-                                             : image_health;
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_old_image, "/images/%s/json", old_image ? old_image : "none");
+    /* <repo>:<tag>@<digest>, as a Swarm pins it: the engine resolves it by
+     * the digest alone, and the container's Config.Image keeps the tag that
+     * the next push is compared with. No local tag is moved. */
+    struct buf r;
+    buf_init(&r);
+    buf_printf(&r, "%s:%s", j->pick.repo, j->pick.tag);
+    if (j->pick.digest[0]) buf_printf(&r, "@%s", j->pick.digest);
+    free(j->ref);
+    j->ref = buf_steal(&r);
+    /* The credentials of the registry pulled from: the object's own. */
+    free(j->auth_header);
+    j->auth_header = j->u->auth ? registry_auth_header(j->u->auth, j->pick.host) : NULL;
+    return 0;
 }
 
 /* ---- pull ---- */
 
 /* The pull's progress stream: one JSON object per line; an "error" key is
  * a failure even though the status was 200. */
-static void scan_pull_line(struct job *j, const char *line, size_t len)
+void eu_scan_pull_line(struct job *j, const char *line, size_t len)
 {
     if (j->pull_error || !memchr(line, '{', len)) return;
     json_t *doc = json_loadb(line, len, 0, NULL);
+    /* A failed pull answers an error status with the engine's own words
+     * in {"message"} ("no basic auth credentials"), streamed like the
+     * progress: the cause, rather than "HTTP 500". */
     const char *e = str(doc, "error");
+    if (!e) e = str(doc, "message");
     if (e) j->pull_error = xstrdup(e);
     json_decref(doc);
 }
@@ -772,75 +379,10 @@ static void on_pull_body(void *ud, const char *data, size_t len)
     char *nl;
     while ((nl = memchr(j->pull_lines.data, '\n', j->pull_lines.len))) {
         size_t n = (size_t)(nl - j->pull_lines.data);
-        scan_pull_line(j, j->pull_lines.data, n);
+        eu_scan_pull_line(j, j->pull_lines.data, n);
         buf_consume(&j->pull_lines, n + 1);
     }
     if (j->pull_lines.len > 1024 * 1024) buf_reset(&j->pull_lines);   /* no line is that long */
-}
-
-static void c_pulled(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (!err && status == 200 && j->pull_lines.len) scan_pull_line(j, j->pull_lines.data, j->pull_lines.len);
-    if (err || status != 200 || j->pull_error) {
-        j->pull_ms = since(j, j->phase_started);
-        if (j->pull_error) c_fail(j, "pull", j->pull_error);
-        else c_fail_call(j, "pull", err, status, body, len);
-        return;
-    }
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_new_image, "/images/%s/json", j->ref);
-}
-
-static void c_pull(struct job *j)
-{
-    j->phase_started = uv_now(j->u->loop);
-    struct buf p;
-    buf_init(&p);
-    buf_puts(&p, "/images/create?fromImage=");
-    const char *colon = strrchr(j->ref, ':');
-    char *repo = xstrndup(j->ref, (size_t)(colon - j->ref));
-    url_encode(&p, repo);
-    free(repo);
-    buf_puts(&p, "&tag=");
-    url_encode(&p, j->tag);
-    /* The progress is scanned as it streams, not collected (it can be long). */
-    j->streaming = j->with_auth = true;
-    call(j, "POST", buf_cstr(&p), NULL, PULL_TIMEOUT_MS, c_pulled);
-    j->streaming = j->with_auth = false;
-    buf_free(&p);
-}
-
-static void c_inspected(struct job *j, int err, int status, const char *body, size_t len)
-{
-    if (err || status != 200) {
-        c_fail_call(j, "inspecting the container", err, status, body, len);
-        return;
-    }
-    j->inspect = json_loadb(body, len, 0, NULL);
-    const char *name = str(j->inspect, "Name");
-    set_str(&j->name, name && name[0] == '/' ? name + 1 : name);
-    set_str(&j->old_id, str(j->inspect, "Id"));
-    j->was_running = json_is_true(json_object_get(json_object_get(j->inspect, "State"), "Running"));
-    json_t *labels = json_object_get(json_object_get(j->inspect, "Config"), "Labels");
-    if (!j->name || !j->old_id) {
-        c_fail(j, "inspecting the container", "no Name or Id in the answer");
-        return;
-    }
-    if (json_is_true(json_object_get(json_object_get(j->inspect, "HostConfig"), "AutoRemove"))) {
-        /* Stopping it would remove it (and its anonymous volumes): nothing
-         * to roll back to. */
-        c_fail(j, "not updated", "a --rm container is removed when stopped, so it could not be rolled back");
-        return;
-    }
-    if (json_object_get(labels, "com.docker.swarm.task.id")) {
-        c_fail(j, "not updated", "a Swarm task: label its service instead (the service is updated)");
-        return;
-    }
-    c_pull(j);
-}
-
-static void container_begin(struct job *j)
-{
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, c_inspected, "/containers/%s/json", j->obj->id);
 }
 
 /* ---- service ----------------------------------------------------------------------- */
@@ -852,24 +394,55 @@ static void s_fail(struct job *j, const char *what, const char *cause, const cha
         F_STR("service", o->name), F_STR("id", o->id), F_STR("engine", o->engine), F_STR("image", j->ref),
         F_STR("digest", j->digest), F_STR("error", what), F_STR("cause", cause),
         F_INT("duration_ms", since(j, j->started)));
-    finish(j, outcome);
+    eu_finish(j, outcome);
 }
 
 static void s_fail_call(struct job *j, const char *what, int err, int status, const char *body, size_t len)
 {
     char why[CAUSE_LEN];
-    describe(j, err, status, body, len, why, sizeof why);
+    eu_describe(j, err, status, body, len, why, sizeof why);
     s_fail(j, what, why, "failed");
 }
 
 static void s_poll(struct job *j);
+
+/* The newest task of the service that reports an error (Version.Index
+ * grows with every change of a task). */
+static const char *newest_task_error(json_t *tasks)
+{
+    const char *best = NULL;
+    json_int_t best_index = -1;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        const char *e = str(json_object_get(t, "Status"), "Err");
+        json_int_t index = json_integer_value(json_object_get(json_object_get(t, "Version"), "Index"));
+        if (e && *e && index > best_index) {
+            best = e;
+            best_index = index;
+        }
+    }
+    return best;
+}
+
+static void s_tasks(struct job *j, int err, int status, const char *body, size_t len)
+{
+    json_t *tasks = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    struct object *o = j->obj;
+    LOG(j->u->log, LOG_ERROR, !strcmp(j->s_outcome, "rolled_back") ? "service update rolled back" : "service update failed",
+        F_STR("service", o->name), F_STR("id", o->id), F_STR("engine", o->engine), F_STR("image", j->ref),
+        F_STR("digest", j->digest), F_STR("error", j->s_what), F_STR("cause", j->why),
+        F_STR("task_error", newest_task_error(tasks)), F_INT("duration_ms", since(j, j->started)));
+    json_decref(tasks);
+    eu_finish(j, j->s_outcome);
+}
 
 static void s_polled(struct job *j, int err, int status, const char *body, size_t len)
 {
     if (err || status != 200) {
         /* One failed read is not the update's outcome: ask again. */
         char why[CAUSE_LEN];
-        describe(j, err, status, body, len, why, sizeof why);
+        eu_describe(j, err, status, body, len, why, sizeof why);
         LOG(j->u->log, LOG_DEBUG, "service read failed", F_STR("service", j->obj->name), F_STR("error", why));
     } else {
         json_t *doc = json_loadb(body, len, 0, NULL);
@@ -882,18 +455,27 @@ static void s_polled(struct job *j, int err, int status, const char *body, size_
                 F_STR("engine", j->obj->engine), F_STR("image", j->ref), F_STR("digest", j->digest),
                 F_INT("duration_ms", since(j, j->started)));
             json_decref(doc);
-            finish(j, "completed");
+            eu_finish(j, "completed");
             return;
         }
         if (ours && (!strcmp(state, "rollback_completed") || !strcmp(state, "paused") ||
                      !strcmp(state, "rollback_paused"))) {
-            char what[64];
-            snprintf(what, sizeof what, "UpdateStatus %s", state);
-            char *msg = xstrdup_or_null(str(us, "Message"));
-            const char *outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
-            json_decref(doc);   /* state points into doc: read before */
-            s_fail(j, what, msg, outcome);
-            free(msg);
+            /* "rollback completed" says nothing of why: the failed task's
+             * own error is read next (s_tasks). */
+            snprintf(j->s_what, sizeof j->s_what, "UpdateStatus %s", state);
+            set_str(&j->why, str(us, "Message"));
+            j->s_outcome = !strcmp(state, "rollback_completed") ? "rolled_back" : "failed";
+            json_decref(doc);
+            struct buf p;
+            buf_init(&p);
+            buf_puts(&p, "/tasks?filters=");
+            json_t *f = json_pack("{s:[s]}", "service", j->obj->id);
+            char *ft = json_dumps(f, JSON_COMPACT);
+            url_encode(&p, ft);
+            free(ft);
+            json_decref(f);
+            eu_call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, s_tasks);
+            buf_free(&p);
             return;
         }
         json_decref(doc);
@@ -902,12 +484,12 @@ static void s_polled(struct job *j, int err, int status, const char *body, size_
         s_fail(j, "following the update", "no outcome within the time allowed", "failed");
         return;
     }
-    after(j, POLL_MS, s_poll);
+    eu_after(j, POLL_MS, s_poll);
 }
 
 static void s_poll(struct job *j)
 {
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_polled, "/services/%s", j->obj->id);
+    eu_call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_polled, "/services/%s", j->obj->id);
 }
 
 static void s_read(struct job *j);
@@ -927,7 +509,7 @@ static void s_updated(struct job *j, int err, int status, const char *body, size
         return;
     }
     j->deadline = uv_now(j->u->loop) + j->u->service_ms;
-    after(j, POLL_MS, s_poll);
+    eu_after(j, POLL_MS, s_poll);
 }
 
 static void s_got(struct job *j, int err, int status, const char *body, size_t len)
@@ -949,21 +531,23 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
     const char *name = str(spec, "Name");
     if (name) set_str(&j->obj->name, name);
     set_str(&j->prior_update, str(json_object_get(j->service, "UpdateStatus"), "StartedAt"));
+    const char *cur = str(cs, "Image");
+    if (eu_pick_own(j, cur, json_object_get(spec, "Labels")) != 0) return;
+    /* Pinned to j->ref, <own repo>:<tag>@<digest>: the tag for people, the
+     * digest for what the nodes run. */
     struct buf img;
     buf_init(&img);
     buf_puts(&img, j->ref);
-    if (j->digest) buf_printf(&img, "@%s", j->digest);
-    const char *cur = str(cs, "Image");
-    if (j->digest && cur && !strcmp(cur, buf_cstr(&img))) {
+    if (j->pick.digest[0] && cur && !strcmp(cur, buf_cstr(&img))) {
         LOG(j->u->log, LOG_INFO, "service already runs the pushed image", F_STR("service", j->obj->name),
             F_STR("id", j->obj->id), F_STR("image", buf_cstr(&img)));
         buf_free(&img);
-        finish(j, "unchanged");
+        eu_finish(j, "unchanged");
         return;
     }
     json_object_set_new(cs, "Image", json_string(buf_cstr(&img)));
     buf_free(&img);
-    if (!j->digest) {
+    if (!j->pick.digest[0]) {
         /* No digest to pin: the tasks are replaced anyway and pull the tag. */
         json_int_t f = json_integer_value(json_object_get(tt, "ForceUpdate"));
         json_object_set_new(tt, "ForceUpdate", json_integer(f + 1));
@@ -972,19 +556,76 @@ static void s_got(struct job *j, int err, int status, const char *body, size_t l
     buf_init(&p);
     buf_printf(&p, "/services/%s/update?version=%lld", j->obj->id, (long long)json_integer_value(index));
     j->with_auth = true;
-    call(j, "POST", buf_cstr(&p), spec, CALL_TIMEOUT_MS, s_updated);
+    eu_call(j, "POST", buf_cstr(&p), spec, CALL_TIMEOUT_MS, s_updated);
     j->with_auth = false;
     buf_free(&p);
 }
 
 static void s_read(struct job *j)
 {
-    call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_got, "/services/%s", j->obj->id);
+    eu_call_at(j, "GET", NULL, CALL_TIMEOUT_MS, s_got, "/services/%s", j->obj->id);
 }
 
 static void service_begin(struct job *j)
 {
     s_read(j);
+}
+
+/* ---- unfinished recreates, found at start-up ------------------------------------------ */
+
+static struct object *object_get(struct engine_updater *u, const char *engine, const char *kind, const char *id);
+
+/* The containers an update renamed aside ("<name>-old-<id>"): each is an
+ * update this router (or a previous run of it) did not finish. */
+static void rc_listed(struct job *j, int err, int status, const char *body, size_t len)
+{
+    struct engine_updater *u = j->u;
+    json_t *list = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!json_is_array(list)) {
+        char why[CAUSE_LEN];
+        eu_describe(j, err, status, body, len, why, sizeof why);
+        LOG(u->log, LOG_WARN, "engine not checked for unfinished updates", F_STR("engine", j->eng->host.text),
+            F_STR("cause", why));
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        const char *id = str(c, "Id");
+        const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+        if (!id || !engine_update_aside_name(name, id, NULL)) continue;
+        struct object *o = object_get(u, j->eng->host.text, "container", id);
+        if (o->job || o->recover) continue;
+        set_str(&o->name, name + (*name == '/'));
+        o->recover = true;
+        job_start(u, o);
+    }
+    json_decref(list);
+    eu_finish(j, NULL);
+}
+
+static void recover_scan(struct job *j)
+{
+    /* name filters match a part of the name; the exact form is checked. */
+    struct buf p;
+    buf_init(&p);
+    buf_puts(&p, "/containers/json?all=1&filters=");
+    url_encode(&p, "{\"name\":[\"-old-\"]}");
+    eu_call(j, "GET", buf_cstr(&p), NULL, CALL_TIMEOUT_MS, rc_listed);
+    buf_free(&p);
+}
+
+static void scan_start(struct engine_updater *u, struct engine *e)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->u = u;
+    j->eng = e;
+    e->scan = j;
+    buf_init(&j->pull_lines);
+    buf_init(&j->rb_notes);
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    version_then_begin(j);
 }
 
 /* ---- public -------------------------------------------------------------------------- */
@@ -998,6 +639,14 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     u->log = opts->log;
     u->auth = opts->auth;
     u->self_id = xstrdup_or_null(opts->self_id && *opts->self_id ? opts->self_id : NULL);
+    const char *prefix = opts->label_prefix && *opts->label_prefix ? opts->label_prefix : "webhook-router";
+    struct buf tl;
+    buf_init(&tl);
+    buf_printf(&tl, "%s.tag", prefix);
+    u->tag_label = buf_steal(&tl);
+    buf_printf(&tl, "%s.replaces", prefix);
+    u->replaces_label = buf_steal(&tl);
+    u->cleanup = opts->cleanup;
     u->health_ms = opts->health_timeout_ms ? opts->health_timeout_ms : DEFAULT_HEALTH_MS;
     u->service_ms = opts->service_timeout_ms ? opts->service_timeout_ms : DEFAULT_SERVICE_MS;
     u->exit_check_ms = opts->exit_check_ms ? opts->exit_check_ms : DEFAULT_EXIT_CHECK_MS;
@@ -1020,6 +669,13 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     return u;
 }
 
+void engine_updater_recover(struct engine_updater *u)
+{
+    if (!u->enabled || u->closing || u->draining) return;
+    for (size_t i = 0; i < u->nengines; i++)
+        if (!u->engines[i].scan) scan_start(u, &u->engines[i]);
+}
+
 static struct object *find_object(struct engine_updater *u, const struct update_target *t)
 {
     for (struct object *o = u->objects; o; o = o->next) {
@@ -1036,23 +692,37 @@ static bool is_self(const struct engine_updater *u, const char *id)
     return n >= 12 && (!strncmp(id, u->self_id, n) || !strncmp(u->self_id, id, strlen(id)));
 }
 
+static struct object *object_get(struct engine_updater *u, const char *engine, const char *kind, const char *id)
+{
+    for (struct object *o = u->objects; o; o = o->next)
+        if (!strcmp(o->engine, engine) && !strcmp(o->id, id)) return o;
+    struct object *o = xcalloc(1, sizeof *o);
+    o->engine = xstrdup(engine);
+    o->kind = xstrdup(!strcmp(kind, "service") ? "service" : "container");
+    o->id = xstrdup(id);
+    o->next = u->objects;
+    u->objects = o;
+    return o;
+}
+
 int engine_updater_submit(struct engine_updater *u, const struct update_target *t, const struct push_event *ev)
 {
-    if (u->closing) return -ECANCELED;
+    if (u->closing || u->draining) return -ECANCELED;
     bool known = false;
     for (size_t i = 0; i < u->nengines; i++)
         if (!strcmp(u->engines[i].host.text, t->engine)) known = true;
     if (!known) return -ENOENT;
     if (!ev->repository || !ev->tag) return -EINVAL;
     struct object *o = find_object(u, t);
-    if (!o) {
-        o = xcalloc(1, sizeof *o);
-        o->engine = xstrdup(t->engine);
-        o->kind = xstrdup(!strcmp(t->kind, "service") ? "service" : "container");
-        o->id = xstrdup(t->id);
-        o->next = u->objects;
-        u->objects = o;
+    /* Renamed aside by an update: while that update runs it is its
+     * object's old container (the push is the object's follow-up, as for
+     * the new one); otherwise a leftover, never updated itself. */
+    if (!(o && o->job) && !strcmp(t->kind, "container") && engine_update_aside_name(t->name, t->id, NULL)) {
+        LOG(u->log, LOG_DEBUG, "update not done: a container set aside by an update", F_STR("container", t->name),
+            F_STR("id", t->id), F_STR("engine", t->engine));
+        return -EPERM;
     }
+    if (!o) o = object_get(u, t->engine, t->kind, t->id);
     if (t->name && !o->job) set_str(&o->name, t->name);
     if (!u->enabled) {
         if (!o->warned)
@@ -1107,6 +777,85 @@ static void object_free(struct object *o)
            o->next_digest, o->digest, o);
 }
 
+/* Stops a job where it stands (its call cancelled, nothing more sent). */
+static void abandon(struct job *j, const char *note)
+{
+    struct object *o = j->obj;
+    if (o)
+        LOG(j->u->log, LOG_WARN, "update abandoned at shutdown", F_STR(o->kind, o->name), F_STR("id", o->id),
+            F_STR("engine", o->engine), F_STR("old_id", j->old_id), F_STR("old_name", j->changed ? j->aside : NULL),
+            F_STR("new_id", j->new_id), F_STR("note", note));
+    http_call_cancel(j->call);
+    j->call = NULL;
+    if (o) o->has_next = false;
+    eu_finish(j, NULL);
+}
+
+static void cancel_scans(struct engine_updater *u)
+{
+    for (size_t i = 0; i < u->nengines; i++)
+        if (u->engines[i].scan) abandon(u->engines[i].scan, NULL);
+}
+
+static void on_drain_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct engine_updater *u = t->data;
+    bool running = false;
+    for (struct object *o = u->objects; o; o = o->next) running |= o->job != NULL;
+    if (running && uv_now(u->loop) < u->drain_by) return;
+    for (struct object *o = u->objects; o; o = o->next)
+        if (o->job) abandon(o->job, "no safe point within its stop timeout and health wait");
+    uv_timer_stop(t);
+    void (*cb)(void *ud) = u->drained_cb;
+    u->drained_cb = NULL;
+    if (cb) cb(u->drained_ud);
+}
+
+void engine_updater_drain(struct engine_updater *u, void (*cb)(void *ud), void *ud)
+{
+    if (!u) {
+        if (cb) cb(ud);
+        return;
+    }
+    if (u->draining) return;   /* once: the first caller is told */
+    u->draining = true;
+    u->drained_cb = cb;
+    u->drained_ud = ud;
+    cancel_scans(u);
+    uint64_t now = uv_now(u->loop);
+    u->drain_by = now;
+    for (struct object *o = u->objects; o; o = o->next) {
+        struct job *j = o->job;
+        o->has_next = false;   /* follow-ups are not started any more */
+        if (!j) continue;
+        if (!j->changed && !j->recovering) {
+            /* Nothing changed yet (reading, pulling), or a Swarm service,
+             * whose update the swarm completes or rolls back by itself. */
+            abandon(j, strcmp(o->kind, "service") ? "nothing was changed yet"
+                                                  : "the swarm completes or rolls the service update back itself");
+            continue;
+        }
+        json_t *t = json_object_get(json_object_get(j->inspect, "Config"), "StopTimeout");
+        long long stop = json_is_integer(t) && json_integer_value(t) > 0 ? (long long)json_integer_value(t)
+                                                                          : DEFAULT_STOP_SECS;
+        uint64_t by = now + (uint64_t)stop * 1000 + (j->has_health ? j->health_wait_ms : j->u->exit_check_ms) +
+                      DRAIN_SLACK_MS;
+        if (by > u->drain_by) u->drain_by = by;
+        LOG(u->log, LOG_INFO, "shutdown waits for an update to finish or roll back", F_STR("container", j->name),
+            F_STR("id", j->old_id), F_STR("engine", o->engine), F_INT("at_most_ms", (long long)(by - now)));
+    }
+    /* Told from the loop, never from inside the caller. */
+    uv_timer_init(u->loop, &u->drain_timer);
+    u->drain_timer.data = u;
+    u->open_handles++;
+    uv_timer_start(&u->drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
+}
+
 void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud)
 {
     if (!u) {
@@ -1116,15 +865,13 @@ void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *
     u->closing = true;
     u->closed_cb = cb;
     u->closed_ud = ud;
-    for (struct object *o = u->objects; o; o = o->next) {
-        struct job *j = o->job;
-        if (!j) continue;
-        LOG(u->log, LOG_WARN, "update abandoned at shutdown", F_STR(o->kind, o->name), F_STR("id", o->id),
-            F_STR("engine", o->engine), F_STR("old_id", j->old_id), F_STR("new_id", j->new_id));
-        http_call_cancel(j->call);
-        j->call = NULL;
-        o->has_next = false;
-        finish(j, NULL);
+    cancel_scans(u);
+    for (struct object *o = u->objects; o; o = o->next)
+        if (o->job) abandon(o->job, NULL);
+    if (u->draining) {
+        uv_timer_stop(&u->drain_timer);
+        uv_close((uv_handle_t *)&u->drain_timer, on_drain_closed);
+        u->drained_cb = NULL;
     }
     for (struct object *o = u->objects, *next; o; o = next) {
         next = o->next;
@@ -1145,6 +892,10 @@ void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *
     u->nengines = 0;
     free(u->self_id);
     u->self_id = NULL;
+    free(u->tag_label);
+    u->tag_label = NULL;
+    free(u->replaces_label);
+    u->replaces_label = NULL;
     if (u->open_handles == 0) {
         if (cb) cb(ud);
         free(u);

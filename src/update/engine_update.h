@@ -8,7 +8,13 @@
  * pulled, recreated with everything it had, and rolled back when the new
  * one exits at once or turns unhealthy. One update per object at a time;
  * a push during an update queues exactly one follow-up. Never the router's
- * own container. Nothing here blocks the loop. */
+ * own container. Nothing here blocks the loop.
+ *
+ * What is installed is the object's own repository at the pushed digest
+ * (engine_update_pick.h). A new container carries <prefix>.replaces=<old
+ * id>; at start (ENGINE_UPDATES=1) each engine is searched for containers
+ * renamed aside ("<name>-old-<id>"), and each such unfinished recreate is
+ * finished or undone (engine_update_recover_decide), with one warn. */
 #ifndef WR_ENGINE_UPDATE_H
 #define WR_ENGINE_UPDATE_H
 
@@ -39,8 +45,10 @@ struct engine_update_opts {
     const struct logger *log;
     const struct registry_auth *auth;      /* for X-Registry-Auth; may be NULL */
     const char *self_id;                   /* the router's own container id (prefix), or NULL */
+    const char *label_prefix;              /* LABEL_PREFIX: an object's <prefix>.tag label; NULL: "webhook-router" */
     uint64_t health_timeout_ms;            /* waiting for "healthy"; 0: 60 s */
     uint64_t service_timeout_ms;           /* following a Swarm update; 0: 10 min */
+    bool cleanup;                          /* ENGINE_UPDATE_CLEANUP: remove the old image when unused */
     uint64_t exit_check_ms;                /* a new container still running after this is up; 0: 2 s */
     update_outcome_fn on_outcome;          /* each update's outcome; optional */
     void *on_outcome_ud;
@@ -57,6 +65,10 @@ struct update_target {
 struct engine_updater;
 
 struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts);
+/* Looks on every engine for recreates a previous run did not finish (a
+ * container renamed aside, "<name>-old-<id>") and finishes or undoes each
+ * (one warn). Only with updates enabled; call once after start. */
+void engine_updater_recover(struct engine_updater *u);
 /* Updates target to the pushed image of ev (repository, tag, digest,
  * registry are copied). Returns 0, or -EPERM when updates are off (the one
  * warn per object is logged), -ENOENT for an unknown engine. */
@@ -77,7 +89,15 @@ void engine_updater_foreach(const struct engine_updater *u, update_status_fn fn,
 typedef void (*update_count_fn)(void *ud, const char *kind, const char *outcome, unsigned long n);
 void engine_updater_counts(const struct engine_updater *u, update_count_fn fn, void *ud);
 
-/* Stops (updates in progress are abandoned where they stand, logged);
+/* Shutdown, first step: no new updates or follow-ups; an update that has
+ * not changed anything yet (reading, pulling) or a Swarm service's (the
+ * swarm finishes it) is abandoned; a container recreate goes on to a safe
+ * point (done, or rolled back), bounded by its stop timeout plus its
+ * health wait (plus slack for the API calls). cb (from the loop) when none
+ * runs any more. NULL u: cb at once. */
+void engine_updater_drain(struct engine_updater *u, void (*cb)(void *ud), void *ud);
+
+/* Stops (updates still in progress are abandoned where they stand, logged);
  * cb (may be NULL) once every handle is closed. */
 void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *ud);
 

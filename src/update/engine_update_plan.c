@@ -4,8 +4,9 @@
  *
  * What other updaters got wrong, and this does not:
  * - values the container only had because the OLD image set them (Cmd,
- *   Entrypoint, Healthcheck, Env entries, Labels, ...) are dropped, so the
- *   new image's own defaults apply; what the operator set stays;
+ *   Entrypoint, Healthcheck, Labels, ...) are dropped, so the new image's
+ *   own defaults apply; what the operator set stays (Env entries all stay:
+ *   the operator's cannot be told from the image's);
  * - anonymous volumes are mounted again by name, so their data survives;
  * - every network keeps its aliases (minus the old short id, which names
  *   the old container), static addresses, links and driver options; the
@@ -38,19 +39,13 @@ static void drop_image_defaults(json_t *cfg, json_t *img)
         if (mine && json_equal_or_both_null(mine, json_object_get(img, scalars[i])))
             json_object_del(cfg, scalars[i]);
     }
-    /* Env: an entry identical to one of the image's came from the image. */
-    json_t *env = json_object_get(cfg, "Env"), *ienv = json_object_get(img, "Env");
-    if (json_is_array(env) && json_is_array(ienv)) {
-        json_t *kept = json_array();
-        size_t i, k;
-        json_t *e, *ie;
-        json_array_foreach(env, i, e) {
-            bool from_image = false;
-            json_array_foreach(ienv, k, ie) if (json_equal(e, ie)) from_image = true;
-            if (!from_image) json_array_append(kept, e);
-        }
-        json_object_set_new(cfg, "Env", kept);
-    }
+    /* Env is kept whole. The engine merged the image's entries and the
+     * operator's into one list (the operator's replacing the image's in
+     * place), so an entry equal to the old image's may be the operator's
+     * own setting: dropping it would silently change the app (a LOG_LEVEL
+     * the new image defaults otherwise). Keeping an image default only
+     * keeps the value the container has run with; what the new image
+     * changes in such a key does not apply (see README). */
     /* Labels, ExposedPorts, Volumes: keys with the image's value. */
     static const char *const maps[] = {"Labels", "ExposedPorts", "Volumes"};
     for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
@@ -82,6 +77,10 @@ static json_t *endpoint_config(const char *net, json_t *ep, const char *short_id
         json_object_set(out, "Links", v);
     if ((v = json_object_get(ep, "DriverOpts")) && json_is_object(v) && json_object_size(v))
         json_object_set(out, "DriverOpts", v);
+    /* The old one is stopped before the new one starts: the address is
+     * free again, and whatever relies on it (DHCP leases, ARP) still holds. */
+    if ((v = json_object_get(ep, "MacAddress")) && json_is_string(v) && json_string_length(v))
+        json_object_set(out, "MacAddress", v);
     json_t *aliases = json_object_get(ep, "Aliases");
     if (json_is_array(aliases) && !is_default_network(net)) {
         json_t *kept = json_array();
@@ -193,6 +192,68 @@ void engine_create_plan_free(struct engine_create_plan *p)
     json_decref(p->body);
     json_decref(p->connect);
     memset(p, 0, sizeof *p);
+}
+
+/* RFC 3339 times as the engine writes them ("...T07:50:01.1234Z", the
+ * fraction of any length): compared as times, not as text. */
+static int time_cmp(const char *a, const char *b)
+{
+    size_t na = strcspn(a, ".Z"), nb = strcspn(b, ".Z");
+    int c = na == nb ? strncmp(a, b, na) : (na < nb ? -1 : 1);
+    if (c) return c;
+    a += na;
+    b += nb;
+    if (*a == '.') a++;
+    if (*b == '.') b++;
+    for (int i = 0; i < 9; i++) {
+        char da = *a >= '0' && *a <= '9' ? *a++ : '0';
+        char db = *b >= '0' && *b <= '9' ? *b++ : '0';
+        if (da != db) return da < db ? -1 : 1;
+    }
+    return 0;
+}
+
+bool engine_update_aside_name(const char *name, const char *id, size_t *n)
+{
+    if (!name || !id || strlen(id) < 12) return false;
+    if (*name == '/') name++;
+    size_t len = strlen(name);
+    if (len < 18) return false;
+    const char *tail = name + len - 17;
+    if (strncmp(tail, "-old-", 5) != 0 || strncmp(tail + 5, id, 12) != 0) return false;
+    if (n) *n = len - 17;
+    return true;
+}
+
+enum engine_recover_action engine_update_recover_decide(json_t *aside, json_t *named, const char *replaces_label,
+                                                        bool *was_running, const char **why)
+{
+    json_t *astate = json_object_get(aside, "State");
+    const char *aid = json_string_value(json_object_get(aside, "Id"));
+    *was_running = json_is_true(json_object_get(astate, "Running"));
+    if (!named) {
+        *why = "no container has its name: the old one is renamed back";
+        return RECOVER_UNDO;
+    }
+    const char *replaces = json_string_value(
+        json_object_get(json_object_get(json_object_get(named, "Config"), "Labels"), replaces_label));
+    if (!aid || !replaces || strcmp(replaces, aid) != 0) {
+        *why = "another container has its name and does not replace it: left as found";
+        return RECOVER_LEAVE;
+    }
+    json_t *nstate = json_object_get(named, "State");
+    const char *health = json_string_value(json_object_get(json_object_get(nstate, "Health"), "Status"));
+    if (json_is_true(json_object_get(nstate, "Running")) && (!health || !strcmp(health, "healthy"))) {
+        *why = "the new container runs: the old one is removed";
+        return RECOVER_FINISH;
+    }
+    /* Stopped after the new one was created: the update stopped it, so it
+     * ran before. */
+    const char *finished = json_string_value(json_object_get(astate, "FinishedAt"));
+    const char *created = json_string_value(json_object_get(named, "Created"));
+    if (!*was_running && finished && created && time_cmp(finished, created) > 0) *was_running = true;
+    *why = "the new container does not run (or is not healthy): the old one is put back";
+    return RECOVER_UNDO;
 }
 
 /* Container ids are 64 lower-case hex digits. */

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
-from harness import BUSYBOX, GetOnlyProxy, Registry, free_port, manifest_payload, swarm_mode, wait_until
+import socket
+
+from harness import BUSYBOX, GetOnlyProxy, Registry, UnixProxy, free_port, manifest_payload, swarm_mode, wait_until
 
 
 def make_image(engine, ref, marker, cmd='["/bin/sleep","3600"]', extra=()):
@@ -272,7 +274,7 @@ def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, un
         measure("swarm update: push -> completed (router's duration)", done["duration_ms"] / 1000)
         print("push -> service updated:", time.monotonic() - t0, done)
         digest = done["digest"]
-        assert digest and done["image"].endswith(":latest")
+        assert digest and done["image"] == f"{ref}@{digest}"
         wait_until(lambda: any(digest in i for i in task_images(swarm, name)), 30, 0.2, "tasks on the new digest")
         spec = json.loads(swarm.docker("service", "inspect", name).stdout)[0]["Spec"]
         assert spec["TaskTemplate"]["ContainerSpec"]["Image"].endswith("@" + digest)
@@ -282,6 +284,9 @@ def test_swarm_service_updated_and_rolled_back(swarm, registry, start_router, un
         swarm.docker("push", ref)
         line = router.wait_log("service update rolled back", service=name, timeout=180)[-1]
         assert line["level"] == "error" and line["error"] == "UpdateStatus rollback_completed", line
+        assert "exit" in (line.get("task_error") or ""), line   # the task's own error, not only the state
+        # Re-reading the service at each of its events logs its routes at info once, not each time.
+        assert len([l for l in router.find("service routes set", service=name) if l["level"] == "info"]) <= 1
         status, body = router.get("/metrics")
         text = body.decode() if isinstance(body, bytes) else body
         assert 'webhook_router_updates_total{kind="service",outcome="completed"} 1' in text
@@ -307,6 +312,8 @@ def test_failed_pull_changes_nothing(engine, registry, start_router, cleanup, un
     assert status == 202
     line = router.wait_log("update failed", container=name, timeout=30)[0]
     assert line["level"] == "error" and line["error"] == "pull", line
+    # The engine's own words, not only its status.
+    assert "manifest unknown" in line["cause"] or "not found" in line["cause"], line
     now = inspect(engine, name)
     assert now["Id"] == old["Id"] and now["State"]["Running"] and now["Name"] == "/" + name
     status, body = router.get("/routes")
@@ -328,3 +335,233 @@ def test_auto_remove_container_is_not_touched(engine, registry, start_router, cl
     line = router.wait_log("update failed", container=name, timeout=30)[0]
     assert "--rm" in line["cause"], line
     assert inspect(engine, name)["Id"] == old["Id"]
+
+
+def push_digest(engine, ref):
+    out = engine.docker("push", ref).stdout
+    return re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+
+
+def test_only_own_registry_repository_tag_and_pushed_digest(engine, registry, start_router, cleanup, fixtures_dir,
+                                                            uniq):
+    """A host-less label matches pushes from any registry, but an update only
+    ever installs the object's own repository, at its own tag, by the pushed
+    digest (SPEC: Engine updates)."""
+    own = Registry(free_port())   # sends no notifications: the test posts them
+    try:
+        repo = f"team/own{uniq}"
+        ref = f"{own.host}/{repo}:latest"
+        v1 = make_image(engine, ref, f"own1-{uniq}")
+        engine.docker("push", ref)
+        name = f"own{uniq}"
+        cleanup["containers"].append(name)
+        engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name, *labelled(repo), ref)
+        router = start_router(env={"ENGINE_UPDATES": "1"})
+        router.wait_ready()
+        # The same repository on another registry: its push (the session
+        # registry notifies the router) and one unauthenticated POST naming it.
+        other = f"127.0.0.1:{registry.port}/{repo}:latest"
+        make_image(engine, other, f"other-{uniq}")
+        engine.docker("push", other)
+        router.wait_log("update skipped", container=name, timeout=20)
+        assert router.post("/webhook", {"image": other})[0] == 202
+        router.wait_log("update skipped", container=name, n=2, timeout=20)
+        # Another tag of its own repository, without a tag label.
+        tagged = f"{own.host}/{repo}:pr-1"
+        engine.docker("tag", ref, tagged)
+        d = push_digest(engine, tagged)
+        router.post("/webhook", manifest_payload(fixtures_dir, repo, "pr-1", f"pr1-{uniq}", host=own.host, digest=d))
+        line = router.wait_log("update skipped", container=name, n=3, timeout=20)[2]
+        assert "pr-1" in line["reason"], line
+        assert inspect(engine, name)["Image"] == v1
+        assert not router.find("container updated")
+        # By digest: v2 is pushed, the tag moves on to v3, then v2's notification comes.
+        v2 = make_image(engine, ref, f"own2-{uniq}")
+        d2 = push_digest(engine, ref)
+        make_image(engine, ref, f"own3-{uniq}")
+        engine.docker("push", ref)
+        router.post("/webhook", manifest_payload(fixtures_dir, repo, "latest", f"own2-{uniq}", host=own.host, digest=d2))
+        router.wait_log("container updated", container=name, timeout=60)
+        now = inspect(engine, name)
+        assert now["Image"] == v2 and now["Config"]["Image"] == f"{ref}@{d2}" and now["State"]["Running"]
+    finally:
+        own.close()
+
+
+def test_leftover_aside_container_is_never_updated(engine, registry, start_router, cleanup, uniq):
+    """A container an update renamed aside (<name>-old-<id>) takes no updates;
+    here its name went to a container that does not replace it, so the
+    start-up check leaves both as they are."""
+    repo = f"team/aside{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"as1-{uniq}")
+    name = f"as{uniq}"
+    engine.docker("create", "--network", "none", "--name", name, *labelled(repo), ref)
+    cid = inspect(engine, name)["Id"]
+    aside = f"{name}-old-{cid[:12]}"
+    engine.docker("rename", name, aside)
+    cleanup["containers"] += [aside, name]
+    engine.docker("create", "--network", "none", "--name", name, ref)
+    router = start_router(env={"ENGINE_UPDATES": "1"})
+    router.wait_ready()
+    router.wait_log("unfinished update left as found", container=name, timeout=20)
+    make_image(engine, ref, f"as2-{uniq}")
+    engine.docker("push", ref)
+    router.wait_log("push matched", repository=repo, timeout=20)
+    time.sleep(2)
+    assert not router.find("update started"), router.log_tail()
+    assert inspect(engine, aside)["Id"] == cid
+
+
+def test_sigterm_mid_recreate_finishes_it(engine, registry, start_router, cleanup, uniq):
+    """SIGTERM while a container is being recreated: the router lets the
+    update reach a safe point before it exits; the old container's restart
+    policy is `no` while it is set aside."""
+    repo = f"team/term{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    make_image(engine, ref, f"t1-{uniq}")
+    name = f"term{uniq}"
+    cleanup["containers"].append(name)
+    # sleep as PID 1 ignores SIGTERM: the stop takes the whole StopTimeout.
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "3", "--restart", "unless-stopped",
+                  "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    aside = f"{name}-old-{old['Id'][:12]}"
+    router = start_router(env={"ENGINE_UPDATES": "1"})
+    router.wait_ready()
+    v2 = make_image(engine, ref, f"t2-{uniq}")
+    engine.docker("push", ref)
+    cleanup["containers"].append(aside)
+
+    def aside_policy():
+        r = engine.docker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", aside, check=False)
+        return r.returncode == 0 and r.stdout.strip() == "no"
+    wait_until(aside_policy, 20, 0.05, "the aside container's restart policy set to no")
+    t0 = time.monotonic()
+    router.stop(timeout=30)
+    print("SIGTERM -> exit:", time.monotonic() - t0)
+    assert router.find("container updated", container=name), router.log_tail()
+    now = inspect(engine, name)
+    assert now["Image"] == v2 and now["State"]["Running"]
+    assert now["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert engine.docker("inspect", aside, check=False).returncode != 0
+
+
+def test_unfinished_recreate_is_undone_at_start(engine, registry, start_router, cleanup, uniq):
+    """A recreate the router did not finish (killed: the old container set
+    aside and stopped, the new one created, never started): a router that
+    starts puts the old one back, with one warn."""
+    repo = f"team/unf{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    v1 = make_image(engine, ref, f"u1-{uniq}")
+    name = f"unf{uniq}"
+    cleanup["containers"].append(name)
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--restart", "always",
+                  "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    aside = f"{name}-old-{old['Id'][:12]}"
+    cleanup["containers"].append(aside)
+    make_image(engine, ref, f"u2-{uniq}")
+    engine.docker("rename", name, aside)
+    engine.docker("create", "--network", "none", "--restart", "always", "--name", name,
+                  *labelled(repo, [f"webhook-router.replaces={old['Id']}"]), ref)
+    engine.docker("update", "--restart", "no", aside)
+    engine.docker("stop", aside)
+    router = start_router(env={"ENGINE_UPDATES": "1"})
+    router.wait_ready()
+    line = router.wait_log("unfinished update undone", container=name, timeout=30)[0]
+    assert line["level"] == "warn", line
+    now = inspect(engine, name)
+    assert now["Id"] == old["Id"] and now["Image"] == v1 and now["State"]["Running"]
+    assert now["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert len(engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.split()) == 1
+    assert len(router.find("unfinished update undone")) == 1
+
+
+def test_cleanup_removes_the_old_image_when_unused(engine, registry, start_router, cleanup, uniq):
+    """ENGINE_UPDATE_CLEANUP=1: after a successful update the old image goes
+    when nothing else uses it (one info line with the bytes freed); an image
+    another container still uses stays."""
+    repo = f"team/cl{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    v1 = make_image(engine, ref, f"cl1-{uniq}")
+    name, other = f"cl{uniq}", f"clo{uniq}"
+    cleanup["containers"] += [name, other]
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name, *labelled(repo), ref)
+    router = start_router(env={"ENGINE_UPDATES": "1", "ENGINE_UPDATE_CLEANUP": "1"})
+    router.wait_ready()
+    make_image(engine, ref, f"cl2-{uniq}")
+    engine.docker("push", ref)
+    router.wait_log("container updated", container=name, timeout=60)
+    line = router.wait_log("old image removed", container=name, timeout=20)[0]
+    assert line["level"] == "info" and line["image_id"] == v1 and line["bytes_freed"] > 0, line
+    assert engine.docker("image", "inspect", v1, check=False).returncode != 0
+    # Another container on the image being replaced: the image stays.
+    v2 = inspect(engine, name)["Image"]
+    engine.docker("create", "--network", "none", "--name", other, v2)
+    make_image(engine, ref, f"cl3-{uniq}")
+    engine.docker("push", ref)
+    router.wait_log("container updated", container=name, n=2, timeout=60)
+    router.wait_log("old image kept", container=name, timeout=20)
+    assert engine.docker("image", "inspect", v2, check=False).returncode == 0
+
+
+class AwayProxy(UnixProxy):
+    """The engine's socket as tcp://, which a test can take away for a while
+    (every connection cut, new ones closed at once), as a dockerd restart
+    does."""
+
+    away_until = 0.0
+
+    def _request(self, client, head):
+        if time.monotonic() < self.away_until:
+            client.close()
+            return
+        self._bridge(client, head)
+
+    def go_away(self, secs):
+        self.away_until = time.monotonic() + secs
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_rollback_waits_for_the_engine(engine, registry, start_router, cleanup, uniq):
+    """The engine goes away as a new container fails: the rollback's steps
+    are retried until it is back, and `update rolled back` is logged only
+    when the old container runs again under its name."""
+    repo = f"team/away{uniq}"
+    ref = f"127.0.0.1:{registry.port}/{repo}:latest"
+    v1 = make_image(engine, ref, f"aw1-{uniq}")
+    name = f"away{uniq}"
+    cleanup["containers"].append(name)
+    engine.docker("run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name, *labelled(repo), ref)
+    old = inspect(engine, name)
+    cleanup["containers"].append(f"{name}-old-{old['Id'][:12]}")
+    proxy = AwayProxy(engine.socket)
+    proxy.start()
+    try:
+        router = start_router(env={"ENGINE_UPDATES": "1"}, docker_host=proxy.host)
+        router.wait_ready()
+        make_image(engine, ref, f"aw2-{uniq}", cmd='["/bin/sh","-c","exit 3"]')
+        engine.docker("push", ref)
+
+        def new_one_exited():
+            r = engine.docker("inspect", "-f", "{{.Id}} {{.State.Status}}", name, check=False)
+            return r.returncode == 0 and r.stdout.split() == [r.stdout.split()[0], "exited"] \
+                and r.stdout.split()[0] != old["Id"]
+        # The router looks at the new container 2 s after starting it: the
+        # engine is gone by then, for 3 s.
+        wait_until(new_one_exited, 30, 0.02, "the new container exited")
+        proxy.go_away(3)
+        line = router.wait_log("update rolled back", container=name, timeout=60)[0]
+        now = inspect(engine, name)
+        assert now["Id"] == old["Id"] and now["Image"] == v1 and now["State"]["Running"], (line, router.log_tail())
+        assert len(engine.docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.split()) == 1
+    finally:
+        proxy.stop()

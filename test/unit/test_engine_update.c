@@ -101,6 +101,9 @@ static void test_build_create_keeps_everything(void **state)
     assert_string_equal(s(json_object_get(back, "IPAMConfig"), "IPv4Address"), "10.77.0.9");
     assert_true(array_has(json_object_get(back, "Aliases"), "beta"));
     assert_false(array_has(json_object_get(back, "Aliases"), short_id));
+    /* Each network's MAC address stays. */
+    assert_string_equal(s(back, "MacAddress"), "02:42:0a:4d:00:09");
+    assert_string_equal(s(front, "MacAddress"), "02:42:ac:11:00:02");
     /* The inspect itself is untouched. */
     assert_string_equal(s(json_object_get(ins, "Config"), "Hostname"), short_id);
     engine_create_plan_free(&p);
@@ -108,6 +111,29 @@ static void test_build_create_keeps_everything(void **state)
     /* Without the old image's config every value stays. */
     assert_int_equal(engine_update_build_create(ins, "x:1", NULL, &p, err, sizeof err), 0);
     assert_true(array_has(json_object_get(p.body, "Cmd"), "/bin/sleep"));
+    engine_create_plan_free(&p);
+    json_decref(ins);
+    json_decref(img);
+}
+
+/* An Env entry equal to the old image's may be the operator's own (the
+ * engine merged both into one list): it is kept. */
+static void test_build_create_keeps_env_equal_to_the_image(void **state)
+{
+    (void)state;
+    json_t *ins = fixture_json("docker/container-inspect.json");
+    json_t *img = fixture_json("docker/image-inspect.json");
+    json_t *cfg = json_object_get(img, "Config");
+    json_object_set_new(cfg, "Env", json_pack("[s,s]", "PATH=/usr/bin", "LOG_LEVEL=info"));
+    json_object_set_new(json_object_get(ins, "Config"), "Env",
+                        json_pack("[s,s,s]", "PATH=/usr/bin", "LOG_LEVEL=info", "GREETING=hello"));
+    struct engine_create_plan p;
+    char err[128];
+    assert_int_equal(engine_update_build_create(ins, "reg:5000/team/app:v2", cfg, &p, err, sizeof err), 0);
+    json_t *env = json_object_get(p.body, "Env");
+    assert_true(array_has(env, "LOG_LEVEL=info"));
+    assert_true(array_has(env, "PATH=/usr/bin"));
+    assert_true(array_has(env, "GREETING=hello"));
     engine_create_plan_free(&p);
     json_decref(ins);
     json_decref(img);
@@ -225,10 +251,50 @@ static void test_off_warns_once_and_never_self(void **state)
     fclose(logf);
 }
 
+static void test_aside_name_and_recover_decide(void **state)
+{
+    (void)state;
+    const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    size_t n;
+    assert_true(engine_update_aside_name("/web-old-0123456789ab", id, &n));
+    assert_int_equal(n, 3);
+    assert_false(engine_update_aside_name("/web-old-0123456789ac", id, &n));   /* another container's id */
+    assert_false(engine_update_aside_name("web", id, &n));
+    assert_false(engine_update_aside_name(NULL, id, &n));
+
+    const char *key = "webhook-router.replaces";
+    json_t *aside = json_pack("{s:s, s:{s:b, s:s}}", "Id", id, "State", "Running", 0, "FinishedAt",
+                              "2026-12-03T07:50:01.1Z");
+    bool ran;
+    const char *why;
+    /* Nothing under the name: the old one goes back, left as it is. */
+    assert_int_equal(engine_update_recover_decide(aside, NULL, key, &ran, &why), RECOVER_UNDO);
+    assert_false(ran);
+    /* The new one was created, never started; the old one stopped after
+     * that (fractions of different lengths compared as times): it ran. */
+    json_t *named = json_pack("{s:s, s:s, s:{s:{s:s}}, s:{s:b}}", "Id", "ffff", "Created", "2026-12-03T07:50:01.05Z",
+                              "Config", "Labels", key, id, "State", "Running", 0);
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_UNDO);
+    assert_true(ran);
+    /* The new one runs: finished. */
+    json_object_set_new(json_object_get(named, "State"), "Running", json_true());
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_FINISH);
+    /* ... unless its health check says otherwise. */
+    json_object_set_new(json_object_get(named, "State"), "Health", json_pack("{s:s}", "Status", "unhealthy"));
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_UNDO);
+    /* A container under the name that does not replace this one. */
+    json_object_set_new(json_object_get(json_object_get(named, "Config"), "Labels"), key, json_string("other"));
+    assert_int_equal(engine_update_recover_decide(aside, named, key, &ran, &why), RECOVER_LEAVE);
+    json_decref(named);
+    json_decref(aside);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_aside_name_and_recover_decide),
         cmocka_unit_test(test_build_create_keeps_everything),
+        cmocka_unit_test(test_build_create_keeps_env_equal_to_the_image),
         cmocka_unit_test(test_build_create_shared_network_and_errors),
         cmocka_unit_test(test_find_container_id),
         cmocka_unit_test(test_off_warns_once_and_never_self),

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "engine_update_plan.h"
 #include "handlers.h"
 
 /* Limits of the listener that the SPEC leaves to us. */
@@ -42,32 +41,6 @@ static void on_signal(uv_signal_t *h, int signum)
     LOG(&a->log, LOG_INFO, "shutting down", F_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"),
         F_INT("queued", forward_queued(a->fwd)), F_INT("in_flight", forward_in_flight(a->fwd)));
     app_stop(a);
-}
-
-/* The router's own container id, so that it never recreates itself:
- * /proc/self/mountinfo names the engine's containers/<id>/ directory (its
- * hostname and resolv.conf mounts), cgroup v1 names it in
- * /proc/self/cgroup; failing both, Docker's default hostname is the short
- * id. Empty outside a container. */
-static void find_self_id(char out[65])
-{
-    static const char *const files[] = {"/proc/self/mountinfo", "/proc/self/cgroup"};
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        FILE *f = fopen(files[i], "r");
-        if (!f) continue;
-        struct buf b;
-        buf_init(&b);
-        char chunk[4096];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 4 * 1024 * 1024) buf_append(&b, chunk, n);
-        fclose(f);
-        bool found = b.len && engine_update_find_container_id(buf_cstr(&b), out);
-        buf_free(&b);
-        if (found) return;
-    }
-    const char *h = getenv("HOSTNAME");
-    if (h && strlen(h) == 12 && strspn(h, "0123456789abcdef") == 12) snprintf(out, 65, "%s", h);
 }
 
 /* An engine update's outcome, into the delivery history and told to the
@@ -134,12 +107,11 @@ static void start_updater(struct app *a)
 {
     const struct config *c = a->cfg;
     char self[65];
-    find_self_id(self);
+    engine_update_self_id(self);
     struct engine_update_opts o = {
         .enabled = c->engine_updates,
-        .engines = c->engines,
+        .engines = a->engines,
         .nengines = c->nengines,
-        .http = a->http,
         .log = &a->log,
         .auth = a->auth,   /* X-Registry-Auth for pulls of private images */
         .self_id = self[0] ? self : NULL,

@@ -27,9 +27,7 @@
 #define RB_BACKOFF_MAX_MS 5000
 
 struct engine {
-    struct docker_host host;
-    char *host_header;
-    char api[16];                /* "" until GET /version answered */
+    struct docker_engine *de;    /* the app's, shared with the watcher: endpoint, API version */
     struct job *scan;            /* the start-up look for unfinished recreates, or NULL */
 };
 
@@ -109,7 +107,6 @@ struct engine_updater {
     bool enabled;
     struct engine *engines;
     size_t nengines;
-    struct http_client *http;
     const struct logger *log;
     const struct registry_auth *auth;
     char *self_id;

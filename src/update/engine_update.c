@@ -12,12 +12,13 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "reference.h"
 #include "url.h"
 
-#define MAX_API "1.45"
 #define HEAD_TIMEOUT_MS 30000
 #define DEFAULT_HEALTH_MS 60000
 #define DEFAULT_SERVICE_MS (10 * 60000)
@@ -81,8 +82,9 @@ static void on_call_done(void *ud, int err, int status, const char *body, size_t
 
 static void on_pull_body(void *ud, const char *data, size_t len);
 
-/* path is the whole request target; body (may be NULL) is sent as JSON.
- * A POST without a body still says Content-Length: 0. */
+/* path is relative to the API version (docker_engine_call adds it); body
+ * (may be NULL) is sent as JSON. A POST without a body still says
+ * Content-Length: 0. */
 static void call_raw(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
                      step_fn next)
 {
@@ -91,15 +93,11 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
     j->next = next;
     struct buf h;
     buf_init(&h);
-    buf_puts(&h, "Accept: application/json\r\n");
     if (text) buf_puts(&h, "Content-Type: application/json\r\n");
     /* Credentials for the registry, so the engine (and a Swarm's nodes) can
      * pull a private image; only on the calls that pull. */
     if (j->with_auth && j->auth_header) buf_printf(&h, "X-Registry-Auth: %s\r\n", j->auth_header);
     struct http_client_opts o = {
-        .method = method,
-        .host_header = j->eng->host_header,
-        .path = path,
         .headers = buf_cstr(&h),
         .body = text ? text : (strcmp(method, "GET") && strcmp(method, "DELETE") ? "" : NULL),
         .body_len = text ? strlen(text) : 0,
@@ -115,7 +113,7 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
         .on_done = on_call_done,
         .ud = j,
     };
-    j->call = http_client_request(j->u->http, &j->eng->host.ep, &o);
+    j->call = docker_engine_call(j->eng->de, method, path, &o);
     free(text);
     buf_free(&h);
 }
@@ -124,11 +122,7 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
 void eu_call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
                  step_fn next)
 {
-    struct buf p;
-    buf_init(&p);
-    buf_printf(&p, "/v%s%s", j->eng->api, path);
-    call_raw(j, method, buf_cstr(&p), body, timeout_ms, next);
-    buf_free(&p);
+    call_raw(j, method, path, body, timeout_ms, next);
 }
 
 /* eu_call() with the path formatted: "/containers/%s/start", id. */
@@ -245,30 +239,27 @@ static void begin_kind(struct job *j)
 static void on_version(struct job *j, int err, int status, const char *body, size_t len)
 {
     json_t *v = !err && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
-    const char *api = str(v, "ApiVersion");
-    if (!api) {
+    /* One rule for the version with the watcher (docker_api_pick): an engine
+     * older than DOCKER_MIN_API is refused here too. */
+    if (!v || docker_engine_take_version(j->eng->de, str(v, "ApiVersion")) < 0) {
         char why[CAUSE_LEN];
-        eu_describe(j, err, status, body, len, why, sizeof why);
+        if (v) snprintf(why, sizeof why, "no usable ApiVersion (need " DOCKER_MIN_API " or newer)");
+        else eu_describe(j, err, status, body, len, why, sizeof why);
         struct object *o = j->obj;
         LOG(j->u->log, LOG_ERROR, o ? "update failed" : "engine not checked for unfinished updates",
-            F_STR(o ? o->kind : "engine", o ? o->name : j->eng->host.text), F_STR("id", o ? o->id : NULL),
+            F_STR(o ? o->kind : "engine", o ? o->name : docker_engine_name(j->eng->de)), F_STR("id", o ? o->id : NULL),
             F_STR("error", "GET /version"), F_STR("cause", why));
         json_decref(v);
         eu_finish(j, o && !j->recovering ? "failed" : NULL);
         return;
     }
-    int amaj = 0, amin = 0, bmaj = 0, bmin = 0;
-    sscanf(api, "%d.%d", &amaj, &amin);
-    sscanf(MAX_API, "%d.%d", &bmaj, &bmin);
-    bool newer = amaj > bmaj || (amaj == bmaj && amin > bmin);
-    snprintf(j->eng->api, sizeof j->eng->api, "%s", newer ? MAX_API : api);
     json_decref(v);
     begin_kind(j);
 }
 
 static void version_then_begin(struct job *j)
 {
-    if (!j->eng->api[0]) {
+    if (!docker_engine_api(j->eng->de)[0]) {
         /* The API version is asked for once per engine, unversioned. */
         call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
         return;
@@ -282,7 +273,7 @@ static void job_start(struct engine_updater *u, struct object *o)
     j->u = u;
     j->obj = o;
     for (size_t i = 0; i < u->nengines; i++)
-        if (!strcmp(u->engines[i].host.text, o->engine)) j->eng = &u->engines[i];
+        if (!strcmp(docker_engine_name(u->engines[i].de), o->engine)) j->eng = &u->engines[i];
     j->registry = o->next_registry;
     j->repository = o->next_repository;
     j->tag = o->next_tag;
@@ -306,14 +297,39 @@ static void job_start(struct engine_updater *u, struct object *o)
     /* The engine's reference: Docker Hub's repositories without a host. */
     struct buf r;
     buf_init(&r);
-    bool hub = !j->registry || !strcmp(j->registry, "docker.io") || !strcmp(j->registry, "index.docker.io") ||
-               !strcmp(j->registry, "registry-1.docker.io") || !strcmp(j->registry, "registry.hub.docker.com");
+    bool hub = !j->registry || !*j->registry || registry_host_is_docker_hub(j->registry);
     if (!hub) buf_printf(&r, "%s/", j->registry);
     buf_printf(&r, "%s:%s", j->repository, j->tag);
     j->ref = buf_steal(&r);
     LOG(u->log, LOG_INFO, "update started", F_STR(o->kind, o->name), F_STR("id", o->id),
         F_STR("engine", o->engine), F_STR("image", j->ref), F_STR("digest", j->digest));
     version_then_begin(j);
+}
+
+/* The router's own container id, so that it never recreates itself:
+ * /proc/self/mountinfo names the engine's containers/<id>/ directory (its
+ * hostname and resolv.conf mounts), cgroup v1 names it in
+ * /proc/self/cgroup; failing both, Docker's default hostname is the short
+ * id. Empty outside a container. */
+void engine_update_self_id(char out[65])
+{
+    static const char *const files[] = {"/proc/self/mountinfo", "/proc/self/cgroup"};
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) continue;
+        struct buf b;
+        buf_init(&b);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 4 * 1024 * 1024) buf_append(&b, chunk, n);
+        fclose(f);
+        bool found = b.len && engine_update_find_container_id(buf_cstr(&b), out);
+        buf_free(&b);
+        if (found) return;
+    }
+    const char *h = getenv("HOSTNAME");
+    if (h && strlen(h) == 12 && strspn(h, "0123456789abcdef") == 12) snprintf(out, 65, "%s", h);
 }
 
 /* ---- what is installed ------------------------------------------------------------- */
@@ -584,7 +600,7 @@ static void rc_listed(struct job *j, int err, int status, const char *body, size
     if (!json_is_array(list)) {
         char why[CAUSE_LEN];
         eu_describe(j, err, status, body, len, why, sizeof why);
-        LOG(u->log, LOG_WARN, "engine not checked for unfinished updates", F_STR("engine", j->eng->host.text),
+        LOG(u->log, LOG_WARN, "engine not checked for unfinished updates", F_STR("engine", docker_engine_name(j->eng->de)),
             F_STR("cause", why));
     }
     size_t i;
@@ -593,7 +609,7 @@ static void rc_listed(struct job *j, int err, int status, const char *body, size
         const char *id = str(c, "Id");
         const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
         if (!id || !engine_update_aside_name(name, id, NULL)) continue;
-        struct object *o = object_get(u, j->eng->host.text, "container", id);
+        struct object *o = object_get(u, docker_engine_name(j->eng->de), "container", id);
         if (o->job || o->recover) continue;
         set_str(&o->name, name + (*name == '/'));
         o->recover = true;
@@ -635,7 +651,6 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     struct engine_updater *u = xcalloc(1, sizeof *u);
     u->loop = loop;
     u->enabled = opts->enabled;
-    u->http = opts->http;
     u->log = opts->log;
     u->auth = opts->auth;
     u->self_id = xstrdup_or_null(opts->self_id && *opts->self_id ? opts->self_id : NULL);
@@ -654,18 +669,7 @@ struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_u
     u->on_outcome_ud = opts->on_outcome_ud;
     u->nengines = opts->nengines;
     u->engines = xcalloc(opts->nengines ? opts->nengines : 1, sizeof *u->engines);
-    for (size_t i = 0; i < opts->nengines; i++) {
-        struct engine *e = &u->engines[i];
-        docker_host_copy(&e->host, &opts->engines[i]);
-        if (e->host.ep.unix_path) {
-            e->host_header = xstrdup("docker");
-        } else {
-            struct buf b;
-            buf_init(&b);
-            buf_printf(&b, strchr(e->host.ep.host, ':') ? "[%s]:%u" : "%s:%u", e->host.ep.host, e->host.ep.port);
-            e->host_header = buf_steal(&b);
-        }
-    }
+    for (size_t i = 0; i < opts->nengines; i++) u->engines[i].de = opts->engines[i];
     return u;
 }
 
@@ -710,7 +714,7 @@ int engine_updater_submit(struct engine_updater *u, const struct update_target *
     if (u->closing || u->draining) return -ECANCELED;
     bool known = false;
     for (size_t i = 0; i < u->nengines; i++)
-        if (!strcmp(u->engines[i].host.text, t->engine)) known = true;
+        if (!strcmp(docker_engine_name(u->engines[i].de), t->engine)) known = true;
     if (!known) return -ENOENT;
     if (!ev->repository || !ev->tag) return -EINVAL;
     struct object *o = find_object(u, t);
@@ -883,10 +887,6 @@ void engine_updater_close(struct engine_updater *u, void (*cb)(void *ud), void *
         free(c);
     }
     u->counters = NULL;
-    for (size_t i = 0; i < u->nengines; i++) {
-        docker_host_free(&u->engines[i].host);
-        free(u->engines[i].host_header);
-    }
     free(u->engines);
     u->engines = NULL;
     u->nengines = 0;

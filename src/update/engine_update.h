@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include "docker_host.h"
+#include "docker_engine.h"
 #include "event.h"
 #include "http_client.h"
 #include "log.h"
@@ -39,9 +39,9 @@ typedef void (*update_outcome_fn)(void *ud, const struct update_outcome *o);
 
 struct engine_update_opts {
     bool enabled;                          /* ENGINE_UPDATES=1 */
-    const struct docker_host *engines;     /* the DOCKER_HOST entries (copied) */
+    struct docker_engine *const *engines;  /* one per DOCKER_HOST entry (not owned: the app's, shared
+                                            * with the watchers, outlive the updater) */
     size_t nengines;
-    struct http_client *http;
     const struct logger *log;
     const struct registry_auth *auth;      /* for X-Registry-Auth; may be NULL */
     const char *self_id;                   /* the router's own container id (prefix), or NULL */
@@ -63,6 +63,12 @@ struct update_target {
 };
 
 struct engine_updater;
+
+/* The router's own container id (64 hex digits, or 12 from Docker's default
+ * hostname), read from /proc/self/mountinfo and /proc/self/cgroup with
+ * engine_update_find_container_id; "" outside a container. An update never
+ * touches it (engine_update_opts.self_id). */
+void engine_update_self_id(char out[65]);
 
 struct engine_updater *engine_updater_new(uv_loop_t *loop, const struct engine_update_opts *opts);
 /* Looks on every engine for recreates a previous run did not finish (a

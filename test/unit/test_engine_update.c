@@ -210,7 +210,8 @@ static void test_off_warns_once_and_never_self(void **state)
     size_t n;
     char err[128];
     assert_int_equal(docker_host_parse_list("unix:///run/d.sock", &hosts, &n, err, sizeof err), 0);
-    struct engine_update_opts o = {.enabled = false, .engines = hosts, .nengines = n, .log = &lg};
+    struct docker_engine *eng = docker_engine_new(NULL, &hosts[0]);
+    struct engine_update_opts o = {.enabled = false, .engines = &eng, .nengines = 1, .log = &lg};
     struct engine_updater *u = engine_updater_new(&loop, &o);
     struct push_event ev = {.registry = "reg:5000", .repository = "team/app", .tag = "latest", .digest = "sha256:1"};
     struct update_target a = {.engine = "unix:///run/d.sock", .kind = "container", .id = "aaaa", .name = "web"};
@@ -247,6 +248,7 @@ static void test_off_warns_once_and_never_self(void **state)
     assert_int_equal(closed, 1);
     docker_host_list_free(hosts, n);
     uv_run(&loop, UV_RUN_DEFAULT);
+    docker_engine_free(eng);
     assert_int_equal(uv_loop_close(&loop), 0);
     fclose(logf);
 }

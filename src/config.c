@@ -603,24 +603,28 @@ static enum config_action parse_all(struct config *c, int argc, char **argv, cha
                 act = CONFIG_HEALTHCHECK;
                 continue;
             }
-            if (!strcmp(a, "registry-digest") && act == CONFIG_RUN) {
+            /* The subcommands that take one word: which, where it goes, what it is. */
+            const struct {
+                const char *name;
+                char **slot;
+                enum config_action act;
+                const char *needs;
+            } *sub = NULL, subs[] = {
+                {"registry-digest", &c->registry_digest_ref, CONFIG_REGISTRY_DIGEST,
+                 "an image reference is required (e.g. redis:7)"},
+                {"notify-test", &c->notify_test_name, CONFIG_NOTIFY_TEST,
+                 "a target name is required (NOTIFY_<NAME>_URL)"},
+            };
+            for (size_t k = 0; k < sizeof subs / sizeof subs[0] && act == CONFIG_RUN; k++)
+                if (!strcmp(a, subs[k].name)) sub = &subs[k];
+            if (sub) {
                 if (i + 1 >= argc || argv[i + 1][0] == '-' || !argv[i + 1][0]) {
-                    put_err(err, errlen, "registry-digest: an image reference is required (e.g. redis:7)");
+                    if (err && errlen) snprintf(err, errlen, "%s: %s", sub->name, sub->needs);
                     return CONFIG_ERROR;
                 }
-                free(c->registry_digest_ref);
-                c->registry_digest_ref = xstrdup(argv[++i]);
-                act = CONFIG_REGISTRY_DIGEST;
-                continue;
-            }
-            if (!strcmp(a, "notify-test") && act == CONFIG_RUN) {
-                if (i + 1 >= argc || argv[i + 1][0] == '-' || !argv[i + 1][0]) {
-                    put_err(err, errlen, "notify-test: a target name is required (NOTIFY_<NAME>_URL)");
-                    return CONFIG_ERROR;
-                }
-                free(c->notify_test_name);
-                c->notify_test_name = xstrdup(argv[++i]);
-                act = CONFIG_NOTIFY_TEST;
+                free(*sub->slot);
+                *sub->slot = xstrdup(argv[++i]);
+                act = sub->act;
                 continue;
             }
             /* Right after a secret, a stray word is likely the rest of a

@@ -120,11 +120,9 @@ void forward_build_body(struct buf *out, const struct push_event *ev)
 {
     int first = 1;
     buf_putc(out, '{');
-    json_put_member(out, "repository", ev->repository, &first);
-    json_put_member(out, "tag", ev->tag, &first);
-    json_put_member(out, "digest", ev->digest, &first);
-    json_put_member(out, "registry", ev->registry, &first);
-    json_put_member(out, "event_id", ev->id, &first);
+    json_put_members(out, (const char *const[]){"repository", ev->repository, "tag", ev->tag, "digest", ev->digest,
+                                                "registry", ev->registry, "event_id", ev->id, NULL},
+                     &first);
     buf_putc(out, '}');
 }
 

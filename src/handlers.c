@@ -170,10 +170,9 @@ static void put_update(void *ud, const struct update_status *s)
     struct buf *b = o->b;
     int first = 1;
     buf_puts(b, o->n++ ? ",{" : "{");
-    json_put_member(b, "engine", s->engine, &first);
-    json_put_member(b, "kind", s->kind, &first);
-    json_put_member(b, "name", s->name, &first);
-    json_put_member(b, "id", s->id, &first);
+    json_put_members(b, (const char *const[]){"engine", s->engine, "kind", s->kind, "name", s->name, "id", s->id,
+                                              NULL},
+                     &first);
     json_put_key(b, "running", &first);
     buf_puts(b, s->running ? "true" : "false");
     json_put_key(b, "finished_ms", &first);
@@ -191,12 +190,9 @@ static void put_ignored(void *ud, const struct route_source *src, const char *re
     struct buf *b = o->b;
     int first = 1;
     buf_puts(b, o->n++ ? ",{" : "{");
-    json_put_member(b, "kind", src->kind, &first);
-    json_put_member(b, "name", src->name, &first);
-    json_put_member(b, "id", src->id, &first);
-    json_put_member(b, "stack", src->stack, &first);
-    json_put_member(b, "engine", src->engine, &first);
-    json_put_member(b, "reason", reason, &first);
+    json_put_members(b, (const char *const[]){"kind", src->kind, "name", src->name, "id", src->id, "stack",
+                                              src->stack, "engine", src->engine, "reason", reason, NULL},
+                     &first);
     buf_putc(b, '}');
 }
 

@@ -88,9 +88,7 @@ unsigned long intake_pauses(const struct intake *in)
 static void on_closed(uv_handle_t *h)
 {
     struct intake *in = h->data;
-    struct close_cb closed = in->closed;
-    free(in);
-    close_cb_call(closed);
+    close_cb_free(in, in->closed);
 }
 
 void intake_close(struct intake *in, void (*cb)(void *ud), void *ud)

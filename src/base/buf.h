@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 struct buf {
     char *data;   /* NULL until the first append; then always NUL-terminated */
@@ -51,6 +52,13 @@ static inline bool close_cb_begin(const void *x, bool *closing, struct close_cb 
     *closing = true;
     *saved = (struct close_cb){cb, ud};
     return false;
+}
+/* The end of a close: the part's memory goes, then the callback it kept
+ * (closed is a copy, taken before the free). */
+static inline void close_cb_free(void *part, struct close_cb closed)
+{
+    free(part);
+    close_cb_call(closed);
 }
 #define CLOSE_BEGIN(x, cb, ud) close_cb_begin((x), (x) ? &(x)->closing : NULL, (x) ? &(x)->closed : NULL, (cb), (ud))
 

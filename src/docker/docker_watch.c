@@ -1004,9 +1004,7 @@ static void on_closed(uv_handle_t *h)
     if (--w->open_handles > 0) return;
     free(w->prefix);
     free(w->last_error);
-    struct close_cb closed = w->closed;
-    free(w);
-    close_cb_call(closed);
+    close_cb_free(w, w->closed);
 }
 
 void docker_watch_close(struct docker_watch *w, void (*cb)(void *ud), void *ud)

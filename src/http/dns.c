@@ -127,10 +127,8 @@ static void handle_closed(uv_handle_t *h)
     struct dns *d = h->data;
     if (h->type == UV_POLL) free(h);   /* the dns_poll, handle is its first member */
     if (--d->open_handles == 0) {
-        struct close_cb closed = d->closed;
         ares_library_cleanup();
-        free(d);
-        close_cb_call(closed);
+        close_cb_free(d, d->closed);
     }
 }
 

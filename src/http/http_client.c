@@ -140,10 +140,8 @@ static bool retry_fresh(struct http_call *call);
 static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
-    struct close_cb closed = c->closed;
     tls_config_free(c->tls);
-    free(c);
-    close_cb_call(closed);
+    close_cb_free(c, c->closed);
 }
 
 static void call_free(struct http_call *call)

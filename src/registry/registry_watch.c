@@ -619,9 +619,7 @@ static void on_closed(uv_handle_t *h)
 {
     struct registry_watcher *rw = h->data;
     if (--rw->open_handles) return;
-    struct close_cb closed = rw->closed;
-    free(rw);
-    close_cb_call(closed);
+    close_cb_free(rw, rw->closed);
 }
 
 void registry_watch_close(struct registry_watcher *rw, void (*cb)(void *ud), void *ud)

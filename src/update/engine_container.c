@@ -62,6 +62,20 @@ static void rb_note(struct job *j, const char *what, int err, int status, const 
     buf_printf(&j->rb_notes, "%s%s: %s", j->rb_notes.len ? "; " : "", what, why);
 }
 
+/* The answer of a rollback step that expected status ok (or also ok2, 0 for
+ * none): true when it failed, after scheduling a retry of step (then the
+ * caller returns) or noting it as what (then the rollback goes on). *retry
+ * says which. */
+static bool rb_failed(struct job *j, void (*step)(struct job *j), int ok, int ok2, const char *what, int err,
+                      int status, const char *body, size_t len, bool *retry)
+{
+    *retry = false;
+    if (!err && (status == ok || (ok2 && status == ok2))) return false;
+    *retry = rb_retry(j, step, err, status);
+    if (!*retry) rb_note(j, what, err, status, body, len);
+    return true;
+}
+
 static void rb_verified(struct job *j, int err, int status, const char *body, size_t len)
 {
     if (rb_retry(j, rb_verify, err, status)) return;
@@ -109,11 +123,9 @@ static void rb_verify(struct job *j)
 
 static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || (status != 204 && status != 304)) {
-        if (rb_retry(j, rb_start, err, status)) return;
-        rb_note(j, "starting the old container", err, status, body, len);
-    }
-    rb_verify(j);
+    bool retry;
+    rb_failed(j, rb_start, 204, 304, "starting the old container", err, status, body, len, &retry);
+    if (!retry) rb_verify(j);
 }
 
 static void rb_start(struct job *j)
@@ -127,12 +139,12 @@ static void rb_start(struct job *j)
 
 static void rb_restored(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || status != 200) {
-        if (rb_retry(j, rb_restore, err, status)) return;
-        rb_note(j, "restoring the old container's restart policy", err, status, body, len);
-    } else {
+    bool retry;
+    if (!rb_failed(j, rb_restore, 200, 0, "restoring the old container's restart policy", err, status, body, len,
+                   &retry))
         j->policy_changed = false;
-    }
+    else if (retry)
+        return;
     rb_start(j);
 }
 
@@ -149,12 +161,11 @@ static void rb_restore(struct job *j)
 
 static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || status != 204) {
-        if (rb_retry(j, rb_rename, err, status)) return;
-        rb_note(j, "renaming the old container back", err, status, body, len);
-    } else {
+    bool retry;
+    if (!rb_failed(j, rb_rename, 204, 0, "renaming the old container back", err, status, body, len, &retry))
         j->renamed_back = true;
-    }
+    else if (retry)
+        return;
     rb_restore(j);
 }
 
@@ -172,11 +183,9 @@ static void rb_remove_new(struct job *j);
 
 static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    if (err || (status != 204 && status != 404)) {
-        if (rb_retry(j, rb_remove_new, err, status)) return;
-        rb_note(j, "removing the new container", err, status, body, len);
-    }
-    rb_rename(j);
+    bool retry;
+    rb_failed(j, rb_remove_new, 204, 404, "removing the new container", err, status, body, len, &retry);
+    if (!retry) rb_rename(j);
 }
 
 static void rb_remove_new(struct job *j)

@@ -167,12 +167,7 @@ static void on_job_closed(uv_handle_t *h)
 {
     struct job *j = h->data;
     struct engine_updater *u = j->u;
-    free(j->registry);
-    free(j->repository);
-    free(j->tag);
-    free(j->digest);
-    free(j->ref);
-    free(j->auth_header);
+    free_n(6, j->registry, j->repository, j->tag, j->digest, j->ref, j->auth_header);
     json_decref(j->inspect);
     free_n(5, j->old_id, j->new_id, j->name, j->aside, j->new_image_id);
     json_decref(j->old_image_config);
@@ -267,13 +262,27 @@ static void version_then_begin(struct job *j)
     begin_kind(j);
 }
 
-static void job_start(struct engine_updater *u, struct object *o)
+/* A job on engine e, its timer open (closed by eu_finish). */
+static struct job *job_new(struct engine_updater *u, struct engine *e)
 {
     struct job *j = xcalloc(1, sizeof *j);
     j->u = u;
-    j->obj = o;
+    j->eng = e;
+    buf_init(&j->pull_lines);
+    buf_init(&j->rb_notes);
+    uv_timer_init(u->loop, &j->timer);
+    j->timer.data = j;
+    u->open_handles++;
+    return j;
+}
+
+static void job_start(struct engine_updater *u, struct object *o)
+{
+    struct engine *e = NULL;
     for (size_t i = 0; i < u->nengines; i++)
-        if (!strcmp(docker_engine_name(u->engines[i].de), o->engine)) j->eng = &u->engines[i];
+        if (!strcmp(docker_engine_name(u->engines[i].de), o->engine)) e = &u->engines[i];
+    struct job *j = job_new(u, e);
+    j->obj = o;
     j->registry = o->next_registry;
     j->repository = o->next_repository;
     j->tag = o->next_tag;
@@ -281,11 +290,6 @@ static void job_start(struct engine_updater *u, struct object *o)
     o->next_registry = o->next_repository = o->next_tag = o->next_digest = NULL;
     o->has_next = false;
     o->job = j;
-    buf_init(&j->pull_lines);
-    buf_init(&j->rb_notes);
-    uv_timer_init(u->loop, &j->timer);
-    j->timer.data = j;
-    u->open_handles++;
     j->started = j->phase_started = uv_now(u->loop);
     if (o->recover) {
         /* Not a push: an unfinished recreate found at start-up. */
@@ -632,15 +636,8 @@ static void recover_scan(struct job *j)
 
 static void scan_start(struct engine_updater *u, struct engine *e)
 {
-    struct job *j = xcalloc(1, sizeof *j);
-    j->u = u;
-    j->eng = e;
+    struct job *j = job_new(u, e);
     e->scan = j;
-    buf_init(&j->pull_lines);
-    buf_init(&j->rb_notes);
-    uv_timer_init(u->loop, &j->timer);
-    j->timer.data = j;
-    u->open_handles++;
     version_then_begin(j);
 }
 

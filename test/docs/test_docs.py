@@ -104,8 +104,10 @@ def test_run_snippets(engine, registry, router_port):
                                        f"\n--- stderr:\n{r.stderr[-3000:]}")
             outputs.append(r.stdout)
         text = "\n".join(outputs)
-        # The documented subcommand, through `docker exec`, got the pushed digest.
+        # The documented subcommands, through `docker exec`: registry-digest got
+        # the pushed digest, notify-test delivered its sample (the router's own 202).
         assert digest in text
+        assert "delivered: HTTP 202" in text, text[-2000:]
         # The image size the README states is the one just measured.
         with open(os.path.join(ROOT, "README.md")) as f:
             readme = f.read()

@@ -715,7 +715,7 @@ static enum config_action parse_all(struct config *c, int argc, char **argv, cha
 static enum log_format error_format(int argc, char **argv, char *const *envp)
 {
     const char *v = NULL;
-    for (int i = 1; i < argc && !v; i++) {
+    for (int i = 1; i < argc && argv[i] && !v; i++) {
         if (strncmp(argv[i], "--log-format=", 13) == 0) v = argv[i] + 13;
         else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) v = argv[i + 1];
     }

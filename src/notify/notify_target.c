@@ -105,6 +105,10 @@ static char *pct_decode(const char *s, size_t n)
 static int split_url(const char *url, struct split *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    if (!url) {
+        snprintf(err, errlen, "is empty");
+        return -EINVAL;
+    }
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
         if (*p <= 0x20 || *p == 0x7f) {
             snprintf(err, errlen, "contains a blank or control character");

@@ -374,6 +374,7 @@ static bool same_info(const struct route_source *have, const struct route_source
 static bool same_routes(const struct route *a, size_t na, const struct route *b, size_t nb)
 {
     if (na != nb) return false;
+    if (!a || !b) return na == 0;   /* no routes on either side */
     for (size_t i = 0; i < na; i++)
         if (!same_str(a[i].image, b[i].image) || !same_str(a[i].url, b[i].url) ||
             !same_str(a[i].tag_glob, b[i].tag_glob) || !same_str(a[i].notify, b[i].notify) ||
@@ -434,7 +435,7 @@ int routes_put(struct route_table *t, const struct route_source *src, json_t *la
     char err[256] = "";
     struct route *routes;
     int n = route_parse_labels(prefix, labels, &routes, err, sizeof err);
-    if (n > 0 && check_notify(t, prefix, routes[0].notify, err, sizeof err) < 0) {
+    if (n > 0 && routes && check_notify(t, prefix, routes[0].notify, err, sizeof err) < 0) {
         route_list_free(routes, (size_t)n);
         routes = NULL;
         n = -EINVAL;

@@ -50,7 +50,9 @@ enum stage { ST_DEBOUNCE, ST_READY, ST_IN_FLIGHT, ST_RETRY_WAIT };
 struct origin {
     struct origin *hnext;      /* hash chain */
     struct origin *rnext;      /* the runnable list */
-    char *key;
+    char *host;                /* as url_parse gives it: lower-cased */
+    uint16_t port;
+    bool tls;
     struct job *ready_head, *ready_tail;
     size_t in_flight;
     size_t refs;               /* jobs pointing here */
@@ -136,6 +138,10 @@ static char *expand_url(const char *tmpl, const struct push_event *ev)
     struct buf b;
     buf_init(&b);
     for (const char *p = tmpl; *p;) {
+        size_t run = strcspn(p, "{");   /* plain text up to the next brace in one copy */
+        buf_append(&b, p, run);
+        p += run;
+        if (!*p) break;
         size_t i;
         for (i = 0; i < 3; i++)
             if (strncmp(p, names[i], strlen(names[i])) == 0) break;
@@ -169,19 +175,26 @@ static void job_set_event(struct job *j, const struct push_event *ev)
 
 /* ---- origins ------------------------------------------------------------- */
 
+static size_t origin_hash(const char *host, bool tls, uint16_t port, bool notify)
+{
+    return hash_str(HASH_INIT, host) ^ ((size_t)port << 2 | (size_t)tls << 1 | (size_t)notify);
+}
+
 static struct origin *origin_get(struct forwarder *f, const struct url *u, bool notify)
 {
-    char key[300];
-    snprintf(key, sizeof key, "%s%s://%s:%u", notify ? "notify " : "", u->tls ? "https" : "http", u->host,
-             (unsigned)u->port);
-    struct origin **head = &f->origins[hash_str(HASH_INIT, key) % ORIGIN_BUCKETS];
+    /* Compared field by field, not as a formatted key: formatting one was
+     * most of the cost of a lookup. */
+    size_t h = origin_hash(u->host, u->tls, u->port, notify);
+    struct origin **head = &f->origins[h % ORIGIN_BUCKETS];
     for (struct origin *o = *head; o; o = o->hnext)
-        if (strcmp(o->key, key) == 0) {
+        if (o->tls == u->tls && o->port == u->port && o->notify == notify && strcmp(o->host, u->host) == 0) {
             o->refs++;
             return o;
         }
     struct origin *o = xcalloc(1, sizeof *o);
-    o->key = xstrdup(key);
+    o->host = xstrdup(u->host);
+    o->tls = u->tls;
+    o->port = u->port;
     o->notify = notify;
     o->refs = 1;
     o->hnext = *head;
@@ -192,10 +205,10 @@ static struct origin *origin_get(struct forwarder *f, const struct url *u, bool 
 static void origin_unref(struct forwarder *f, struct origin *o)
 {
     if (--o->refs) return;
-    struct origin **pp = &f->origins[hash_str(HASH_INIT, o->key) % ORIGIN_BUCKETS];
+    struct origin **pp = &f->origins[origin_hash(o->host, o->tls, o->port, o->notify) % ORIGIN_BUCKETS];
     while (*pp != o) pp = &(*pp)->hnext;
     *pp = o->hnext;
-    free(o->key);
+    free(o->host);
     free(o);
 }
 
@@ -538,9 +551,7 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
 
 static void start(struct forwarder *f, struct job *j)
 {
-    char headers[128];
-    snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nUser-Agent: webhook-router/%s\r\n", WR_VERSION);
+    static const char headers[] = "Content-Type: application/json\r\nUser-Agent: webhook-router/" WR_VERSION "\r\n";
     struct http_endpoint ep = {.host = j->target.host, .port = j->target.port, .tls = j->target.tls};
     struct http_client_opts o = {
         .method = j->notify ? j->method : "POST",

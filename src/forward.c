@@ -38,6 +38,8 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DEBOUNCE_BUCKETS 256
+/* Redacted target URLs remembered for log lines (direct-mapped by hash). */
+#define REDACT_SLOTS 32
 #define ORIGIN_BUCKETS 64
 /* What a notification's answer body is read for (Discord's retry_after). */
 #define NOTIFY_BODY_MAX 4096
@@ -94,6 +96,14 @@ struct job {
     struct buf answer;         /* the start of the answer body */
 };
 
+/* A target URL and how logs show it: the SHA-256 fingerprint was a tenth
+ * of a forward's cost, for a string that is the same for every push to
+ * one target. */
+struct redacted {
+    char *url;                 /* secret, like the job's */
+    char *shown;               /* url_redact(url) */
+};
+
 struct forwarder {
     uv_loop_t *loop;
     struct http_client *http;
@@ -106,6 +116,7 @@ struct forwarder {
     size_t nready, nwaiting, in_flight;
     size_t notify_queued, notify_in_flight;   /* of the above, notifications */
     struct job *debounce[DEBOUNCE_BUCKETS];
+    struct redacted redacted[REDACT_SLOTS];
     uv_timer_t wake;           /* the wait list; while draining, the drain deadline */
     uint64_t rng;              /* jitter; xorshift state */
     struct forward_stats stats;
@@ -475,11 +486,27 @@ static void on_body(void *ud, const char *data, size_t len)
         buf_append(&j->answer, data, len < NOTIFY_BODY_MAX - j->answer.len ? len : NOTIFY_BODY_MAX - j->answer.len);
 }
 
-/* Notifications log their target by label (kind, host, fingerprint);
- * redeploys by their redacted URL. */
-static struct log_field target_field(const struct job *j)
+/* url_redact(url), from the slot its hash picks when the slot holds it. */
+static const char *redacted(struct forwarder *f, const char *url)
 {
-    return j->notify ? (struct log_field)F_STR("target", j->label) : (struct log_field)F_URL("target", j->url);
+    struct redacted *r = &f->redacted[hash_str(HASH_INIT, url) % REDACT_SLOTS];
+    if (r->url && strcmp(r->url, url) == 0) return r->shown;
+    free(r->url);
+    free(r->shown);
+    struct buf b;
+    buf_init(&b);
+    url_redact(&b, url);
+    r->url = xstrdup(url);
+    r->shown = buf_steal(&b);
+    return r->shown;
+}
+
+/* Notifications log their target by label (kind, host, fingerprint);
+ * redeploys by their redacted URL (what F_URL would write). */
+static struct log_field target_field(struct job *j)
+{
+    if (j->notify) return (struct log_field)F_STR("target", j->label);
+    return (struct log_field)F_STR("target", redacted(j->f, j->url));
 }
 
 static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -799,5 +826,6 @@ void forward_free(struct forwarder *f)
             o = next;
         }
     }
+    for (size_t i = 0; i < REDACT_SLOTS; i++) free_n(2, f->redacted[i].url, f->redacted[i].shown);
     free(f);
 }

@@ -46,6 +46,16 @@ def main():
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(args.containers)))
         print(f"created {args.containers} labelled containers in {time.monotonic() - t0:.0f} s")
+        # The engine's own share of a sync: the list the router asks for, read raw.
+        import socket
+        for _ in range(2):
+            t1 = time.monotonic()
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(engine.sock)
+                s.sendall(b"GET /containers/json?all=1 HTTP/1.0\r\nHost: docker\r\n\r\n")
+                raw = b"".join(iter(lambda: s.recv(1 << 16), b""))
+            print(f"GET /containers/json?all=1 by itself: {(time.monotonic() - t1) * 1000:.0f} ms, "
+                  f"{len(raw) / 1e6:.1f} MB")
         router = Router(BINARY, free_port(), {"DOCKER_HOST": engine.host, "CACHE_TTL_SECS": "3",
                                               "LOG_LEVEL": "debug"})
         synced = router.wait_log("docker synced", timeout=120)[0]

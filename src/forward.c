@@ -38,6 +38,8 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DEBOUNCE_BUCKETS 256
+/* Redacted target URLs remembered for log lines (direct-mapped by hash). */
+#define REDACT_SLOTS 32
 #define ORIGIN_BUCKETS 64
 /* What a notification's answer body is read for (Discord's retry_after). */
 #define NOTIFY_BODY_MAX 4096
@@ -50,7 +52,9 @@ enum stage { ST_DEBOUNCE, ST_READY, ST_IN_FLIGHT, ST_RETRY_WAIT };
 struct origin {
     struct origin *hnext;      /* hash chain */
     struct origin *rnext;      /* the runnable list */
-    char *key;
+    char *host;                /* as url_parse gives it: lower-cased */
+    uint16_t port;
+    bool tls;
     struct job *ready_head, *ready_tail;
     size_t in_flight;
     size_t refs;               /* jobs pointing here */
@@ -92,6 +96,14 @@ struct job {
     struct buf answer;         /* the start of the answer body */
 };
 
+/* A target URL and how logs show it: the SHA-256 fingerprint was a tenth
+ * of a forward's cost, for a string that is the same for every push to
+ * one target. */
+struct redacted {
+    char *url;                 /* secret, like the job's */
+    char *shown;               /* url_redact(url) */
+};
+
 struct forwarder {
     uv_loop_t *loop;
     struct http_client *http;
@@ -104,6 +116,7 @@ struct forwarder {
     size_t nready, nwaiting, in_flight;
     size_t notify_queued, notify_in_flight;   /* of the above, notifications */
     struct job *debounce[DEBOUNCE_BUCKETS];
+    struct redacted redacted[REDACT_SLOTS];
     uv_timer_t wake;           /* the wait list; while draining, the drain deadline */
     uint64_t rng;              /* jitter; xorshift state */
     struct forward_stats stats;
@@ -134,6 +147,10 @@ static char *expand_url(const char *tmpl, const struct push_event *ev)
     struct buf b;
     buf_init(&b);
     for (const char *p = tmpl; *p;) {
+        size_t run = strcspn(p, "{");   /* plain text up to the next brace in one copy */
+        buf_append(&b, p, run);
+        p += run;
+        if (!*p) break;
         size_t i;
         for (i = 0; i < 3; i++)
             if (strncmp(p, names[i], strlen(names[i])) == 0) break;
@@ -167,19 +184,26 @@ static void job_set_event(struct job *j, const struct push_event *ev)
 
 /* ---- origins ------------------------------------------------------------- */
 
+static size_t origin_hash(const char *host, bool tls, uint16_t port, bool notify)
+{
+    return hash_str(HASH_INIT, host) ^ ((size_t)port << 2 | (size_t)tls << 1 | (size_t)notify);
+}
+
 static struct origin *origin_get(struct forwarder *f, const struct url *u, bool notify)
 {
-    char key[300];
-    snprintf(key, sizeof key, "%s%s://%s:%u", notify ? "notify " : "", u->tls ? "https" : "http", u->host,
-             (unsigned)u->port);
-    struct origin **head = &f->origins[hash_str(HASH_INIT, key) % ORIGIN_BUCKETS];
+    /* Compared field by field, not as a formatted key: formatting one was
+     * most of the cost of a lookup. */
+    size_t h = origin_hash(u->host, u->tls, u->port, notify);
+    struct origin **head = &f->origins[h % ORIGIN_BUCKETS];
     for (struct origin *o = *head; o; o = o->hnext)
-        if (strcmp(o->key, key) == 0) {
+        if (o->tls == u->tls && o->port == u->port && o->notify == notify && strcmp(o->host, u->host) == 0) {
             o->refs++;
             return o;
         }
     struct origin *o = xcalloc(1, sizeof *o);
-    o->key = xstrdup(key);
+    o->host = xstrdup(u->host);
+    o->tls = u->tls;
+    o->port = u->port;
     o->notify = notify;
     o->refs = 1;
     o->hnext = *head;
@@ -190,10 +214,10 @@ static struct origin *origin_get(struct forwarder *f, const struct url *u, bool 
 static void origin_unref(struct forwarder *f, struct origin *o)
 {
     if (--o->refs) return;
-    struct origin **pp = &f->origins[hash_str(HASH_INIT, o->key) % ORIGIN_BUCKETS];
+    struct origin **pp = &f->origins[origin_hash(o->host, o->tls, o->port, o->notify) % ORIGIN_BUCKETS];
     while (*pp != o) pp = &(*pp)->hnext;
     *pp = o->hnext;
-    free(o->key);
+    free(o->host);
     free(o);
 }
 
@@ -460,11 +484,27 @@ static void on_body(void *ud, const char *data, size_t len)
         buf_append(&j->answer, data, len < NOTIFY_BODY_MAX - j->answer.len ? len : NOTIFY_BODY_MAX - j->answer.len);
 }
 
-/* Notifications log their target by label (kind, host, fingerprint);
- * redeploys by their redacted URL. */
-static struct log_field target_field(const struct job *j)
+/* url_redact(url), from the slot its hash picks when the slot holds it. */
+static const char *redacted(struct forwarder *f, const char *url)
 {
-    return j->notify ? (struct log_field)F_STR("target", j->label) : (struct log_field)F_URL("target", j->url);
+    struct redacted *r = &f->redacted[hash_str(HASH_INIT, url) % REDACT_SLOTS];
+    if (r->url && strcmp(r->url, url) == 0) return r->shown;
+    free(r->url);
+    free(r->shown);
+    struct buf b;
+    buf_init(&b);
+    url_redact(&b, url);
+    r->url = xstrdup(url);
+    r->shown = buf_steal(&b);
+    return r->shown;
+}
+
+/* Notifications log their target by label (kind, host, fingerprint);
+ * redeploys by their redacted URL (what F_URL would write). */
+static struct log_field target_field(struct job *j)
+{
+    if (j->notify) return (struct log_field)F_STR("target", j->label);
+    return (struct log_field)F_STR("target", redacted(j->f, j->url));
 }
 
 static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -536,9 +576,7 @@ static void on_done(void *ud, int err, int status, const char *body, size_t len)
 
 static void start(struct forwarder *f, struct job *j)
 {
-    char headers[128];
-    snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nUser-Agent: webhook-router/%s\r\n", WR_VERSION);
+    static const char headers[] = "Content-Type: application/json\r\nUser-Agent: webhook-router/" WR_VERSION "\r\n";
     struct http_endpoint ep = {.host = j->target.host, .port = j->target.port, .tls = j->target.tls};
     struct http_client_opts o = {
         .method = j->notify ? j->method : "POST",
@@ -786,5 +824,6 @@ void forward_free(struct forwarder *f)
             o = next;
         }
     }
+    for (size_t i = 0; i < REDACT_SLOTS; i++) free_n(2, f->redacted[i].url, f->redacted[i].shown);
     free(f);
 }

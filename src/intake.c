@@ -7,10 +7,16 @@
 #include "buf.h"
 
 /* Backlog that pauses intake, the level that resumes it, and the longest
- * one pause may last. */
-#define BACKLOG_PAUSE 1024
-#define BACKLOG_RESUME 256
+ * one pause may last. A pause holds every waiting sender for as long as
+ * the forwarder takes to send PAUSE - RESUME jobs: 64 (one FORWARD_CONCURRENCY's
+ * worth) is about 3 ms at 20,000 forwards/s, where 1024 -> 256 was ~40 ms,
+ * the whole p99 of a push flood. 192 ready jobs still keep every slot busy,
+ * and fewer jobs held is less memory at the peak. */
+#define BACKLOG_PAUSE 256
+#define BACKLOG_RESUME 192
 #define PAUSE_MAX_MS 50
+/* How often a pause looks at the backlog. */
+#define PAUSE_CHECK_MS 1
 
 struct intake {
     uv_timer_t timer;             /* first member: the handle is the struct */
@@ -76,7 +82,7 @@ void intake_pressure(struct intake *in)
     in->paused_at = uv_now(in->timer.loop);
     in->pauses++;
     http_server_pause(in->server, true);
-    uv_timer_start(&in->timer, on_timer, 2, 2);
+    uv_timer_start(&in->timer, on_timer, PAUSE_CHECK_MS, PAUSE_CHECK_MS);
     LOG(in->log, LOG_DEBUG, "webhook intake paused: forward backlog", F_INT("queued", queued));
 }
 

@@ -76,6 +76,16 @@ static bool forwarded_earlier(const struct payload *p, const struct webhook_plan
     return false;
 }
 
+/* Appends s at *at in out (NUL-terminated); false when it does not fit. */
+static bool key_put(char *out, size_t outlen, size_t *at, const char *s)
+{
+    size_t n = strlen(s);
+    if (*at + n >= outlen) return false;
+    memcpy(out + *at, s, n + 1);
+    *at += n;
+    return true;
+}
+
 /* The key under which a route remembers the digest it was sent:
  * "<digest>|<route url>|<host>/<path>:<tag>". Empty when ev has no digest. */
 static void delivered_key(char *out, size_t outlen, const struct push_event *ev, const char *url)
@@ -83,8 +93,13 @@ static void delivered_key(char *out, size_t outlen, const struct push_event *ev,
     out[0] = '\0';
     struct repo_ref ref;
     if (!ev->digest || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0) return;
-    int n = snprintf(out, outlen, "%s|%s|%s/%s:%s", ev->digest, url, ref.host, ref.path, ev->tag ? ev->tag : "");
-    if (n < 0 || (size_t)n >= outlen) out[0] = '\0';   /* too long to remember: never deduped */
+    /* Joined by hand: snprintf was a tenth of the plan. */
+    size_t at = 0;
+    if (!(key_put(out, outlen, &at, ev->digest) && key_put(out, outlen, &at, "|") && key_put(out, outlen, &at, url) &&
+          key_put(out, outlen, &at, "|") && key_put(out, outlen, &at, ref.host) && key_put(out, outlen, &at, "/") &&
+          key_put(out, outlen, &at, ref.path) && key_put(out, outlen, &at, ":") &&
+          key_put(out, outlen, &at, ev->tag ? ev->tag : "")))
+        out[0] = '\0';   /* too long to remember: never deduped */
 }
 
 /* The key under which a notify-only route remembers the digest it told

@@ -17,7 +17,7 @@ enum log_format { LOG_FORMAT_JSON, LOG_FORMAT_TEXT };
 enum log_field_type { LF_STR, LF_INT, LF_URL, LF_BOOL };
 
 struct log_field {
-    const char *key;
+    const char *key;   /* an identifier (letters, digits, "_"): written unescaped */
     enum log_field_type type;
     const char *s;     /* LF_STR, LF_URL; NULL fields are skipped */
     long long i;       /* LF_INT, LF_BOOL */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
+#include "sha256.h"
 
 static bool is_alpha(unsigned char c)
 {
@@ -75,9 +75,18 @@ static unsigned parse_port(const char *p, const char *end)
     return v <= 65535 ? v : 0;
 }
 
-int url_parse(const char *s, struct url *u, const char **err)
+/* What url_parse found, as spans of the string: nothing allocated yet, so
+ * url_redact can check a URL without building one. */
+struct url_spans {
+    bool tls, v6;
+    const char *host;          /* without brackets */
+    size_t hlen;
+    unsigned port;
+    const char *tail;          /* path, query and fragment */
+};
+
+static int url_scan(const char *s, struct url_spans *out, const char **err)
 {
-    memset(u, 0, sizeof *u);
     if (!s || !*s) return fail(err, "empty");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (is_ctl_or_space(*p)) return fail(err, "contains spaces or control characters");
@@ -137,30 +146,44 @@ int url_parse(const char *s, struct url *u, const char **err)
             if (!is_host_char((unsigned char)host[i])) return fail(err, "host has invalid characters");
     }
 
-    unsigned default_port = tls ? 443 : 80;
-    unsigned pnum = default_port;
+    unsigned pnum = tls ? 443 : 80;
     if (port) {
         pnum = parse_port(port, tail);
         if (pnum == 0) return fail(err, "port must be 1-65535");
     }
+    *out = (struct url_spans){.tls = tls, .v6 = v6, .host = host, .hlen = hlen, .port = pnum, .tail = tail};
+    return 0;
+}
+
+int url_parse(const char *s, struct url *u, const char **err)
+{
+    memset(u, 0, sizeof *u);
+    struct url_spans sp;
+    int rc = url_scan(s, &sp, err);
+    if (rc < 0) return rc;
 
     /* Everything is valid: only now allocate, so a failure leaves nothing to free. */
-    u->tls = tls;
-    u->port = (uint16_t)pnum;
-    u->host = xstrndup(host, hlen);
+    u->tls = sp.tls;
+    u->port = (uint16_t)sp.port;
+    u->host = xstrndup(sp.host, sp.hlen);
     for (char *p = u->host; *p; p++) *p = lower(*p);
 
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, v6 ? "[%s]" : "%s", u->host);
+    if (sp.v6) buf_putc(&b, '[');
+    buf_append(&b, u->host, sp.hlen);
+    if (sp.v6) buf_putc(&b, ']');
     /* "host:80" and "host" are the same origin; servers expect the short form. */
-    if (pnum != default_port) buf_printf(&b, ":%u", pnum);
+    if (sp.port != (sp.tls ? 443u : 80u)) {
+        buf_putc(&b, ':');
+        buf_put_uint(&b, sp.port);
+    }
     u->authority = buf_steal(&b);
 
     /* The fragment is client-side only and never sent. */
-    size_t plen = strcspn(tail, "#");
-    if (tail[0] != '/') buf_putc(&b, '/');   /* "http://h" and "http://h?q" */
-    buf_append(&b, tail, plen);
+    size_t plen = strcspn(sp.tail, "#");
+    if (sp.tail[0] != '/') buf_putc(&b, '/');   /* "http://h" and "http://h?q" */
+    buf_append(&b, sp.tail, plen);
     u->path = buf_steal(&b);
     if (err) *err = NULL;
     return 0;
@@ -172,18 +195,14 @@ int url_parse(const char *s, struct url *u, const char **err)
 static void put_fingerprint(struct buf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    buf_putc(out, '#');
-    if (!EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) || n < 4) {
-        /* Only if OpenSSL itself is broken; still reveal nothing. */
-        buf_puts(out, "????????");
-        return;
-    }
+    uint8_t md[SHA256_LEN];
+    sha256(s, strlen(s), md);
+    char fp[9] = {'#'};
     for (unsigned i = 0; i < 4; i++) {
-        buf_putc(out, hex[md[i] >> 4]);
-        buf_putc(out, hex[md[i] & 15]);
+        fp[1 + 2 * i] = hex[md[i] >> 4];
+        fp[2 + 2 * i] = hex[md[i] & 15];
     }
+    buf_append(out, fp, sizeof fp);
 }
 
 /* A webhook URL's secret may sit anywhere in its path (a Portainer id before
@@ -194,14 +213,15 @@ static void put_fingerprint(struct buf *out, const char *s)
 void url_redact(struct buf *out, const char *s)
 {
     if (!s || !*s) return;
-    struct url u;
-    if (url_parse(s, &u, NULL) == 0) {
-        buf_puts(out, u.tls ? "https://" : "http://");
-        url_free(&u);
+    struct url_spans sp;
+    if (url_scan(s, &sp, NULL) == 0) {
         const char *auth = strstr(s, "://") + 3;
-        size_t alen = strcspn(auth, "/?#");
-        for (size_t i = 0; i < alen; i++) buf_putc(out, lower(auth[i]));
-        buf_puts(out, "/***");
+        size_t slen = (size_t)(auth - s), alen = (size_t)(sp.tail - auth);
+        buf_reserve(out, slen + alen + 4);
+        buf_puts(out, sp.tls ? "https://" : "http://");
+        for (size_t i = 0; i < alen; i++) out->data[out->len + i] = lower(auth[i]);
+        out->len += alen;
+        buf_append(out, "/***", 4);
     } else {
         /* Malformed (a bad label value): nothing in it can be told apart
          * from a secret, not even a host. The scheme alone says which kind

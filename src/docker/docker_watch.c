@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "docker_engine.h"
 #include "docker_events.h"
+#include "json_parse.h"
 #include "url.h"
 
 #define BACKOFF_MIN_MS 500
@@ -74,7 +75,7 @@ struct docker_watch {
     char version_cause[CAUSE_LEN], events_cause[CAUSE_LEN], list_cause[CAUSE_LEN];
     bool swarm_manager;              /* services are read too (from /info) */
     unsigned long reconnects;
-    json_t *listed_containers;       /* held while the services list is in flight */
+    struct jdoc listed_containers;   /* held while the services list is in flight (root NULL: none) */
     struct svc_fetch *fetches;        /* GET /services/<id> in flight */
     struct docker_inspect *inspects;  /* GET /images/<ref>/json in flight */
     struct line_splitter lines;
@@ -162,8 +163,7 @@ static void cancel_calls(struct docker_watch *w)
     http_call_cancel(w->list_call);
     w->version_call = w->events_call = w->list_call = NULL;
     fetch_cancel_id(w, NULL);
-    json_decref(w->listed_containers);
-    w->listed_containers = NULL;
+    jdoc_free(&w->listed_containers);
 }
 
 /* What every request to the engine has: GET only, and a deadline on the
@@ -584,26 +584,70 @@ static bool renamed_since(struct docker_watch *w, const char *id, const char *na
     return (known->name == NULL) != (name == NULL) || (name && strcmp(known->name, name) != 0);
 }
 
+/* A parsed value as jansson would have read it: routes take labels as json_t. */
+static json_t *jv_to_json(const struct jv *v)
+{
+    switch (v->type) {
+    case JV_NULL: return json_null();
+    case JV_FALSE: return json_false();
+    case JV_TRUE: return json_true();
+    case JV_NUMBER: return v->is_int ? json_integer((json_int_t)v->u.i) : json_real(v->u.num);
+    case JV_STRING: return json_stringn(v->u.str, v->n);
+    case JV_ARRAY: {
+        json_t *a = json_array();
+        for (size_t i = 0; i < v->n; i++) json_array_append_new(a, jv_to_json(&v->u.items[i]));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();   /* a repeated key: the last one wins, as in jansson */
+        for (size_t i = 0; i < v->n; i++)
+            json_object_set_new(o, v->u.items[2 * i].u.str, jv_to_json(&v->u.items[2 * i + 1]));
+        return o;
+    }
+    }
+}
+
+/* Whether labels has a key "<prefix>.<something>": the others are not ours. */
+static bool jv_has_prefixed_key(const struct jv *labels, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < labels->n; i++) {
+        const char *key = labels->u.items[2 * i].u.str;
+        if (strncmp(key, prefix, plen) == 0 && key[plen] == '.') return true;
+    }
+    return false;
+}
+
 /* Both lists are in (services is NULL on a node that is no Swarm manager):
- * make the table equal to them in one go, then replay the held events. */
-static void apply_sync(struct docker_watch *w, json_t *list, json_t *services)
+ * make the table equal to them in one go, then replay the held events.
+ * The container list is read with the arena parser, not jansson: on an
+ * engine with thousands of containers jansson's object per value was most
+ * of the sync's time and memory, for the few labels that matter. Only the
+ * labels of a container with a key under the prefix become json_t. */
+static void apply_sync(struct docker_watch *w, const struct jv *list, json_t *services)
 {
     routes_mark(w->routes, w->host);
     size_t i, listed = 0, added = 0, renamed = 0;
     json_t *c;
-    json_array_foreach(list, i, c) {
-        const char *id = attr(c, "Id");
-        json_t *labels = json_object_get(c, "Labels");
-        if (!id || !json_is_object(labels)) continue;
-        json_t *names = json_object_get(c, "Names");
-        const char *name = json_is_array(names) ? json_string_value(json_array_get(names, 0)) : NULL;
+    for (i = 0; i < list->n; i++) {
+        const struct jv *ct = jv_at(list, i);
+        const char *id = jv_str(jv_get(ct, "Id"));
+        const struct jv *jlabels = jv_get(ct, "Labels");
+        if (!id || !jv_is_object(jlabels)) continue;
+        const char *name = jv_str(jv_at(jv_get(ct, "Names"), 0));
         if (name && name[0] == '/') name++;
-        struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
-                                   .stack = stack_of(labels), .image = attr(c, "Image"),
-                                   .image_id = attr(c, "ImageID")};
         if (renamed_since(w, id, name)) renamed++;
+        if (!jv_has_prefixed_key(jlabels, w->prefix)) {
+            routes_remove(w->routes, w->host, id);   /* what routes_put does with such labels */
+            continue;
+        }
+        json_t *labels = jv_to_json(jlabels);
+        struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
+                                   .stack = stack_of(labels), .image = jv_str(jv_get(ct, "Image")),
+                                   .image_id = jv_str(jv_get(ct, "ImageID"))};
         size_t before = routes_source_count(w->routes);
         int n = routes_put(w->routes, &src, labels, w->prefix, w->log);
+        json_decref(labels);
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
         if (n != 0) listed++;   /* labelled: routes, or labels ignored */
     }
@@ -670,16 +714,35 @@ static json_t *parse_list(struct docker_watch *w, const char *what, int err, int
     return list;
 }
 
+/* parse_list for GET /containers/json, read with the arena parser. */
+static int parse_container_list(struct docker_watch *w, int err, int status, const char *body, size_t len,
+                                struct jdoc *out)
+{
+    const char *what = "GET /containers/json";
+    *out = (struct jdoc){0};
+    if (err || status != 200) {
+        fail_errno(w, what, err, status, w->list_cause);
+        return -1;
+    }
+    char perr[96];
+    if (jdoc_parse(out, body, len, perr, sizeof perr) < 0 || !jv_is_array(out->root)) {
+        jdoc_free(out);
+        fail(w, what, "the answer is not a JSON array");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_services_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
     w->list_call = NULL;
     json_t *services = parse_list(w, "GET /services", err, status, body, len);
     if (!services) return;
-    json_t *containers = w->listed_containers;
-    w->listed_containers = NULL;
-    apply_sync(w, containers, services);
-    json_decref(containers);
+    struct jdoc containers = w->listed_containers;
+    w->listed_containers = (struct jdoc){0};
+    apply_sync(w, containers.root, services);
+    jdoc_free(&containers);
     json_decref(services);
     sync_done_trim();
 }
@@ -709,15 +772,15 @@ static void on_list_done(void *ud, int err, int status, const char *body, size_t
 {
     struct docker_watch *w = ud;
     w->list_call = NULL;
-    json_t *list = parse_list(w, "GET /containers/json", err, status, body, len);
-    if (!list) return;
+    struct jdoc list;
+    if (parse_container_list(w, err, status, body, len, &list) < 0) return;
     if (w->swarm_manager) {
         w->listed_containers = list;   /* applied together with the services */
         start_services_list(w);
         return;
     }
-    apply_sync(w, list, NULL);
-    json_decref(list);
+    apply_sync(w, list.root, NULL);
+    jdoc_free(&list);
     sync_done_trim();
 }
 

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <llhttp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,13 +111,11 @@ struct http_call {
     uint64_t connected_ms;
 
     struct dns_query *dns_query;
-    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
     size_t naddrs, next_addr;
     int last_err;
     int deferred_err;
 
     llhttp_t parser;
-    struct header headers[MAX_RESPONSE_HEADERS];
     size_t nheaders;
     bool in_value;
     size_t head_bytes;
@@ -127,6 +126,11 @@ struct http_call {
     bool complete;
     bool done;
     bool cancelled;
+
+    /* Last, and not zeroed (http_client_request): 2.5 KiB read only below
+     * naddrs and nheaders; clearing them was a tenth of a forward. */
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    struct header headers[MAX_RESPONSE_HEADERS];
 };
 
 static void call_finish(struct http_call *call, int err);
@@ -826,7 +830,8 @@ static void build_request(struct http_call *call, const struct http_client_opts 
 struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
                                       const struct http_client_opts *opts)
 {
-    struct http_call *call = xcalloc(1, sizeof *call);
+    struct http_call *call = xmalloc(sizeof *call);
+    memset(call, 0, offsetof(struct http_call, addrs));
     call->client = c;
     call->o = *opts;
     call->o.head_request = opts->head_request || strcmp(opts->method, "HEAD") == 0;

@@ -113,8 +113,11 @@ static bool host_valid(const char *h)
 static int set_path(struct repo_ref *out, const char *path, size_t n)
 {
     bool hub = registry_host_is_docker_hub(out->host) && !memchr(path, '/', n);
-    int w = snprintf(out->path, sizeof out->path, "%s%.*s", hub ? "library/" : "", (int)n, path);
-    if (w < 0 || (size_t)w >= sizeof out->path) return -EINVAL;
+    size_t pre = hub ? 8 : 0;   /* strlen("library/"); by hand: snprintf was a tenth of a push */
+    if (pre + n >= sizeof out->path) return -EINVAL;
+    memcpy(out->path, "library/", pre);
+    memcpy(out->path + pre, path, n);
+    out->path[pre + n] = '\0';
     return path_valid(out->path) ? 0 : -EINVAL;
 }
 

@@ -19,6 +19,7 @@
 #include "forward.h"
 #include "http_client.h"
 #include "testutil.h"
+#include "url.h"
 
 #define DEADLINE_MS 5000
 
@@ -186,7 +187,7 @@ struct fx {
     struct forwarder *f;
     struct receiver rx;
     int drained;
-    char log[8192];
+    char log[65536];
 };
 
 static void on_tick(uv_timer_t *t)
@@ -329,6 +330,40 @@ static void test_post_delivered(void **s)
     assert_non_null(strstr(log, "\"event_id\":\"ev-1\""));
     assert_null(strstr(log, "s3cr3t"));      /* the target is redacted */
     assert_int_equal(forward_in_flight(x.f), 0);
+    fx_finish(&x);
+}
+
+/* Log lines show each target as url_redact does, also when more targets
+ * than the forwarder remembers redacted take turns (its slots are reused). */
+static void test_log_target_redacted(void **s)
+{
+    (void)s;
+    struct forward_opts o = plain_opts;
+    o.queue_max = 200;
+    struct fx x;
+    fx_start(&x, 200, &o);
+    enum { TARGETS = 40 };
+    char urls[TARGETS][96];
+    for (int i = 0; i < TARGETS; i++)
+        snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d/hooks/s3cr3t-%d", x.rx.port, i);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < TARGETS; i++) {
+            struct push_event ev = event("v1", "ev");
+            assert_int_equal(forward_submit(x.f, urls[i], &ev), 0);
+        }
+        RUN_UNTIL(&x, count(fx_log(&x), "\"forwarded\"") == (round + 1) * TARGETS);
+    }
+    const char *log = fx_log(&x);
+    assert_null(strstr(log, "s3cr3t"));
+    for (int i = 0; i < TARGETS; i++) {
+        struct buf want;
+        buf_init(&want);
+        buf_puts(&want, "\"target\":\"");
+        url_redact(&want, urls[i]);
+        buf_puts(&want, "\"");
+        assert_int_equal(count(log, buf_cstr(&want)), 2);
+        buf_free(&want);
+    }
     fx_finish(&x);
 }
 
@@ -878,6 +913,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_body),
         cmocka_unit_test(test_post_delivered),
+        cmocka_unit_test(test_log_target_redacted),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_http_error_not_retried),
         cmocka_unit_test(test_unreachable_and_bad_urls),

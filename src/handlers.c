@@ -105,14 +105,7 @@ static void put_watch(struct buf *b, struct registry_watcher *rw, const struct r
     json_put_str(b, st.key->tag[0] ? st.key->tag : st.key->glob);
     json_put_key(b, "interval_s", &f);
     buf_put_uint(b, st.key->interval_ms / 1000);
-    json_put_key(b, "last_check", &f);
-    if (st.last_check_ms) {
-        buf_putc(b, '"');
-        log_put_time(b, st.last_check_ms);
-        buf_putc(b, '"');
-    } else {
-        buf_puts(b, "null");
-    }
+    log_put_time_member(b, "last_check", st.last_check_ms, &f);
     json_put_member(b, "last_digest", st.digest, &f);
     if (!st.key->tag[0]) {
         json_put_key(b, "tags_known", &f);

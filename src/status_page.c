@@ -381,6 +381,20 @@ static void render_notify(struct buf *b, const struct handlers_ctx *a, long long
     else buf_puts(b, "<p class=none>None configured.</p></section>");
 }
 
+/* "registry/repository:tag", each part escaped; the registry and tag only when known. */
+static void put_image(struct buf *b, const char *registry, const char *repository, const char *tag)
+{
+    if (registry && registry[0]) {
+        html_escape(b, registry);
+        buf_putc(b, '/');
+    }
+    html_escape(b, repository);
+    if (tag && tag[0]) {
+        buf_putc(b, ':');
+        html_escape(b, tag);
+    }
+}
+
 /* ---- history --------------------------------------------------------------------- */
 
 static void render_history(struct buf *b, struct history *h, long long now)
@@ -403,13 +417,7 @@ static void render_history(struct buf *b, struct history *h, long long now)
         buf_puts(b, "<tr><td class=t>");
         put_time(b, x->ts_ms, now);
         buf_puts(b, "</td><td><code>");
-        if (x->registry[0]) {
-            html_escape(b, x->registry);
-            buf_putc(b, '/');
-        }
-        html_escape(b, x->repository);
-        buf_putc(b, ':');
-        html_escape(b, x->tag);
+        put_image(b, x->registry, x->repository, x->tag);
         buf_puts(b, "</code></td><td><code title=\"");
         html_escape(b, x->digest);
         buf_puts(b, "\">");

@@ -279,6 +279,18 @@ void log_put_time(struct buf *out, long long ts_ms)
     buf_append(out, s, sizeof s - 1);
 }
 
+void log_put_time_member(struct buf *out, const char *key, long long ts_ms, int *first)
+{
+    json_put_key(out, key, first);
+    if (!ts_ms) {
+        buf_puts(out, "null");
+        return;
+    }
+    buf_putc(out, '"');
+    log_put_time(out, ts_ms);
+    buf_putc(out, '"');
+}
+
 /* A string value: always quoted in JSON; in text only when it would be
  * ambiguous to a reader. */
 static void put_value(struct buf *out, enum log_format format, const char *s)

@@ -97,6 +97,9 @@ void log_write(const struct logger *lg, enum log_level level, const char *msg,
 struct buf;
 /* RFC 3339, UTC, milliseconds ("2026-11-29T18:34:41.123Z"), unquoted. */
 void log_put_time(struct buf *out, long long ts_ms);
+/* A JSON member of such a time: `"key":"2026-…Z"`, or `"key":null` when
+ * ts_ms is 0 (never). *first as for json_put_key. */
+void log_put_time_member(struct buf *out, const char *key, long long ts_ms, int *first);
 void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
                      enum log_level level, const char *msg,
                      const struct log_field *fields, size_t nfields);

@@ -176,10 +176,7 @@ void history_entry_json(struct buf *b, const struct history_entry *e)
 {
     int first = 1;
     buf_putc(b, '{');
-    json_put_key(b, "ts", &first);
-    buf_putc(b, '"');
-    log_put_time(b, e->ts_ms);
-    buf_putc(b, '"');
+    log_put_time_member(b, "ts", e->ts_ms, &first);
     put_str_or_null(b, "event_id", e->event_id, &first);
     put_str_or_null(b, "source", e->source, &first);
     put_str_or_null(b, "registry", e->registry, &first);

@@ -275,6 +275,21 @@ static void wipe_free(char *s)
     free(s);
 }
 
+/* "Basic <base64 of user:password>", for an Authorization header; the
+ * caller frees it with wipe_free (it is a credential). */
+static char *basic_credentials(const char *user, const char *password)
+{
+    struct buf up;
+    buf_init(&up);
+    buf_printf(&up, "%s:%s", user, password);
+    char *enc = base64(up.data, up.len);
+    memset(up.data, 0, up.len);
+    buf_reset(&up);
+    buf_printf(&up, "Basic %s", enc);
+    wipe_free(enc);
+    return buf_steal(&up);
+}
+
 /* ---- tokens ----------------------------------------------------------------- */
 
 static struct token *token_find(struct registry_client *c, const char *host, const char *scope)
@@ -580,15 +595,7 @@ static void send_api(struct registry_req *r)
             buf_printf(&b, "Bearer %s", t->value);
             r->authz = buf_steal(&b);
         } else if (hs->basic && registry_auth_lookup(c->auth, r->host, &user, &password)) {
-            struct buf b;
-            buf_init(&b);
-            buf_printf(&b, "%s:%s", user, password);
-            char *enc = base64(b.data, b.len);
-            memset(b.data, 0, b.len);
-            buf_reset(&b);
-            buf_printf(&b, "Basic %s", enc);
-            wipe_free(enc);
-            r->authz = buf_steal(&b);
+            r->authz = basic_credentials(user, password);
         }
     }
     struct buf h;
@@ -924,14 +931,9 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
     buf_init(&h);
     buf_puts(&h, "Accept: application/json\r\n");
     if (creds) {
-        struct buf up;
-        buf_init(&up);
-        buf_printf(&up, "%s:%s", user, password);
-        char *enc = base64(up.data, up.len);
-        memset(up.data, 0, up.len);
-        buf_free(&up);
-        buf_printf(&h, "Authorization: Basic %s\r\n", enc);
-        wipe_free(enc);
+        char *basic = basic_credentials(user, password);
+        buf_printf(&h, "Authorization: %s\r\n", basic);
+        wipe_free(basic);
     }
     r->phase = PH_TOKEN;
     start_call(r, &realm, "GET", buf_cstr(&h), MAX_TOKEN_BODY, NULL, on_token_done);

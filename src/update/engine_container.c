@@ -62,18 +62,16 @@ static void rb_note(struct job *j, const char *what, int err, int status, const 
     buf_printf(&j->rb_notes, "%s%s: %s", j->rb_notes.len ? "; " : "", what, why);
 }
 
-/* The answer of a rollback step that expected status ok (or also ok2, 0 for
- * none): true when it failed, after scheduling a retry of step (then the
- * caller returns) or noting it as what (then the rollback goes on). *retry
- * says which. */
-static bool rb_failed(struct job *j, void (*step)(struct job *j), int ok, int ok2, const char *what, int err,
-                      int status, const char *body, size_t len, bool *retry)
+/* The answer of a rollback step, ok or not: true when it failed and a retry
+ * of step is scheduled (the caller returns). A failure for good is noted
+ * and the rollback goes on. */
+static bool rb_retried(struct job *j, void (*step)(struct job *j), bool ok, const char *what, int err, int status,
+                       const char *body, size_t len)
 {
-    *retry = false;
-    if (!err && (status == ok || (ok2 && status == ok2))) return false;
-    *retry = rb_retry(j, step, err, status);
-    if (!*retry) rb_note(j, what, err, status, body, len);
-    return true;
+    if (ok) return false;
+    if (rb_retry(j, step, err, status)) return true;
+    rb_note(j, what, err, status, body, len);
+    return false;
 }
 
 static void rb_verified(struct job *j, int err, int status, const char *body, size_t len)
@@ -123,9 +121,8 @@ static void rb_verify(struct job *j)
 
 static void rb_started(struct job *j, int err, int status, const char *body, size_t len)
 {
-    bool retry;
-    rb_failed(j, rb_start, 204, 304, "starting the old container", err, status, body, len, &retry);
-    if (!retry) rb_verify(j);
+    bool ok = !err && (status == 204 || status == 304);
+    if (!rb_retried(j, rb_start, ok, "starting the old container", err, status, body, len)) rb_verify(j);
 }
 
 static void rb_start(struct job *j)
@@ -139,12 +136,9 @@ static void rb_start(struct job *j)
 
 static void rb_restored(struct job *j, int err, int status, const char *body, size_t len)
 {
-    bool retry;
-    if (!rb_failed(j, rb_restore, 200, 0, "restoring the old container's restart policy", err, status, body, len,
-                   &retry))
-        j->policy_changed = false;
-    else if (retry)
-        return;
+    bool ok = !err && status == 200;
+    if (rb_retried(j, rb_restore, ok, "restoring the old container's restart policy", err, status, body, len)) return;
+    if (ok) j->policy_changed = false;
     rb_start(j);
 }
 
@@ -161,11 +155,9 @@ static void rb_restore(struct job *j)
 
 static void rb_renamed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    bool retry;
-    if (!rb_failed(j, rb_rename, 204, 0, "renaming the old container back", err, status, body, len, &retry))
-        j->renamed_back = true;
-    else if (retry)
-        return;
+    bool ok = !err && status == 204;
+    if (rb_retried(j, rb_rename, ok, "renaming the old container back", err, status, body, len)) return;
+    if (ok) j->renamed_back = true;
     rb_restore(j);
 }
 
@@ -183,9 +175,8 @@ static void rb_remove_new(struct job *j);
 
 static void rb_removed(struct job *j, int err, int status, const char *body, size_t len)
 {
-    bool retry;
-    rb_failed(j, rb_remove_new, 204, 404, "removing the new container", err, status, body, len, &retry);
-    if (!retry) rb_rename(j);
+    bool ok = !err && (status == 204 || status == 404);
+    if (!rb_retried(j, rb_remove_new, ok, "removing the new container", err, status, body, len)) rb_rename(j);
 }
 
 static void rb_remove_new(struct job *j)

@@ -6,26 +6,17 @@
 #
 #   cmake --preset static && cmake --build --preset static
 #   cp /etc/ssl/certs/ca-certificates.crt build/static/
-#   docker build --target prebuilt -t webhook-router .
+#   docker build -f Dockerfile.prebuilt -t webhook-router .
 #       takes the static binary and CA bundle already built on this host:
-#       nothing is downloaded (the `prebuilt` stage comes first, so even
-#       the classic builder stops before the Debian stage).
+#       nothing is downloaded. A file of its own, not a stage of this one:
+#       Debian's docker builds every stage before the target with its
+#       classic builder, so a prebuilt stage here would need build/static/
+#       in every build from source.
 #
 # Both images are the same: the binary at /usr/local/bin/webhook-router (on
 # PATH, so `docker exec <router> webhook-router registry-digest REF` works),
 # the CA bundle, a passwd entry for uid 10001.
 ARG BASE=debian:bookworm-slim
-
-FROM scratch AS prebuilt
-COPY packaging/rootfs/ /
-COPY build/static/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY build/static/webhook-router /usr/local/bin/webhook-router
-# OpenSSL's compiled-in default points into /usr/lib/ssl, which is not here.
-ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PATH=/usr/local/bin
-USER 10001:10001
-EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 CMD ["webhook-router", "healthcheck"]
-ENTRYPOINT ["webhook-router"]
 
 FROM ${BASE} AS build
 RUN apt-get update \

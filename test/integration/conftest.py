@@ -150,3 +150,12 @@ def workdir():
     for name in os.listdir(d):
         os.unlink(os.path.join(d, name))
     os.rmdir(d)
+
+
+@pytest.fixture
+def made(engine):
+    """Container ids a test created; removed after it."""
+    ids = []
+    yield ids
+    for cid in ids:
+        engine.docker("rm", "-f", cid, check=False)

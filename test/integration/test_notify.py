@@ -87,14 +87,6 @@ def labelled(engine, made, image, notify, url=None, name=None):
     return cid
 
 
-@pytest.fixture
-def made(engine):
-    ids = []
-    yield ids
-    for cid in ids:
-        engine.docker("rm", "-f", cid, check=False)
-
-
 def every_kind(fake, uniq):
     base = f"127.0.0.1:{fake.port}"
     return {

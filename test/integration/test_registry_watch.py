@@ -28,14 +28,6 @@ def watched(engine, made, image_ref, label_image, url, tag=None, poll="1s", extr
     return cid
 
 
-@pytest.fixture
-def made(engine):
-    ids = []
-    yield ids
-    for cid in ids:
-        engine.docker("rm", "-f", cid, check=False)
-
-
 def watch_of(router, repo):
     routes = router.get("/routes")[1]["routes"]
     for r in routes:

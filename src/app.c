@@ -236,8 +236,16 @@ static int start_state(struct app *a)
     a->routes = routes_new();
     a->engines = xcalloc(cfg->nengines, sizeof *a->engines);
     for (size_t i = 0; i < cfg->nengines; i++) a->engines[i] = docker_engine_new(a->http, &cfg->engines[i]);
-    a->seen = dedupe_new(DEDUPE_IDS);
-    a->delivered = dedupe_new(DEDUPE_IDS);
+    /* The tags' key is secret and new each start: an id nobody has sent
+     * cannot be made to look seen. */
+    uint8_t key[DEDUPE_KEY_LEN];
+    int rc = uv_random(NULL, NULL, key, sizeof key, 0, NULL);
+    if (rc < 0) {
+        LOG(&a->log, LOG_ERROR, "no random bytes for the dedupe key", F_STR("error", uv_strerror(rc)));
+        return rc;
+    }
+    a->seen = dedupe_new(DEDUPE_IDS, key);
+    a->delivered = dedupe_new(DEDUPE_IDS, key);
     if (cfg->registry_auth_file) {
         char err[256];
         a->auth = registry_auth_load(cfg->registry_auth_file, err, sizeof err);

@@ -1,56 +1,63 @@
-/* dedupe.c - a FIFO ring of ids with an open-addressing index into it.
- * The index has twice the ring's slots, so probes stay short; eviction
- * deletes with backward-shift so no tombstones accumulate. */
+/* dedupe.c - a FIFO ring of id tags with an open-addressing index into it.
+ *
+ * An id is remembered by its keyed 64-bit tag (siphash24), not a copy: no
+ * allocation per id, 8 bytes instead of a string (a delivered key, digest
+ * and target URL, is some 160), and a tag is hashed once, never again. The
+ * index has twice the ring's slots, so probes stay short; eviction deletes
+ * with backward-shift so no tombstones accumulate. */
 #include "dedupe.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "siphash.h"
 
 struct dedupe {
-    char **ring;         /* ring[i]: an id, oldest at `head` once full */
+    uint64_t *ring;      /* ring[i]: an id's tag, oldest at `head` once full */
     size_t cap, head, count;
-    size_t *index;       /* ring position + 1; 0 = empty */
+    uint32_t *index;     /* ring position + 1; 0 = empty */
     size_t nindex;       /* a power of two */
+    uint8_t key[SIPHASH_KEY_LEN];
 };
 
-static size_t hash(const char *s)
-{
-    return hash_str(HASH_INIT, s);
-}
-
-struct dedupe *dedupe_new(size_t capacity)
+struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN])
 {
     struct dedupe *d = xcalloc(1, sizeof *d);
     d->cap = capacity ? capacity : 1;
+    if (d->cap > UINT32_MAX / 4) d->cap = UINT32_MAX / 4;
     d->ring = xcalloc(d->cap, sizeof *d->ring);
     d->nindex = 2;
     while (d->nindex < d->cap * 2) d->nindex *= 2;
     d->index = xcalloc(d->nindex, sizeof *d->index);
+    if (key) memcpy(d->key, key, sizeof d->key);
     return d;
 }
 
 void dedupe_free(struct dedupe *d)
 {
     if (!d) return;
-    for (size_t i = 0; i < d->cap; i++) free(d->ring[i]);
     free(d->ring);
     free(d->index);
     free(d);
 }
 
-/* Slot of id in the index, or of the empty slot where it would go. */
-static size_t find(const struct dedupe *d, const char *id)
+static uint64_t tag_of(const struct dedupe *d, const char *id)
 {
-    size_t mask = d->nindex - 1, i = hash(id) & mask;
-    while (d->index[i] && strcmp(d->ring[d->index[i] - 1], id) != 0) i = (i + 1) & mask;
+    return siphash24(d->key, id, strlen(id));
+}
+
+/* Slot of tag in the index, or of the empty slot where it would go. */
+static size_t find(const struct dedupe *d, uint64_t tag)
+{
+    size_t mask = d->nindex - 1, i = (size_t)tag & mask;
+    while (d->index[i] && d->ring[d->index[i] - 1] != tag) i = (i + 1) & mask;
     return i;
 }
 
 bool dedupe_seen(const struct dedupe *d, const char *id)
 {
-    return id && d->index[find(d, id)] != 0;
+    return id && d->index[find(d, tag_of(d, id))] != 0;
 }
 
 static void index_remove(struct dedupe *d, size_t slot)
@@ -59,7 +66,7 @@ static void index_remove(struct dedupe *d, size_t slot)
     d->index[slot] = 0;
     /* Backward-shift: pull later members of the probe run into the hole. */
     for (size_t j = (slot + 1) & mask; d->index[j]; j = (j + 1) & mask) {
-        size_t home = hash(d->ring[d->index[j] - 1]) & mask;
+        size_t home = (size_t)d->ring[d->index[j] - 1] & mask;
         bool movable = slot <= j ? (home <= slot || home > j) : (home <= slot && home > j);
         if (movable) {
             d->index[slot] = d->index[j];
@@ -71,7 +78,9 @@ static void index_remove(struct dedupe *d, size_t slot)
 
 void dedupe_add(struct dedupe *d, const char *id)
 {
-    if (!id || dedupe_seen(d, id)) return;
+    if (!id) return;
+    uint64_t tag = tag_of(d, id);
+    if (d->index[find(d, tag)]) return;
     size_t pos;
     if (d->count < d->cap) {
         pos = (d->head + d->count++) % d->cap;
@@ -79,8 +88,8 @@ void dedupe_add(struct dedupe *d, const char *id)
         pos = d->head;
         d->head = (d->head + 1) % d->cap;
         index_remove(d, find(d, d->ring[pos]));
-        free(d->ring[pos]);
     }
-    d->ring[pos] = xstrdup(id);
-    d->index[find(d, id)] = pos + 1;
+    d->ring[pos] = tag;
+    /* Found again: the eviction may have shifted the empty slot. */
+    d->index[find(d, tag)] = (uint32_t)(pos + 1);
 }

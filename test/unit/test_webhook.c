@@ -49,7 +49,7 @@ static void fx_start(struct fx *x, int queue_max)
     struct forward_opts fo = {.timeout_secs = 1, .concurrency = 4, .queue_max = queue_max, .debounce_ms = 60000};
     x->fwd = forward_new(&x->loop, x->http, &x->lg, &fo);
     x->routes = routes_new();
-    x->seen = dedupe_new(64);
+    x->seen = dedupe_new(64, NULL);
     x->w = (struct webhook_ctx){.routes = x->routes, .seen = x->seen, .fwd = x->fwd, .log = &x->lg};
     buf_init(&x->res.headers);
     buf_init(&x->res.body);
@@ -156,7 +156,7 @@ static void test_plan_notify(void **s)
     struct fx x;
     fx_start(&x, 16);
     put_labels(&x, "n1", "{\"webhook-router.image\":\"team/new\",\"webhook-router.notify\":\"chat\"}");
-    struct dedupe *delivered = dedupe_new(64);
+    struct dedupe *delivered = dedupe_new(64, NULL);
     x.w.delivered = delivered;
     struct push_event ev = {.format = "t", .id = "hook-1", .registry = "reg:5000", .repository = "team/new",
                             .tag = "v1", .digest = "sha256:11"};
@@ -284,7 +284,7 @@ static void test_digest_once_per_route(void **s)
     (void)s;
     struct fx x;
     fx_start(&x, 16);
-    x.w.delivered = dedupe_new(64);
+    x.w.delivered = dedupe_new(64, NULL);
     struct http_request req = request("/webhook", NULL, 0);
     webhook_handle(&x.w, &req, NULL, &x.res);   /* team/app:v1@sha256:aa from reg:5000, two targets */
     assert_int_equal(forward_queued(x.fwd), 2);

@@ -20,6 +20,7 @@
 #include "docker_engine.h"
 #include "docker_events.h"
 #include "json_parse.h"
+#include "json_split.h"
 #include "url.h"
 
 #define BACKOFF_MIN_MS 500
@@ -33,12 +34,32 @@
 #define MAX_EVENT_LINE (1024 * 1024)
 #define MAX_BUFFERED_EVENTS 10000
 #define MAX_LIST_BYTES (256 * 1024 * 1024)
+#define MAX_LISTED_CONTAINER (4 * 1024 * 1024)   /* one container's JSON in the list */
 /* A failed GET /services/<id> is asked again after 0.5 s, 1 s and 2 s. */
 #define SVC_FETCH_RETRIES 3
 #define SVC_RETRY_MIN_MS 500
 /* Container create times remembered for their start event: a recreate
  * creates and starts within seconds, so a few suffice. */
 #define RECENT_CREATES 64
+
+/* One container of GET /containers/json: what a sync needs of it. */
+struct listed {
+    char *id, *name, *image, *image_id;
+    json_t *labels;   /* its keys under the prefix and the stack's; NULL: none under the prefix */
+};
+
+/* GET /containers/json as it arrives: one container parsed at a time,
+ * kept as a struct listed, so a sync holds neither the megabytes of the
+ * list nor their parse, only the few fields and labels that route. */
+struct list_read {
+    struct json_split split;
+    struct listed *items;
+    size_t n, cap;
+    int status;
+    size_t bytes;
+    uint64_t started_ms;   /* the request was sent */
+    uint64_t engine_ms;    /* from then to its last byte: the engine's share of a sync */
+};
 
 enum state { ST_CONNECTING, ST_SYNCING, ST_LIVE, ST_RECONNECTING };
 static const char *const state_names[] = {"connecting", "syncing", "live", "reconnecting"};
@@ -75,7 +96,7 @@ struct docker_watch {
     char version_cause[CAUSE_LEN], events_cause[CAUSE_LEN], list_cause[CAUSE_LEN];
     bool swarm_manager;              /* services are read too (from /info) */
     unsigned long reconnects;
-    struct jdoc listed_containers;   /* held while the services list is in flight (root NULL: none) */
+    struct list_read listed;         /* the containers: read, then held while the services list is in flight */
     struct svc_fetch *fetches;        /* GET /services/<id> in flight */
     struct docker_inspect *inspects;  /* GET /images/<ref>/json in flight */
     struct line_splitter lines;
@@ -156,6 +177,21 @@ static void fetch_cancel_id(struct docker_watch *w, const char *id)
     }
 }
 
+static void listed_clear(struct list_read *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].id);
+        free(l->items[i].name);
+        free(l->items[i].image);
+        free(l->items[i].image_id);
+        json_decref(l->items[i].labels);
+    }
+    free(l->items);
+    json_split_free(&l->split);
+    *l = (struct list_read){0};
+    json_split_init(&l->split, MAX_LISTED_CONTAINER);
+}
+
 static void cancel_calls(struct docker_watch *w)
 {
     http_call_cancel(w->version_call);
@@ -163,7 +199,7 @@ static void cancel_calls(struct docker_watch *w)
     http_call_cancel(w->list_call);
     w->version_call = w->events_call = w->list_call = NULL;
     fetch_cancel_id(w, NULL);
-    jdoc_free(&w->listed_containers);
+    listed_clear(&w->listed);
 }
 
 /* What every request to the engine has: GET only, and a deadline on the
@@ -618,39 +654,79 @@ static bool jv_has_prefixed_key(const struct jv *labels, const char *prefix)
     return false;
 }
 
+/* The labels that route, as json_t: the keys under the prefix, and the
+ * stack's (stack_of). The others are not ours and are not copied. */
+static json_t *labels_of(const struct jv *labels, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    json_t *o = json_object();   /* a repeated key: the last one wins, as in jansson */
+    for (size_t i = 0; i < labels->n; i++) {
+        const char *key = labels->u.items[2 * i].u.str;
+        if ((strncmp(key, prefix, plen) == 0 && key[plen] == '.') || strcmp(key, "com.docker.compose.project") == 0 ||
+            strcmp(key, "com.docker.stack.namespace") == 0)
+            json_object_set_new(o, key, jv_to_json(&labels->u.items[2 * i + 1]));
+    }
+    return o;
+}
+
+/* One element of the container list, complete: parsed with the arena
+ * parser (jansson's object per value was most of a sync's time and memory
+ * on an engine with thousands of containers) and kept as a struct listed.
+ * An element that is no container with labels is skipped, as the engine
+ * never sends one; one that is not JSON fails the list. */
+static int on_listed_container(void *ud, const char *text, size_t len)
+{
+    struct docker_watch *w = ud;
+    if (text[0] != '{') return 0;
+    struct jdoc d;
+    char perr[96];
+    if (jdoc_parse(&d, text, len, perr, sizeof perr) < 0) return -EINVAL;
+    const struct jv *ct = d.root;
+    const char *id = jv_str(jv_get(ct, "Id"));
+    const struct jv *jlabels = jv_get(ct, "Labels");
+    if (id && jv_is_object(jlabels)) {
+        struct list_read *l = &w->listed;
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 64;
+            l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+        }
+        struct listed *it = &l->items[l->n++];
+        const char *name = jv_str(jv_at(jv_get(ct, "Names"), 0));
+        if (name && name[0] == '/') name++;
+        *it = (struct listed){.id = xstrdup(id), .name = xstrdup_or_null(name)};
+        if (jv_has_prefixed_key(jlabels, w->prefix)) {
+            it->labels = labels_of(jlabels, w->prefix);
+            it->image = xstrdup_or_null(jv_str(jv_get(ct, "Image")));
+            it->image_id = xstrdup_or_null(jv_str(jv_get(ct, "ImageID")));
+        }
+    }
+    jdoc_free(&d);
+    return 0;
+}
+
 /* Both lists are in (services is NULL on a node that is no Swarm manager):
- * make the table equal to them in one go, then replay the held events.
- * The container list is read with the arena parser, not jansson: on an
- * engine with thousands of containers jansson's object per value was most
- * of the sync's time and memory, for the few labels that matter. Only the
- * labels of a container with a key under the prefix become json_t. */
-static void apply_sync(struct docker_watch *w, const struct jv *list, json_t *services)
+ * make the table equal to them in one go, then replay the held events. */
+static void apply_sync(struct docker_watch *w, json_t *services)
 {
     routes_mark(w->routes, w->host);
     size_t i, listed = 0, added = 0, renamed = 0;
     json_t *c;
-    for (i = 0; i < list->n; i++) {
-        const struct jv *ct = jv_at(list, i);
-        const char *id = jv_str(jv_get(ct, "Id"));
-        const struct jv *jlabels = jv_get(ct, "Labels");
-        if (!id || !jv_is_object(jlabels)) continue;
-        const char *name = jv_str(jv_at(jv_get(ct, "Names"), 0));
-        if (name && name[0] == '/') name++;
-        if (renamed_since(w, id, name)) renamed++;
-        if (!jv_has_prefixed_key(jlabels, w->prefix)) {
-            routes_remove(w->routes, w->host, id);   /* what routes_put does with such labels */
+    for (i = 0; i < w->listed.n; i++) {
+        const struct listed *ct = &w->listed.items[i];
+        if (renamed_since(w, ct->id, ct->name)) renamed++;
+        if (!ct->labels) {
+            routes_remove(w->routes, w->host, ct->id);   /* what routes_put does with such labels */
             continue;
         }
-        json_t *labels = jv_to_json(jlabels);
-        struct route_source src = {.engine = w->host, .kind = "container", .id = id, .name = name,
-                                   .stack = stack_of(labels), .image = jv_str(jv_get(ct, "Image")),
-                                   .image_id = jv_str(jv_get(ct, "ImageID"))};
+        struct route_source src = {.engine = w->host, .kind = "container", .id = ct->id, .name = ct->name,
+                                   .stack = stack_of(ct->labels), .image = ct->image, .image_id = ct->image_id};
         size_t before = routes_source_count(w->routes);
-        int n = routes_put(w->routes, &src, labels, w->prefix, w->log);
-        json_decref(labels);
+        int n = routes_put(w->routes, &src, ct->labels, w->prefix, w->log);
         if (routes_source_count(w->routes) > before) added++;   /* not known before */
         if (n != 0) listed++;   /* labelled: routes, or labels ignored */
     }
+    long long engine_ms = (long long)w->listed.engine_ms;
+    listed_clear(&w->listed);
     size_t nservices = 0;
     json_array_foreach(services, i, c) {
         if (renamed_since(w, attr(c, "ID"), attr(json_object_get(c, "Spec"), "Name"))) renamed++;
@@ -674,12 +750,13 @@ static void apply_sync(struct docker_watch *w, const struct jv *list, json_t *se
                 F_INT("removed", removed), F_INT("added", added), F_INT("renamed", renamed),
                 F_INT("routes", routes_count(w->routes)));
         else
-            LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms));
+            LOG(w->log, LOG_DEBUG, "resync: no change", F_STR("engine", w->host), F_INT("duration_ms", ms),
+                F_INT("list_ms", engine_ms));
     } else {
         LOG(w->log, LOG_INFO, "docker synced", F_STR("engine", w->host), F_STR("api_version", docker_engine_api(w->eng)),
             F_BOOL("swarm_manager", w->swarm_manager), F_INT("containers", listed),
             F_INT("services", nservices), F_INT("removed", removed), F_INT("routes", routes_count(w->routes)),
-            F_INT("duration_ms", ms));
+            F_INT("duration_ms", ms), F_INT("list_ms", engine_ms));
     }
     w->resync = false;
     w->synced = true;
@@ -714,35 +791,13 @@ static json_t *parse_list(struct docker_watch *w, const char *what, int err, int
     return list;
 }
 
-/* parse_list for GET /containers/json, read with the arena parser. */
-static int parse_container_list(struct docker_watch *w, int err, int status, const char *body, size_t len,
-                                struct jdoc *out)
-{
-    const char *what = "GET /containers/json";
-    *out = (struct jdoc){0};
-    if (err || status != 200) {
-        fail_errno(w, what, err, status, w->list_cause);
-        return -1;
-    }
-    char perr[96];
-    if (jdoc_parse(out, body, len, perr, sizeof perr) < 0 || !jv_is_array(out->root)) {
-        jdoc_free(out);
-        fail(w, what, "the answer is not a JSON array");
-        return -1;
-    }
-    return 0;
-}
-
 static void on_services_done(void *ud, int err, int status, const char *body, size_t len)
 {
     struct docker_watch *w = ud;
     w->list_call = NULL;
     json_t *services = parse_list(w, "GET /services", err, status, body, len);
     if (!services) return;
-    struct jdoc containers = w->listed_containers;
-    w->listed_containers = (struct jdoc){0};
-    apply_sync(w, containers.root, services);
-    jdoc_free(&containers);
+    apply_sync(w, services);
     json_decref(services);
     sync_done_trim();
 }
@@ -753,34 +808,68 @@ static void on_services_done(void *ud, int err, int status, const char *body, si
  * the engine has no filter on a label key's prefix. routes_put skips the
  * objects without a key under the prefix. */
 static void start_list_get(struct docker_watch *w, const char *what, const char *extra,
+                           void (*on_head)(void *, int, const char *(*)(void *, const char *), void *),
+                           void (*on_body)(void *, const char *, size_t),
                            void (*done)(void *, int, int, const char *, size_t))
 {
     struct buf path;
     buf_init(&path);
     buf_printf(&path, "/%s%s", what, extra);
     start_get(w, &w->list_call, w->list_cause, buf_cstr(&path), w->request_timeout_ms, MAX_LIST_BYTES,
-              NULL, NULL, done);
+              on_head, on_body, done);
     buf_free(&path);
 }
 
 static void start_services_list(struct docker_watch *w)
 {
-    start_list_get(w, "services", "", on_services_done);
+    start_list_get(w, "services", "", NULL, NULL, on_services_done);
+}
+
+static void on_list_head(void *ud, int status, const char *(*get_header)(void *, const char *), void *ctx)
+{
+    (void)get_header;
+    (void)ctx;
+    struct docker_watch *w = ud;
+    w->listed.status = status;
+}
+
+/* The list's bytes as they come: an error's body is not kept (the status
+ * says enough), a list's goes through the splitter, past the bound not. */
+static void on_list_body(void *ud, const char *data, size_t len)
+{
+    struct docker_watch *w = ud;
+    struct list_read *l = &w->listed;
+    if (l->status != 200 || l->bytes > MAX_LIST_BYTES) return;
+    l->bytes += len;
+    if (l->bytes > MAX_LIST_BYTES) return;
+    json_split_feed(&l->split, data, len, on_listed_container, w);   /* an error waits for on_list_done */
 }
 
 static void on_list_done(void *ud, int err, int status, const char *body, size_t len)
 {
+    (void)body;   /* read by on_list_body */
+    (void)len;
     struct docker_watch *w = ud;
+    const char *what = "GET /containers/json";
     w->list_call = NULL;
-    struct jdoc list;
-    if (parse_container_list(w, err, status, body, len, &list) < 0) return;
-    if (w->swarm_manager) {
-        w->listed_containers = list;   /* applied together with the services */
-        start_services_list(w);
+    w->listed.engine_ms = uv_now(w->loop) - w->listed.started_ms;
+    if (err || status != 200) {
+        fail_errno(w, what, err, status, w->list_cause);
         return;
     }
-    apply_sync(w, list.root, NULL);
-    jdoc_free(&list);
+    if (w->listed.bytes > MAX_LIST_BYTES) {
+        fail(w, what, "the list is larger than 256 MiB");
+        return;
+    }
+    if (json_split_finish(&w->listed.split) < 0) {
+        fail(w, what, "the answer is not a JSON array");
+        return;
+    }
+    if (w->swarm_manager) {
+        start_services_list(w);   /* the containers are applied together with the services */
+        return;
+    }
+    apply_sync(w, NULL);
     sync_done_trim();
 }
 
@@ -788,7 +877,9 @@ static void start_list(struct docker_watch *w)
 {
     w->listing = true;
     if (w->resync) w->sync_started_ms = uv_now(w->loop);   /* else: since GET /version */
-    start_list_get(w, "containers/json", "?all=1", on_list_done);
+    listed_clear(&w->listed);
+    w->listed.started_ms = uv_now(w->loop);
+    start_list_get(w, "containers/json", "?all=1", on_list_head, on_list_body, on_list_done);
 }
 
 static void on_info_done(void *ud, int err, int status, const char *body, size_t len);

@@ -1,9 +1,12 @@
-/* libFuzzer: the /events stream — line framing across read boundaries
- * (their size derived from the input's length) and event parsing. */
+/* libFuzzer: the engine's two streams, in pieces whose size derives from
+ * the input's length — the /events lines (framing and event parsing) and
+ * the container list (json_split, each element through the arena parser). */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "docker_events.h"
+#include "json_parse.h"
+#include "json_split.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,6 +19,18 @@ static void on_line(void *ud, const char *line, size_t len)
         if (!ev.attributes || !ev.action || !ev.id) __builtin_trap();
         docker_event_free(&ev);
     }
+}
+
+static int on_elem(void *ud, const char *text, size_t len)
+{
+    (void)ud;
+    if (len == 0) __builtin_trap();
+    if (text[0] != '{' && text[0] != '[') return 0;
+    struct jdoc d;
+    char err[96];
+    int rc = jdoc_parse(&d, text, len, err, sizeof err);
+    jdoc_free(&d);
+    return rc < 0 ? -1 : 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -31,5 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     line_splitter_free(&ls);
+
+    struct json_split js;
+    json_split_init(&js, 4096);
+    for (size_t off = 0; off < size; off += step) {
+        size_t n = size - off < step ? size - off : step;
+        if (json_split_feed(&js, (const char *)data + off, n, on_elem, NULL) < 0) break;
+    }
+    json_split_finish(&js);
+    json_split_free(&js);
     return 0;
 }

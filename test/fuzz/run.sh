@@ -17,7 +17,7 @@ seed() {   # seed <fuzzer> <files...>
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$dir/" || true; done
 }
 seed fuzz_payload "$fixtures"/distribution/*.json "$fixtures"/payloads/*.json
-seed fuzz_docker_events "$fixtures"/docker/events-container-and-service.jsonl
+seed fuzz_docker_events "$fixtures"/docker/events-container-and-service.jsonl "$fixtures"/docker/containers-json.json
 seed fuzz_url
 printf 'https://portainer:9443/api/stacks/webhooks/638e6967?tag={tag}' > $out/corpus/fuzz_url/a
 printf 'http://[::1]:8080/a/b/?x=1#f' > $out/corpus/fuzz_url/b

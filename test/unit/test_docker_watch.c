@@ -869,6 +869,9 @@ static void test_garbage_answers(void **state)
          "GET /containers/json", "the answer is not a JSON array"},
         {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n[{\"Id\":"), "GET /containers/json", ""},
         {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n[{\"Id\":"), "GET /containers/json", "the answer is not a JSON array"},
+        /* Framed as a list, but an element is not JSON: the list fails whole. */
+        {"list", RAW("HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\n[{\"Id\":\"a\",\"Labels\":{}},{\"Id\":}]"),
+         "GET /containers/json", "the answer is not a JSON array"},
         {"list", big_header, sizeof big_header, "GET /containers/json", "the response is too large"},
         {"events", big_header, sizeof big_header, "GET /events", "the response is too large"},
 #undef RAW

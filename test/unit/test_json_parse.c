@@ -1,4 +1,5 @@
 /* The arena JSON reader used for webhook bodies (json_parse.c). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include "buf.h"
 #include "json_parse.h"
+#include "json_split.h"
 
 static int parse(struct jdoc *d, const char *text, char *err, size_t errlen)
 {
@@ -252,6 +254,93 @@ static void test_large(void **state)
     buf_free(&b);
 }
 
+/* ---- json_split: a JSON array's elements from a stream ----------------- */
+
+struct elems {
+    char text[16][64];
+    size_t n;
+    int refuse_at;   /* 1-based element to refuse, 0: none */
+};
+
+static int on_elem(void *ud, const char *e, size_t len)
+{
+    struct elems *x = ud;
+    if (x->refuse_at && (int)x->n + 1 == x->refuse_at) return -ECANCELED;
+    assert_true(x->n < 16 && len < 64);
+    memcpy(x->text[x->n], e, len);
+    x->text[x->n][len] = '\0';
+    x->n++;
+    return 0;
+}
+
+/* Feeds text in pieces of `step` bytes; returns the first error, or finish's. */
+static int split(const char *text, size_t step, size_t max_elem, struct elems *x)
+{
+    struct json_split s;
+    json_split_init(&s, max_elem);
+    size_t n = strlen(text);
+    int rc = 0;
+    for (size_t off = 0; off < n && rc == 0; off += step)
+        rc = json_split_feed(&s, text + off, n - off < step ? n - off : step, on_elem, x);
+    if (rc == 0) rc = json_split_finish(&s);
+    json_split_free(&s);
+    return rc;
+}
+
+static void test_split(void **state)
+{
+    (void)state;
+    const char *text = " [ {\"a\":\"}]\\\\\",\"b\":[1,{\"c\":\"\\\"]\"}]} ,\"x\\\"]\", [1,[2]],-3.5e2 ,true,null]\n";
+    const char *want[] = {"{\"a\":\"}]\\\\\",\"b\":[1,{\"c\":\"\\\"]\"}]}", "\"x\\\"]\"", "[1,[2]]", "-3.5e2", "true",
+                          "null"};
+    /* Every piece size gives the same elements: whole, one at a time, in order. */
+    for (size_t step = 1; step <= strlen(text); step++) {
+        struct elems x = {0};
+        assert_int_equal(split(text, step, 1024, &x), 0);
+        assert_int_equal(x.n, 6);
+        for (size_t i = 0; i < 6; i++) assert_string_equal(x.text[i], want[i]);
+        /* Each element is a JSON value of its own. */
+        for (size_t i = 0; i < 6 && step == 1; i++) {
+            struct jdoc d;
+            char err[96];
+            /* jdoc_parse takes a container only: wrap it. */
+            char wrapped[80];
+            snprintf(wrapped, sizeof wrapped, "[%s]", x.text[i]);
+            assert_int_equal(jdoc_parse(&d, wrapped, strlen(wrapped), err, sizeof err), 0);
+            jdoc_free(&d);
+        }
+    }
+    struct elems x = {0};
+    assert_int_equal(split("[]", 1, 16, &x), 0);
+    assert_int_equal(split(" [ \n] ", 2, 16, &x), 0);
+    assert_int_equal(x.n, 0);
+}
+
+static void test_split_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"{}", "[1 2]", "[1,]", "[,1]", "[1]x", "[1", "", "[{\"a\":1}", "[\"ab", "]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        for (size_t step = 1; step <= 3; step++) {
+            struct elems x = {0};
+            assert_int_equal(split(bad[i], step, 1024, &x), -EINVAL);
+        }
+    }
+    /* An element over the bound, while it is still arriving. */
+    struct elems x = {0};
+    assert_int_equal(split("[1,{\"a\":\"0123456789abcdef\"}]", 1, 8, &x), -E2BIG);
+    assert_int_equal(x.n, 1);
+    /* A refused element stops the split; later feeds say so again. */
+    struct elems y = {.refuse_at = 2};
+    struct json_split s;
+    json_split_init(&s, 64);
+    assert_int_equal(json_split_feed(&s, "[1,2,3", 6, on_elem, &y), -ECANCELED);
+    assert_int_equal(json_split_feed(&s, "]", 1, on_elem, &y), -ECANCELED);
+    assert_int_equal(json_split_finish(&s), -ECANCELED);
+    assert_int_equal(y.n, 1);
+    json_split_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,7 +348,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_long_strings),   cmocka_unit_test(test_refused),
         cmocka_unit_test(test_error_position), cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_large),
+        cmocka_unit_test(test_large),          cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

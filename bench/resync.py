@@ -4,8 +4,8 @@ engine (default 2000). Prints numbers; not a test.
 
   bench/resync.py [--containers 2000]
 
-Starts its own isolated dockerd and the release build of the router; stops
-both by PID."""
+Starts its own isolated dockerd and the static (else the release) build of the
+router; stops both by PID."""
 
 import argparse
 import json
@@ -18,7 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
 from harness import Engine, Router, free_port  # noqa: E402
 
-BINARY = os.path.join(HERE, "..", "build", "release", "webhook-router")
+# The static build (the binary the image ships) when there is one, else the release build.
+BINARY = next((b for b in (os.path.join(HERE, "..", "build", p, "webhook-router") for p in ("static", "release"))
+               if os.access(b, os.X_OK)), os.path.join(HERE, "..", "build", "release", "webhook-router"))
 
 
 def rss(pid, field):
@@ -60,9 +62,9 @@ def main():
                                               "LOG_LEVEL": "debug"})
         synced = router.wait_log("docker synced", timeout=120)[0]
         print(f"first sync: {synced['duration_ms']} ms for {synced['containers']} containers, "
-              f"{synced['routes']} routes")
+              f"{synced['routes']} routes; of which the list request, sent to last byte: {synced.get('list_ms')} ms")
         resyncs = router.wait_log("resync: no change", n=3, timeout=60)
-        print("background resyncs: " + ", ".join(f"{l['duration_ms']} ms" for l in resyncs))
+        print("background resyncs: " + ", ".join(f"{l['duration_ms']} ms (list {l.get('list_ms')})" for l in resyncs))
         print(f"router RSS now: {rss(router.proc.pid, 'VmRSS'):.1f} MiB, peak: {rss(router.proc.pid, 'VmHWM'):.1f} MiB")
         status, body = router.get("/routes")
         print(f"/routes: {len(json.dumps(body))} bytes, {body['count']} routes")

@@ -83,34 +83,18 @@ void buf_reset(struct buf *b)
     if (b->data) b->data[0] = '\0';
 }
 
+/* A buffer's first allocation: most are a request, an answer or a log line
+ * of a few hundred bytes, which grew through three or four reallocs from 64. */
+#define BUF_FIRST_CAP 256
+
 void buf_reserve(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : BUF_FIRST_CAP;
     while (cap < need) cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void buf_append(struct buf *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void buf_puts(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
-
-void buf_putc(struct buf *b, char c)
-{
-    buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)

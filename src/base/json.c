@@ -2,6 +2,29 @@
 #include "json.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* Bytes at p that go out as they are: printable ASCII other than the quote
+ * and the backslash, the bulk of every string written. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* signed: bytes >= 0x80 are negative, so "< 0x20" catches them too */
+        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                       _mm_cmplt_epi8(x, space));
+        int mask = _mm_movemask_epi8(special);
+        if (mask) return i + (size_t)__builtin_ctz((unsigned)mask);
+    }
+#endif
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\') i++;
+    return i;
+}
 
 /* Length of the valid UTF-8 sequence starting at s (at most n bytes), or 0. */
 static size_t utf8_seq_len(const unsigned char *s, size_t n)
@@ -30,14 +53,23 @@ void json_put_strn(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
+    size_t i = plain_run(p, n);
+    if (i == n) {   /* nothing to escape, by far the common case: one copy */
+        buf_reserve(b, n + 2);
+        char *d = b->data + b->len;
+        d[0] = '"';
+        if (n) memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        d[n + 2] = '\0';
+        b->len += n + 2;
+        return;
+    }
     buf_reserve(b, n + 2);
     buf_putc(b, '"');
-    size_t i = 0;
+    buf_append(b, p, i);
     while (i < n) {
-        size_t run = i;
         /* Copy plain ASCII in one go: it is by far the common case. */
-        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-            run++;
+        size_t run = i + plain_run(p + i, n - i);
         if (run > i) {
             buf_append(b, p + i, run - i);
             i = run;

@@ -48,10 +48,13 @@
 #define PEEK_AFTER_IDLE_MS 1000
 #define RETRY_AFTER_MAX_MS 60000
 
+/* A response header: offsets of its NUL-terminated name and value in the
+ * call's `heads` (one buffer for all of them, not two allocations each). */
 struct header {
-    char *name;
-    char *value;
+    size_t name, value;
 };
+
+enum { HDR_BETWEEN, HDR_NAME, HDR_VALUE };
 
 struct conn {
     union {
@@ -123,9 +126,10 @@ struct http_call {
 
     llhttp_t parser;
     size_t nheaders;
-    bool in_value;
+    int hstate;                   /* HDR_*: where the header being read is */
+    struct header hcur;
     size_t head_bytes;
-    struct buf field, value;
+    struct buf heads;             /* "name\0value\0" for each header */
     struct buf body;
     int status;
     int parse_err;                /* set by parser callbacks */
@@ -160,12 +164,7 @@ static void call_free(struct http_call *call)
     if (call->prev) call->prev->next = call->next;
     else c->calls = call->next;
     if (call->next) call->next->prev = call->prev;
-    for (size_t i = 0; i < call->nheaders; i++) {
-        free(call->headers[i].name);
-        free(call->headers[i].value);
-    }
-    buf_free(&call->field);
-    buf_free(&call->value);
+    buf_free(&call->heads);
     buf_free(&call->body);
     buf_free(&call->request);
     free(call->unix_path);
@@ -324,16 +323,17 @@ static void call_finish(struct http_call *call, int err)
 
 /* ---- response parsing --------------------------------------------------- */
 
-static void push_header(struct http_call *call)
+/* The header being read is complete (its value may be empty). */
+static void end_header(struct http_call *call)
 {
-    if (!call->field.len) return;
-    if (call->nheaders < MAX_RESPONSE_HEADERS) {
-        call->headers[call->nheaders].name = buf_steal(&call->field);
-        call->headers[call->nheaders].value = buf_steal(&call->value);
-        call->nheaders++;
+    if (call->hstate == HDR_NAME) {
+        buf_putc(&call->heads, '\0');
+        call->hcur.value = call->heads.len;
     }
-    buf_reset(&call->field);
-    buf_reset(&call->value);
+    if (call->hstate == HDR_BETWEEN) return;
+    buf_putc(&call->heads, '\0');
+    if (call->nheaders < MAX_RESPONSE_HEADERS) call->headers[call->nheaders++] = call->hcur;
+    call->hstate = HDR_BETWEEN;
 }
 
 static int count_head(struct http_call *call, size_t len)
@@ -348,11 +348,23 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_call *call = p->data;
     if (count_head(call, len) < 0) return -1;
-    if (call->in_value) {
-        push_header(call);
-        call->in_value = false;
+    if (call->hstate == HDR_VALUE) end_header(call);
+    if (call->hstate == HDR_BETWEEN) {
+        call->hcur.name = call->heads.len;
+        call->hstate = HDR_NAME;
     }
-    buf_append(&call->field, at, len);
+    buf_append(&call->heads, at, len);
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct http_call *call = p->data;
+    if (call->hstate == HDR_NAME) {
+        buf_putc(&call->heads, '\0');
+        call->hcur.value = call->heads.len;
+        call->hstate = HDR_VALUE;
+    }
     return 0;
 }
 
@@ -360,8 +372,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_call *call = p->data;
     if (count_head(call, len) < 0) return -1;
-    call->in_value = true;
-    buf_append(&call->value, at, len);
+    if (call->hstate == HDR_NAME) on_header_field_complete(p);
+    if (call->hstate != HDR_VALUE) return 0;   /* a value with no name: nothing to file it under */
+    buf_append(&call->heads, at, len);
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    end_header(p->data);
     return 0;
 }
 
@@ -369,20 +388,16 @@ static const char *get_header(void *ctx, const char *name)
 {
     struct http_call *call = ctx;
     for (size_t i = 0; i < call->nheaders; i++)
-        if (strcasecmp(call->headers[i].name, name) == 0) return call->headers[i].value;
+        if (strcasecmp(call->heads.data + call->headers[i].name, name) == 0)
+            return call->heads.data + call->headers[i].value;
     return NULL;
 }
 
 static void drop_headers(struct http_call *call)
 {
-    for (size_t i = 0; i < call->nheaders; i++) {
-        free(call->headers[i].name);
-        free(call->headers[i].value);
-    }
     call->nheaders = 0;
-    call->in_value = false;
-    buf_reset(&call->field);
-    buf_reset(&call->value);
+    call->hstate = HDR_BETWEEN;
+    buf_reset(&call->heads);
 }
 
 /* Forgets what was read of an answer, for a retry on a fresh connection. */
@@ -400,7 +415,7 @@ static void reset_response(struct http_call *call)
 static int on_headers_complete(llhttp_t *p)
 {
     struct http_call *call = p->data;
-    push_header(call);
+    end_header(call);
     int status = p->status_code;
     if (status >= 100 && status < 200 && status != 101) {
         /* 100 Continue, 103 Early Hints: not the answer. llhttp ends this
@@ -796,7 +811,9 @@ struct http_client *http_client_new(uv_loop_t *loop, struct dns *dns, const stru
     c->log = lg;
     llhttp_settings_init(&c->settings);
     c->settings.on_header_field = on_header_field;
+    c->settings.on_header_field_complete = on_header_field_complete;
     c->settings.on_header_value = on_header_value;
+    c->settings.on_header_value_complete = on_header_value_complete;
     c->settings.on_headers_complete = on_headers_complete;
     c->settings.on_body = on_body;
     c->settings.on_message_complete = on_message_complete;
@@ -817,6 +834,9 @@ int http_client_tls_setup(struct http_client *c, const char *ca_file, bool insec
 static void build_request(struct http_call *call, const struct http_client_opts *o)
 {
     struct buf *r = &call->request;
+    /* One allocation: the line, Host, the caller's headers, framing, body. */
+    buf_reserve(r, strlen(o->method) + strlen(o->path) + strlen(o->host_header) + (o->headers ? strlen(o->headers) : 0) +
+                       (o->body ? o->body_len : 0) + 96);
     buf_puts(r, o->method);
     buf_putc(r, ' ');
     buf_puts(r, o->path);
@@ -846,8 +866,7 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     if (c->calls) c->calls->prev = call;
     c->calls = call;
     buf_init(&call->request);
-    buf_init(&call->field);
-    buf_init(&call->value);
+    buf_init(&call->heads);
     buf_init(&call->body);
     build_request(call, opts);
     llhttp_init(&call->parser, HTTP_RESPONSE, &c->settings);

@@ -187,6 +187,27 @@ static void test_content_length(void **s)
     assert_string_equal(o.api_version, "1.41");
 }
 
+/* Headers in one buffer: names and values cut across reads, an empty
+ * value, and 70 headers before the one asked for (past the 64 kept, so it
+ * is not found, and nothing breaks). */
+static void test_headers_across_reads(void **s)
+{
+    (void)s;
+    struct outcome o = call_script("HTTP/1.1 200 OK\r\nX-Empty:\r\nApi-Ver|sion: 1.|44\r\nX-B|: |\r\n"
+                                   "Content-Length: 2\r\n\r\nok",
+                                   2000, false);
+    assert_int_equal(o.err, 0);
+    assert_string_equal(o.api_version, "1.44");
+    assert_string_equal(o.body, "ok");
+    char script[4096] = "HTTP/1.1 200 OK\r\n";
+    for (int i = 0; i < 70; i++) snprintf(script + strlen(script), sizeof script - strlen(script), "X-%d: v\r\n", i);
+    strcat(script, "Api-Version: 1.45\r\nContent-Length: 2\r\n\r\nok");
+    o = call_script(script, 2000, false);
+    assert_int_equal(o.err, 0);
+    assert_int_equal(o.status, 200);
+    assert_string_equal(o.api_version, "");
+}
+
 static void test_chunked_streamed(void **s)
 {
     (void)s;
@@ -605,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_forward_body),
         cmocka_unit_test(test_pooled_conn_closed_same_turn),
         cmocka_unit_test(test_pooled_conn_stale_408),
+        cmocka_unit_test(test_headers_across_reads),
         cmocka_unit_test(test_interim_answers_skipped),
         cmocka_unit_test(test_head_deadline),
         cmocka_unit_test(test_head_has_no_body),

@@ -323,14 +323,20 @@ static void call_finish(struct http_call *call, int err)
 
 /* ---- response parsing --------------------------------------------------- */
 
+/* The name being read is complete: its NUL, and the value starts. */
+static void end_name(struct http_call *call)
+{
+    if (call->hstate != HDR_NAME) return;
+    buf_putc(&call->heads, '\0');
+    call->hcur.value = call->heads.len;
+    call->hstate = HDR_VALUE;
+}
+
 /* The header being read is complete (its value may be empty). */
 static void end_header(struct http_call *call)
 {
-    if (call->hstate == HDR_NAME) {
-        buf_putc(&call->heads, '\0');
-        call->hcur.value = call->heads.len;
-    }
-    if (call->hstate == HDR_BETWEEN) return;
+    end_name(call);
+    if (call->hstate != HDR_VALUE) return;
     buf_putc(&call->heads, '\0');
     if (call->nheaders < MAX_RESPONSE_HEADERS) call->headers[call->nheaders++] = call->hcur;
     call->hstate = HDR_BETWEEN;
@@ -359,12 +365,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-    struct http_call *call = p->data;
-    if (call->hstate == HDR_NAME) {
-        buf_putc(&call->heads, '\0');
-        call->hcur.value = call->heads.len;
-        call->hstate = HDR_VALUE;
-    }
+    end_name(p->data);
     return 0;
 }
 
@@ -372,7 +373,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_call *call = p->data;
     if (count_head(call, len) < 0) return -1;
-    if (call->hstate == HDR_NAME) on_header_field_complete(p);
+    end_name(call);
     if (call->hstate != HDR_VALUE) return 0;   /* a value with no name: nothing to file it under */
     buf_append(&call->heads, at, len);
     return 0;

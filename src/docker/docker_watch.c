@@ -300,10 +300,16 @@ static const char *attr(json_t *obj, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The labels that name a container's stack, in order of preference:
+ * Compose's project, then a Swarm stack's namespace. */
+static const char *const stack_keys[] = {"com.docker.compose.project", "com.docker.stack.namespace"};
+#define NSTACK_KEYS (sizeof stack_keys / sizeof stack_keys[0])
+
 static const char *stack_of(json_t *labels)
 {
-    const char *s = attr(labels, "com.docker.compose.project");
-    return s ? s : attr(labels, "com.docker.stack.namespace");
+    const char *s = NULL;
+    for (size_t i = 0; i < NSTACK_KEYS && !s; i++) s = attr(labels, stack_keys[i]);
+    return s;
 }
 
 /* One service from /services or /services/<id>: its Spec.Labels route. */
@@ -643,28 +649,32 @@ static json_t *jv_to_json(const struct jv *v)
     }
 }
 
-/* Whether labels has a key "<prefix>.<something>": the others are not ours. */
-static bool jv_has_prefixed_key(const struct jv *labels, const char *prefix)
+static bool is_stack_key(const char *key)
 {
-    size_t plen = strlen(prefix);
-    for (size_t i = 0; i < labels->n; i++) {
-        const char *key = labels->u.items[2 * i].u.str;
-        if (strncmp(key, prefix, plen) == 0 && key[plen] == '.') return true;
-    }
+    for (size_t i = 0; i < NSTACK_KEYS; i++)
+        if (strcmp(key, stack_keys[i]) == 0) return true;
     return false;
 }
 
 /* The labels that route, as json_t: the keys under the prefix, and the
- * stack's (stack_of). The others are not ours and are not copied. */
+ * stack's (stack_of); the others are not ours and are not copied. NULL
+ * when no key is under the prefix: the container has no routes. */
 static json_t *labels_of(const struct jv *labels, const char *prefix)
 {
     size_t plen = strlen(prefix);
-    json_t *o = json_object();   /* a repeated key: the last one wins, as in jansson */
+    json_t *o = NULL;
+    bool ours = false;
     for (size_t i = 0; i < labels->n; i++) {
         const char *key = labels->u.items[2 * i].u.str;
-        if ((strncmp(key, prefix, plen) == 0 && key[plen] == '.') || strcmp(key, "com.docker.compose.project") == 0 ||
-            strcmp(key, "com.docker.stack.namespace") == 0)
-            json_object_set_new(o, key, jv_to_json(&labels->u.items[2 * i + 1]));
+        bool prefixed = strncmp(key, prefix, plen) == 0 && key[plen] == '.';
+        if (!prefixed && !is_stack_key(key)) continue;
+        ours = ours || prefixed;
+        if (!o) o = json_object();   /* a repeated key: the last one wins, as in jansson */
+        json_object_set_new(o, key, jv_to_json(&labels->u.items[2 * i + 1]));
+    }
+    if (!ours) {
+        json_decref(o);
+        return NULL;
     }
     return o;
 }
@@ -693,9 +703,8 @@ static int on_listed_container(void *ud, const char *text, size_t len)
         struct listed *it = &l->items[l->n++];
         const char *name = jv_str(jv_at(jv_get(ct, "Names"), 0));
         if (name && name[0] == '/') name++;
-        *it = (struct listed){.id = xstrdup(id), .name = xstrdup_or_null(name)};
-        if (jv_has_prefixed_key(jlabels, w->prefix)) {
-            it->labels = labels_of(jlabels, w->prefix);
+        *it = (struct listed){.id = xstrdup(id), .name = xstrdup_or_null(name), .labels = labels_of(jlabels, w->prefix)};
+        if (it->labels) {
             it->image = xstrdup_or_null(jv_str(jv_get(ct, "Image")));
             it->image_id = xstrdup_or_null(jv_str(jv_get(ct, "ImageID")));
         }

@@ -85,8 +85,7 @@ static void on_pull_body(void *ud, const char *data, size_t len);
 /* path is relative to the API version (docker_engine_call adds it); body
  * (may be NULL) is sent as JSON. A POST without a body still says
  * Content-Length: 0. */
-static void call_raw(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
-                     step_fn next)
+void eu_call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms, step_fn next)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     j->cause[0] = '\0';
@@ -116,13 +115,6 @@ static void call_raw(struct job *j, const char *method, const char *path, json_t
     j->call = docker_engine_call(j->eng->de, method, path, &o);
     free(text);
     buf_free(&h);
-}
-
-/* path is relative to the API version: "/containers/x/json". */
-void eu_call(struct job *j, const char *method, const char *path, json_t *body, uint64_t timeout_ms,
-                 step_fn next)
-{
-    call_raw(j, method, path, body, timeout_ms, next);
 }
 
 /* eu_call() with the path formatted: "/containers/%s/start", id. */
@@ -256,7 +248,7 @@ static void version_then_begin(struct job *j)
 {
     if (!docker_engine_api(j->eng->de)[0]) {
         /* The API version is asked for once per engine, unversioned. */
-        call_raw(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
+        eu_call(j, "GET", "/version", NULL, CALL_TIMEOUT_MS, on_version);
         return;
     }
     begin_kind(j);

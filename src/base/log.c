@@ -20,12 +20,6 @@
 static const char *const level_names[] = {"trace", "debug", "info", "warn", "error"};
 
 #define BATCH_FLUSH_BYTES (64 * 1024)
-/* On a loop, lines wait up to LOG_DELAY_MS, or until TURN_FLUSH_BYTES are
- * pending, so a flood writes many lines per syscall (a write per loop turn
- * was two thirds of a write per push) while a quiet router's line still
- * shows within a blink. Error lines go out at once (log_write). */
-#define TURN_FLUSH_BYTES (16 * 1024)
-#define LOG_DELAY_MS 10
 #define FINAL_FLUSH_MS 1000   /* at exit, how long a slow consumer is waited for */
 #define DROPPED_MSG "log lines dropped: the log consumer was not reading"
 
@@ -38,10 +32,9 @@ struct log_sink {
     bool blocked;                       /* the fd said EAGAIN: wait for log_flush */
     bool broken;                        /* the fd failed otherwise (EPIPE...): no warn lines into it */
     int saved_flags;                    /* the fd's flags before log_nonblocking; -1: untouched */
-    /* On a loop (log_loop_attach): a look per turn, a delay, a watch for room. */
+    /* On a loop (log_loop_attach): a flush per turn, a watch for room. */
     const struct logger *lg;
     uv_prepare_t flush;
-    uv_timer_t delay;
     uv_poll_t poll;
     bool attached;
     bool poll_ready;                    /* poll initialised (the fd is a pipe or socket) */
@@ -184,7 +177,7 @@ static void on_log_writable(uv_poll_t *h, int status, int events);
 static void watch_for_room(struct log_sink *k)
 {
     if (!k->poll_ready) return;
-    bool want = k->blocked && log_pending(k->lg) > 0;
+    bool want = log_pending(k->lg) > 0;
     if (want && !k->polling) k->polling = uv_poll_start(&k->poll, UV_WRITABLE, on_log_writable) == 0;
     else if (!want && k->polling) {
         uv_poll_stop(&k->poll);
@@ -201,27 +194,12 @@ static void on_log_writable(uv_poll_t *h, int status, int events)
     watch_for_room(k);
 }
 
-static void flush_now(struct log_sink *k)
-{
-    uv_timer_stop(&k->delay);
-    log_flush(k->lg);
-    watch_for_room(k);
-}
-
-static void on_delay(uv_timer_t *t)
-{
-    flush_now(t->data);
-}
-
-/* Runs before the loop waits for I/O: enough lines go out now, fewer when
- * the delay ends. While the fd is full the watch for room does it. */
+/* Runs before the loop waits for I/O: the lines of this turn go out in one write. */
 static void on_turn(uv_prepare_t *h)
 {
     struct log_sink *k = h->data;
-    size_t pending = log_pending(k->lg);
-    if (!pending || k->blocked) return;
-    if (pending >= TURN_FLUSH_BYTES) flush_now(k);
-    else if (!uv_is_active((uv_handle_t *)&k->delay)) uv_timer_start(&k->delay, on_delay, LOG_DELAY_MS, 0);
+    log_flush(k->lg);
+    watch_for_room(k);
 }
 
 void log_loop_attach(struct logger *lg, uv_loop_t *loop)
@@ -234,8 +212,6 @@ void log_loop_attach(struct logger *lg, uv_loop_t *loop)
         k->poll.data = k;
         k->poll_ready = true;
     }
-    uv_timer_init(loop, &k->delay);
-    k->delay.data = k;
     uv_prepare_init(loop, &k->flush);
     k->flush.data = k;
     uv_prepare_start(&k->flush, on_turn);
@@ -247,7 +223,6 @@ void log_loop_detach(struct logger *lg)
     if (!k || !k->attached) return;
     k->attached = false;
     uv_close((uv_handle_t *)&k->flush, NULL);
-    uv_close((uv_handle_t *)&k->delay, NULL);
     if (k->poll_ready) uv_close((uv_handle_t *)&k->poll, NULL);
     k->poll_ready = k->polling = false;
 }

@@ -1,29 +1,24 @@
 /* dedupe.c - a FIFO ring of id tags with an open-addressing index into it.
  *
- * An id is remembered by its keyed 64-bit tag (OpenSSL's SipHash-2-4), not
- * a copy: no allocation per id, 8 bytes instead of a string (a delivered
- * key, digest and target URL, is some 160), and a tag is hashed once, never
- * again. The index has twice the ring's slots, so probes stay short;
- * eviction deletes with backward-shift so no tombstones accumulate. */
+ * An id is remembered by its keyed 64-bit tag (siphash24), not a copy: no
+ * allocation per id, 8 bytes instead of a string (a delivered key, digest
+ * and target URL, is some 160), and a tag is hashed once, never again. The
+ * index has twice the ring's slots, so probes stay short; eviction deletes
+ * with backward-shift so no tombstones accumulate. */
 #include "dedupe.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-
 #include "buf.h"
+#include "siphash.h"
 
 struct dedupe {
     uint64_t *ring;      /* ring[i]: an id's tag, oldest at `head` once full */
     size_t cap, head, count;
     uint32_t *index;     /* ring position + 1; 0 = empty */
     size_t nindex;       /* a power of two */
-    uint8_t key[DEDUPE_KEY_LEN];
-    EVP_MAC *mac;        /* SipHash, fetched once */
-    EVP_MAC_CTX *ctx;    /* 64-bit output; keyed again for every tag */
+    uint8_t key[SIPHASH_KEY_LEN];
 };
 
 struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN])
@@ -36,22 +31,12 @@ struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN])
     while (d->nindex < d->cap * 2) d->nindex *= 2;
     d->index = xcalloc(d->nindex, sizeof *d->index);
     if (key) memcpy(d->key, key, sizeof d->key);
-    size_t out = sizeof(uint64_t);
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &out), OSSL_PARAM_construct_end()};
-    d->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
-    d->ctx = d->mac ? EVP_MAC_CTX_new(d->mac) : NULL;
-    if (!d->ctx || !EVP_MAC_CTX_set_params(d->ctx, params)) {
-        dedupe_free(d);
-        return NULL;
-    }
     return d;
 }
 
 void dedupe_free(struct dedupe *d)
 {
     if (!d) return;
-    EVP_MAC_CTX_free(d->ctx);
-    EVP_MAC_free(d->mac);
     free(d->ring);
     free(d->index);
     free(d);
@@ -59,19 +44,7 @@ void dedupe_free(struct dedupe *d)
 
 static uint64_t tag_of(const struct dedupe *d, const char *id)
 {
-    uint8_t md[sizeof(uint64_t)];
-    size_t n = 0;
-    if (!EVP_MAC_init(d->ctx, d->key, sizeof d->key, NULL) ||
-        !EVP_MAC_update(d->ctx, (const unsigned char *)id, strlen(id)) || !EVP_MAC_final(d->ctx, md, &n, sizeof md) ||
-        n != sizeof md) {
-        /* A fetched, set-up MAC that fails is OpenSSL broken, like memory
-         * exhausted: a tag made up instead could only make pushes look seen. */
-        fprintf(stderr, "webhook-router: SipHash failed\n");
-        abort();
-    }
-    uint64_t tag;
-    memcpy(&tag, md, sizeof tag);
-    return tag;
+    return siphash24(d->key, id, strlen(id));
 }
 
 /* Slot of tag in the index, or of the empty slot where it would go. */

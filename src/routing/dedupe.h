@@ -14,8 +14,7 @@ struct dedupe;
 
 /* Keeps the last `capacity` ids; older ones are forgotten first. key: the
  * secret of the ids' tags, random in the daemon (NULL: zeros, for tests):
- * known, someone sending webhooks could make an id look seen. NULL when
- * OpenSSL has no SipHash. */
+ * known, someone sending webhooks could make an id look seen. */
 struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN]);
 void dedupe_free(struct dedupe *d);
 bool dedupe_seen(const struct dedupe *d, const char *id);

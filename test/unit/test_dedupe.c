@@ -1,12 +1,50 @@
-/* The recent-event-id memory. */
+/* The recent-event-id memory, and the keyed hash it remembers ids by. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 
 #include "dedupe.h"
+#include "siphash.h"
+
+/* OpenSSL's SipHash-2-4 (64-bit output), the reference for ours. */
+static uint64_t openssl_siphash(const uint8_t key[16], const uint8_t *data, size_t len)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    assert_non_null(mac);
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    size_t size = 8, outlen = 0;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+    uint8_t out[8];
+    assert_int_equal(EVP_MAC_init(ctx, key, 16, params), 1);
+    assert_int_equal(EVP_MAC_update(ctx, data, len), 1);
+    assert_int_equal(EVP_MAC_final(ctx, out, &outlen, sizeof out), 1);
+    assert_int_equal(outlen, 8);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | out[i];
+    return v;
+}
+
+static void test_siphash(void **state)
+{
+    (void)state;
+    uint8_t key[16], msg[200];
+    for (int i = 0; i < 16; i++) key[i] = (uint8_t)i;
+    for (int i = 0; i < 200; i++) msg[i] = (uint8_t)i;
+    /* The paper's vectors: key 00..0f, messages 00.., lengths 0 and 15. */
+    assert_true(siphash24(key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    assert_true(siphash24(key, msg, 15) == 0xa129ca6149be45e5ULL);
+    /* Every tail length, blocks of several 8-byte words. */
+    for (size_t len = 0; len < sizeof msg; len++) assert_true(siphash24(key, msg, len) == openssl_siphash(key, msg, len));
+    key[3] ^= 1;
+    assert_true(siphash24(key, msg, 40) == openssl_siphash(key, msg, 40));
+}
 
 /* The key changes every tag: a string seen under one key is not seen
  * under another. */
@@ -19,6 +57,7 @@ static void test_keyed(void **state)
     assert_true(dedupe_seen(a, "sha256:aa|http://h/hook|reg/team/app:v1"));
     assert_false(dedupe_seen(b, "sha256:aa|http://h/hook|reg/team/app:v1"));
     assert_false(dedupe_seen(a, "sha256:aa|http://h/hook|reg/team/app:v2"));
+    assert_true(siphash24(k1, "x", 1) != siphash24(k2, "x", 1));
     dedupe_free(a);
     dedupe_free(b);
 }
@@ -66,6 +105,6 @@ static void test_many(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_many),
-                                       cmocka_unit_test(test_keyed)};
+                                       cmocka_unit_test(test_siphash), cmocka_unit_test(test_keyed)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

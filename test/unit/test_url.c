@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "sha256.h"
 #include "url.h"
 
 /* Parses s, which must succeed, and checks every field. */
@@ -299,6 +300,24 @@ static void test_redact_appends(void **state)
     buf_free(&b);
 }
 
+/* The fingerprint's own SHA-256 agrees with OpenSSL's at every length
+ * around the padding's block boundaries (55/56, 63/64, 119/120 bytes). */
+static void test_sha256_matches_openssl(void **state)
+{
+    (void)state;
+    unsigned char data[300];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + 3);
+    for (size_t len = 0; len <= sizeof data; len++) {
+        uint8_t mine[SHA256_LEN];
+        unsigned char want[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        sha256(data, len, mine);
+        assert_int_equal(EVP_Digest(data, len, want, &n, EVP_sha256(), NULL), 1);
+        assert_int_equal(n, SHA256_LEN);
+        assert_memory_equal(mine, want, SHA256_LEN);
+    }
+}
+
 static void check_encode(const char *in, const char *want)
 {
     struct buf b;
@@ -332,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_redact_long),
         cmocka_unit_test(test_redact_appends),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_sha256_matches_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     plan->first = small ? plan->small_first : xcalloc(p->n + 1, sizeof *plan->first);
     plan->ufirst = small ? plan->small_ufirst : xcalloc(p->n + 1, sizeof *plan->ufirst);
     plan->hfirst = small ? plan->small_hfirst : xcalloc(p->n + 1, sizeof *plan->hfirst);
+    plan->id_tag = small ? plan->small_id_tag : xcalloc(p->n + 1, sizeof *plan->id_tag);
     const char *urls[MAX_TARGETS];
     const struct route_source *upd[MAX_TARGETS];
     struct route_hit hits[MAX_TARGETS];
@@ -140,7 +141,8 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             continue;
         }
         /* A redelivery, or the same id twice in one request. */
-        if (dedupe_seen(seen, ev->id) || forwarded_earlier(p, plan, i)) {
+        plan->id_tag[i] = ev->id ? dedupe_tag(seen, ev->id) : 0;
+        if (dedupe_seen_tag(seen, plan->id_tag[i]) || forwarded_earlier(p, plan, i)) {
             plan->decision[i] = WEBHOOK_DUPLICATE;
             continue;
         }
@@ -150,6 +152,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         size_t n = m.nurls, nh = m.nnotifies;
         plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
         if (!n && !m.nupdates && !nh) continue;
+        uint64_t tags[MAX_TARGETS] = {0};   /* urls[k]'s delivered key, remembered once sent */
         if ((n || nh) && delivered && ev->digest) {
             /* Routes already sent (or told) this digest, by a webhook or a
              * poll, are not sent (or told) it again. */
@@ -157,7 +160,11 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             char key[1024];
             for (size_t k = 0; k < n; k++) {
                 delivered_key(key, sizeof key, ev, urls[k]);
-                if (!key[0] || !dedupe_seen(delivered, key)) urls[keep++] = urls[k];
+                uint64_t tag = key[0] ? dedupe_tag(delivered, key) : 0;
+                if (!dedupe_seen_tag(delivered, tag)) {
+                    tags[keep] = tag;
+                    urls[keep++] = urls[k];
+                }
             }
             n = keep;
             keep = 0;
@@ -183,6 +190,8 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         if (n) {
             plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
             memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
+            plan->target_tags = xrealloc(plan->target_tags, (plan->ntargets + n) * sizeof *plan->target_tags);
+            memcpy(plan->target_tags + plan->ntargets, tags, n * sizeof *tags);
             plan->ntargets += n;
         }
         if (m.nupdates) {
@@ -206,6 +215,8 @@ void webhook_plan_free(struct webhook_plan *plan)
     if (plan->decision != plan->small_decision) free(plan->decision);
     if (plan->first != plan->small_first) free(plan->first);
     free(plan->targets);
+    free(plan->target_tags);
+    if (plan->id_tag != plan->small_id_tag) free(plan->id_tag);
     if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
     free(plan->updates);
     if (plan->hfirst != plan->small_hfirst) free(plan->hfirst);
@@ -276,8 +287,7 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
                     watch[x].fn(watch[x].ud, &r);
                 }
             }
-            delivered_key(key, sizeof key, ev, plan->targets[k]);
-            if (w->delivered && key[0]) dedupe_add(w->delivered, key);
+            if (w->delivered) dedupe_add_tag(w->delivered, plan->target_tags[k]);
         }
         /* Updates start (or queue behind the object's running one) now;
          * with ENGINE_UPDATES off the updater warns once per object. */
@@ -296,7 +306,7 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             notify_key(key, sizeof key, ev, hits[k].route);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
-        dedupe_add(w->seen, ev->id);
+        dedupe_add_tag(w->seen, plan->id_tag[i]);
         json_put_str(b, "forwarded");
         w->counts.forwarded++;
         json_put_key(b, "targets", &first);

@@ -67,6 +67,7 @@ struct webhook_plan {
     enum webhook_decision *decision;
     size_t *first;
     const char **targets;    /* URLs owned by the route table: valid until it changes */
+    uint64_t *target_tags;   /* each target's delivered key, as a dedupe tag (0: none) */
     size_t ntargets;
     size_t *ufirst;
     const struct route_source **updates;   /* owned by the route table too */
@@ -77,8 +78,10 @@ struct webhook_plan {
     size_t *hfirst;
     struct route_hit *hits;
     size_t nhits;
+    uint64_t *id_tag;        /* each event id's dedupe tag (0: no id): hashed once */
     /* A request's few events need no allocation (most carry one or two). */
     enum webhook_decision small_decision[8];
+    uint64_t small_id_tag[8];
     size_t small_first[9];
     size_t small_ufirst[9];
     size_t small_hfirst[9];

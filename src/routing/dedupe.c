@@ -42,9 +42,10 @@ void dedupe_free(struct dedupe *d)
     free(d);
 }
 
-static uint64_t tag_of(const struct dedupe *d, const char *id)
+uint64_t dedupe_tag(const struct dedupe *d, const char *id)
 {
-    return siphash24(d->key, id, strlen(id));
+    uint64_t tag = siphash24(d->key, id, strlen(id));
+    return tag ? tag : 1;
 }
 
 /* Slot of tag in the index, or of the empty slot where it would go. */
@@ -55,9 +56,14 @@ static size_t find(const struct dedupe *d, uint64_t tag)
     return i;
 }
 
+bool dedupe_seen_tag(const struct dedupe *d, uint64_t tag)
+{
+    return tag && d->index[find(d, tag)] != 0;
+}
+
 bool dedupe_seen(const struct dedupe *d, const char *id)
 {
-    return id && d->index[find(d, tag_of(d, id))] != 0;
+    return id && dedupe_seen_tag(d, dedupe_tag(d, id));
 }
 
 static void index_remove(struct dedupe *d, size_t slot)
@@ -78,9 +84,12 @@ static void index_remove(struct dedupe *d, size_t slot)
 
 void dedupe_add(struct dedupe *d, const char *id)
 {
-    if (!id) return;
-    uint64_t tag = tag_of(d, id);
-    if (d->index[find(d, tag)]) return;
+    if (id) dedupe_add_tag(d, dedupe_tag(d, id));
+}
+
+void dedupe_add_tag(struct dedupe *d, uint64_t tag)
+{
+    if (!tag || d->index[find(d, tag)]) return;
     size_t pos;
     if (d->count < d->cap) {
         pos = (d->head + d->count++) % d->cap;

@@ -21,4 +21,10 @@ bool dedupe_seen(const struct dedupe *d, const char *id);
 /* Remembers id (no-op if already known). */
 void dedupe_add(struct dedupe *d, const char *id);
 
+/* The same, by an id's tag: a caller that asks before it remembers hashes
+ * the id once. A tag is never 0, so 0 can stand for "no id". */
+uint64_t dedupe_tag(const struct dedupe *d, const char *id);
+bool dedupe_seen_tag(const struct dedupe *d, uint64_t tag);
+void dedupe_add_tag(struct dedupe *d, uint64_t tag);
+
 #endif

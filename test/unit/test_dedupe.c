@@ -102,9 +102,37 @@ static void test_many(void **state)
     dedupe_free(d);
 }
 
+/* The tag calls and the string calls are one memory: a caller that asks,
+ * then remembers, hashes the id once. 0 is "no id": never seen, never kept. */
+static void test_tags(void **state)
+{
+    (void)state;
+    struct dedupe *d = dedupe_new(4, NULL);
+    uint64_t t = dedupe_tag(d, "sha256:abc|http://h/x");
+    assert_true(t != 0);
+    assert_false(dedupe_seen_tag(d, t));
+    dedupe_add_tag(d, t);
+    assert_true(dedupe_seen(d, "sha256:abc|http://h/x"));
+    dedupe_add(d, "e2");
+    assert_true(dedupe_seen_tag(d, dedupe_tag(d, "e2")));
+    assert_false(dedupe_seen_tag(d, 0));
+    dedupe_add_tag(d, 0);
+    assert_false(dedupe_seen_tag(d, 0));
+    /* Evicted in order like any id: four more and the first is gone. */
+    for (int i = 0; i < 4; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "n%d", i);
+        dedupe_add_tag(d, dedupe_tag(d, id));
+    }
+    assert_false(dedupe_seen_tag(d, t));
+    assert_true(dedupe_seen(d, "n3"));
+    dedupe_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_many),
-                                       cmocka_unit_test(test_siphash), cmocka_unit_test(test_keyed)};
+                                       cmocka_unit_test(test_siphash), cmocka_unit_test(test_keyed),
+                                       cmocka_unit_test(test_tags)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

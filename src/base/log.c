@@ -256,19 +256,43 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
+/* The UTC calendar date of a count of days since 1970-01-01, by the
+ * proleptic Gregorian rules: 400-year eras of 146097 days, years counted
+ * from March so that the leap day falls last. gmtime_r would take glibc's
+ * time-zone lock and read TZ state for every log line (a sixth of one). */
+static void civil_from_days(long long days, int *year, int *month, int *day)
+{
+    long long z = days + 719468;                 /* days since 0000-03-01 */
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;            /* [0, 146096] */
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;   /* [0, 399] */
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                 /* [0, 365] */
+    long long mp = (5 * doy + 2) / 153;          /* March = 0 */
+    *day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *year = (int)(yoe + era * 400 + (*month <= 2));
+}
+
 void log_put_time(struct buf *out, long long ts_ms)
 {
-    time_t secs = (time_t)(ts_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
+    long long secs = ts_ms / 1000, ms = ts_ms % 1000, days = secs / 86400, sod = secs % 86400;
+    if (ms < 0) {   /* before 1970: floor, not truncation */
+        ms += 1000;
+        sod--;
+    }
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int year, month, day;
+    civil_from_days(days, &year, &month, &day);
     /* By hand: printf was a tenth of the cost of a log line. */
-    int year = tm.tm_year + 1900, ms = (int)(ts_ms % 1000);
     char s[] = "0000-00-00T00:00:00.000Z";
     s[0] = (char)('0' + year / 1000 % 10);
     s[1] = (char)('0' + year / 100 % 10);
     s[2] = (char)('0' + year / 10 % 10);
     s[3] = (char)('0' + year % 10);
-    const int two[] = {tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+    const int two[] = {month, day, (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60)};
     for (int i = 0; i < 5; i++) {
         s[5 + 3 * i] = (char)('0' + two[i] / 10);
         s[6 + 3 * i] = (char)('0' + two[i] % 10);

@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -95,6 +97,31 @@ static void test_log_line(void **state)
     assert_non_null(strstr(buf_cstr(&b), "1970-01-01T00:00:00.000Z info  hello"));
     assert_non_null(strstr(buf_cstr(&b), "status=202"));
     assert_null(strstr(buf_cstr(&b), "638e6967"));
+    buf_free(&b);
+}
+
+/* The line's time is computed by hand; gmtime_r and strftime are the
+ * reference, over leap days, century years, the epoch and a stride
+ * through 1970-2400 that lands on every hour and millisecond digit. */
+static void test_time_matches_gmtime(void **state)
+{
+    (void)state;
+    const long long fixed[] = {0, 999, 86399999, 951782400000LL /* 2000-02-29 */, 4107542400000LL /* 2100-03-01 */,
+                               1795345013123LL, 253402300799999LL /* 9999-12-31T23:59:59.999 */};
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] + 200000; i++) {
+        long long ms = i < sizeof fixed / sizeof fixed[0] ? fixed[i] : (long long)i * 67108863997LL % 13569465600000LL;
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        assert_non_null(gmtime_r(&secs, &tm));
+        char want[40];
+        size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want + n, sizeof want - n, ".%03dZ", (int)(ms % 1000));
+        buf_reset(&b);
+        log_put_time(&b, ms);
+        assert_string_equal(b.data, want);
+    }
     buf_free(&b);
 }
 
@@ -318,7 +345,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);   /* as main.c: a gone reader is EPIPE, not death */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_roundtrip_all_bytes),
-        cmocka_unit_test(test_log_line), cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_log_line), cmocka_unit_test(test_time_matches_gmtime), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_batch), cmocka_unit_test(test_stalled_consumer),
         cmocka_unit_test(test_gone_consumer), cmocka_unit_test(test_loop_turn),
     };

@@ -47,6 +47,11 @@ struct jdoc {
 /* Parses len bytes. Returns 0, or -EINVAL and writes "what (line L, column C)"
  * into err (size errlen). doc is always safe to jdoc_free. */
 int jdoc_parse(struct jdoc *doc, const char *text, size_t len, char *err, size_t errlen);
+/* The same, with mem (memlen bytes, any alignment; NULL for none) as the
+ * document's first block of memory: more is allocated only when it is full.
+ * mem must outlive the document (jdoc_free leaves it alone). */
+int jdoc_parse_in(struct jdoc *doc, const char *text, size_t len, void *mem, size_t memlen, char *err,
+                  size_t errlen);
 void jdoc_free(struct jdoc *doc);
 /* Memory that lives and dies with the document (for strings made from its
  * values). doc must have been parsed successfully. */

@@ -39,9 +39,15 @@ static const struct payload_format *const formats[] = {
 int payload_parse(const char *body, size_t len, const struct payload_hints *hints,
                   struct payload *out, struct buf *err)
 {
+    return payload_parse_in(body, len, hints, NULL, 0, out, err);
+}
+
+int payload_parse_in(const char *body, size_t len, const struct payload_hints *hints, void *mem, size_t memlen,
+                     struct payload *out, struct buf *err)
+{
     memset(out, 0, sizeof *out);
     char jerr[160];
-    if (jdoc_parse(&out->doc, body, len, jerr, sizeof jerr) < 0) {
+    if (jdoc_parse_in(&out->doc, body, len, mem, memlen, jerr, sizeof jerr) < 0) {
         buf_printf(err, "body is not valid JSON: %s", jerr);
         return -EINVAL;
     }

@@ -31,6 +31,10 @@ struct payload_hints {
  * ...", "unknown payload format: ..."). out is always safe to payload_free. */
 int payload_parse(const char *body, size_t len, const struct payload_hints *hints,
                   struct payload *out, struct buf *err);
+/* The same, the document kept in mem (memlen bytes) while it fits: mem
+ * must outlive out (payload_free leaves it alone). */
+int payload_parse_in(const char *body, size_t len, const struct payload_hints *hints, void *mem, size_t memlen,
+                     struct payload *out, struct buf *err);
 void payload_free(struct payload *p);
 
 /* Helpers for the per-format parsers. */

@@ -69,7 +69,10 @@ static void differential(const char *text, size_t size)
     json_error_t jerr;
     int ours = jdoc_parse(&doc, text, size, err, sizeof err);
     json_t *theirs = json_loadb(text, size, 0, &jerr);
-    bool known_difference = memchr(text, '\0', size) != NULL || (!theirs && strstr(jerr.text, "too big integer")) ||
+    /* jansson refuses integers past int64 ("too big integer", "too big
+     * negative integer"); we keep them as doubles. */
+    bool too_big = !theirs && strstr(jerr.text, "too big") && strstr(jerr.text, "integer");
+    bool known_difference = memchr(text, '\0', size) != NULL || too_big ||
                             (!theirs && strstr(jerr.text, "maximum parsing depth")) ||
                             (ours < 0 && (strstr(err, "too deeply nested") || strstr(err, "number too long")));
     if (!known_difference) {
@@ -91,7 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct payload p;
     struct buf err;
     buf_init(&err);
-    if (payload_parse((const char *)data, size, &h, &p, &err) == 0) {
+    /* As /webhook parses: in the caller's memory, spilling past it. */
+    unsigned char mem[2048];
+    if (payload_parse_in((const char *)data, size, &h, mem, (size & 8) ? sizeof mem : 300, &p, &err) == 0) {
         for (size_t i = 0; i < p.n; i++)
             if (!p.events[i].format) __builtin_trap();
     } else if (err.len == 0) {

@@ -254,6 +254,43 @@ static void test_large(void **state)
     buf_free(&b);
 }
 
+/* jdoc_parse_in: the caller's memory is the first block. A document that
+ * fits stays in it; one that does not spills into allocated blocks (freed
+ * by jdoc_free, the caller's never: ASan and valgrind would say). */
+static void test_caller_memory(void **state)
+{
+    (void)state;
+    unsigned char mem[1024 + 1];
+    char err[160];
+    struct jdoc d;
+    const char *small = "{\"repo\":\"team/app\",\"tags\":[\"a\",\"b\"]}";
+    /* Unaligned on purpose: the block is aligned inside it. */
+    assert_int_equal(jdoc_parse_in(&d, small, strlen(small), mem + 1, sizeof mem - 1, err, sizeof err), 0);
+    const char *repo = jv_str(jv_get(d.root, "repo"));
+    assert_string_equal(repo, "team/app");
+    assert_true((const unsigned char *)repo > mem && (const unsigned char *)repo < mem + sizeof mem);
+    assert_string_equal(jv_str(jv_at(jv_get(d.root, "tags"), 1)), "b");
+    jdoc_free(&d);
+
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "[");
+    for (int i = 0; i < 500; i++) buf_printf(&b, "%s\"value-%d\"", i ? "," : "", i);
+    buf_puts(&b, "]");
+    assert_int_equal(jdoc_parse_in(&d, b.data, b.len, mem, sizeof mem, err, sizeof err), 0);
+    assert_int_equal(jv_size(d.root), 500);
+    assert_string_equal(jv_str(jv_at(d.root, 499)), "value-499");
+    jdoc_free(&d);
+
+    /* Refused text, and memory too small to use: the same as jdoc_parse. */
+    assert_int_equal(jdoc_parse_in(&d, "{\"a\":", 5, mem, sizeof mem, err, sizeof err), -EINVAL);
+    jdoc_free(&d);
+    assert_int_equal(jdoc_parse_in(&d, small, strlen(small), mem, 16, err, sizeof err), 0);
+    assert_string_equal(jv_str(jv_get(d.root, "repo")), "team/app");
+    jdoc_free(&d);
+    buf_free(&b);
+}
+
 /* ---- json_split: a JSON array's elements from a stream ----------------- */
 
 struct elems {
@@ -348,7 +385,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_long_strings),   cmocka_unit_test(test_refused),
         cmocka_unit_test(test_error_position), cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_large),          cmocka_unit_test(test_split),
+        cmocka_unit_test(test_large),          cmocka_unit_test(test_caller_memory),
+        cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -48,6 +48,53 @@ static void test_escape(void **state)
     buf_free(&b);
 }
 
+/* json_put_strn reads 16 and 8 bytes at a time: every special byte at
+ * every position of strings of 1-48 bytes comes out as a byte-at-a-time
+ * escaper (here) says. */
+static void put_ref(struct buf *b, const unsigned char *s, size_t n)
+{
+    buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"') buf_puts(b, "\\\"");
+        else if (c == '\\') buf_puts(b, "\\\\");
+        else if (c == '\n') buf_puts(b, "\\n");
+        else if (c == '\r') buf_puts(b, "\\r");
+        else if (c == '\t') buf_puts(b, "\\t");
+        else if (c < 0x20) buf_printf(b, "\\u%04x", c);
+        else if (c == 0xc3 && i + 1 < n && s[i + 1] == 0xa9) {
+            buf_append(b, s + i, 2);
+            i++;
+        } else if (c >= 0x80) buf_puts(b, "\\ufffd");
+        else buf_putc(b, (char)c);
+    }
+    buf_putc(b, '"');
+}
+
+static void test_escape_every_position(void **state)
+{
+    (void)state;
+    const unsigned char specials[] = {0x00, 0x01, 0x1f, '"', '\\', '\n', 0x80, 0xc3, 0xff, 0x7f, 0x20, 0x7e};
+    struct buf got, want;
+    buf_init(&got);
+    buf_init(&want);
+    unsigned char s[48];
+    for (size_t n = 1; n <= sizeof s; n++)
+        for (size_t at = 0; at < n; at++)
+            for (size_t k = 0; k < sizeof specials; k++) {
+                for (size_t i = 0; i < n; i++) s[i] = (unsigned char)('a' + i % 26);
+                s[at] = specials[k];
+                if (specials[k] == 0xc3 && at + 1 < n) s[at + 1] = 0xa9;   /* a valid pair too */
+                buf_reset(&got);
+                buf_reset(&want);
+                json_put_strn(&got, (const char *)s, n);
+                put_ref(&want, s, n);
+                assert_string_equal(got.data, want.data);
+            }
+    buf_free(&got);
+    buf_free(&want);
+}
+
 static void test_escape_roundtrip_all_bytes(void **state)
 {
     (void)state;
@@ -344,7 +391,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);   /* as main.c: a gone reader is EPIPE, not death */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_roundtrip_all_bytes),
+        cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_every_position),
+        cmocka_unit_test(test_escape_roundtrip_all_bytes),
         cmocka_unit_test(test_log_line), cmocka_unit_test(test_time_matches_gmtime), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_batch), cmocka_unit_test(test_stalled_consumer),
         cmocka_unit_test(test_gone_consumer), cmocka_unit_test(test_loop_turn),

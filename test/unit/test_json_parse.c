@@ -68,6 +68,33 @@ static void test_values(void **state)
     jdoc_free(&d);
 }
 
+/* Integers of up to 18 digits are summed by hand, longer ones by strtoll,
+ * past int64 a double: each side of both edges. */
+static void test_integers(void **state)
+{
+    (void)state;
+    struct jdoc d;
+    char err[160];
+    const char *text = "[0,-0,7,-7,999999999999999999,-999999999999999999,1000000000000000000,"
+                       "9223372036854775807,-9223372036854775808,9223372036854775808,-9223372036854775809,"
+                       "012]";
+    assert_int_equal(parse(&d, text, err, sizeof err), -EINVAL);   /* a leading zero */
+    text = "[0,-0,7,-7,999999999999999999,-999999999999999999,1000000000000000000,"
+           "9223372036854775807,-9223372036854775808,9223372036854775808,-9223372036854775809]";
+    assert_int_equal(parse(&d, text, err, sizeof err), 0);
+    const long long want[] = {0, 0, 7, -7, 999999999999999999LL, -999999999999999999LL, 1000000000000000000LL,
+                              INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_true(jv_is_integer(jv_at(d.root, i)));
+        assert_true(jv_integer(jv_at(d.root, i)) == want[i]);
+    }
+    assert_false(jv_is_integer(jv_at(d.root, 9)));
+    assert_true(jv_number(jv_at(d.root, 9)) == 9223372036854775808.0);
+    assert_false(jv_is_integer(jv_at(d.root, 10)));
+    assert_true(jv_number(jv_at(d.root, 10)) < -9.2e18);
+    jdoc_free(&d);
+}
+
 /* Every accessor answers "absent" for NULL and for the wrong type, so
  * lookups chain without checks in between. */
 static void test_absent(void **state)
@@ -381,7 +408,8 @@ static void test_split_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_values),         cmocka_unit_test(test_absent),
+        cmocka_unit_test(test_values),         cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_absent),
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_long_strings),   cmocka_unit_test(test_refused),
         cmocka_unit_test(test_error_position), cmocka_unit_test(test_depth),

@@ -92,6 +92,8 @@ struct http_client {
     struct close_cb closed;  /* http_client_close's, once freed */
     llhttp_settings_t settings;   /* the same callbacks for every call */
     struct tls_config *tls;       /* NULL until http_client_tls_setup */
+    struct http_call *spare;      /* freed calls kept for the next ones (SPARE_CALLS at most) */
+    size_t nspare;
     char read_buf[READ_BUF_SIZE]; /* one loop thread: reads are consumed before the next */
 };
 
@@ -151,12 +153,31 @@ static bool retry_fresh(struct http_call *call);
 
 /* ---- lifetime ----------------------------------------------------------- */
 
+static void call_release(struct http_call *call)
+{
+    buf_free(&call->heads);
+    buf_free(&call->body);
+    buf_free(&call->request);
+    free(call);
+}
+
 static void client_maybe_free(struct http_client *c)
 {
     if (!c->closing || c->calls || c->open_conns || !c->sweep_closed) return;
+    while (c->spare) {
+        struct http_call *next = c->spare->next;
+        call_release(c->spare);
+        c->spare = next;
+    }
     tls_config_free(c->tls);
     close_cb_free(c, c->closed);
 }
+
+/* A few freed calls are kept, buffers and all: a call is 2.7 KiB, past
+ * glibc's per-thread cache, and with its three buffers it was five
+ * mallocs and frees a forward. A buffer that grew large goes. */
+#define SPARE_CALLS 4
+#define SPARE_BUF_MAX 4096
 
 static void call_free(struct http_call *call)
 {
@@ -164,13 +185,45 @@ static void call_free(struct http_call *call)
     if (call->prev) call->prev->next = call->next;
     else c->calls = call->next;
     if (call->next) call->next->prev = call->prev;
-    buf_free(&call->heads);
-    buf_free(&call->body);
-    buf_free(&call->request);
     free(call->unix_path);
     free(call->host);
-    free(call);
+    if (c->closing || c->nspare >= SPARE_CALLS) {
+        call_release(call);
+    } else {
+        struct buf *bufs[] = {&call->heads, &call->body, &call->request};
+        for (size_t i = 0; i < 3; i++) {
+            if (bufs[i]->cap > SPARE_BUF_MAX) buf_free(bufs[i]);
+            else buf_reset(bufs[i]);
+        }
+        call->next = c->spare;
+        c->spare = call;
+        c->nspare++;
+    }
     client_maybe_free(c);
+}
+
+/* A spare call, or a new one; zeroed up to addrs, its buffers empty. */
+static struct http_call *call_new(struct http_client *c)
+{
+    struct http_call *call = c->spare;
+    struct buf kept[3];
+    if (call) {
+        c->spare = call->next;
+        c->nspare--;
+        kept[0] = call->heads;
+        kept[1] = call->body;
+        kept[2] = call->request;
+    } else {
+        call = xmalloc(sizeof *call);
+        buf_init(&kept[0]);
+        buf_init(&kept[1]);
+        buf_init(&kept[2]);
+    }
+    memset(call, 0, offsetof(struct http_call, addrs));
+    call->heads = kept[0];
+    call->body = kept[1];
+    call->request = kept[2];
+    return call;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -857,8 +910,7 @@ static void build_request(struct http_call *call, const struct http_client_opts 
 struct http_call *http_client_request(struct http_client *c, const struct http_endpoint *ep,
                                       const struct http_client_opts *opts)
 {
-    struct http_call *call = xmalloc(sizeof *call);
-    memset(call, 0, offsetof(struct http_call, addrs));
+    struct http_call *call = call_new(c);
     call->client = c;
     call->o = *opts;
     call->o.head_request = opts->head_request || strcmp(opts->method, "HEAD") == 0;
@@ -866,9 +918,6 @@ struct http_call *http_client_request(struct http_client *c, const struct http_e
     call->next = c->calls;
     if (c->calls) c->calls->prev = call;
     c->calls = call;
-    buf_init(&call->request);
-    buf_init(&call->heads);
-    buf_init(&call->body);
     build_request(call, opts);
     llhttp_init(&call->parser, HTTP_RESPONSE, &c->settings);
     call->parser.data = call;

@@ -470,6 +470,57 @@ static void on_x_done_start_y(void *ud, int err, int status, const char *body, s
     pool_get(g_pool, g_y_port, &g_second, NULL);
 }
 
+/* R: one kept-alive connection; each step answers the next request on it:
+ * a header and a body, then neither, then a body past what a kept call's
+ * buffer may keep, then a short one again. */
+static void r_step(struct kpeer *p, int n)
+{
+    int fd = n == 0 ? kpeer_accept(p) : p->fds[0];
+    kpeer_read_request(p, fd);
+    if (n == 0) send_str(fd, "HTTP/1.1 200 OK\r\nApi-Version: 1.44\r\nContent-Length: 5\r\n\r\nhello");
+    else if (n == 1) send_str(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+    else if (n == 2) {
+        char big[6100];
+        int h = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nContent-Length: 6000\r\n\r\n");
+        memset(big + h, 'x', 6000);
+        send(fd, big, (size_t)h + 6000, MSG_NOSIGNAL);
+    } else if (n == 3) send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+}
+
+/* Calls are kept for reuse once freed (buffers too): nothing of one call's
+ * answer shows in the next one's. */
+static void test_calls_reused_clean(void **s)
+{
+    (void)s;
+    struct kpeer r;
+    kpeer_start(&r, r_step);
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)r.port};
+    const int want_status[] = {200, 204, 200, 200};
+    const char *const want_body[] = {"hello", "", NULL, "ok"};
+    for (int i = 0; i < 4; i++) {
+        struct outcome o;
+        memset(&o, 0, sizeof o);
+        struct http_client_opts opts = {.method = "GET", .host_header = "peer", .path = "/", .total_timeout_ms = 3000,
+                                        .keep_alive = true, .max_body = 8192, .on_head = on_head,
+                                        .on_done = on_done, .ud = &o};
+        kpeer_post(&r, i);
+        o.call = http_client_request(x.c, &ep, &opts);
+        run_until_done(&x, &o);
+        /* The call is freed on a later turn (its timer's close): let it go. */
+        for (int k = 0; k < 3; k++) uv_run(&x.loop, UV_RUN_NOWAIT);
+        assert_int_equal(o.err, 0);
+        assert_int_equal(o.status, want_status[i]);
+        assert_string_equal(o.api_version, i == 0 ? "1.44" : "");
+        if (want_body[i]) assert_string_equal(o.body, want_body[i]);
+        else assert_int_equal(strspn(o.body, "x"), sizeof o.body - 1);   /* on_done keeps the first 1023 */
+    }
+    assert_int_equal(r.got_requests, 4);
+    pool_fx_finish(&x);
+    kpeer_stop(&r);
+}
+
 /* Item 1: the server's FIN on an idle pooled connection is read in the same
  * loop turn in which a new request takes that connection. The request must
  * go out on a fresh connection and get its answer. */
@@ -624,7 +675,7 @@ int main(void)
         cmocka_unit_test(test_refused_and_unknown), cmocka_unit_test(test_unix_and_cancel),
         cmocka_unit_test(test_localhost_resolves),
         cmocka_unit_test(test_forward_body),
-        cmocka_unit_test(test_pooled_conn_closed_same_turn),
+        cmocka_unit_test(test_calls_reused_clean), cmocka_unit_test(test_pooled_conn_closed_same_turn),
         cmocka_unit_test(test_pooled_conn_stale_408),
         cmocka_unit_test(test_headers_across_reads),
         cmocka_unit_test(test_interim_answers_skipped),

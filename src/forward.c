@@ -79,7 +79,7 @@ struct job {
     struct url target;
     char *body;
     size_t body_len;
-    char *repository, *tag, *event_id;
+    const char *repository, *tag, *event_id;   /* inside body's block, after it (job_set_event) */
     int merged;                /* events this POST stands for */
     int attempt;
     uint64_t due_ms;
@@ -167,18 +167,26 @@ static char *expand_url(const char *tmpl, const struct push_event *ev)
 /* The job now stands for ev (the last event wins the body). */
 static void job_set_event(struct job *j, const struct push_event *ev)
 {
+    /* One block: the body, then the repository, tag and event id (for the
+     * log lines), each after a NUL. Four allocations a push were one. */
     free(j->body);
-    free(j->repository);
-    free(j->tag);
-    free(j->event_id);
-    struct buf body;
-    buf_init(&body);
-    forward_build_body(&body, ev);
-    j->body_len = body.len;
-    j->body = buf_steal(&body);
-    j->repository = xstrdup_or_null(ev->repository);
-    j->tag = xstrdup_or_null(ev->tag);
-    j->event_id = xstrdup_or_null(ev->id);
+    const char *const v[3] = {ev->repository, ev->tag, ev->id};
+    size_t len[3], at[3], total = 0;
+    for (size_t i = 0; i < 3; i++) total += len[i] = v[i] ? strlen(v[i]) : 0;
+    struct buf b;
+    buf_init(&b);
+    buf_reserve(&b, 2 * total + (ev->digest ? strlen(ev->digest) : 0) + (ev->registry ? strlen(ev->registry) : 0) + 96);
+    forward_build_body(&b, ev);
+    j->body_len = b.len;
+    for (size_t i = 0; i < 3; i++) {
+        at[i] = b.len + 1;
+        buf_append(&b, "", 1);
+        buf_append(&b, v[i] ? v[i] : "", len[i]);
+    }
+    j->body = buf_steal(&b);
+    j->repository = v[0] ? j->body + at[0] : NULL;
+    j->tag = v[1] ? j->body + at[1] : NULL;
+    j->event_id = v[2] ? j->body + at[2] : NULL;
     j->merged++;
 }
 
@@ -292,7 +300,7 @@ static void job_free(struct job *j)
     if (j->origin) origin_unref(j->f, j->origin);
     url_free(&j->target);
     buf_free(&j->answer);
-    free_n(8, j->url, j->body, j->repository, j->tag, j->event_id, j->headers, j->label, j);
+    free_n(5, j->url, j->body, j->headers, j->label, j);   /* body holds repository, tag, event_id */
 }
 
 /* ---- lists ---------------------------------------------------------------- */

@@ -72,7 +72,7 @@ int registry_host_normalize(const char *h, char *out, size_t outlen)
     if (!h) h = "";
     size_t n = strlen(h);
     if (n >= outlen) return -EINVAL;
-    for (size_t i = 0; i <= n; i++) out[i] = (char)tolower((unsigned char)h[i]);
+    for (size_t i = 0; i <= n; i++) out[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];   /* ASCII only */
     if (registry_host_is_docker_hub(out)) snprintf(out, outlen, "docker.io");
     return 0;
 }
@@ -153,7 +153,8 @@ int repo_ref_parse(const char *s, struct repo_ref *out)
 
 int repo_ref_from_event(const char *registry, const char *repository, struct repo_ref *out)
 {
-    memset(out, 0, sizeof *out);
+    /* Both fields are strings: clearing their 768 bytes was a sixth of the call. */
+    out->host[0] = out->path[0] = '\0';
     if (!repository || !*repository) return -EINVAL;
     if (registry_host_normalize(registry, out->host, sizeof out->host) < 0) return -EINVAL;
     return set_path(out, repository, strlen(repository));

@@ -50,9 +50,7 @@ static bool is_host_char(unsigned char c)
 
 void url_free(struct url *u)
 {
-    free(u->host);
-    free(u->path);
-    free(u->authority);
+    free(u->host);   /* the block that holds authority and path too */
     memset(u, 0, sizeof *u);
 }
 
@@ -162,29 +160,34 @@ int url_parse(const char *s, struct url *u, const char **err)
     int rc = url_scan(s, &sp, err);
     if (rc < 0) return rc;
 
-    /* Everything is valid: only now allocate, so a failure leaves nothing to free. */
+    /* Everything is valid: only now allocate, so a failure leaves nothing to
+     * free. One block, "host\0authority\0path\0": a forward parses its
+     * target each time, and three allocations were most of that. */
     u->tls = sp.tls;
     u->port = (uint16_t)sp.port;
-    u->host = xstrndup(sp.host, sp.hlen);
-    for (char *p = u->host; *p; p++) *p = lower(*p);
-
+    size_t plen = strcspn(sp.tail, "#");   /* the fragment is client-side only and never sent */
     struct buf b;
     buf_init(&b);
+    buf_reserve(&b, 2 * sp.hlen + plen + 16);
+    buf_append(&b, sp.host, sp.hlen);
+    for (char *p = b.data; *p; p++) *p = lower(*p);
+    size_t authority = b.len + 1;
+    buf_append(&b, "", 1);
     if (sp.v6) buf_putc(&b, '[');
-    buf_append(&b, u->host, sp.hlen);
+    buf_append(&b, b.data, sp.hlen);   /* the lower-cased host; buf_reserve made room, so no move */
     if (sp.v6) buf_putc(&b, ']');
     /* "host:80" and "host" are the same origin; servers expect the short form. */
     if (sp.port != (sp.tls ? 443u : 80u)) {
         buf_putc(&b, ':');
         buf_put_uint(&b, sp.port);
     }
-    u->authority = buf_steal(&b);
-
-    /* The fragment is client-side only and never sent. */
-    size_t plen = strcspn(sp.tail, "#");
+    size_t path = b.len + 1;
+    buf_append(&b, "", 1);
     if (sp.tail[0] != '/') buf_putc(&b, '/');   /* "http://h" and "http://h?q" */
     buf_append(&b, sp.tail, plen);
-    u->path = buf_steal(&b);
+    u->host = buf_steal(&b);
+    u->authority = u->host + authority;
+    u->path = u->host + path;
     if (err) *err = NULL;
     return 0;
 }

@@ -12,7 +12,7 @@ struct url {
     uint16_t port;       /* explicit or the scheme's default */
     char *path;          /* path and query, starting with '/'; "/" when absent */
     char *authority;     /* what goes into the Host header, e.g. "host:8080" or "[::1]:80" */
-};
+};   /* host, path and authority are one allocation: free with url_free only */
 
 /* Parses an absolute http:// or https:// URL. Userinfo is refused (a token
  * belongs in the path, where redaction hides it). Returns 0 or -EINVAL and,

@@ -924,8 +924,8 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
         buf_puts(&path, "&scope=");
         url_encode(&path, ch->scope);
     }
-    free(realm.path);
-    realm.path = buf_steal(&path);
+    struct url token = realm;   /* realm's strings, with the query added to its path */
+    token.path = path.data;
 
     struct buf h;
     buf_init(&h);
@@ -936,9 +936,10 @@ static void send_token(struct registry_req *r, const struct registry_challenge *
         wipe_free(basic);
     }
     r->phase = PH_TOKEN;
-    start_call(r, &realm, "GET", buf_cstr(&h), MAX_TOKEN_BODY, NULL, on_token_done);
+    start_call(r, &token, "GET", buf_cstr(&h), MAX_TOKEN_BODY, NULL, on_token_done);
     if (h.data) memset(h.data, 0, h.len);
     buf_free(&h);
+    buf_free(&path);
     url_free(&realm);
 }
 

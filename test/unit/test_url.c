@@ -61,6 +61,16 @@ static void test_parse(void **state)
                 "/hook?tag={tag}&repo={repository}", "h");
     /* '@' after the authority belongs to the path. */
     check_parse("http://h/v2/x@sha256:ab", false, "h", 80, "/v2/x@sha256:ab", "h");
+    /* Host, authority and path share one block: long ones, past its first size. */
+    char host[201], url[900], path[601], authority[220];
+    memset(host, 'h', 200);
+    host[200] = '\0';
+    memset(path, 'p', 600);
+    path[0] = '/';
+    path[600] = '\0';
+    snprintf(url, sizeof url, "http://%s:8080%s#x", host, path);
+    snprintf(authority, sizeof authority, "%s:8080", host);
+    check_parse(url, false, host, 8080, path, authority);
 }
 
 static void check_bad(const char *s, const char *want_reason)

@@ -152,7 +152,8 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         size_t n = m.nurls, nh = m.nnotifies;
         plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
         if (!n && !m.nupdates && !nh) continue;
-        uint64_t tags[MAX_TARGETS] = {0};   /* urls[k]'s delivered key, remembered once sent */
+        uint64_t tags[MAX_TARGETS];   /* urls[k]'s delivered key, remembered once sent (0: none) */
+        for (size_t k = 0; k < n; k++) tags[k] = 0;   /* not "= {0}": 512 bytes cleared per event */
         if ((n || nh) && delivered && ev->digest) {
             /* Routes already sent (or told) this digest, by a webhook or a
              * poll, are not sent (or told) it again. */

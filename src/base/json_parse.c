@@ -537,10 +537,9 @@ void jdoc_free(struct jdoc *doc)
 
 /* ---- access ------------------------------------------------------------- */
 
-const struct jv *jv_get(const struct jv *v, const char *key)
+const struct jv *jv_getn(const struct jv *v, const char *key, size_t klen)
 {
     if (!jv_is_object(v)) return NULL;
-    size_t klen = strlen(key);
     const struct jv *found = NULL;
     for (uint32_t i = 0; i < v->n; i++) {
         const struct jv *k = &v->u.items[2 * i];

@@ -67,7 +67,12 @@ static inline bool jv_is_integer(const struct jv *v) { return jv_is(v, JV_NUMBER
 
 /* The member's value (the last one when a key repeats, as jansson does), or
  * NULL when v is not an object or has no such key. */
-const struct jv *jv_get(const struct jv *v, const char *key);
+const struct jv *jv_getn(const struct jv *v, const char *key, size_t klen);
+/* Inline so that a literal key's length is known when compiling. */
+static inline const struct jv *jv_get(const struct jv *v, const char *key)
+{
+    return jv_getn(v, key, __builtin_strlen(key));
+}
 /* Array length (0 for a non-array) and item i (NULL out of range). */
 size_t jv_size(const struct jv *v);
 const struct jv *jv_at(const struct jv *v, size_t i);

@@ -349,11 +349,11 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
         if (format == LOG_FORMAT_JSON) {
             /* Keys are identifiers written in the code: nothing to escape. */
             buf_append(out, ",\"", 2);
-            buf_puts(out, f->key);
+            buf_append(out, f->key, f->klen);
             buf_append(out, "\":", 2);
         } else {
             buf_putc(out, ' ');
-            buf_puts(out, f->key);
+            buf_append(out, f->key, f->klen);
             buf_putc(out, '=');
         }
         switch (f->type) {

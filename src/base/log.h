@@ -18,6 +18,7 @@ enum log_field_type { LF_STR, LF_INT, LF_URL, LF_BOOL };
 
 struct log_field {
     const char *key;   /* an identifier (letters, digits, "_"): written unescaped */
+    size_t klen;       /* strlen(key): folded when compiling, for a literal */
     enum log_field_type type;
     const char *s;     /* LF_STR, LF_URL; NULL fields are skipped */
     long long i;       /* LF_INT, LF_BOOL */
@@ -33,10 +34,10 @@ struct logger {
     struct log_sink *sink;   /* NULL: one write(2) per line; else see log_batch_start */
 };
 
-#define F_STR(k, v)  {.key = (k), .type = LF_STR, .s = (v)}
-#define F_URL(k, v)  {.key = (k), .type = LF_URL, .s = (v)}
-#define F_INT(k, v)  {.key = (k), .type = LF_INT, .i = (long long)(v)}
-#define F_BOOL(k, v) {.key = (k), .type = LF_BOOL, .i = (v) ? 1 : 0}
+#define F_STR(k, v)  {.key = (k), .klen = __builtin_strlen(k), .type = LF_STR, .s = (v)}
+#define F_URL(k, v)  {.key = (k), .klen = __builtin_strlen(k), .type = LF_URL, .s = (v)}
+#define F_INT(k, v)  {.key = (k), .klen = __builtin_strlen(k), .type = LF_INT, .i = (long long)(v)}
+#define F_BOOL(k, v) {.key = (k), .klen = __builtin_strlen(k), .type = LF_BOOL, .i = (v) ? 1 : 0}
 
 void logger_init(struct logger *lg, enum log_level level, enum log_format format, int fd);
 int log_enabled(const struct logger *lg, enum log_level level);

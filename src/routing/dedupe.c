@@ -1,10 +1,15 @@
-/* dedupe.c - a FIFO ring of id tags with an open-addressing index into it.
+/* dedupe.c - a FIFO ring of id tags with an open-addressing index of them.
  *
  * An id is remembered by its keyed 64-bit tag (siphash24), not a copy: no
  * allocation per id, 8 bytes instead of a string (a delivered key, digest
- * and target URL, is some 160), and a tag is hashed once, never again. The
- * index has twice the ring's slots, so probes stay short; eviction deletes
- * with backward-shift so no tombstones accumulate. */
+ * and target URL, is some 160), and a tag is hashed once, never again.
+ *
+ * The index holds the tags themselves (0 = empty), so a lookup reads one
+ * place in memory, not an index slot and then the ring: with 10,000 ids per
+ * memory the tables outgrow the caches under a flood, and each miss cost
+ * more than the hash. The ring only keeps the order for eviction (read and
+ * written at its head, in sequence). About 1.6 slots per id keep probes
+ * short; eviction deletes with backward-shift so no tombstones accumulate. */
 #include "dedupe.h"
 
 #include <stdlib.h>
@@ -16,8 +21,8 @@
 struct dedupe {
     uint64_t *ring;      /* ring[i]: an id's tag, oldest at `head` once full */
     size_t cap, head, count;
-    uint32_t *index;     /* ring position + 1; 0 = empty */
-    size_t nindex;       /* a power of two */
+    uint64_t *index;     /* the tags, at (tag & mask) or the next free slot after; 0 = empty */
+    size_t nindex;       /* a power of two, at least 1.5 x cap */
     uint8_t key[SIPHASH_KEY_LEN];
 };
 
@@ -28,7 +33,7 @@ struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN])
     if (d->cap > UINT32_MAX / 4) d->cap = UINT32_MAX / 4;
     d->ring = xcalloc(d->cap, sizeof *d->ring);
     d->nindex = 2;
-    while (d->nindex < d->cap * 2) d->nindex *= 2;
+    while (d->nindex < d->cap + d->cap / 2 + 1) d->nindex *= 2;
     d->index = xcalloc(d->nindex, sizeof *d->index);
     if (key) memcpy(d->key, key, sizeof d->key);
     return d;
@@ -52,7 +57,7 @@ uint64_t dedupe_tag(const struct dedupe *d, const char *id)
 static size_t find(const struct dedupe *d, uint64_t tag)
 {
     size_t mask = d->nindex - 1, i = (size_t)tag & mask;
-    while (d->index[i] && d->ring[d->index[i] - 1] != tag) i = (i + 1) & mask;
+    while (d->index[i] && d->index[i] != tag) i = (i + 1) & mask;
     return i;
 }
 
@@ -72,7 +77,7 @@ static void index_remove(struct dedupe *d, size_t slot)
     d->index[slot] = 0;
     /* Backward-shift: pull later members of the probe run into the hole. */
     for (size_t j = (slot + 1) & mask; d->index[j]; j = (j + 1) & mask) {
-        size_t home = (size_t)d->ring[d->index[j] - 1] & mask;
+        size_t home = (size_t)d->index[j] & mask;
         bool movable = slot <= j ? (home <= slot || home > j) : (home <= slot && home > j);
         if (movable) {
             d->index[slot] = d->index[j];
@@ -100,5 +105,5 @@ void dedupe_add_tag(struct dedupe *d, uint64_t tag)
     }
     d->ring[pos] = tag;
     /* Found again: the eviction may have shifted the empty slot. */
-    d->index[find(d, tag)] = (uint32_t)(pos + 1);
+    d->index[find(d, tag)] = tag;
 }

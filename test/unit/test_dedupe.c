@@ -102,6 +102,26 @@ static void test_many(void **state)
     dedupe_free(d);
 }
 
+/* A small memory wraps its index many times over: after every add,
+ * exactly the last seven ids are known (the backward-shift delete keeps
+ * every probe run whole). */
+static void test_small_wraps(void **state)
+{
+    (void)state;
+    struct dedupe *d = dedupe_new(7, NULL);
+    char id[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(id, sizeof id, "w%d", i);
+        dedupe_add(d, id);
+        for (int k = i - 9; k <= i; k++) {
+            if (k < 0) continue;
+            snprintf(id, sizeof id, "w%d", k);
+            assert_int_equal(dedupe_seen(d, id), k > i - 7);
+        }
+    }
+    dedupe_free(d);
+}
+
 /* The tag calls and the string calls are one memory: a caller that asks,
  * then remembers, hashes the id once. 0 is "no id": never seen, never kept. */
 static void test_tags(void **state)
@@ -133,6 +153,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic), cmocka_unit_test(test_many),
                                        cmocka_unit_test(test_siphash), cmocka_unit_test(test_keyed),
-                                       cmocka_unit_test(test_tags)};
+                                       cmocka_unit_test(test_tags), cmocka_unit_test(test_small_wraps)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

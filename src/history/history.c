@@ -45,9 +45,9 @@ size_t history_count(const struct history *h)
     return n < h->size ? (size_t)n : h->size;
 }
 
-void history_copy(char *dst, size_t n, const char *src)
+size_t history_copy(char *dst, size_t n, const char *src)
 {
-    if (!n) return;
+    if (!n) return 0;
     if (!src) src = "";
     size_t len = strlen(src);
     if (len >= n) {
@@ -58,6 +58,7 @@ void history_copy(char *dst, size_t n, const char *src)
     }
     memcpy(dst, src, len);
     dst[len] = '\0';
+    return len;
 }
 
 /* Appends s to e's text (at most max bytes with its NUL, and what is left). */
@@ -66,8 +67,7 @@ static const char *pack(struct history_entry *e, size_t *used, const char *s, si
     size_t room = sizeof e->text - *used;
     if (room < 2) return "";   /* the text is full: what is left of it is not worth a cut */
     char *dst = e->text + *used;
-    history_copy(dst, room < max ? room : max, s);
-    *used += strlen(dst) + 1;
+    *used += history_copy(dst, room < max ? room : max, s) + 1;
     return dst;
 }
 

@@ -86,7 +86,7 @@ uint64_t history_add(struct history *h, const struct history_add *a);
 struct history_entry *history_get(struct history *h, uint64_t id);
 
 /* Copies src into dst (size n), cut at a character boundary; NULL is "". */
-void history_copy(char *dst, size_t n, const char *src);
+size_t history_copy(char *dst, size_t n, const char *src);   /* returns the length copied */
 /* The outcome moves on: finished_ms = now, and the error (NULL: cleared). */
 void history_set_outcome(struct history_entry *e, enum history_outcome o, long long now_ms, const char *error);
 

@@ -95,6 +95,22 @@ static inline void buf_putc(struct buf *b, char c)
     b->data[b->len++] = c;
     b->data[b->len] = '\0';
 }
+/* A-Z lower-cased, nothing else: host names and schemes are ASCII, and
+ * tolower() follows the locale. */
+static inline char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Appends n bytes of s, lower-cased by ascii_lower. */
+static inline void buf_append_lower(struct buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n);
+    char *d = b->data + b->len;
+    for (size_t i = 0; i < n; i++) d[i] = ascii_lower(s[i]);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 void buf_put_uint(struct buf *b, unsigned long long v);   /* decimal, without printf */
 void buf_put_int(struct buf *b, long long v);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

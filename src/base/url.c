@@ -28,11 +28,6 @@ static bool is_alnum(unsigned char c)
     return is_alpha(c) || is_digit(c);
 }
 
-static char lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* Space, C0 controls and DEL: never valid in a URL, and a sign that the
  * string is not what it seems. */
 static bool is_ctl_or_space(unsigned char c)
@@ -169,12 +164,11 @@ int url_parse(const char *s, struct url *u, const char **err)
     struct buf b;
     buf_init(&b);
     buf_reserve(&b, 2 * sp.hlen + plen + 16);
-    buf_append(&b, sp.host, sp.hlen);
-    for (char *p = b.data; *p; p++) *p = lower(*p);
+    buf_append_lower(&b, sp.host, sp.hlen);
     size_t authority = b.len + 1;
     buf_append(&b, "", 1);
     if (sp.v6) buf_putc(&b, '[');
-    buf_append(&b, b.data, sp.hlen);   /* the lower-cased host; buf_reserve made room, so no move */
+    buf_append_lower(&b, sp.host, sp.hlen);
     if (sp.v6) buf_putc(&b, ']');
     /* "host:80" and "host" are the same origin; servers expect the short form. */
     if (sp.port != (sp.tls ? 443u : 80u)) {
@@ -222,8 +216,7 @@ void url_redact(struct buf *out, const char *s)
         size_t slen = (size_t)(auth - s), alen = (size_t)(sp.tail - auth);
         buf_reserve(out, slen + alen + 4);
         buf_puts(out, sp.tls ? "https://" : "http://");
-        for (size_t i = 0; i < alen; i++) out->data[out->len + i] = lower(auth[i]);
-        out->len += alen;
+        buf_append_lower(out, auth, alen);
         buf_append(out, "/***", 4);
     } else {
         /* Malformed (a bad label value): nothing in it can be told apart

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
+
 bool reference_is_host(const char *s, size_t n)
 {
     return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && memcmp(s, "localhost", 9) == 0);
@@ -72,7 +74,7 @@ int registry_host_normalize(const char *h, char *out, size_t outlen)
     if (!h) h = "";
     size_t n = strlen(h);
     if (n >= outlen) return -EINVAL;
-    for (size_t i = 0; i <= n; i++) out[i] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];   /* ASCII only */
+    for (size_t i = 0; i <= n; i++) out[i] = ascii_lower(h[i]);
     if (registry_host_is_docker_hub(out)) snprintf(out, outlen, "docker.io");
     return 0;
 }

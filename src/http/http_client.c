@@ -190,6 +190,9 @@ static void call_free(struct http_call *call)
     if (c->closing || c->nspare >= SPARE_CALLS) {
         call_release(call);
     } else {
+        /* The request held the target's path (a webhook token) and maybe an
+         * Authorization header: a kept buffer does not keep them. */
+        if (call->request.data) memset(call->request.data, 0, call->request.len);
         struct buf *bufs[] = {&call->heads, &call->body, &call->request};
         for (size_t i = 0; i < 3; i++) {
             if (bufs[i]->cap > SPARE_BUF_MAX) buf_free(bufs[i]);

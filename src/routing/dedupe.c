@@ -12,6 +12,7 @@
  * short; eviction deletes with backward-shift so no tombstones accumulate. */
 #include "dedupe.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,7 @@ struct dedupe *dedupe_new(size_t capacity, const uint8_t key[DEDUPE_KEY_LEN])
 {
     struct dedupe *d = xcalloc(1, sizeof *d);
     d->cap = capacity ? capacity : 1;
-    if (d->cap > UINT32_MAX / 4) d->cap = UINT32_MAX / 4;
+    if (d->cap > SIZE_MAX / 32) d->cap = SIZE_MAX / 32;   /* the index size below cannot overflow */
     d->ring = xcalloc(d->cap, sizeof *d->ring);
     d->nindex = 2;
     while (d->nindex < d->cap + d->cap / 2 + 1) d->nindex *= 2;

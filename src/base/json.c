@@ -137,15 +137,6 @@ void json_put_str(struct buf *b, const char *s)
     json_put_strn(b, s, strlen(s));
 }
 
-void json_put_key(struct buf *b, const char *key, int *first)
-{
-    if (*first) *first = 0;
-    else buf_putc(b, ',');
-    buf_putc(b, '"');
-    buf_puts(b, key);
-    buf_puts(b, "\":");
-}
-
 void json_put_member(struct buf *b, const char *key, const char *value, int *first)
 {
     json_put_key(b, key, first);

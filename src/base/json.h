@@ -5,6 +5,8 @@
 #define WR_JSON_H
 
 #include <stddef.h>
+#include <string.h>
+
 #include "buf.h"
 
 /* Appends s (n bytes) as a quoted JSON string. Control characters, quotes and
@@ -14,8 +16,23 @@ void json_put_strn(struct buf *b, const char *s, size_t n);
 void json_put_str(struct buf *b, const char *s);   /* NULL writes null */
 
 /* Appends `"key":` (key is trusted, not escaped) - with a leading comma
- * unless *first is set, which it then clears. */
-void json_put_key(struct buf *b, const char *key, int *first);
+ * unless *first is set, which it then clears. Inline: keys are literals
+ * nearly everywhere, so their length folds when compiling. */
+static inline void json_put_key(struct buf *b, const char *key, int *first)
+{
+    size_t n = __builtin_strlen(key);
+    if (b->len + n + 5 > b->cap) buf_reserve(b, n + 4);
+    char *d = b->data + b->len;
+    if (*first) *first = 0;
+    else *d++ = ',';
+    *d++ = '"';
+    memcpy(d, key, n);
+    d += n;
+    *d++ = '"';
+    *d++ = ':';
+    *d = '\0';
+    b->len = (size_t)(d - b->data);
+}
 
 /* json_put_key then json_put_str: one "key":"value" member (NULL: null). */
 void json_put_member(struct buf *b, const char *key, const char *value, int *first);

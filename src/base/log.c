@@ -26,6 +26,7 @@ static const char *const level_names[] = {"trace", "debug", "info", "warn", "err
 /* Lines not yet written: out.data + off is the next byte for the fd. */
 struct log_sink {
     struct buf out;
+    struct log_time_memo time;
     size_t off;
     unsigned long long dropped;         /* since the last "dropped" warn line */
     unsigned long long dropped_total;   /* for the metric */
@@ -66,6 +67,9 @@ bool log_nonblocking(struct logger *lg)
     if (k->saved_flags < 0) k->saved_flags = flags;
     return (flags & O_NONBLOCK) || fcntl(lg->fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
+
+static void format_line(struct buf *out, enum log_format format, long long ts_ms, struct log_time_memo *memo,
+                        enum log_level level, const char *msg, const struct log_field *fields, size_t nfields);
 
 static long long now_ms(void)
 {
@@ -125,9 +129,9 @@ static void sink_append(const struct logger *lg, enum log_level level, const cha
     bool warn = k->dropped && !k->broken && log_enabled(lg, LOG_WARN);
     if (warn) {
         const struct log_field f[] = {F_INT("dropped", k->dropped)};
-        log_format_line(&k->out, lg->format, ms, LOG_WARN, DROPPED_MSG, f, 1);
+        format_line(&k->out, lg->format, ms, &k->time, LOG_WARN, DROPPED_MSG, f, 1);
     }
-    if (msg) log_format_line(&k->out, lg->format, ms, level, msg, fields, nfields);
+    if (msg) format_line(&k->out, lg->format, ms, &k->time, level, msg, fields, nfields);
     if (k->out.len - k->off <= LOG_MAX_PENDING) {
         if (msg || warn) k->dropped = 0;
         return;
@@ -273,7 +277,8 @@ static void civil_from_days(long long days, int *year, int *month, int *day)
     *year = (int)(yoe + era * 400 + (*month <= 2));
 }
 
-void log_put_time(struct buf *out, long long ts_ms)
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" into s (24 bytes, no terminator). */
+static void time_text(char s[24], long long ts_ms)
 {
     long long secs = ts_ms / 1000, ms = ts_ms % 1000, days = secs / 86400, sod = secs % 86400;
     if (ms < 0) {   /* before 1970: floor, not truncation */
@@ -287,7 +292,7 @@ void log_put_time(struct buf *out, long long ts_ms)
     int year, month, day;
     civil_from_days(days, &year, &month, &day);
     /* By hand: printf was a tenth of the cost of a log line. */
-    char s[] = "0000-00-00T00:00:00.000Z";
+    memcpy(s, "0000-00-00T00:00:00.000Z", 24);
     s[0] = (char)('0' + year / 1000 % 10);
     s[1] = (char)('0' + year / 100 % 10);
     s[2] = (char)('0' + year / 10 % 10);
@@ -300,7 +305,32 @@ void log_put_time(struct buf *out, long long ts_ms)
     s[20] = (char)('0' + ms / 100);
     s[21] = (char)('0' + ms / 10 % 10);
     s[22] = (char)('0' + ms % 10);
-    buf_append(out, s, sizeof s - 1);
+}
+
+void log_put_time(struct buf *out, long long ts_ms)
+{
+    char s[24];
+    time_text(s, ts_ms);
+    buf_append(out, s, sizeof s);
+}
+
+void log_put_time_memo(struct buf *out, long long ts_ms, struct log_time_memo *m)
+{
+    long long sec = ts_ms / 1000;
+    if (!m || ts_ms < 0) {
+        log_put_time(out, ts_ms);
+        return;
+    }
+    if (sec != m->sec || !m->valid) {
+        time_text(m->text, sec * 1000);
+        m->sec = sec;
+        m->valid = true;
+    }
+    long long ms = ts_ms % 1000;
+    m->text[20] = (char)('0' + ms / 100);
+    m->text[21] = (char)('0' + ms / 10 % 10);
+    m->text[22] = (char)('0' + ms % 10);
+    buf_append(out, m->text, sizeof m->text);
 }
 
 void log_put_time_member(struct buf *out, const char *key, long long ts_ms, int *first)
@@ -326,21 +356,20 @@ static void put_value(struct buf *out, enum log_format format, const char *s)
     else json_put_str(out, s);
 }
 
-void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
-                     enum log_level level, const char *msg,
-                     const struct log_field *fields, size_t nfields)
+static void format_line(struct buf *out, enum log_format format, long long ts_ms, struct log_time_memo *memo,
+                        enum log_level level, const char *msg, const struct log_field *fields, size_t nfields)
 {
     struct buf tmp;
     buf_init(&tmp);
     if (format == LOG_FORMAT_JSON) {
         buf_puts(out, "{\"ts\":\"");
-        log_put_time(out, ts_ms);
+        log_put_time_memo(out, ts_ms, memo);
         buf_puts(out, "\",\"level\":\"");
         buf_puts(out, level_names[level]);
         buf_puts(out, "\",\"msg\":");
         json_put_str(out, msg);
     } else {
-        log_put_time(out, ts_ms);
+        log_put_time_memo(out, ts_ms, memo);
         buf_printf(out, " %-5s %s", level_names[level], msg);
     }
     for (size_t i = 0; i < nfields; i++) {
@@ -370,6 +399,13 @@ void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
     if (format == LOG_FORMAT_JSON) buf_putc(out, '}');
     buf_putc(out, '\n');
     buf_free(&tmp);
+}
+
+void log_format_line(struct buf *out, enum log_format format, long long ts_ms,
+                     enum log_level level, const char *msg,
+                     const struct log_field *fields, size_t nfields)
+{
+    format_line(out, format, ts_ms, NULL, level, msg, fields, nfields);
 }
 
 /* Unbatched: one line, one write(2); a short write is continued. */

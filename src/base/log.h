@@ -98,6 +98,16 @@ void log_write(const struct logger *lg, enum log_level level, const char *msg,
 struct buf;
 /* RFC 3339, UTC, milliseconds ("2026-11-29T18:34:41.123Z"), unquoted. */
 void log_put_time(struct buf *out, long long ts_ms);
+/* The same, remembering the text of the last second: a flood logs
+ * thousands of lines a second, and they share the date and time up to the
+ * second, computed once (it was a third of a line's cost); only the
+ * milliseconds are written each time. m NULL: log_put_time. */
+struct log_time_memo {
+    long long sec;
+    bool valid;
+    char text[24];
+};
+void log_put_time_memo(struct buf *out, long long ts_ms, struct log_time_memo *m);
 /* A JSON member of such a time: `"key":"2026-…Z"`, or `"key":null` when
  * ts_ms is 0 (never). *first as for json_put_key. */
 void log_put_time_member(struct buf *out, const char *key, long long ts_ms, int *first);

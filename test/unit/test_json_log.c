@@ -172,6 +172,36 @@ static void test_time_matches_gmtime(void **state)
     buf_free(&b);
 }
 
+/* The memo must give log_put_time's text whatever the order of the times:
+ * steps within a second, across seconds, midnight and a year's end, and
+ * the clock set back (the memo is only a cache of the last second). */
+static void test_time_memo_matches(void **state)
+{
+    (void)state;
+    struct log_time_memo memo = {0};
+    struct buf got, want;
+    buf_init(&got);
+    buf_init(&want);
+    const long long start = 1798761599000LL - 1500;   /* 2026-12-31T23:59:57.500 */
+    long long ms = start;
+    for (int i = 0; i < 5000; i++) {
+        ms += i % 7 == 6 ? -1700 : 1 + i % 3;   /* forward, and now and then back */
+        buf_reset(&got);
+        buf_reset(&want);
+        log_put_time_memo(&got, ms, &memo);
+        log_put_time(&want, ms);
+        assert_string_equal(got.data, want.data);
+    }
+    buf_reset(&got);
+    log_put_time_memo(&got, 0, &memo);   /* the epoch: second 0 is a second like any other */
+    assert_string_equal(got.data, "1970-01-01T00:00:00.000Z");
+    buf_reset(&got);
+    log_put_time_memo(&got, 1500, NULL);
+    assert_string_equal(got.data, "1970-01-01T00:00:01.500Z");
+    buf_free(&got);
+    buf_free(&want);
+}
+
 static void test_levels(void **state)
 {
     (void)state;
@@ -393,7 +423,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape), cmocka_unit_test(test_escape_every_position),
         cmocka_unit_test(test_escape_roundtrip_all_bytes),
-        cmocka_unit_test(test_log_line), cmocka_unit_test(test_time_matches_gmtime), cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_log_line), cmocka_unit_test(test_time_matches_gmtime),
+        cmocka_unit_test(test_time_memo_matches), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_batch), cmocka_unit_test(test_stalled_consumer),
         cmocka_unit_test(test_gone_consumer), cmocka_unit_test(test_loop_turn),
     };

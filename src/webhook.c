@@ -77,15 +77,17 @@ static bool forwarded_earlier(const struct payload *p, const struct webhook_plan
 }
 
 /* The key under which a route remembers the digest it was sent:
- * "<digest>|<route url>|<host>/<path>:<tag>". Empty when ev has no digest,
- * or when the key does not fit (never deduped then). */
-static void delivered_key(char *out, size_t outlen, const struct push_event *ev, const char *url)
+ * "<digest>|<route url>|<host>/<path>:<tag>", ref being ev's canonical
+ * reference (routes_match_all works it out). Empty when ev has no digest
+ * or no reference (ref NULL), or when the key does not fit (never deduped
+ * then). */
+static void delivered_key(char *out, size_t outlen, const struct push_event *ev, const struct repo_ref *ref,
+                          const char *url)
 {
     out[0] = '\0';
-    struct repo_ref ref;
-    if (!ev->digest || repo_ref_from_event(ev->registry, ev->repository, &ref) < 0) return;
+    if (!ev->digest || !ref) return;
     /* Joined by hand: snprintf was a tenth of the plan. */
-    const char *parts[] = {ev->digest, "|", url, "|", ref.host, "/", ref.path, ":", ev->tag ? ev->tag : ""};
+    const char *parts[] = {ev->digest, "|", url, "|", ref->host, "/", ref->path, ":", ev->tag ? ev->tag : ""};
     size_t at = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t n = strlen(parts[i]);
@@ -101,13 +103,14 @@ static void delivered_key(char *out, size_t outlen, const struct push_event *ev,
 /* The key under which a notify-only route remembers the digest it told
  * of: a webhook and a poll seeing one push make one "new image" message.
  * (A route that redeploys follows its URL's memory, or the updater's.) */
-static void notify_key(char *out, size_t outlen, const struct push_event *ev, const struct route *r)
+static void notify_key(char *out, size_t outlen, const struct push_event *ev, const struct repo_ref *ref,
+                       const struct route *r)
 {
     out[0] = '\0';
     if (r->url || r->update) return;
     char who[900];
     int n = snprintf(who, sizeof who, "notify\x1f%s", r->notify);
-    if (n > 0 && (size_t)n < sizeof who) delivered_key(out, outlen, ev, who);   /* else too long to remember */
+    if (n > 0 && (size_t)n < sizeof who) delivered_key(out, outlen, ev, ref, who);   /* else too long to remember */
 }
 
 /* A notify route that redeploys is told of a push its URL is sent. */
@@ -131,6 +134,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
     const char *urls[MAX_TARGETS];
     const struct route_source *upd[MAX_TARGETS];
     struct route_hit hits[MAX_TARGETS];
+    struct repo_ref ref;
     for (size_t i = 0; i < p->n; i++) {
         const struct push_event *ev = &p->events[i];
         plan->first[i] = plan->ntargets;
@@ -147,8 +151,9 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             continue;
         }
         struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS,
-                                  .notifies = hits, .max_notifies = MAX_TARGETS};
+                                  .notifies = hits, .max_notifies = MAX_TARGETS, .ref = &ref};
         routes_match_all(routes, ev, &m);
+        const struct repo_ref *canon = m.ref_ok ? &ref : NULL;
         size_t n = m.nurls, nh = m.nnotifies;
         plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
         if (!n && !m.nupdates && !nh) continue;
@@ -160,7 +165,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             size_t keep = 0;
             char key[1024];
             for (size_t k = 0; k < n; k++) {
-                delivered_key(key, sizeof key, ev, urls[k]);
+                delivered_key(key, sizeof key, ev, canon, urls[k]);
                 uint64_t tag = key[0] ? dedupe_tag(delivered, key) : 0;
                 if (!dedupe_seen_tag(delivered, tag)) {
                     tags[keep] = tag;
@@ -175,7 +180,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
                 if (r->url) {
                     told = !url_kept(r->url, urls, n);
                 } else {
-                    notify_key(key, sizeof key, ev, r);
+                    notify_key(key, sizeof key, ev, canon, r);
                     told = key[0] && dedupe_seen(delivered, key);
                 }
                 if (!told) hits[keep++] = hits[k];
@@ -302,9 +307,12 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             }
         }
         w->counts.updates += nu;
+        struct repo_ref ref;
+        const struct repo_ref *canon =
+            nh && ev->digest && repo_ref_from_event(ev->registry, ev->repository, &ref) == 0 ? &ref : NULL;
         for (size_t k = 0; k < nh; k++) {
             notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
-            notify_key(key, sizeof key, ev, hits[k].route);
+            notify_key(key, sizeof key, ev, canon, hits[k].route);
             if (w->delivered && key[0]) dedupe_add(w->delivered, key);
         }
         dedupe_add_tag(w->seen, plan->id_tag[i]);

@@ -110,6 +110,10 @@ struct route_matches {
      * many there are (counted also without the array). */
     struct route_hit *notifies;
     size_t max_notifies, nnotifies;
+    /* The event's canonical reference, as matched (optional): whoever keys
+     * on it later need not work it out again. ref_ok says it was filled. */
+    struct repo_ref *ref;
+    bool ref_ok;
 };
 void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
 /* Bumped by every change of the table: a consumer that derives state from

@@ -117,6 +117,7 @@ struct http_call {
     bool interim;                 /* the head being parsed is a 1xx: skipped */
     bool stale;                   /* a pooled conn answered 408: it had timed out */
     uv_timer_t timer;             /* deferred errors, then the nearest deadline */
+    uint64_t timer_due;           /* when the timer, if active, fires (loop time) */
     uint64_t started_ms;          /* http_client_request */
     uint64_t connect_started_ms;  /* the current connection attempt (DNS included) */
     uint64_t connected_ms;
@@ -342,6 +343,11 @@ static uint64_t next_deadline(const struct http_call *call, const char **what, u
     return due;
 }
 
+/* Called as a call moves on (started, connected, head read), and each
+ * step's deadline usually lies past the one before it: a timer already due
+ * at or before the new deadline is left alone, and on_timer arms again for
+ * what remains when it fires early. A restart was two timer-heap changes a
+ * forward. */
 static void arm_deadline(struct http_call *call)
 {
     const char *what;
@@ -351,7 +357,9 @@ static void arm_deadline(struct http_call *call)
         uv_timer_stop(&call->timer);
         return;
     }
+    if (uv_is_active((uv_handle_t *)&call->timer) && call->timer_due <= due) return;
     uint64_t now = uv_now(call->client->loop);
+    call->timer_due = due;
     uv_timer_start(&call->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -699,7 +707,13 @@ static void on_timer(uv_timer_t *t)
     }
     const char *what = "timed out";
     uint64_t limit = 0;
-    next_deadline(call, &what, &limit);
+    uint64_t due = next_deadline(call, &what, &limit), now = uv_now(call->client->loop);
+    if (due == UINT64_MAX) return;   /* no deadline left (all timeouts 0) */
+    if (due > now) {   /* armed for an earlier step's deadline: wait for the rest */
+        call->timer_due = due;
+        uv_timer_start(&call->timer, on_timer, due - now, 0);
+        return;
+    }
     set_cause(call, "%s within %llu ms", what, (unsigned long long)limit);
     call_finish(call, -ETIMEDOUT);
 }

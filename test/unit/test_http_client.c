@@ -638,6 +638,34 @@ static void test_head_deadline(void **s)
     peer_stop(&p);
 }
 
+/* The timer is armed for the connect deadline (100 ms) and, once connected,
+ * left running although the answer may take 500 ms: when it fires early it
+ * must arm again for the rest, not time the call out. */
+static void test_later_deadline_waits_for_the_rest(void **s)
+{
+    (void)s;
+    struct peer p;
+    peer_start_tcp(&p, "");
+    struct pool_fx x;
+    pool_fx_start(&x);
+    struct outcome o = {0};
+    char cause[128] = "";
+    struct http_endpoint ep = {.host = "127.0.0.1", .port = (uint16_t)p.port};
+    struct http_client_opts opts = {
+        .method = "POST", .host_header = "d", .path = "/hook", .body = "{}", .body_len = 2,
+        .connect_timeout_ms = 100, .response_timeout_ms = 500, .on_done = on_done, .ud = &o,
+        .errbuf = cause, .errbuf_len = sizeof cause,
+    };
+    uint64_t t0 = uv_now(&x.loop);
+    http_client_request(x.c, &ep, &opts);
+    run_until_done(&x, &o);
+    uint64_t took = uv_now(&x.loop) - t0;
+    assert_int_equal(o.err, -ETIMEDOUT);
+    assert_true(took >= 490 && took < 1500);
+    assert_string_equal(cause, "no complete answer within 500 ms");
+    pool_fx_finish(&x);
+    peer_stop(&p);
+}
 
 /* A response to HEAD has no body, whatever its Content-Length says (issue
  * 13: the registry's HEAD /v2/<name>/manifests/<tag>). The peer keeps the
@@ -680,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_headers_across_reads),
         cmocka_unit_test(test_interim_answers_skipped),
         cmocka_unit_test(test_head_deadline),
+        cmocka_unit_test(test_later_deadline_waits_for_the_rest),
         cmocka_unit_test(test_head_has_no_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

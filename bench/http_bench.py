@@ -21,6 +21,11 @@ Server (router or nginx) pinned to CPU 0, wrk (and the push receiver) to CPU 1.
 the table gives each figure's median over the rounds.
 CPU per request = server CPU seconds (utime+stime from /proc/<pid>/stat) / requests.
 Peak RSS = the server's VmHWM after the run.
+With --explain, two more push rows in the same rounds, to show where the
+router's cost over the proxy goes: nginx `proxy_pass` with its access log
+on (a line per request, as the router logs), and the router with
+LOG_LEVEL=warn (its two info lines per push, "push matched" and
+"forwarded", off).
 Also: event-to-route latency (docker create of a labelled container -> first
 forward for it), p50/p99 over 30 containers."""
 
@@ -60,7 +65,7 @@ def peak_rss_mib(pid):
     return 0.0
 
 
-def nginx(d, name, port, body_status, cpu, upstream_port=None):
+def nginx(d, name, port, body_status, cpu, upstream_port=None, access_log=False):
     """One nginx worker on CPU cpu: `return body_status`, or with upstream_port a
     keep-alive proxy_pass to 127.0.0.1:upstream_port. Returns (master, worker pid)."""
     conf = os.path.join(d, f"{name}.conf")
@@ -76,7 +81,7 @@ pid {d}/{name}.pid;
 error_log {d}/{name}-error.log;
 events {{ worker_connections 8192; }}
 http {{
-  access_log off;
+  access_log {os.path.join(d, name + "-access.log") if access_log else "off"};
   keepalive_requests 10000000;
   client_body_temp_path {d}/{name};
   {upstream}
@@ -137,13 +142,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--binary", default=next((b for b in BINARIES if os.access(b, os.X_OK)), None))
     ap.add_argument("--perf", metavar="FILE", help="record the router's first push run with perf into FILE")
+    ap.add_argument("--explain", action="store_true",
+                    help="also nginx proxy_pass with its access log, and the router with LOG_LEVEL=warn (push)")
     args = ap.parse_args()
     if not args.binary or not os.access(args.binary, os.X_OK):
         sys.exit("build the static (or release) preset first")
     print(f"router binary: {os.path.relpath(args.binary)}")
     d = tempfile.mkdtemp(prefix="wr-hb-", dir="/tmp")
     engine = Engine(insecure_registry="127.0.0.1:1")
-    procs, router = [], None
+    procs, router, quiet = [], None, None
     try:
         engine.start()
         engine.import_test_image()
@@ -152,6 +159,11 @@ def main():
         ceiling, ceiling_worker = nginx(d, "ceiling", ceil_port, 202, 0)
         proxy, proxy_worker = nginx(d, "proxy", proxy_port, 0, 0, upstream_port=recv_port)
         procs += [recv, ceiling, proxy]
+        if args.explain:
+            logproxy_port, quiet_port = free_port(), free_port()
+            logproxy, logproxy_worker = nginx(d, "logproxy", logproxy_port, 0, 0, upstream_port=recv_port,
+                                              access_log=True)
+            procs.append(logproxy)
         engine.docker("create", "--network", "none", "--label", "webhook-router.image=team/myapp",
                       "--label", f"webhook-router.url=http://127.0.0.1:{recv_port}/hook/bench", "local/bb:1")
         env = dict(os.environ, DOCKER_HOST=engine.host, DEBOUNCE_MS="0", LOG_LEVEL="info",
@@ -161,16 +173,23 @@ def main():
         router = subprocess.Popen(["taskset", "-c", "0", args.binary], env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{router_port}"
+        if args.explain:
+            quiet_env = dict(env, LOG_LEVEL="warn", LISTEN_PORT=str(quiet_port))
+            quiet = subprocess.Popen(["taskset", "-c", "0", args.binary], env=quiet_env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            quiet_base = f"http://127.0.0.1:{quiet_port}"
 
-        def ready():
+        def ready(url=base):
             try:
-                return urllib.request.urlopen(base + "/ready").status == 200
+                return urllib.request.urlopen(url + "/ready").status == 200
             except OSError:
                 return False
         wait_until(ready, 30, 0.1, "router ready")
+        if quiet:
+            wait_until(lambda: ready(quiet_base), 30, 0.1, "quiet router ready")
 
-        def delivered_total():
-            text = urllib.request.urlopen(base + "/metrics").read().decode()
+        def delivered_total(url=base):
+            text = urllib.request.urlopen(url + "/metrics").read().decode()
             return sum(float(v) for v in re.findall(r'^webhook_router_forwards_total\{outcome="delivered"[^}]*\} (\S+)$',
                                                    text, re.M))
         time.sleep(1)
@@ -185,7 +204,8 @@ def main():
         push = json.dumps(doc)
         noise_lua, push_lua = lua_script(d, "noise", noise, False), lua_script(d, "push", push, True)
 
-        results = {k: [] for k in ("ref-noise", "router-noise", "ref-push", "router-push")}
+        results = {k: [] for k in ("ref-noise", "router-noise", "ref-push", "router-push", "logref-push",
+                                   "quiet-push")}
         accepted = delivered = 0
         depth = [0]
         for rnd in range(args.rounds):
@@ -218,6 +238,16 @@ def main():
             wait_until(lambda: delivered_total() - before >= ok, 120, 0.2, "every push delivered")
             accepted += ok
             delivered += int(delivered_total() - before)
+            if args.explain:
+                results["logref-push"].append(run(logproxy_worker, f"http://127.0.0.1:{logproxy_port}/webhook",
+                                                  push_lua, args))
+                before = delivered_total(quiet_base)
+                r_quiet = run(quiet.pid, f"{quiet_base}/webhook", push_lua, args)
+                results["quiet-push"].append(r_quiet)
+                ok = r_quiet["requests"] - r_quiet["non2xx"]
+                wait_until(lambda: delivered_total(quiet_base) - before >= ok, 120, 0.2, "every push delivered")
+                accepted += ok
+                delivered += int(delivered_total(quiet_base) - before)
         peak = peak_rss_mib(router.pid)
         ref_peak = max(peak_rss_mib(ceiling_worker), peak_rss_mib(proxy_worker))
 
@@ -246,6 +276,8 @@ def main():
             return median([r[field] for r in results[key]])
         names = {"ref-noise": ("nginx return 202", "noise"), "router-noise": ("webhook-router", "noise"),
                  "ref-push": ("nginx proxy_pass", "push"), "router-push": ("webhook-router", "push")}
+        if args.explain:
+            names.update({"logref-push": ("nginx proxy+log", "push"), "quiet-push": ("router log=warn", "push")})
         print(f"\nmedians of {args.rounds} interleaved rounds, {args.seconds} s each, {args.connections} connections")
         print(f"{'server':18} {'workload':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}")
         for key, (name, wl) in names.items():
@@ -257,14 +289,20 @@ def main():
         print(f"push:  router/proxy req/s = {med('router-push', 'rps') / med('ref-push', 'rps'):.2f}, "
               f"CPU per push router/proxy = {med('router-push', 'cpu_us_per_req') / med('ref-push', 'cpu_us_per_req'):.2f}, "
               f"p99 router {med('router-push', 'p99_ms'):.2f} ms vs proxy {med('ref-push', 'p99_ms'):.2f} ms")
+        if args.explain:
+            print(f"push:  nginx with access log / without = "
+                  f"{med('logref-push', 'cpu_us_per_req') / med('ref-push', 'cpu_us_per_req'):.2f}; "
+                  f"router LOG_LEVEL=warn / proxy = "
+                  f"{med('quiet-push', 'cpu_us_per_req') / med('ref-push', 'cpu_us_per_req'):.2f}")
         print(f"push:  accepted {accepted}, delivered {delivered} ({'all' if delivered >= accepted else 'NOT all'}); "
               f"forward queue depth at most {depth[0]} (sampled)")
         print(f"router RSS: idle {idle_rss:.1f} MiB, peak {peak:.1f} MiB; nginx worker peak {ref_peak:.1f} MiB")
         print(f"event-to-route (docker create returned -> forwarded), 30 containers: "
               f"p50 {lat[len(lat) // 2]:.1f} ms, p99 {lat[-1]:.1f} ms")
     finally:
-        if router:
-            stop_pid(router)
+        for r in (router, quiet):
+            if r:
+                stop_pid(r)
         for p in procs:
             stop_pid(p, timeout=10)
         engine.cleanup()

@@ -120,7 +120,7 @@ static void flag_name(const char *env, char out[FLAG_MAX])
     size_t i = 0;
     for (; env[i] && i + 1 < FLAG_MAX; i++) {
         char ch = env[i];
-        out[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+        out[i] = ch == '_' ? '-' : ascii_lower(ch);
     }
     out[i] = '\0';
 }

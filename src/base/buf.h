@@ -102,6 +102,13 @@ static inline char ascii_lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
+/* s lower-cased in place by ascii_lower; returns s. */
+static inline char *ascii_lower_str(char *s)
+{
+    for (char *p = s; *p; p++) *p = ascii_lower(*p);
+    return s;
+}
+
 /* Appends n bytes of s, lower-cased by ascii_lower. */
 static inline void buf_append_lower(struct buf *b, const char *s, size_t n)
 {

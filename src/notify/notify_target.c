@@ -123,7 +123,7 @@ static int split_url(const char *url, struct split *s, char *err, size_t errlen)
     char scheme[40];
     for (size_t i = 0; i < slen; i++) {
         char c = url[i];
-        scheme[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        scheme[i] = ascii_lower(c);
     }
     scheme[slen] = '\0';
     char *plus = strchr(scheme, '+');
@@ -163,9 +163,7 @@ static int split_url(const char *url, struct split *s, char *err, size_t errlen)
         const char *colon = strchr(s->hostport, ':');
         if (colon) hlen = (size_t)(colon - s->hostport);
     }
-    s->host = xstrndup(s->hostport, hlen);
-    for (char *p = s->host; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    s->host = ascii_lower_str(xstrndup(s->hostport, hlen));
     const char *rest = a + alen;
     size_t plen = strcspn(rest, "?#");
     s->path = xstrndup(rest, plen);
@@ -612,9 +610,7 @@ static int build_target(const struct pending *p, struct notify_target *t, char *
         free(t->token);
         t->token = token;
     }
-    t->name = xstrdup(n);
-    for (char *c = t->name; *c; c++)
-        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    t->name = ascii_lower_str(xstrdup(n));
     const char *need = missing(t);
     if (need) return target_error(err, errlen, n, "_URL", need);
     if (p->v[F_ON]) {

@@ -1,7 +1,6 @@
 /* payload_gitea.c - Gitea / Forgejo `package` events:
  * {"action":"created","package":{"type":"container","name","version",
  *  "owner":{"login"},"html_url"}} */
-#include <ctype.h>
 #include <string.h>
 
 #include <errno.h>
@@ -34,7 +33,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     struct buf repo;
     buf_init(&repo);
     buf_printf(&repo, "%s/%s", owner, name);
-    for (char *c = repo.data; *c; c++) *c = (char)tolower((unsigned char)*c);
+    ascii_lower_str(repo.data);
     ev->repository = payload_keep(out, &repo);
     ev->registry = payload_host_of(out, payload_str_at(p, "html_url"));
     /* A container version is either a tag or, untagged, a digest. */

@@ -3,7 +3,6 @@
  * push: {"action":"published","registry_package"|"package":{"name",
  * "namespace"|"owner","package_type","package_version":{"container_metadata":
  * {"tag":{"name","digest"}},"package_url"}}} */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -57,7 +56,7 @@ static int parse(const struct jv *root, struct payload *out, struct buf *err)
     struct buf repo;
     buf_init(&repo);
     buf_printf(&repo, "%s/%s", owner, name);
-    for (char *c = repo.data; *c; c++) *c = (char)tolower((unsigned char)*c);
+    ascii_lower_str(repo.data);
     ev->repository = payload_keep(out, &repo);
     ev->registry = payload_host_of(out, payload_str_at(p, "package_version.package_url"));
     if (!ev->registry) ev->registry = "ghcr.io";

@@ -56,10 +56,7 @@ void registry_api_host(const char *registry, char *out, size_t outlen)
     size_t n = strcspn(s, "/");
     char host[256];
     if (n >= sizeof host) n = sizeof host - 1;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-    }
+    for (size_t i = 0; i < n; i++) host[i] = ascii_lower(s[i]);
     host[n] = '\0';
     /* No host, or one of Docker Hub's names (reference.c knows them). */
     snprintf(out, outlen, "%s", !host[0] || registry_host_is_docker_hub(host) ? DOCKER_HUB_API : host);

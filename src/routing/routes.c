@@ -90,11 +90,6 @@ static bool has_prefixed_key(json_t *labels, const char *prefix)
 static const char *const known_keys[] = {"image", "url", "tag", "poll", "update", "notify"};
 #define NKNOWN (sizeof known_keys / sizeof known_keys[0])
 
-static char lower(char ch)
-{
-    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
 /* Levenshtein distance ignoring case, for keys of a few letters (longer
  * ones are simply far: LABEL_KEY_MAX + 1). */
 #define LABEL_KEY_MAX 31
@@ -109,7 +104,7 @@ static size_t key_distance(const char *a, const char *b)
         row[0] = i;
         for (size_t j = 1; j <= bn; j++) {
             size_t up = row[j];
-            size_t best = diag + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+            size_t best = diag + (ascii_lower(a[i - 1]) == ascii_lower(b[j - 1]) ? 0 : 1);
             if (up + 1 < best) best = up + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
             row[j] = best;
@@ -167,9 +162,7 @@ static int refuse(const char *prefix, json_t *labels, char *err, size_t errlen, 
  * its path is what is wrong, and the warning says so. */
 static bool only_case_is_wrong(const char *s)
 {
-    char *low = xstrdup(s);
-    for (char *p = low; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    char *low = ascii_lower_str(xstrdup(s));
     struct repo_ref ref;
     bool ok = repo_ref_parse(low, &ref) == 0;
     free(low);

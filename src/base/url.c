@@ -49,6 +49,17 @@ void url_free(struct url *u)
     memset(u, 0, sizeof *u);
 }
 
+void url_copy(struct url *dst, const struct url *src)
+{
+    /* The block is "host\0authority\0path\0", in that order. */
+    size_t len = (size_t)(src->path - src->host) + strlen(src->path) + 1;
+    *dst = *src;
+    dst->host = xmalloc(len);
+    memcpy(dst->host, src->host, len);
+    dst->authority = dst->host + (src->authority - src->host);
+    dst->path = dst->host + (src->path - src->host);
+}
+
 static int fail(const char **err, const char *why)
 {
     if (err) *err = why;

@@ -19,6 +19,8 @@ struct url {
  * when err is not NULL, a short reason. */
 int url_parse(const char *s, struct url *u, const char **err);
 void url_free(struct url *u);
+/* dst becomes a copy of the parsed src, in one allocation as url_parse makes. */
+void url_copy(struct url *dst, const struct url *src);
 
 /* Appends s to out with its secrets hidden, as the SPEC's Logs section says:
  * scheme, host and port as written, then a path of "***" and "#" with the

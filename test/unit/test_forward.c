@@ -333,6 +333,28 @@ static void test_post_delivered(void **s)
     fx_finish(&x);
 }
 
+/* The forwarder remembers the last URL it parsed: URLs taking turns, one
+ * of them again and again, must each still go to their own path and Host. */
+static void test_targets_taking_turns(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 200, &plain_opts);
+    const char *const paths[] = {"/hooks/a", "/hooks/a", "/hooks/b?x=1", "/hooks/a", "/HOOKS/a", "/hooks/b?x=1"};
+    const char *const hosts[] = {"127.0.0.1", "127.0.0.1", "localhost", "127.0.0.1", "LocalHost", "localhost"};
+    struct push_event ev = event("latest", NULL);
+    for (int i = 0; i < 6; i++) {
+        char url[128], want[160];
+        snprintf(url, sizeof url, "http://%s:%d%s", hosts[i], x.rx.port, paths[i]);
+        assert_int_equal(forward_submit(x.f, url, &ev), 0);
+        RUN_UNTIL(&x, x.rx.nrequests == i + 1);
+        snprintf(want, sizeof want, "POST %s HTTP/1.1\r\nHost: %s:%d\r\n", paths[i],
+                 strcmp(hosts[i], "127.0.0.1") ? "localhost" : "127.0.0.1", x.rx.port);
+        assert_true(strncmp(x.rx.last, want, strlen(want)) == 0);
+    }
+    fx_finish(&x);
+}
+
 /* Log lines show each target as url_redact does, also when more targets
  * than the forwarder remembers redacted take turns (its slots are reused). */
 static void test_log_target_redacted(void **s)
@@ -913,6 +935,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_body),
         cmocka_unit_test(test_post_delivered),
+        cmocka_unit_test(test_targets_taking_turns),
         cmocka_unit_test(test_log_target_redacted),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_http_error_not_retried),

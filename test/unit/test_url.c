@@ -85,6 +85,23 @@ static void check_bad(const char *s, const char *want_reason)
     url_free(&u);
 }
 
+/* A copy is its own block with the same text, and outlives the original. */
+static void test_copy(void **state)
+{
+    (void)state;
+    struct url u, c;
+    assert_int_equal(url_parse("https://Portainer.LAN:9443/api/webhooks/abc?tag=1#frag", &u, NULL), 0);
+    url_copy(&c, &u);
+    assert_ptr_not_equal(c.host, u.host);
+    url_free(&u);
+    assert_true(c.tls);
+    assert_int_equal(c.port, 9443);
+    assert_string_equal(c.host, "portainer.lan");
+    assert_string_equal(c.authority, "portainer.lan:9443");
+    assert_string_equal(c.path, "/api/webhooks/abc?tag=1");
+    url_free(&c);
+}
+
 static void test_parse_bad(void **state)
 {
     (void)state;
@@ -354,6 +371,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_copy),
         cmocka_unit_test(test_parse_bad),
         cmocka_unit_test(test_redact),
         cmocka_unit_test(test_redact_odd),

@@ -137,12 +137,6 @@ void json_put_str(struct buf *b, const char *s)
     json_put_strn(b, s, strlen(s));
 }
 
-void json_put_member(struct buf *b, const char *key, const char *value, int *first)
-{
-    json_put_key(b, key, first);
-    json_put_str(b, value);
-}
-
 void json_put_members(struct buf *b, const char *const *kv, int *first)
 {
     for (; kv[0]; kv += 2) json_put_member(b, kv[0], kv[1], first);

@@ -35,7 +35,11 @@ static inline void json_put_key(struct buf *b, const char *key, int *first)
 }
 
 /* json_put_key then json_put_str: one "key":"value" member (NULL: null). */
-void json_put_member(struct buf *b, const char *key, const char *value, int *first);
+static inline void json_put_member(struct buf *b, const char *key, const char *value, int *first)
+{
+    json_put_key(b, key, first);
+    json_put_str(b, value);
+}
 /* json_put_member for each pair of kv: key, value, key, value, ..., NULL
  * (a value may be NULL: null). */
 void json_put_members(struct buf *b, const char *const *kv, int *first);

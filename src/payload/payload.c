@@ -70,16 +70,6 @@ int payload_parse_in(const char *body, size_t len, const struct payload_hints *h
 
 /* ---- helpers shared by the format parsers ------------------------------- */
 
-int payload_get_str(const struct jv *obj, const char *key, const char **out)
-{
-    const struct jv *v = jv_get(obj, key);
-    *out = NULL;
-    if (!v || jv_is_null(v)) return 0;
-    if (!jv_is_string(v)) return -EINVAL;
-    *out = jv_str(v);
-    return 0;
-}
-
 const char *payload_strndup(struct payload *p, const char *s, size_t n)
 {
     char *d = jdoc_alloc(&p->doc, n + 1);

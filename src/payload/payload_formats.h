@@ -4,9 +4,11 @@
 #ifndef WR_PAYLOAD_FORMATS_H
 #define WR_PAYLOAD_FORMATS_H
 
-#include "json_parse.h"
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+
+#include "json_parse.h"
 #include "payload.h"
 
 struct payload_format {
@@ -33,8 +35,16 @@ extern const struct payload_format payload_format_quay;
 extern const struct payload_format payload_format_generic;
 
 /* A string member: 0 with *out NULL when absent or null, -EINVAL when it is
- * present with another type. */
-int payload_get_str(const struct jv *obj, const char *key, const char **out);
+ * present with another type. Inline: keys are literals, their length folds. */
+static inline int payload_get_str(const struct jv *obj, const char *key, const char **out)
+{
+    const struct jv *v = jv_get(obj, key);
+    *out = NULL;
+    if (!v || jv_is_null(v)) return 0;
+    if (!jv_is_string(v)) return -EINVAL;
+    *out = v->u.str;
+    return 0;
+}
 
 /* Strings an event needs beyond the body's own values (which it can point
  * at directly) are made in the payload's document, freed with it. */

@@ -540,15 +540,15 @@ void jdoc_free(struct jdoc *doc)
 const struct jv *jv_getn(const struct jv *v, const char *key, size_t klen)
 {
     if (!jv_is_object(v)) return NULL;
-    const struct jv *found = NULL;
-    for (uint32_t i = 0; i < v->n; i++) {
+    /* From the last member back: a key given twice means its last value
+     * (as most readers take it), and the first match found is that one. */
+    for (uint32_t i = v->n; i-- > 0;) {
         const struct jv *k = &v->u.items[2 * i];
         /* The first byte before memcmp: most keys differ there, and a
          * call each was most of a lookup. (klen 0: both are NUL.) */
-        if (k->n == klen && k->u.str[0] == key[0] && memcmp(k->u.str, key, klen) == 0)
-            found = &v->u.items[2 * i + 1];
+        if (k->n == klen && k->u.str[0] == key[0] && memcmp(k->u.str, key, klen) == 0) return &v->u.items[2 * i + 1];
     }
-    return found;
+    return NULL;
 }
 
 size_t jv_size(const struct jv *v)

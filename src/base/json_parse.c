@@ -108,6 +108,7 @@ static int fail(struct parser *p, const char *what, const char *at)
 static inline void skip_ws(struct parser *p)
 {
     const char *c = p->cur;
+    if ((unsigned char)*c > ' ') return;   /* mostly: no white space at all */
     while ((unsigned char)*c <= ' ' && (*c == ' ' || *c == '\n' || *c == '\r' || *c == '\t')) c++;
     p->cur = c;
 }
@@ -457,13 +458,17 @@ int jdoc_parse(struct jdoc *doc, const char *text, size_t len, char *err, size_t
 int jdoc_parse_in(struct jdoc *doc, const char *text, size_t len, void *mem, size_t memlen, char *err,
                   size_t errlen)
 {
-    struct parser p = {
-        /* The copy of the text takes about half of the first block: small
-         * bodies have few values, and the rest usually holds them all. */
-        .next_chunk = len < 64 ? 256 : len < (1u << 17) ? 2 * len + 128 : (1u << 18),
-        .cap = LOCAL_STACK,
-    };
+    /* Field by field: an initializer would clear the 1 KiB work stack too,
+     * which a parse only ever reads where it wrote. */
+    struct parser p;
+    p.arena = NULL;
+    /* The copy of the text takes about half of the first block: small
+     * bodies have few values, and the rest usually holds them all. */
+    p.next_chunk = len < 64 ? 256 : len < (1u << 17) ? 2 * len + 128 : (1u << 18);
     p.stack = p.local;
+    p.top = 0;
+    p.cap = LOCAL_STACK;
+    p.err = p.err_at = NULL;
     /* The caller's memory is the first block: a request's document then
      * costs no malloc (a block of a few KiB is past glibc's per-thread
      * cache, so each was some 600 instructions to take and 400 to give back). */

@@ -87,7 +87,7 @@ void buf_reset(struct buf *b)
  * of a few hundred bytes, which grew through three or four reallocs from 64. */
 #define BUF_FIRST_CAP 256
 
-void buf_reserve(struct buf *b, size_t extra)
+void buf_grow(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return;

@@ -21,7 +21,7 @@ void json_put_str(struct buf *b, const char *s);   /* NULL writes null */
 static inline void json_put_key(struct buf *b, const char *key, int *first)
 {
     size_t n = __builtin_strlen(key);
-    if (b->len + n + 5 > b->cap) buf_reserve(b, n + 4);
+    buf_reserve(b, n + 4);
     char *d = b->data + b->len;
     if (*first) *first = 0;
     else *d++ = ',';

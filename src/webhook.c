@@ -121,6 +121,18 @@ static bool url_kept(const char *url, const char *const *urls, size_t n)
     return false;
 }
 
+/* An array of the plan that starts in the plan itself (small, small_n
+ * items) and moves to the heap past that: cur holding have items, made
+ * room for need. */
+static void *grow_small(void *cur, void *small, size_t small_n, size_t have, size_t need, size_t size)
+{
+    if (need <= small_n) return small;
+    if (cur != small) return xrealloc(cur, need * size);
+    void *p = xmalloc(need * size);
+    memcpy(p, small, have * size);
+    return p;
+}
+
 void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, const struct dedupe *delivered,
                        const struct payload *p, struct webhook_plan *plan)
 {
@@ -194,9 +206,11 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             }
         }
         if (n) {
-            plan->targets = xrealloc(plan->targets, (plan->ntargets + n) * sizeof *plan->targets);
+            plan->targets = grow_small(plan->targets, plan->small_targets, 8, plan->ntargets, plan->ntargets + n,
+                                       sizeof *plan->targets);
             memcpy(plan->targets + plan->ntargets, urls, n * sizeof *urls);
-            plan->target_tags = xrealloc(plan->target_tags, (plan->ntargets + n) * sizeof *plan->target_tags);
+            plan->target_tags = grow_small(plan->target_tags, plan->small_target_tags, 8, plan->ntargets,
+                                           plan->ntargets + n, sizeof *plan->target_tags);
             memcpy(plan->target_tags + plan->ntargets, tags, n * sizeof *tags);
             plan->ntargets += n;
         }
@@ -220,8 +234,8 @@ void webhook_plan_free(struct webhook_plan *plan)
 {
     if (plan->decision != plan->small_decision) free(plan->decision);
     if (plan->first != plan->small_first) free(plan->first);
-    free(plan->targets);
-    free(plan->target_tags);
+    if (plan->targets != plan->small_targets) free(plan->targets);
+    if (plan->target_tags != plan->small_target_tags) free(plan->target_tags);
     if (plan->id_tag != plan->small_id_tag) free(plan->id_tag);
     if (plan->ufirst != plan->small_ufirst) free(plan->ufirst);
     free(plan->updates);

@@ -85,6 +85,8 @@ struct webhook_plan {
     size_t small_first[9];
     size_t small_ufirst[9];
     size_t small_hfirst[9];
+    const char *small_targets[8];
+    uint64_t small_target_tags[8];
 };
 
 /* Decides every event: ignored by its parser, a redelivery (seen before,

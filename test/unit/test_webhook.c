@@ -119,6 +119,42 @@ static void test_plan(void **s)
     fx_finish(&x);
 }
 
+/* A plan keeps its first 8 targets in itself, then moves them to the heap:
+ * 5 events with 2 URLs each cross that line. */
+static void test_plan_many_targets(void **s)
+{
+    (void)s;
+    struct fx x;
+    fx_start(&x, 16);
+    struct dedupe *delivered = dedupe_new(64, NULL);
+    struct push_event evs[5];
+    char ids[5][8], tags[5][8], digests[5][16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(ids[i], sizeof ids[i], "e%d", i);
+        snprintf(tags[i], sizeof tags[i], "v%d", i);
+        snprintf(digests[i], sizeof digests[i], "sha256:%d", i);
+        evs[i] = (struct push_event){.format = "t", .id = ids[i], .registry = "reg:5000", .repository = "team/app",
+                                     .tag = tags[i], .digest = digests[i]};
+    }
+    struct payload p = {.format = "t", .events = evs, .n = 5};
+    struct webhook_plan plan;
+    webhook_plan_make(x.routes, x.seen, delivered, &p, &plan);
+    assert_int_equal(plan.ntargets, 10);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(plan.decision[i], WEBHOOK_FORWARD);
+        assert_int_equal(plan.first[i], 2 * i);
+        assert_string_equal(plan.targets[2 * i], plan.targets[0]);
+        assert_string_equal(plan.targets[2 * i + 1], plan.targets[1]);
+        for (size_t k = 0; k < 2 * i; k++) assert_true(plan.target_tags[k] != plan.target_tags[2 * i]);
+        assert_true(plan.target_tags[2 * i] != 0);
+    }
+    assert_int_equal(plan.first[5], 10);
+    assert_string_not_equal(plan.targets[0], plan.targets[1]);
+    webhook_plan_free(&plan);
+    dedupe_free(delivered);
+    fx_finish(&x);
+}
+
 /* <prefix>.update=true: the event is routed with no URL, and its sources
  * to update are in the plan. */
 static void test_plan_updates(void **s)
@@ -337,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_many_targets),
         cmocka_unit_test(test_plan_notify),
         cmocka_unit_test(test_plan_updates),
         cmocka_unit_test(test_handle_accepts_and_queues),

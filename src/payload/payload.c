@@ -14,7 +14,16 @@
 
 struct push_event *payload_add_event(struct payload *p, const char *format)
 {
-    p->events = xrealloc(p->events, (p->n + 1) * sizeof *p->events);
+    /* In the document's memory, which payload_free frees as one: most
+     * requests carry one event, and its own malloc and free were a tenth of
+     * reading one. Doubling; a grown array leaves its old copy there. */
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 4;
+        struct push_event *events = jdoc_alloc(&p->doc, cap * sizeof *events);
+        if (p->n) memcpy(events, p->events, p->n * sizeof *events);
+        p->events = events;
+        p->cap = cap;
+    }
     struct push_event *ev = &p->events[p->n++];
     memset(ev, 0, sizeof *ev);
     ev->format = format;
@@ -23,8 +32,7 @@ struct push_event *payload_add_event(struct payload *p, const char *format)
 
 void payload_free(struct payload *p)
 {
-    free(p->events);
-    jdoc_free(&p->doc);
+    jdoc_free(&p->doc);   /* the events with it */
     memset(p, 0, sizeof *p);
 }
 

@@ -14,9 +14,9 @@
  * valid until payload_free. */
 struct payload {
     const char *format;
-    struct push_event *events;
-    size_t n;
-    struct jdoc doc;      /* the parsed body; owns every string of the events */
+    struct push_event *events;   /* payload_add_event's: in doc's memory */
+    size_t n, cap;
+    struct jdoc doc;      /* the parsed body; owns every string of the events, and the events */
 };
 
 /* Header values that help detection; any may be NULL. */

@@ -66,6 +66,41 @@ static void test_ignored_fixtures(void **state)
     }
 }
 
+/* Events live in the document's memory, the array doubling as they come:
+ * 11 of them cross 4 and 8, and each keeps its own strings. */
+static void test_many_events(void **state)
+{
+    (void)state;
+    struct buf body, err;
+    buf_init(&body);
+    buf_init(&err);
+    buf_puts(&body, "{\"events\":[");
+    for (int i = 0; i < 11; i++)
+        buf_printf(&body, "%s{\"id\":\"ev-%d\",\"action\":\"push\",\"target\":{\"repository\":\"team/app%d\","
+                          "\"tag\":\"v%d\",\"digest\":\"sha256:%d\",\"mediaType\":\"application/"
+                          "vnd.oci.image.manifest.v1+json\",\"url\":\"http://reg:5000/v2/x\"}}",
+                   i ? "," : "", i, i, i, i);
+    buf_puts(&body, "]}");
+    struct payload p;
+    assert_int_equal(parse_str(body.data, &p, &err), 0);
+    assert_int_equal(p.n, 11);
+    for (int i = 0; i < 11; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "ev-%d", i);
+        assert_string_equal(p.events[i].id, want);
+        snprintf(want, sizeof want, "team/app%d", i);
+        assert_string_equal(p.events[i].repository, want);
+        snprintf(want, sizeof want, "v%d", i);
+        assert_string_equal(p.events[i].tag, want);
+        assert_string_equal(p.events[i].format, "distribution");
+        assert_null(p.events[i].ignored);
+    }
+    payload_free(&p);
+    assert_null(p.events);
+    buf_free(&body);
+    buf_free(&err);
+}
+
 static void test_variants(void **state)
 {
     (void)state;
@@ -148,7 +183,8 @@ static void test_hostile_strings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_manifest_push), cmocka_unit_test(test_ignored_fixtures),
+        cmocka_unit_test(test_manifest_push),
+        cmocka_unit_test(test_many_events), cmocka_unit_test(test_ignored_fixtures),
         cmocka_unit_test(test_variants),      cmocka_unit_test(test_broken),
         cmocka_unit_test(test_hostile_strings),
     };

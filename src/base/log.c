@@ -292,7 +292,8 @@ static void time_text(char s[24], long long ts_ms)
     int year, month, day;
     civil_from_days(days, &year, &month, &day);
     /* By hand: printf was a tenth of the cost of a log line. */
-    memcpy(s, "0000-00-00T00:00:00.000Z", 24);
+    static const char shape[24] = "0000-00-00T00:00:00.000Z";   /* 24 bytes, no NUL: s has none either */
+    memcpy(s, shape, sizeof shape);
     s[0] = (char)('0' + year / 1000 % 10);
     s[1] = (char)('0' + year / 100 % 10);
     s[2] = (char)('0' + year / 10 % 10);

@@ -38,8 +38,8 @@
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DEBOUNCE_BUCKETS 256
-/* Redacted target URLs remembered for log lines (direct-mapped by hash). */
-#define REDACT_SLOTS 32
+/* Redeploy targets remembered, parsed and redacted (direct-mapped by hash). */
+#define TARGET_SLOTS 32
 #define ORIGIN_BUCKETS 64
 /* What a notification's answer body is read for (Discord's retry_after). */
 #define NOTIFY_BODY_MAX 4096
@@ -76,6 +76,7 @@ struct job {
     struct job *hnext;         /* debounce index chain */
     enum stage stage;
     char *url;                 /* placeholders expanded; secret: log with F_URL only */
+    size_t slot;               /* url's place among the known targets (redeploys) */
     struct url target;
     char *body;
     size_t body_len;
@@ -96,12 +97,16 @@ struct job {
     struct buf answer;         /* the start of the answer body */
 };
 
-/* A target URL and how logs show it: the SHA-256 fingerprint was a tenth
- * of a forward's cost, for a string that is the same for every push to
- * one target. */
-struct redacted {
+/* A redeploy target URL, parsed, and how logs show it: a flood of pushes
+ * for a stack sends them all to one URL, and parsing it (a fifth of a
+ * forward's setup) and its SHA-256 fingerprint (a tenth) were done again
+ * for every one. */
+struct known_target {
     char *url;                 /* secret, like the job's */
     char *shown;               /* url_redact(url) */
+    int parsed_rc;             /* url_parse's: 0, or -EINVAL with why */
+    const char *why;
+    struct url parsed;
 };
 
 struct forwarder {
@@ -116,12 +121,7 @@ struct forwarder {
     size_t nready, nwaiting, in_flight;
     size_t notify_queued, notify_in_flight;   /* of the above, notifications */
     struct job *debounce[DEBOUNCE_BUCKETS];
-    struct redacted redacted[REDACT_SLOTS];
-    /* The last target URL parsed, and what it parsed to: a flood of pushes
-     * for one stack forwards to one URL, and parsing it again each time
-     * was a fifth of a forward's setup. */
-    char *parsed_src;
-    struct url parsed;
+    struct known_target targets[TARGET_SLOTS];
     uv_timer_t wake;           /* the wait list; while draining, the drain deadline */
     uint64_t rng;              /* jitter; xorshift state */
     struct forward_stats stats;
@@ -500,18 +500,26 @@ static void on_body(void *ud, const char *data, size_t len)
 }
 
 /* url_redact(url), from the slot its hash picks when the slot holds it. */
-static const char *redacted(struct forwarder *f, const char *url)
+static size_t target_slot(const char *url)
 {
-    struct redacted *r = &f->redacted[hash_str(HASH_INIT, url) % REDACT_SLOTS];
-    if (r->url && strcmp(r->url, url) == 0) return r->shown;
-    free(r->url);
-    free(r->shown);
+    return hash_str(HASH_INIT, url) % TARGET_SLOTS;
+}
+
+/* url as a known target, from its slot (target_slot), made there if
+ * another URL held it. */
+static const struct known_target *known_target(struct forwarder *f, const char *url, size_t slot)
+{
+    struct known_target *t = &f->targets[slot];
+    if (t->url && strcmp(t->url, url) == 0) return t;
+    free_n(2, t->url, t->shown);
+    url_free(&t->parsed);
     struct buf b;
     buf_init(&b);
     url_redact(&b, url);
-    r->url = xstrdup(url);
-    r->shown = buf_steal(&b);
-    return r->shown;
+    t->url = xstrdup(url);
+    t->shown = buf_steal(&b);
+    t->parsed_rc = url_parse(url, &t->parsed, &t->why);
+    return t;
 }
 
 /* Notifications log their target by label (kind, host, fingerprint);
@@ -519,7 +527,7 @@ static const char *redacted(struct forwarder *f, const char *url)
 static struct log_field target_field(struct job *j)
 {
     if (j->notify) return (struct log_field)F_STR("target", j->label);
-    return (struct log_field)F_STR("target", redacted(j->f, j->url));
+    return (struct log_field)F_STR("target", known_target(j->f, j->url, j->slot)->shown);
 }
 
 static const double latency_bounds[FORWARD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -695,20 +703,15 @@ int forward_submit_watched(struct forwarder *f, const char *url, const struct pu
     struct job *j = xcalloc(1, sizeof *j);
     j->f = f;
     j->url = expanded;
-    const char *why;
-    if (f->parsed_src && strcmp(f->parsed_src, j->url) == 0) {
-        url_copy(&j->target, &f->parsed);
-    } else if (url_parse(j->url, &j->target, &why) < 0) {
-        LOG(f->log, LOG_ERROR, "forward failed", F_URL("target", j->url), F_STR("error", why),
+    j->slot = target_slot(j->url);
+    const struct known_target *t = known_target(f, j->url, j->slot);
+    if (t->parsed_rc < 0) {
+        LOG(f->log, LOG_ERROR, "forward failed", F_STR("target", t->shown), F_STR("error", t->why),
             F_STR("repository", ev->repository), F_STR("tag", ev->tag), F_STR("event_id", ev->id));
         job_free(j);
         return -EINVAL;
-    } else {
-        free(f->parsed_src);
-        url_free(&f->parsed);
-        f->parsed_src = xstrdup(j->url);
-        url_copy(&f->parsed, &j->target);
     }
+    url_copy(&j->target, &t->parsed);
     j->origin = origin_get(f, &j->target, false);
     job_set_event(j, ev);
     job_watch(j, watches, n);
@@ -846,8 +849,9 @@ void forward_free(struct forwarder *f)
             o = next;
         }
     }
-    for (size_t i = 0; i < REDACT_SLOTS; i++) free_n(2, f->redacted[i].url, f->redacted[i].shown);
-    free(f->parsed_src);
-    url_free(&f->parsed);
+    for (size_t i = 0; i < TARGET_SLOTS; i++) {
+        free_n(2, f->targets[i].url, f->targets[i].shown);
+        url_free(&f->targets[i].parsed);
+    }
     free(f);
 }

@@ -164,8 +164,7 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         }
         struct route_matches m = {.urls = urls, .max_urls = MAX_TARGETS, .updates = upd, .max_updates = MAX_TARGETS,
                                   .notifies = hits, .max_notifies = MAX_TARGETS, .ref = &ref};
-        routes_match_all(routes, ev, &m);
-        const struct repo_ref *canon = m.ref_ok ? &ref : NULL;
+        const struct repo_ref *canon = routes_match_all(routes, ev, &m) ? &ref : NULL;
         size_t n = m.nurls, nh = m.nnotifies;
         plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
         if (!n && !m.nupdates && !nh) continue;

@@ -682,19 +682,18 @@ static void match_path(struct route_table *t, const char *path, const struct rep
     }
 }
 
-void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m)
+bool routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m)
 {
     m->nurls = m->nupdates = m->nnotifies = 0;
-    m->ref_ok = false;
     struct repo_ref own, *ref = m->ref ? m->ref : &own;
     if (!ev->repository || !ev->tag || repo_ref_from_event(ev->registry, ev->repository, ref) < 0)
-        return;
-    m->ref_ok = true;
+        return false;
     index_ensure(t);
     match_path(t, ref->path, ref, ev->tag, m);
     /* A host-less "nginx" label also wants Docker Hub's "library/nginx". */
     if (registry_host_is_docker_hub(ref->host) && strncmp(ref->path, "library/", 8) == 0)
         match_path(t, ref->path + 8, ref, ev->tag, m);
+    return true;
 }
 
 size_t routes_match(struct route_table *t, const struct push_event *ev, const char **urls,

@@ -110,12 +110,12 @@ struct route_matches {
      * many there are (counted also without the array). */
     struct route_hit *notifies;
     size_t max_notifies, nnotifies;
-    /* The event's canonical reference, as matched (optional): whoever keys
-     * on it later need not work it out again. ref_ok says it was filled. */
+    /* Where to put the event's canonical reference, as matched (optional):
+     * whoever keys on it later need not work it out again. */
     struct repo_ref *ref;
-    bool ref_ok;
 };
-void routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
+/* Returns whether the event has a reference to match (then *m->ref holds it). */
+bool routes_match_all(struct route_table *t, const struct push_event *ev, struct route_matches *m);
 /* Bumped by every change of the table: a consumer that derives state from
  * it (the registry watcher) compares generations instead of polling. */
 unsigned long routes_generation(const struct route_table *t);

@@ -169,7 +169,9 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         plan->decision[i] = n || m.nupdates || nh ? WEBHOOK_FORWARD : WEBHOOK_NO_ROUTE;
         if (!n && !m.nupdates && !nh) continue;
         uint64_t tags[MAX_TARGETS];   /* urls[k]'s delivered key, remembered once sent (0: none) */
+        uint64_t htags[MAX_TARGETS];  /* hits[k]'s told key, the same for notify-only routes */
         for (size_t k = 0; k < n; k++) tags[k] = 0;   /* not "= {0}": 512 bytes cleared per event */
+        for (size_t k = 0; k < nh; k++) htags[k] = 0;
         if ((n || nh) && delivered && ev->digest) {
             /* Routes already sent (or told) this digest, by a webhook or a
              * poll, are not sent (or told) it again. */
@@ -188,13 +190,18 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
             for (size_t k = 0; k < nh; k++) {
                 const struct route *r = hits[k].route;
                 bool told;
+                uint64_t tag = 0;
                 if (r->url) {
                     told = !url_kept(r->url, urls, n);
                 } else {
                     notify_key(key, sizeof key, ev, canon, r);
-                    told = key[0] && dedupe_seen(delivered, key);
+                    tag = key[0] ? dedupe_tag(delivered, key) : 0;
+                    told = dedupe_seen_tag(delivered, tag);
                 }
-                if (!told) hits[keep++] = hits[k];
+                if (!told) {
+                    htags[keep] = tag;
+                    hits[keep++] = hits[k];
+                }
             }
             nh = keep;
             /* Updates need no such memory: the updater compares image IDs
@@ -221,6 +228,8 @@ void webhook_plan_make(struct route_table *routes, const struct dedupe *seen, co
         if (nh) {
             plan->hits = xrealloc(plan->hits, (plan->nhits + nh) * sizeof *plan->hits);
             memcpy(plan->hits + plan->nhits, hits, nh * sizeof *hits);
+            plan->hit_tags = xrealloc(plan->hit_tags, (plan->nhits + nh) * sizeof *plan->hit_tags);
+            memcpy(plan->hit_tags + plan->nhits, htags, nh * sizeof *htags);
             plan->nhits += nh;
         }
     }
@@ -240,6 +249,7 @@ void webhook_plan_free(struct webhook_plan *plan)
     free(plan->updates);
     if (plan->hfirst != plan->small_hfirst) free(plan->hfirst);
     free(plan->hits);
+    free(plan->hit_tags);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -287,7 +297,6 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
         size_t n = plan->first[i + 1] - plan->first[i];
         const struct route_hit *hits = plan->hits + plan->hfirst[i];
         size_t nh = plan->hfirst[i + 1] - plan->hfirst[i];
-        char key[1024];
         for (size_t k = plan->first[i]; k < plan->first[i + 1]; k++) {
             /* Watched by the history (the POST's outcome, then the
              * confirmation) and by the notifier when a route of that URL
@@ -320,13 +329,9 @@ static void carry_out(struct webhook_ctx *w, const struct payload *p, const stru
             }
         }
         w->counts.updates += nu;
-        struct repo_ref ref;
-        const struct repo_ref *canon =
-            nh && ev->digest && repo_ref_from_event(ev->registry, ev->repository, &ref) == 0 ? &ref : NULL;
         for (size_t k = 0; k < nh; k++) {
             notifier_route_outcome(w->notifier, NO_PUSH, ev, &hits[k], NULL);
-            notify_key(key, sizeof key, ev, canon, hits[k].route);
-            if (w->delivered && key[0]) dedupe_add(w->delivered, key);
+            if (w->delivered) dedupe_add_tag(w->delivered, plan->hit_tags[plan->hfirst[i] + k]);
         }
         dedupe_add_tag(w->seen, plan->id_tag[i]);
         json_put_str(b, "forwarded");

@@ -77,6 +77,7 @@ struct webhook_plan {
      * too: a notify-only route tells, and redeploys nothing). */
     size_t *hfirst;
     struct route_hit *hits;
+    uint64_t *hit_tags;      /* each notify-only hit's told key, as a dedupe tag (0: none) */
     size_t nhits;
     uint64_t *id_tag;        /* each event id's dedupe tag (0: no id): hashed once */
     /* A request's few events need no allocation (most carry one or two). */

@@ -322,10 +322,9 @@ void log_put_time_memo(struct buf *out, long long ts_ms, struct log_time_memo *m
         log_put_time(out, ts_ms);
         return;
     }
-    if (sec != m->sec || !m->valid) {
+    if (sec != m->sec || !m->text[0]) {
         time_text(m->text, sec * 1000);
         m->sec = sec;
-        m->valid = true;
     }
     long long ms = ts_ms % 1000;
     m->text[20] = (char)('0' + ms / 100);

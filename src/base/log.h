@@ -104,8 +104,7 @@ void log_put_time(struct buf *out, long long ts_ms);
  * milliseconds are written each time. m NULL: log_put_time. */
 struct log_time_memo {
     long long sec;
-    bool valid;
-    char text[24];
+    char text[24];   /* all zero (as initialized): nothing remembered yet */
 };
 void log_put_time_memo(struct buf *out, long long ts_ms, struct log_time_memo *m);
 /* A JSON member of such a time: `"key":"2026-…Z"`, or `"key":null` when

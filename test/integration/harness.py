@@ -36,10 +36,22 @@ LATENCY_CHECKS = not VALGRIND
 VALGRIND_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, and never one this process was given
+    before: fixtures pick ports before their servers bind them (the
+    registry's and the router's), and the kernel may well hand out a port
+    it just released, so two servers could be told the same one."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out already")
 
 
 def wait_until(pred, timeout, interval=0.02, what="condition"):

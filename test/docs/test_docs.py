@@ -68,6 +68,23 @@ def snippets():
     return out
 
 
+def map_to_test(body, subst):
+    """Each (doc's text, test's text) pair of subst replaced in one pass, a
+    number only where it stands alone: a port put in for one pair is never
+    taken for another's text (the registry on port 43000 is not "3000")."""
+    pattern = re.compile("|".join(rf"(?<!\d){re.escape(a)}(?!\d)" if a[-1].isdigit() else re.escape(a)
+                                  for a, _ in subst))
+    table = dict(subst)
+    return pattern.sub(lambda m: table[m.group(0)], body)
+
+
+def test_mapping_leaves_what_it_put_in():
+    subst = [("127.0.0.1:5000", "127.0.0.1:43000"), ("3000", "38123")]
+    assert map_to_test("curl 127.0.0.1:5000/v2/ http://127.0.0.1:3000/ready -e LISTEN_PORT=3000",
+                       subst) == "curl 127.0.0.1:43000/v2/ http://127.0.0.1:38123/ready -e LISTEN_PORT=38123"
+    assert map_to_test("30000 13000 3000", subst) == "30000 13000 38123"
+
+
 def test_every_snippet_is_marked():
     all_ = snippets()
     unmarked = [s.where() for s in all_ if not s.marked]
@@ -95,9 +112,7 @@ def test_run_snippets(engine, registry, router_port):
     outputs = []
     try:
         for s in (s for s in snippets() if s.run):
-            body = s.body
-            for a, b in subst:
-                body = body.replace(a, b)
+            body = map_to_test(s.body, subst)
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=ROOT, env=env, capture_output=True,
                                text=True, timeout=300, stdin=subprocess.DEVNULL)
             assert r.returncode == 0, (f"{s.where()} failed ({r.returncode}):\n{body}\n--- stdout:\n{r.stdout[-3000:]}"
